@@ -1,0 +1,411 @@
+/* closure: resolves a bundle's roots to the full set of store paths it
+ * needs, from a closure file, Nix's database or a reference scan. */
+#include "closure.h"
+#include "nixdb.h"
+#include "refscan.h"
+#include "strmap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CLOSURE_FILE_MAX (64u << 20)
+
+struct refs {
+	const char **v;
+	size_t n;
+};
+
+struct resolver {
+	pthread_mutex_t lock;
+	const struct store *st;
+	int storefd;
+	int storefd_errno;
+	struct nixdb *db;
+	char *db_err;
+	bool db_tried;
+	/* scanner state, built on first use */
+	bool scan_ready;
+	struct strmap hashes;  /* hash part -> base */
+	struct strmap scanned; /* base -> struct refs */
+	struct arena scan_arena;
+};
+
+struct resolver *resolver_new(const struct store *st)
+{
+	struct resolver *r = xcalloc(1, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	r->st = st;
+	r->storefd = open(st->real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	r->storefd_errno = errno;
+	return r;
+}
+
+void resolver_free(struct resolver *r)
+{
+	if (!r)
+		return;
+	if (r->storefd >= 0)
+		close(r->storefd);
+	nixdb_close(r->db);
+	free(r->db_err);
+	strmap_free(&r->hashes);
+	for (size_t i = 0; i < r->scanned.cap; i++)
+		if (r->scanned.slots[i].key)
+			free(((struct refs *)r->scanned.slots[i].val)->v);
+	strmap_free(&r->scanned);
+	arena_free(&r->scan_arena);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A growing set of base names, remembering insertion order for BFS. */
+struct set {
+	struct strmap map;
+	const char **v;
+	size_t n, cap;
+	struct arena *a;
+};
+
+static bool set_add(struct set *s, const char *base, size_t len)
+{
+	if (strmap_get(&s->map, base, len))
+		return false;
+	char *copy = arena_strndup(s->a, base, len);
+	strmap_put(&s->map, copy, len, copy);
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+	}
+	s->v[s->n++] = copy;
+	return true;
+}
+
+static void set_free(struct set *s)
+{
+	strmap_free(&s->map);
+	free(s->v);
+}
+
+static void add_root(void *ctx, const char *base, size_t n)
+{
+	set_add(ctx, base, n);
+}
+
+size_t closure_roots(const struct store *st, const struct bundle *b, struct arena *a,
+		     const char ***roots)
+{
+	struct set s = {.a = a};
+	for (size_t i = 0; i < b->nargs; i++)
+		store_find_refs(st, b->args[i], add_root, &s);
+	for (size_t i = 0; i < b->npaths; i++) {
+		const char *base = store_path_base(st, b->paths[i]);
+		if (base)
+			set_add(&s, base, strlen(base));
+	}
+	qsort(s.v, s.n, sizeof(*s.v), cmp_str);
+	const char **out = arena_alloc(a, (s.n + 1) * sizeof(*out));
+	if (s.n)
+		memcpy(out, s.v, s.n * sizeof(*out));
+	size_t n = s.n;
+	set_free(&s);
+	*roots = out;
+	return n;
+}
+
+/* Where a root came from, for messages. */
+static unsigned root_line(const struct store *st, const struct bundle *b, const char *base)
+{
+	for (size_t i = 0; i < b->npaths; i++) {
+		const char *pb = store_path_base(st, b->paths[i]);
+		if (pb && !strcmp(pb, base))
+			return b->paths_line;
+	}
+	return b->args_line ? b->args_line : b->line;
+}
+
+struct ctx {
+	struct resolver *r;
+	const struct spec *sp;
+	const struct bundle *b;
+	struct diags *d;
+	struct set set;
+	const char *err_from; /* base currently expanded, for messages */
+	bool bad;
+};
+
+__attribute__((format(printf, 3, 4))) static void fail(struct ctx *c, unsigned line,
+						       const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	diag_add(c->d, "%s:%u: bundle \"%s\": %s", c->sp->file, line, c->b->name, msg);
+	c->bad = true;
+}
+
+/* ---- source 1: a closure file ------------------------------------------- */
+
+static int from_file(struct ctx *c, const char **roots, size_t nroots)
+{
+	const struct store *st = c->r->st;
+	const struct bundle *b = c->b;
+	char *text;
+	size_t len;
+	if (read_file(b->closure, CLOSURE_FILE_MAX, &text, &len) < 0) {
+		fail(c, b->closure_line, "closure file %s: %s", b->closure,
+		     errno == EFBIG ? "larger than 64 MiB" : strerror(errno));
+		return -1;
+	}
+	unsigned line = 0;
+	for (char *s = text, *e; s < text + len; s = e + 1) {
+		line++;
+		e = memchr(s, '\n', (size_t)(text + len - s));
+		if (!e)
+			e = text + len;
+		*e = 0;
+		if (!*s)
+			continue;
+		const char *base = store_path_base(st, s);
+		if (!base) {
+			diag_add(c->d,
+				 "%s:%u: \"%.300s\" is not a store path (closure file of bundle "
+				 "\"%s\", %s:%u)",
+				 b->closure, line, s, b->name, c->sp->file, b->closure_line);
+			c->bad = true;
+			continue;
+		}
+		set_add(&c->set, base, strlen(base));
+	}
+	free(text);
+	for (size_t i = 0; i < nroots; i++)
+		if (!strmap_get(&c->set.map, roots[i], strlen(roots[i])))
+			fail(c, root_line(st, b, roots[i]), "%s/%s is not in the closure file %s",
+			     st->dir, roots[i], b->closure);
+	return c->bad ? -1 : 0;
+}
+
+/* ---- source 2: Nix's database ------------------------------------------- */
+
+static void db_ref(void *ctx, const char *ref)
+{
+	struct ctx *c = ctx;
+	const char *base = store_path_base(c->r->st, ref);
+	if (!base) {
+		if (!c->bad)
+			fail(c, c->b->args_line,
+			     "the Nix database lists %.300s (a reference of %s) outside the store "
+			     "directory %s",
+			     ref, c->err_from, c->r->st->dir);
+		return;
+	}
+	set_add(&c->set, base, strlen(base));
+}
+
+static int from_db(struct ctx *c, const char **roots, size_t nroots)
+{
+	const struct store *st = c->r->st;
+	for (size_t i = 0; i < nroots; i++)
+		set_add(&c->set, roots[i], strlen(roots[i]));
+	for (size_t i = 0; i < c->set.n && !c->bad; i++) {
+		char *err = NULL;
+		char *path = xasprintf("%s/%s", st->dir, c->set.v[i]);
+		c->err_from = path;
+		int rc = nixdb_refs(c->r->db, path, db_ref, c, &err);
+		if (rc == 1)
+			fail(c, i < nroots ? root_line(st, c->b, c->set.v[i]) : c->b->args_line,
+			     "%s is not a valid path in the Nix database %s", path, st->db);
+		else if (rc < 0)
+			fail(c, c->b->line, "%s", err);
+		free(err);
+		free(path);
+	}
+	return c->bad ? -1 : 0;
+}
+
+/* ---- source 3: scanning --------------------------------------------------- */
+
+static void scan_ref(void *ctx, const char *base)
+{
+	struct set *s = ctx;
+	set_add(s, base, strlen(base));
+}
+
+static const struct refs *scan_refs(struct ctx *c, const char *base, char **err)
+{
+	struct resolver *r = c->r;
+	struct refs *refs = strmap_get(&r->scanned, base, strlen(base));
+	if (refs)
+		return refs;
+	struct arena tmp = {0};
+	struct set found = {.a = &tmp};
+	if (refscan_path(r->storefd, base, &r->hashes, scan_ref, &found, err) < 0) {
+		set_free(&found);
+		arena_free(&tmp);
+		return NULL;
+	}
+	/* Candidates are names from the store listing, owned by scan_arena. */
+	refs = arena_alloc(&r->scan_arena, sizeof(*refs));
+	refs->n = found.n;
+	refs->v = xreallocarray(NULL, found.n ? found.n : 1, sizeof(*refs->v));
+	for (size_t i = 0; i < found.n; i++)
+		refs->v[i] = strmap_get(&r->hashes, found.v[i], STORE_HASH_LEN);
+	char *key = arena_strdup(&r->scan_arena, base);
+	strmap_put(&r->scanned, key, strlen(key), refs);
+	set_free(&found);
+	arena_free(&tmp);
+	return refs;
+}
+
+static int from_scan(struct ctx *c, const char **roots, size_t nroots)
+{
+	struct resolver *r = c->r;
+	if (!r->scan_ready) {
+		if (refscan_candidates(r->storefd, &r->hashes, &r->scan_arena) < 0) {
+			fail(c, c->b->line, "listing the store %s: %s", r->st->real,
+			     strerror(errno));
+			return -1;
+		}
+		r->scan_ready = true;
+	}
+	for (size_t i = 0; i < nroots; i++) {
+		struct stat sb;
+		if (fstatat(r->storefd, roots[i], &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+			fail(c, root_line(r->st, c->b, roots[i]), "%s/%s: %s", r->st->dir, roots[i],
+			     strerror(errno));
+			continue;
+		}
+		set_add(&c->set, roots[i], strlen(roots[i]));
+	}
+	for (size_t i = 0; i < c->set.n && !c->bad; i++) {
+		char *err = NULL;
+		const struct refs *refs = scan_refs(c, c->set.v[i], &err);
+		if (!refs) {
+			fail(c, c->b->args_line, "scanning %s/%s", r->st->dir, err);
+			free(err);
+			break;
+		}
+		for (size_t j = 0; j < refs->n; j++)
+			set_add(&c->set, refs->v[j], strlen(refs->v[j]));
+	}
+	return c->bad ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------- */
+
+static bool use_db(struct ctx *c)
+{
+	struct resolver *r = c->r;
+	const struct store *st = r->st;
+	if (!st->db)
+		return false;
+	if (!r->db_tried) {
+		r->db_tried = true;
+		if (access(st->db, F_OK) < 0 && !st->db_explicit)
+			return false; /* no database here: fall back to scanning */
+		r->db = nixdb_open(st->db, &r->db_err);
+	}
+	if (!r->db && r->db_err) {
+		fail(c, c->b->line, "%s", r->db_err);
+		return true;
+	}
+	return r->db != NULL;
+}
+
+static int resolve_locked(struct ctx *c, struct closure *out)
+{
+	struct resolver *r = c->r;
+	const struct store *st = r->st;
+	const char **roots;
+	size_t nroots = closure_roots(st, c->b, &out->arena, &roots);
+
+	if (r->storefd < 0) {
+		fail(c, c->b->line, "store %s: %s", st->real, strerror(r->storefd_errno));
+		return -1;
+	}
+	int rc;
+	if (c->b->closure) {
+		out->source = "closure file";
+		rc = from_file(c, roots, nroots);
+	} else if (use_db(c)) {
+		out->source = "Nix database";
+		rc = c->bad ? -1 : from_db(c, roots, nroots);
+	} else {
+		out->source = "reference scan";
+		rc = from_scan(c, roots, nroots);
+	}
+	if (rc < 0)
+		return -1;
+
+	qsort(c->set.v, c->set.n, sizeof(*c->set.v), cmp_str);
+	out->n = c->set.n;
+	out->base = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->base));
+	out->mode = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->mode));
+	for (size_t i = 0; i < out->n; i++) {
+		const char *base = c->set.v[i];
+		struct stat sb;
+		out->base[i] = base;
+		if (fstatat(r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+			unsigned line =
+			    c->b->closure ? c->b->closure_line : root_line(st, c->b, base);
+			fail(c, line, "%s/%s: %s", st->dir, base,
+			     errno == ENOENT ? "missing from the store" : strerror(errno));
+			continue;
+		}
+		if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
+			fail(c, c->b->line, "%s/%s: not a directory, regular file or symlink",
+			     st->dir, base);
+			continue;
+		}
+		out->mode[i] = sb.st_mode & S_IFMT;
+	}
+	return c->bad ? -1 : 0;
+}
+
+int closure_resolve(struct resolver *r, const struct spec *sp, const struct bundle *b,
+		    struct closure *out, struct diags *d)
+{
+	memset(out, 0, sizeof(*out));
+	struct ctx c = {.r = r, .sp = sp, .b = b, .d = d};
+	c.set.a = &out->arena;
+	pthread_mutex_lock(&r->lock);
+	int rc = resolve_locked(&c, out);
+	pthread_mutex_unlock(&r->lock);
+	set_free(&c.set);
+	if (rc < 0)
+		closure_free(out);
+	return rc;
+}
+
+void closure_free(struct closure *c)
+{
+	arena_free(&c->arena);
+	memset(c, 0, sizeof(*c));
+}
+
+ssize_t closure_find(const struct closure *c, const char *base)
+{
+	size_t lo = 0, hi = c->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int r = strcmp(c->base[mid], base);
+		if (r == 0)
+			return (ssize_t)mid;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}

@@ -1,0 +1,47 @@
+/* closure: the store paths a bundle's rootfs holds.
+ *
+ * The roots are every store path the bundle's args mention (as Nix's
+ * string context would record them for `writeClosure args`) plus its
+ * `paths`. The closure of the roots comes from, in this order: the
+ * bundle's closure file; Nix's SQLite database (ValidPaths and Refs);
+ * or scanning store paths for the hash parts of other store entries, the
+ * way Nix discovers references after a build. */
+#ifndef BUNDLEFS_CLOSURE_H
+#define BUNDLEFS_CLOSURE_H
+
+#include "spec.h"
+#include "store.h"
+#include "util.h"
+
+#include <sys/types.h>
+
+struct closure {
+	const char **base; /* sorted entry names "<hash>-<name>" */
+	mode_t *mode;	   /* S_IFDIR, S_IFREG or S_IFLNK of each, from lstat */
+	size_t n;
+	const char *source; /* which source answered: for messages */
+	struct arena arena;
+};
+
+struct resolver;
+
+/* A resolver holds what resolutions share: the store directory, the
+ * database connection and the scanner's caches. It is safe to use from
+ * several threads (calls are serialized). */
+struct resolver *resolver_new(const struct store *st);
+void resolver_free(struct resolver *r);
+
+/* Resolves bundle `b` of spec `sp`. Returns 0, or -1 after adding every
+ * problem to `d`, each prefixed by the spec (or closure file) line that
+ * caused it. */
+int closure_resolve(struct resolver *r, const struct spec *sp, const struct bundle *b,
+		    struct closure *c, struct diags *d);
+void closure_free(struct closure *c);
+/* Index of entry `base` in the closure, or -1. */
+ssize_t closure_find(const struct closure *c, const char *base);
+
+/* The roots of a bundle, sorted and unique (base names, in `a`). */
+size_t closure_roots(const struct store *st, const struct bundle *b, struct arena *a,
+		     const char ***roots);
+
+#endif

@@ -1,0 +1,143 @@
+/* ocicfg: renders config.json with cJSON.
+ *
+ * Byte compatibility with buildContainer rests on three facts about Nix's
+ * builtins.toJSON: attribute names come out sorted bytewise (we sort every
+ * object before printing), output has no whitespace (cJSON's unformatted
+ * printer), and strings escape only '"', '\\' and control characters, as
+ * \b \f \n \r \t or \u00xx, leaving other UTF-8 as it is (cJSON's string
+ * printer does the same). */
+#include "ocicfg.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* buildContainer's sysMounts, in the order of their destinations. */
+#define OPTS(...) ((const char *const[]){__VA_ARGS__, NULL})
+static const struct ocimount sys_mounts[] = {
+    {"/dev", "tmpfs", "tmpfs", OPTS("nosuid", "strictatime", "mode=755", "size=65536k")},
+    {"/dev/mqueue", "mqueue", "mqueue", OPTS("nosuid", "noexec", "nodev")},
+    {"/dev/pts", "devpts", "devpts",
+     OPTS("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=755", "gid=5")},
+    {"/dev/shm", "tmpfs", "shm", OPTS("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")},
+    {"/proc", "proc", "proc", NULL},
+    {"/sys", "sysfs", "sysfs", OPTS("nosuid", "noexec", "nodev", "ro")},
+    {"/sys/fs/cgroup", "cgroup", "cgroup", OPTS("nosuid", "noexec", "nodev", "relatime", "ro")},
+};
+
+static int cmp_dest(const void *a, const void *b)
+{
+	return strcmp(((const struct ocimount *)a)->dest, ((const struct ocimount *)b)->dest);
+}
+
+struct ocimount *ocicfg_mounts(const struct bundle *b, size_t *n)
+{
+	size_t cap = ARRAY_SIZE(sys_mounts) + b->nmounts, k = 0;
+	struct ocimount *m = xreallocarray(NULL, cap, sizeof(*m));
+	for (size_t i = 0; i < b->nmounts; i++) {
+		const struct spec_mount *u = &b->mounts[i];
+		m[k++] = (struct ocimount){u->dest, u->type, u->source, u->options};
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(sys_mounts); i++) {
+		bool replaced = false;
+		for (size_t j = 0; j < b->nmounts && !replaced; j++)
+			replaced = !strcmp(b->mounts[j].dest, sys_mounts[i].dest);
+		if (!replaced)
+			m[k++] = sys_mounts[i];
+	}
+	qsort(m, k, sizeof(*m), cmp_dest);
+	*n = k;
+	return m;
+}
+
+static cJSON *strings(const char *const *v)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; v[i]; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+	return a;
+}
+
+/* Nix sorts attribute names bytewise; strcmp compares as unsigned char. */
+static void sort_keys(cJSON *o)
+{
+	for (cJSON *c = o->child; c; c = c->next)
+		sort_keys(c);
+	if (!cJSON_IsObject(o) || !o->child)
+		return;
+	size_t n = 0;
+	for (cJSON *c = o->child; c; c = c->next)
+		n++;
+	cJSON **v = xreallocarray(NULL, n, sizeof(*v));
+	n = 0;
+	for (cJSON *c = o->child; c; c = c->next)
+		v[n++] = c;
+	/* Insertion sort: these objects have at most six keys. */
+	for (size_t i = 1; i < n; i++) {
+		cJSON *x = v[i];
+		size_t j = i;
+		while (j > 0 && strcmp(v[j - 1]->string, x->string) > 0) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+	for (size_t i = 0; i < n; i++) {
+		v[i]->prev = i ? v[i - 1] : v[n - 1]; /* cJSON: head's prev is the tail */
+		v[i]->next = i + 1 < n ? v[i + 1] : NULL;
+	}
+	o->child = v[0];
+	free(v);
+}
+
+char *ocicfg_render(const struct bundle *b, bool pretty, size_t *len)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "ociVersion", "1.0.0");
+
+	cJSON *platform = cJSON_AddObjectToObject(root, "platform");
+	cJSON_AddStringToObject(platform, "os", b->os);
+	cJSON_AddStringToObject(platform, "arch", b->arch);
+
+	cJSON *linux_ = cJSON_AddObjectToObject(root, "linux");
+	cJSON *ns = cJSON_AddArrayToObject(linux_, "namespaces");
+	static const char *const nstypes[] = {"pid", "network", "mount", "ipc", "uts"};
+	for (size_t i = 0; i < ARRAY_SIZE(nstypes); i++) {
+		cJSON *t = cJSON_CreateObject();
+		cJSON_AddStringToObject(t, "type", nstypes[i]);
+		cJSON_AddItemToArray(ns, t);
+	}
+
+	cJSON *r = cJSON_AddObjectToObject(root, "root");
+	cJSON_AddStringToObject(r, "path", "rootfs");
+	cJSON_AddBoolToObject(r, "readonly", b->readonly);
+
+	cJSON *proc = cJSON_AddObjectToObject(root, "process");
+	cJSON_AddItemToObject(proc, "args", strings(b->args));
+	cJSON *user = cJSON_AddObjectToObject(proc, "user");
+	cJSON_AddNumberToObject(user, "uid", 0);
+	cJSON_AddNumberToObject(user, "gid", 0);
+	cJSON_AddStringToObject(proc, "cwd", "/");
+
+	size_t nm;
+	struct ocimount *m = ocicfg_mounts(b, &nm);
+	cJSON *mounts = cJSON_AddArrayToObject(root, "mounts");
+	for (size_t i = 0; i < nm; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "destination", m[i].dest);
+		cJSON_AddStringToObject(o, "type", m[i].type);
+		cJSON_AddStringToObject(o, "source", m[i].source);
+		cJSON_AddItemToObject(o, "options",
+				      m[i].options ? strings(m[i].options) : cJSON_CreateNull());
+		cJSON_AddItemToArray(mounts, o);
+	}
+	free(m);
+
+	sort_keys(root);
+	char *out = pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (!out)
+		abort(); /* cJSON fails only when allocation fails */
+	*len = strlen(out);
+	return out;
+}

@@ -1,0 +1,28 @@
+/* ocicfg: the OCI runtime config.json of a bundle, as nixpkgs'
+ * ociTools.buildContainer writes it, plus the user's mounts, which
+ * buildContainer accepts but drops. */
+#ifndef BUNDLEFS_OCICFG_H
+#define BUNDLEFS_OCICFG_H
+
+#include "spec.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ocimount {
+	const char *dest, *type, *source;
+	const char *const *options; /* NULL renders as "options": null */
+};
+
+/* The system mounts merged with the bundle's own (a user mount replaces a
+ * system mount at the same destination), sorted by destination bytewise.
+ * Returns a malloc'ed array of *n entries that points into `b`. */
+struct ocimount *ocicfg_mounts(const struct bundle *b, size_t *n);
+
+/* Renders config.json. Compact output is byte for byte what Nix's
+ * builtins.toJSON produces for buildContainer's attribute set: no
+ * whitespace, object keys sorted. `pretty` indents it for people. Returns
+ * a malloc'ed NUL-terminated string of *len bytes. */
+char *ocicfg_render(const struct bundle *b, bool pretty, size_t *len);
+
+#endif

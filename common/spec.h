@@ -1,0 +1,60 @@
+/* spec: the bundles a user asks for, read from spec.conf or its JSON form.
+ * See docs/spec.md for the format. Parsing touches nothing but the spec
+ * file itself: closures are resolved later (closure.h), lazily. */
+#ifndef BUNDLEFS_SPEC_H
+#define BUNDLEFS_SPEC_H
+
+#include "store.h"
+#include "util.h"
+
+#include <stdbool.h>
+
+#define SPEC_MAX_SIZE	  (16u << 20)
+#define SPEC_MAX_LINE	  (64u << 10)
+#define SPEC_MAX_DEPTH	  16
+#define SPEC_NAME_MAX	  255
+#define SPEC_DEFAULT_OS	  "linux"
+#define SPEC_DEFAULT_ARCH "x86_64"
+
+struct spec_mount {
+	const char *dest, *type, *source;
+	const char *const *options; /* NULL-terminated, or NULL for none (null) */
+	unsigned line;
+};
+
+struct bundle {
+	const char *name;
+	unsigned line;
+	const char *const *args; /* NULL-terminated, at least one */
+	size_t nargs;
+	unsigned args_line;
+	bool readonly;
+	const char *os, *arch;
+	const struct spec_mount *mounts;
+	size_t nmounts;
+	const char *closure; /* closure file, or NULL */
+	unsigned closure_line;
+	const char *const *paths; /* extra roots (full store paths), NULL-terminated */
+	size_t npaths;
+	unsigned paths_line;
+};
+
+struct spec {
+	const char *file;
+	struct bundle *bundles; /* sorted by name */
+	size_t n;
+	struct arena arena;
+};
+
+/* Reads and parses `file`. Returns 0, or -1 after adding every problem
+ * found to `d` (each "FILE:LINE: message"); on failure `sp` holds nothing. */
+int spec_load(struct spec *sp, const char *file, const struct store *st, struct diags *d);
+/* The same for text already in memory (`file` names it in messages). */
+int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
+	       const struct store *st, struct diags *d);
+void spec_free(struct spec *sp);
+const struct bundle *spec_find(const struct spec *sp, const char *name);
+/* Is `name` acceptable as a bundle (directory) name? */
+bool spec_valid_name(const char *name, size_t n);
+
+#endif

@@ -1,0 +1,319 @@
+/* util: allocation, arena, buffers, diagnostics, bounded file reads. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void oom(void)
+{
+	fputs("bundlefs: out of memory\n", stderr);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xreallocarray(void *p, size_t n, size_t m)
+{
+	if (m && n > SIZE_MAX / m)
+		oom();
+	return xrealloc(p, n * m);
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		oom();
+	va_end(ap);
+	return s;
+}
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+#define ARENA_CHUNK 16384
+
+void *arena_alloc(struct arena *a, size_t n)
+{
+	struct arena_chunk *c = a->head;
+	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+		c = xmalloc(sizeof(*c) + cap);
+		c->used = 0;
+		c->cap = cap;
+		c->next = a->head;
+		a->head = c;
+	}
+	void *p = (char *)c->data + c->used;
+	c->used += n;
+	memset(p, 0, n);
+	return p;
+}
+
+char *arena_strndup(struct arena *a, const char *s, size_t n)
+{
+	char *p = arena_alloc(a, n + 1);
+	memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
+
+char *arena_strdup(struct arena *a, const char *s)
+{
+	return arena_strndup(a, s, strlen(s));
+}
+
+void arena_free(struct arena *a)
+{
+	while (a->head) {
+		struct arena_chunk *next = a->head->next;
+		free(a->head);
+		a->head = next;
+	}
+}
+
+static void buf_grow(struct buf *b, size_t extra)
+{
+	if (b->len + extra + 1 <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < b->len + extra + 1)
+		cap *= 2;
+	b->data = xrealloc(b->data, cap);
+	b->cap = cap;
+}
+
+void buf_add(struct buf *b, const void *p, size_t n)
+{
+	buf_grow(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = 0;
+}
+
+void buf_addc(struct buf *b, char c)
+{
+	buf_add(b, &c, 1);
+}
+
+void buf_adds(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+void buf_addf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap, ap2;
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom();
+	buf_grow(b, (size_t)n);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+	va_end(ap2);
+	b->len += (size_t)n;
+}
+
+void buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = 0;
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void diag_vadd(struct diags *d, const char *fmt, va_list ap)
+{
+	if (d->n >= DIAG_MAX) {
+		d->dropped++;
+		return;
+	}
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 8;
+		d->msg = xreallocarray(d->msg, d->cap, sizeof(*d->msg));
+	}
+	char *s;
+	if (vasprintf(&s, fmt, ap) < 0)
+		oom();
+	d->msg[d->n++] = s;
+}
+
+void diag_add(struct diags *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_vadd(d, fmt, ap);
+	va_end(ap);
+}
+
+void diag_print(const struct diags *d, FILE *f, const char *prefix)
+{
+	for (size_t i = 0; i < d->n; i++)
+		fprintf(f, "%s%s\n", prefix ? prefix : "", d->msg[i]);
+	if (d->dropped)
+		fprintf(f, "%s... and %zu more errors\n", prefix ? prefix : "", d->dropped);
+}
+
+void diag_clear(struct diags *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->msg[i]);
+	free(d->msg);
+	memset(d, 0, sizeof(*d));
+}
+
+int read_file(const char *path, size_t limit, char **data, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > limit) {
+		errno = EFBIG;
+		goto fail;
+	}
+	size_t cap = (size_t)st.st_size + 1, n = 0;
+	char *p = xmalloc(cap + 1);
+	for (;;) {
+		if (n == cap) {
+			/* The file grew while we read it. */
+			if (cap > limit) {
+				free(p);
+				errno = EFBIG;
+				goto fail;
+			}
+			cap *= 2;
+			p = xrealloc(p, cap + 1);
+		}
+		ssize_t r = read(fd, p + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			free(p);
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > limit) {
+		free(p);
+		errno = EFBIG;
+		goto fail;
+	}
+	close(fd);
+	p[n] = 0;
+	*data = p;
+	*len = n;
+	return 0;
+fail:;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+size_t utf8_valid_prefix(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = p[i];
+		if (c == 0)
+			return i;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k;
+		unsigned min;
+		if (c >= 0xc2 && c <= 0xdf) {
+			k = 1;
+			min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			k = 2;
+			min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			k = 3;
+			min = 0x10000;
+		} else {
+			return i;
+		}
+		if (n - i <= k)
+			return i;
+		unsigned cp = c & (0x3f >> k);
+		for (size_t j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return i;
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += k + 1;
+	}
+	return n;
+}

@@ -1,0 +1,68 @@
+/* util: small building blocks shared by every module: an arena for the
+ * spec's many small strings, a growable byte buffer, collected diagnostics
+ * and bounded whole-file reads. */
+#ifndef BUNDLEFS_UTIL_H
+#define BUNDLEFS_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation failure is not a condition a filesystem daemon can report
+ * usefully per request; these abort with a message instead of returning
+ * NULL so that callers stay readable. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+void *xreallocarray(void *p, size_t n, size_t m);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* An arena: everything a parsed spec owns is freed at once. */
+struct arena {
+	struct arena_chunk *head;
+};
+void *arena_alloc(struct arena *a, size_t n);
+char *arena_strndup(struct arena *a, const char *s, size_t n);
+char *arena_strdup(struct arena *a, const char *s);
+void arena_free(struct arena *a);
+
+/* A growable byte buffer, always NUL-terminated. */
+struct buf {
+	char *data;
+	size_t len, cap;
+};
+void buf_add(struct buf *b, const void *p, size_t n);
+void buf_addc(struct buf *b, char c);
+void buf_adds(struct buf *b, const char *s);
+void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+
+/* Diagnostics are collected, not printed where they arise, so that
+ * `bundlectl check` can report every problem and the daemon can route them
+ * to its log. Each message already carries its "FILE:LINE: " prefix. */
+#define DIAG_MAX 200
+struct diags {
+	char **msg;
+	size_t n, cap;
+	size_t dropped;
+};
+void diag_add(struct diags *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_vadd(struct diags *d, const char *fmt, va_list ap);
+void diag_print(const struct diags *d, FILE *f, const char *prefix);
+void diag_clear(struct diags *d);
+
+/* Reads a whole file of at most `limit` bytes. Returns 0, or -1 with errno
+ * set (EFBIG when the file is larger than the limit). */
+int read_file(const char *path, size_t limit, char **data, size_t *len);
+
+/* Does `s` (of length n) hold valid UTF-8 without NUL bytes? Returns the
+ * offset of the first bad byte, or n. */
+size_t utf8_valid_prefix(const char *s, size_t n);
+
+#endif

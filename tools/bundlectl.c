@@ -1,0 +1,265 @@
+/* bundlectl: checks a bundlefs spec and shows what the mount will serve:
+ * the config.json bytes, the closure, or the whole bundle copied to a
+ * directory (the way ociTools.buildContainer builds it). */
+#include "closure.h"
+#include "materialize.h"
+#include "ocicfg.h"
+#include "spec.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { EXIT_BADSPEC = 2, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: bundlectl [STORE OPTIONS] COMMAND ARGS...\n"
+    "\n"
+    "Commands:\n"
+    "  check SPEC                  parse SPEC and resolve every bundle's closure;\n"
+    "                              print every problem, exit 0 only if there is none\n"
+    "  config [--pretty] SPEC NAME print the config.json of bundle NAME, byte for\n"
+    "                              byte as bundlefs serves it (--pretty: indented)\n"
+    "  closure SPEC NAME           print the store paths of bundle NAME's closure\n"
+    "  materialize SPEC NAME DIR   write bundle NAME to the new directory DIR by\n"
+    "                              copying, as ociTools.buildContainer does\n"
+    "\n"
+    "Every command takes --help and --version.\n"
+    "Exit status: 0 success, 1 failure, 2 bad spec or bad usage.\n"
+    "\n";
+
+static const char *const cmd_usage[] = {
+    "usage: bundlectl check [STORE OPTIONS] SPEC\n"
+    "Parses SPEC and resolves the closure of every bundle in it. Prints each\n"
+    "problem as FILE:LINE: message. Exit status 0 when all is well, 2 otherwise.\n",
+    "usage: bundlectl config [--pretty] [STORE OPTIONS] SPEC NAME\n"
+    "Prints bundle NAME's config.json exactly as the mount serves it (compact,\n"
+    "keys sorted, no trailing newline), or indented with --pretty.\n",
+    "usage: bundlectl closure [STORE OPTIONS] SPEC NAME\n"
+    "Prints the store paths of bundle NAME's closure, sorted, one per line.\n",
+    "usage: bundlectl materialize [STORE OPTIONS] SPEC NAME DIR\n"
+    "Writes bundle NAME to DIR (which must not exist) by copying its closure, as\n"
+    "buildContainer does. On failure DIR is removed again.\n",
+};
+
+static void usage(FILE *f)
+{
+	fputs(usage_text, f);
+	fputs(store_options_help, f);
+}
+
+struct opts {
+	struct store st;
+	bool pretty;
+	const char *pos[4];
+	int npos;
+};
+
+/* Parses the command's arguments. Returns -1 on a usage error, 1 when
+ * --help or --version was answered, 0 otherwise. */
+static int parse_args(int argc, char **argv, int cmd, struct opts *o)
+{
+	bool dashdash = false;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!dashdash && a[0] == '-' && a[1]) {
+			if (!strcmp(a, "--")) {
+				dashdash = true;
+				continue;
+			}
+			if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+				fputs(cmd_usage[cmd], stdout);
+				fputs(store_options_help, stdout);
+				return 1;
+			}
+			if (!strcmp(a, "--version")) {
+				printf("bundlectl %s\n", BUNDLEFS_VERSION);
+				return 1;
+			}
+			if (!strcmp(a, "--pretty") && cmd == 1) {
+				o->pretty = true;
+				continue;
+			}
+			char *err = NULL;
+			int r = store_parse_arg(&o->st, argc, argv, &i, &err);
+			if (r < 0) {
+				fprintf(stderr, "bundlectl: %s\n", err);
+				free(err);
+				return -1;
+			}
+			if (r == 0) {
+				fprintf(stderr, "bundlectl: unknown option %s\n%s", a,
+					cmd_usage[cmd]);
+				return -1;
+			}
+			i--; /* the loop steps past it */
+			continue;
+		}
+		if (o->npos == 4) {
+			fprintf(stderr, "bundlectl: too many arguments\n%s", cmd_usage[cmd]);
+			return -1;
+		}
+		o->pos[o->npos++] = a;
+	}
+	char *err = NULL;
+	if (store_finish(&o->st, &err) < 0) {
+		fprintf(stderr, "bundlectl: %s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static int load(struct opts *o, struct spec *sp)
+{
+	struct diags d = {0};
+	int r = spec_load(sp, o->pos[0], &o->st, &d);
+	diag_print(&d, stderr, NULL);
+	diag_clear(&d);
+	return r;
+}
+
+static const struct bundle *find(const struct spec *sp, const char *name)
+{
+	const struct bundle *b = spec_find(sp, name);
+	if (!b)
+		fprintf(stderr, "bundlectl: %s: no bundle named \"%s\"\n", sp->file, name);
+	return b;
+}
+
+static int resolve(struct opts *o, const struct spec *sp, const struct bundle *b,
+		   struct resolver *r, struct closure *c)
+{
+	struct diags d = {0};
+	int rc = closure_resolve(r, sp, b, c, &d);
+	diag_print(&d, stderr, NULL);
+	diag_clear(&d);
+	return rc;
+}
+
+static int cmd_check(struct opts *o)
+{
+	struct spec sp;
+	if (load(o, &sp) < 0)
+		return EXIT_BADSPEC;
+	struct resolver *r = resolver_new(&o->st);
+	int bad = 0;
+	for (size_t i = 0; i < sp.n; i++) {
+		struct closure c;
+		if (resolve(o, &sp, &sp.bundles[i], r, &c) < 0) {
+			bad++;
+			continue;
+		}
+		closure_free(&c);
+	}
+	resolver_free(r);
+	if (!bad)
+		fprintf(stderr, "%s: %zu bundle%s OK\n", sp.file, sp.n, sp.n == 1 ? "" : "s");
+	spec_free(&sp);
+	return bad ? EXIT_BADSPEC : 0;
+}
+
+static int cmd_bundle(struct opts *o, int cmd)
+{
+	struct spec sp;
+	if (load(o, &sp) < 0)
+		return EXIT_BADSPEC;
+	const struct bundle *b = find(&sp, o->pos[1]);
+	int rc = 0;
+	if (!b) {
+		rc = 1;
+	} else if (cmd == 1) {
+		size_t len;
+		char *cfg = ocicfg_render(b, o->pretty, &len);
+		fwrite(cfg, 1, len, stdout);
+		if (o->pretty)
+			putchar('\n');
+		free(cfg);
+	} else {
+		struct resolver *r = resolver_new(&o->st);
+		struct closure c;
+		if (resolve(o, &sp, b, r, &c) < 0) {
+			rc = EXIT_BADSPEC;
+		} else if (cmd == 2) {
+			for (size_t i = 0; i < c.n; i++)
+				printf("%s/%s\n", o->st.dir, c.base[i]);
+			closure_free(&c);
+		} else {
+			char *err = NULL;
+			if (materialize(&o->st, b, &c, o->pos[2], &err) < 0) {
+				fprintf(stderr, "bundlectl: %s\n", err);
+				free(err);
+				rc = 1;
+			}
+			closure_free(&c);
+		}
+		resolver_free(r);
+	}
+	spec_free(&sp);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		perror("bundlectl: writing output");
+		rc = rc ? rc : 1;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const cmds[] = {"check", "config", "closure", "materialize"};
+	static const int nargs[] = {1, 2, 2, 3};
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("bundlectl %s\n", BUNDLEFS_VERSION);
+		return 0;
+	}
+	/* Store options may also come before the command. */
+	struct opts o = {0};
+	store_init(&o.st);
+	int ci = 1;
+	while (ci < argc && argv[ci][0] == '-') {
+		char *err = NULL;
+		int r = store_parse_arg(&o.st, argc, argv, &ci, &err);
+		if (r <= 0) {
+			if (r == 0)
+				fprintf(stderr, "bundlectl: unknown option %s\n", argv[ci]);
+			else
+				fprintf(stderr, "bundlectl: %s\n", err);
+			free(err);
+			store_free(&o.st);
+			return EXIT_USAGE;
+		}
+	}
+	int cmd = -1;
+	for (int i = 0; ci < argc && i < (int)ARRAY_SIZE(cmds); i++)
+		if (!strcmp(argv[ci], cmds[i]))
+			cmd = i;
+	if (cmd < 0) {
+		if (ci < argc)
+			fprintf(stderr, "bundlectl: unknown command \"%s\"\n", argv[ci]);
+		usage(stderr);
+		store_free(&o.st);
+		return EXIT_USAGE;
+	}
+	int r = parse_args(argc - ci - 1, argv + ci + 1, cmd, &o);
+	int rc;
+	if (r != 0) {
+		rc = r < 0 ? EXIT_USAGE : 0;
+	} else if (o.npos != nargs[cmd]) {
+		fprintf(stderr, "bundlectl: %s takes %d argument%s\n%s", cmds[cmd], nargs[cmd],
+			nargs[cmd] == 1 ? "" : "s", cmd_usage[cmd]);
+		rc = EXIT_USAGE;
+	} else {
+		rc = cmd == 0 ? cmd_check(&o) : cmd_bundle(&o, cmd);
+	}
+	store_free(&o.st);
+	return rc;
+}
