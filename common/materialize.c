@@ -97,7 +97,9 @@ static int copy_file(struct mat *m, int sdir, int ddir, const char *name, const 
 			break;
 	}
 	close(in);
-	if (rc == 0 && fchmod(out, st->st_mode & 07777) < 0)
+	/* Like bundlefs, which serves files of a store without setuid and
+	 * setgid bits (a Nix store never has them). */
+	if (rc == 0 && fchmod(out, st->st_mode & 01777) < 0)
 		rc = fail(m, "%s: chmod: %s", m->path.data, strerror(errno));
 	if (close(out) < 0 && rc == 0)
 		rc = fail(m, "%s: close: %s", m->path.data, strerror(errno));

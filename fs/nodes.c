@@ -1,0 +1,188 @@
+/* nodes: id table, name and identity maps, lookup counting. */
+#include "nodes.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_BITS 12
+#define CHUNK_SIZE (1u << CHUNK_BITS)
+#define MAX_CHUNKS (1u << 15) /* 134M nodes */
+
+void nodes_init(struct nodes *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	t->chunks = xcalloc(MAX_CHUNKS, sizeof(*t->chunks));
+	t->next = FUSE_ROOT_ID;
+}
+
+void nodes_destroy(struct nodes *t)
+{
+	for (size_t c = 0; c < MAX_CHUNKS && t->chunks[c]; c++) {
+		for (size_t i = 0; i < CHUNK_SIZE; i++) {
+			struct node *n = t->chunks[c][i];
+			if (n) {
+				free(n->key);
+				free(n->rel);
+				free(n);
+			}
+		}
+		free(t->chunks[c]);
+	}
+	free(t->chunks);
+	free(t->free_ids);
+	strmap_free(&t->children);
+	strmap_free(&t->shared);
+	pthread_mutex_destroy(&t->lock);
+}
+
+struct node *nodes_get(struct nodes *t, fuse_ino_t ino)
+{
+	size_t c = ino >> CHUNK_BITS;
+	if (c >= MAX_CHUNKS)
+		return NULL;
+	struct node **chunk = __atomic_load_n(&t->chunks[c], __ATOMIC_ACQUIRE);
+	if (!chunk)
+		return NULL;
+	return __atomic_load_n(&chunk[ino & (CHUNK_SIZE - 1)], __ATOMIC_ACQUIRE);
+}
+
+/* Called with the lock held. */
+static void slot_set(struct nodes *t, fuse_ino_t ino, struct node *n)
+{
+	size_t c = ino >> CHUNK_BITS;
+	if (!t->chunks[c])
+		__atomic_store_n(&t->chunks[c], xcalloc(CHUNK_SIZE, sizeof(struct node *)),
+				 __ATOMIC_RELEASE);
+	__atomic_store_n(&t->chunks[c][ino & (CHUNK_SIZE - 1)], n, __ATOMIC_RELEASE);
+}
+
+static struct node *alloc_node(struct nodes *t, const struct node *proto)
+{
+	struct node *n = xmalloc(sizeof(*n));
+	*n = *proto;
+	n->nlookup = 0;
+	n->pins = 0;
+	n->key = NULL;
+	n->rel = proto->rel ? xstrdup(proto->rel) : NULL;
+	if (t->nfree) {
+		n->ino = t->free_ids[--t->nfree];
+	} else {
+		if ((t->next >> CHUNK_BITS) >= MAX_CHUNKS) {
+			fputs("bundlefs: inode table full\n", stderr);
+			abort();
+		}
+		n->ino = t->next++;
+	}
+	/* A reused id gets a new generation, so the kernel never confuses
+	 * the new node with the one it replaced. */
+	n->gen = t->next_gen++;
+	n->attr.blksize = n->attr.blksize ? n->attr.blksize : 4096;
+	slot_set(t, n->ino, n);
+	t->live++;
+	return n;
+}
+
+struct node *nodes_root(struct nodes *t, const struct nattr *a)
+{
+	struct node proto = {.kind = NK_ROOT, .attr = *a};
+	pthread_mutex_lock(&t->lock);
+	struct node *n = alloc_node(t, &proto);
+	n->nlookup = 1; /* the kernel never forgets the root */
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+static char *child_key(const struct node *parent, const char *name, size_t *len)
+{
+	size_t nl = strlen(name);
+	char *k = xmalloc(sizeof(parent->ino) + nl);
+	memcpy(k, &parent->ino, sizeof(parent->ino));
+	memcpy(k + sizeof(parent->ino), name, nl);
+	*len = sizeof(parent->ino) + nl;
+	return k;
+}
+
+struct node *nodes_lookup_child(struct nodes *t, struct node *parent, const char *name)
+{
+	size_t nl = strlen(name);
+	char stackkey[sizeof(fuse_ino_t) + 256];
+	char *k = nl <= 255 ? stackkey : xmalloc(sizeof(fuse_ino_t) + nl);
+	memcpy(k, &parent->ino, sizeof(parent->ino));
+	memcpy(k + sizeof(parent->ino), name, nl);
+	pthread_mutex_lock(&t->lock);
+	struct node *n = strmap_get(&t->children, k, sizeof(parent->ino) + nl);
+	if (n)
+		n->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+	if (k != stackkey)
+		free(k);
+	return n;
+}
+
+struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
+		       const struct node *proto)
+{
+	size_t kl;
+	char *key;
+	struct strmap *map;
+	if (proto->kind == NK_BFILE) {
+		uint64_t id[2] = {proto->bdev, proto->bino};
+		key = xmalloc(sizeof(id));
+		memcpy(key, id, sizeof(id));
+		kl = sizeof(id);
+		map = &t->shared;
+	} else {
+		key = child_key(parent, name, &kl);
+		map = &t->children;
+	}
+	pthread_mutex_lock(&t->lock);
+	struct node *n = strmap_get(map, key, kl);
+	if (n) {
+		free(key);
+	} else {
+		n = alloc_node(t, proto);
+		n->key = key;
+		n->keylen = kl;
+		strmap_put(map, key, kl, n);
+		if (proto->kind != NK_BFILE) {
+			n->parent = parent;
+			parent->pins++;
+		} else {
+			n->parent = NULL;
+		}
+	}
+	n->nlookup++;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void nodes_forget(struct nodes *t, fuse_ino_t ino, uint64_t count)
+{
+	pthread_mutex_lock(&t->lock);
+	struct node *n = nodes_get(t, ino);
+	if (!n) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
+	while (n && n->kind != NK_ROOT && n->nlookup == 0 && n->pins == 0) {
+		struct node *parent = n->parent;
+		strmap_del(n->kind == NK_BFILE ? &t->shared : &t->children, n->key, n->keylen);
+		slot_set(t, n->ino, NULL);
+		if (t->nfree == t->free_cap) {
+			t->free_cap = t->free_cap ? t->free_cap * 2 : 1024;
+			t->free_ids = xreallocarray(t->free_ids, t->free_cap, sizeof(*t->free_ids));
+		}
+		t->free_ids[t->nfree++] = n->ino;
+		t->live--;
+		free(n->key);
+		free(n->rel);
+		free(n);
+		n = parent;
+		if (n)
+			n->pins--;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
