@@ -112,7 +112,8 @@ size_t closure_roots(const struct store *st, const struct bundle *b, struct aren
 		if (base)
 			set_add(&s, base, strlen(base));
 	}
-	qsort(s.v, s.n, sizeof(*s.v), cmp_str);
+	if (s.n > 1)
+		qsort(s.v, s.n, sizeof(*s.v), cmp_str);
 	const char **out = arena_alloc(a, (s.n + 1) * sizeof(*out));
 	if (s.n)
 		memcpy(out, s.v, s.n * sizeof(*out));
@@ -223,9 +224,14 @@ static int from_db(struct ctx *c, const char **roots, size_t nroots)
 		char *path = xasprintf("%s/%s", st->dir, c->set.v[i]);
 		c->err_from = path;
 		int rc = nixdb_refs(c->r->db, path, db_ref, c, &err);
-		if (rc == 1)
-			fail(c, i < nroots ? root_line(st, c->b, c->set.v[i]) : c->b->args_line,
-			     "%s is not a valid path in the Nix database %s", path, st->db);
+		struct stat sb;
+		unsigned line = i < nroots ? root_line(st, c->b, c->set.v[i]) : c->b->args_line;
+		if (rc == 1 && fstatat(c->r->storefd, c->set.v[i], &sb, AT_SYMLINK_NOFOLLOW) < 0 &&
+		    errno == ENOENT)
+			fail(c, line, "%s: missing from the store", path);
+		else if (rc == 1)
+			fail(c, line, "%s is not a valid path in the Nix database %s", path,
+			     st->db);
 		else if (rc < 0)
 			fail(c, c->b->line, "%s", err);
 		free(err);
@@ -348,7 +354,8 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 	if (rc < 0)
 		return -1;
 
-	qsort(c->set.v, c->set.n, sizeof(*c->set.v), cmp_str);
+	if (c->set.n > 1)
+		qsort(c->set.v, c->set.n, sizeof(*c->set.v), cmp_str);
 	out->n = c->set.n;
 	out->base = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->base));
 	out->mode = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->mode));

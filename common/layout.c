@@ -28,9 +28,11 @@ static struct layout_dir *add_child(struct layout *l, struct layout_dir *d, cons
 	/* Copying on every insert is quadratic, but a layout has a handful of
 	 * entries per directory. */
 	struct layout_dir **kids = arena_alloc(&l->arena, (d->nkids + 1) * sizeof(*kids));
-	memcpy(kids, d->kids, lo * sizeof(*kids));
+	if (d->nkids) {
+		memcpy(kids, d->kids, lo * sizeof(*kids));
+		memcpy(kids + lo + 1, d->kids + lo, (d->nkids - lo) * sizeof(*kids));
+	}
 	kids[lo] = c;
-	memcpy(kids + lo + 1, d->kids + lo, (d->nkids - lo) * sizeof(*kids));
 	d->kids = kids;
 	d->nkids++;
 	d->nsubdirs++;

@@ -15,6 +15,7 @@
 struct draft {
 	struct bundle b;
 	bool seen_args, seen_readonly, seen_os, seen_arch, seen_closure, seen_paths;
+	bool unreadable_line; /* a line we could not read may have held args */
 	struct spec_mount *mounts;
 	size_t cap;
 };
@@ -67,6 +68,15 @@ static const char *check_name(const char *name)
 	if (!spec_valid_name(name, strlen(name)))
 		return "bad bundle name: use 1 to 255 of A-Z a-z 0-9 . _ + -, not . or ..";
 	return NULL;
+}
+
+/* Reports a bad bundle name at line/col. */
+static void bad_name(struct parser *p, unsigned line, unsigned col, const char *name)
+{
+	if (strlen(name) > SPEC_NAME_MAX)
+		err_at(p, line, col, "bundle name is longer than %d bytes", SPEC_NAME_MAX);
+	else
+		err_at(p, line, col, "\"%s\": %s", name, check_name(name));
 }
 
 static const char *check_dest(const struct store *st, const char *dest, char *why, size_t wl)
@@ -457,7 +467,7 @@ static void conf_value(struct parser *p, struct draft *dr, enum key k, const cha
 
 static void conf_end_bundle(struct parser *p, struct draft *dr)
 {
-	if (!dr->seen_args)
+	if (!dr->seen_args && !dr->unreadable_line)
 		err_at(p, dr->b.line, 0, "bundle \"%s\" has no args", dr->b.name);
 	check_duplicate_mounts(p, dr);
 }
@@ -472,6 +482,7 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 	struct draft *cur = NULL;
 	size_t cur_idx = 0;
 	bool have_cur = false;
+	bool bad_header = false; /* keys after a rejected header are not news */
 	unsigned line = 0;
 	const char *s = text, *end = text + len;
 	char *lbuf = NULL;
@@ -485,6 +496,8 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 
 		if (ll > SPEC_MAX_LINE) {
 			err_at(p, line, 0, "line is longer than %u KiB", SPEC_MAX_LINE >> 10);
+			if (have_cur)
+				p->drafts[cur_idx].unreadable_line = true;
 			s = next;
 			continue;
 		}
@@ -498,6 +511,8 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 		if (ok < ll) {
 			err_at(p, line, (unsigned)ok + 1, "%s",
 			       s[ok] ? "invalid UTF-8" : "NUL byte");
+			if (have_cur)
+				p->drafts[cur_idx].unreadable_line = true;
 			s = next;
 			continue;
 		}
@@ -519,6 +534,7 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 			if (have_cur)
 				conf_end_bundle(p, &p->drafts[cur_idx]);
 			have_cur = false;
+			bad_header = true;
 			if (te[-1] != ']' || te - t < 2) {
 				err_at(p, line, 0, "section header must look like [name]");
 				continue;
@@ -526,12 +542,13 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 			te[-1] = 0;
 			const char *name = t + 1;
 			if (check_name(name)) {
-				err_at(p, line, 0, "\"%.255s\": %s", name, check_name(name));
+				bad_name(p, line, 0, name);
 				continue;
 			}
 			cur = new_draft(p, name, line);
 			cur_idx = p->n - 1;
 			have_cur = true;
+			bad_header = false;
 			continue;
 		}
 
@@ -555,7 +572,9 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 			continue;
 		}
 		if (!have_cur) {
-			err_at(p, line, 0, "\"%s\" outside of a [bundle] section", key_names[k]);
+			if (!bad_header)
+				err_at(p, line, 0, "\"%s\" outside of a [bundle] section",
+				       key_names[k]);
 			continue;
 		}
 		cur = &p->drafts[cur_idx];
@@ -671,9 +690,9 @@ static void json_mount(struct parser *p, struct draft *dr, const struct json_mem
 static void json_bundle(struct parser *p, const struct json_member *bm)
 {
 	char why[400];
-	const char *e = check_name(bm->key);
-	if (e) {
-		err_at(p, bm->line, bm->col, "\"%.255s\": %s", bm->key, e);
+	const char *e;
+	if (check_name(bm->key)) {
+		bad_name(p, bm->line, bm->col, bm->key);
 		return;
 	}
 	const struct json *o = bm->val;

@@ -53,7 +53,7 @@ struct diags {
 	size_t dropped;
 };
 void diag_add(struct diags *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void diag_vadd(struct diags *d, const char *fmt, va_list ap);
+void diag_vadd(struct diags *d, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void diag_print(const struct diags *d, FILE *f, const char *prefix);
 void diag_clear(struct diags *d);
 

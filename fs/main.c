@@ -281,6 +281,7 @@ out_unmount:
 out_session:
 	fuse_session_destroy(session);
 out:
+	fuse_opt_free_args(&fargs);
 	nodes_destroy(&fs.nodes);
 	bundles_fini(&fs);
 	resolver_free(fs.resolver);
