@@ -1,0 +1,175 @@
+# Shared fixtures of the bundlefs test suite: where the binaries are, the
+# real Nix closures the tests build with nix-bin, and a helper that mounts
+# bundlefs for real and checks that it unmounts cleanly.
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "fixtures"))
+
+import nixfix  # noqa: E402
+
+BUILD = os.environ.get("BUNDLEFS_BUILD", os.path.join(ROOT, "build"))
+BUNDLEFS = os.path.join(BUILD, "fs", "bundlefs")
+BUNDLECTL = os.path.join(BUILD, "tools", "bundlectl")
+STORE = "/nix/store"
+
+
+def run(cmd, check=True, **kw):
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    p = subprocess.run(cmd, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(
+            "%s exited %d\nstdout: %s\nstderr: %s"
+            % (cmd, p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+        )
+    return p
+
+
+def bundlectl(*args, check=True, **kw):
+    return run([BUNDLECTL, *args], check=check, **kw)
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def write_spec(tmp_path, text, name="spec.conf"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+class Mount:
+    """A running `bundlefs -f` on a fresh mountpoint."""
+
+    def __init__(self, mountpoint, spec, args=(), env=None):
+        self.mountpoint = str(mountpoint)
+        os.makedirs(self.mountpoint, exist_ok=True)
+        self.spec = spec
+        self.errlog = open(self.mountpoint + ".stderr", "w+")
+        self.proc = subprocess.Popen(
+            [BUNDLEFS, "-f", *args, self.mountpoint, spec],
+            stdout=subprocess.DEVNULL,
+            stderr=self.errlog,
+            env=env,
+        )
+        deadline = time.monotonic() + 10
+        while not is_mounted(self.mountpoint):
+            if self.proc.poll() is not None:
+                raise AssertionError("bundlefs exited %d: %s" % (self.proc.returncode, self.stderr()))
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError("bundlefs did not mount: " + self.stderr())
+            time.sleep(0.01)
+
+    def stderr(self):
+        self.errlog.flush()
+        self.errlog.seek(0)
+        return self.errlog.read()
+
+    def path(self, *parts):
+        return os.path.join(self.mountpoint, *parts)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Stops the daemon; returns its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                subprocess.run(["fusermount3", "-u", "-z", self.mountpoint])
+                raise AssertionError("bundlefs did not exit after %s" % sig)
+        return self.proc.returncode
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if is_mounted(self.mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", self.mountpoint])
+        self.errlog.close()
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """mount(spec_path, *args) starts bundlefs; at teardown it must stop
+    with SIGTERM, exit 0 and leave nothing mounted."""
+    mounts = []
+
+    def start(spec, *args, name="mnt", env=None):
+        m = Mount(tmp_path / name, spec, args, env)
+        mounts.append(m)
+        return m
+
+    yield start
+    failures = []
+    for m in mounts:
+        if m.proc.poll() is None:
+            rc = m.stop()
+            if rc != 0:
+                failures.append("bundlefs exited %d: %s" % (rc, m.stderr()))
+        if is_mounted(m.mountpoint):
+            failures.append("%s still mounted" % m.mountpoint)
+        m.cleanup()
+    assert not failures, failures
+
+
+@pytest.fixture(scope="session")
+def nix():
+    return nixfix
+
+
+@pytest.fixture(scope="session")
+def app(nix):
+    """The `app` closure: busybox, glibc, a relinked C program, a script
+    and symlinks referring to each other."""
+    return nix.build("app")
+
+
+@pytest.fixture(scope="session")
+def tiny(nix):
+    return nix.build("tiny")
+
+
+class Runc:
+    """Runs containers with Debian's runc, deleting them afterwards."""
+
+    def __init__(self, root):
+        self.root = root
+        self.ids = []
+
+    def run(self, bundle, timeout=60):
+        cid = "bfs-" + uuid.uuid4().hex[:12]
+        self.ids.append(cid)
+        return subprocess.run(
+            ["runc", "--root", self.root, "run", "-b", bundle, cid],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+        )
+
+    def cleanup(self):
+        for cid in self.ids:
+            subprocess.run(["runc", "--root", self.root, "delete", "-f", cid],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def runc(tmp_path):
+    r = Runc(str(tmp_path / "runc-state"))
+    yield r
+    r.cleanup()

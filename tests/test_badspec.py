@@ -1,0 +1,133 @@
+# Bad input: every malformed spec gets FILE:LINE: message and exit status
+# 2 from bundlectl and bundlefs alike, and nothing else happens (nothing
+# mounted, nothing written).
+import os
+import random
+import re
+import subprocess
+
+import pytest
+
+from conftest import BUNDLEFS, HERE, bundlectl, is_mounted
+
+BAD = os.path.join(HERE, "specs", "bad")
+GOOD = os.path.join(HERE, "specs", "good")
+
+# file -> (line, what the first message says)
+EXPECTED = {
+    "unknown-key.conf": ("3", 'unknown key "colour"'),
+    "duplicate-key.conf": ("4", 'duplicate key "readonly" in bundle "a"'),
+    "duplicate-bundle.conf": ("4", 'duplicate bundle "a" (first at line 1)'),
+    "bad-name.conf": ("1", '"my bundle": bad bundle name'),
+    "dotdot-name.conf": ("1", '"..": bad bundle name'),
+    "long-name.conf": ("1", "bundle name is longer than 255 bytes"),
+    "missing-args.conf": ("1", 'bundle "a" has no args'),
+    "empty-args.conf": ("2", "args is empty"),
+    "unterminated-quote.conf": ("2:18", "unterminated single quote"),
+    "bad-boolean.conf": ("3", 'readonly: expected true or false, not "yes"'),
+    "not-a-store-path.conf": ("3", 'paths: "/usr/bin" is not a store path'),
+    "crlf.conf": ("1", "CRLF line ending"),
+    "nul.conf": ("2:15", "NUL byte"),
+    "long-line.conf": ("3", "line is longer than 64 KiB"),
+    "bad-mount.conf": ("3", 'mount destination "relative" is not an absolute path'),
+    "key-outside-section.conf": ("1", '"args" outside of a [bundle] section'),
+    "invalid-utf8.conf": ("2:18", "invalid UTF-8"),
+    "bad-json.json": ("1:30", "expected a string key"),
+    "deep.json": ("1:22", "nesting deeper than 16 levels"),
+    "json-duplicate.json": ("2:2", 'duplicate key "a"'),
+    "json-unknown-key.json": ("2:3", 'unknown key "mount"'),
+    "json-args-type.json": ("1:16", "args: expected an array of strings, not string"),
+    "json-bad-path.json": ("2:13", 'paths: "/nix/store/short" is not a store path'),
+}
+
+MSG = re.compile(r"^(?P<file>[^:]+):(?P<pos>\d+(:\d+)?): (?P<msg>.+)$")
+
+
+def check_messages(path, stderr, pos=None, what=None):
+    lines = stderr.decode("utf-8", "replace").splitlines()
+    assert lines, "no message"
+    for line in lines:
+        m = MSG.match(line)
+        assert m and m.group("file") == path, "not FILE:LINE: %r" % line
+    first = MSG.match(lines[0])
+    if pos:
+        assert first.group("pos") == pos, lines[0]
+        assert first.group("msg").startswith(what), lines[0]
+
+
+def test_corpus_is_complete():
+    assert sorted(os.listdir(BAD)) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bundlectl_rejects(name):
+    path = os.path.join(BAD, name)
+    p = bundlectl("check", path, check=False)
+    assert p.returncode == 2
+    assert p.stdout == b""
+    check_messages(path, p.stderr, *EXPECTED[name])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bundlefs_rejects_and_mounts_nothing(tmp_path, name):
+    path = os.path.join(BAD, name)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    p = subprocess.run([BUNDLEFS, str(mnt), path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    assert p.returncode == 2
+    check_messages(path, p.stderr, *EXPECTED[name])
+    assert not is_mounted(mnt)
+    assert os.listdir(mnt) == []
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(GOOD)))
+def test_good_specs_parse(name):
+    path = os.path.join(GOOD, name)
+    bundle = "hello" if "full" not in name else "web"
+    p = bundlectl("config", path, bundle)
+    assert p.stdout.startswith(b'{"linux":')
+
+
+def test_random_bytes(tmp_path):
+    rnd = random.Random(7)
+    for i in range(20):
+        path = tmp_path / ("random%d.conf" % i)
+        path.write_bytes(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 5000))))
+        p = bundlectl("check", str(path), check=False)
+        assert p.returncode == 2
+        check_messages(str(path), p.stderr)
+
+
+def test_ten_megabytes_of_garbage(tmp_path):
+    path = tmp_path / "big.conf"
+    rnd = random.Random(1)
+    path.write_bytes(rnd.randbytes(10 << 20))
+    p = bundlectl("check", str(path), check=False)
+    assert p.returncode == 2
+    check_messages(str(path), p.stderr)
+    # the report is bounded, however bad the input
+    assert len(p.stderr.splitlines()) <= 201
+
+
+def test_valid_ten_megabyte_spec_is_fine(tmp_path):
+    # Size alone is no error below the limit: 30,000 bundles.
+    path = tmp_path / "many.conf"
+    path.write_text("".join("[b%d]\nargs = /bin/true %s\n" % (i, "x" * 300) for i in range(30000)))
+    assert path.stat().st_size > 9 << 20
+    p = bundlectl("config", str(path), "b29999")
+    assert b'"/bin/true"' in p.stdout
+
+
+def test_file_over_16_mib(tmp_path):
+    path = tmp_path / "huge.conf"
+    path.write_text("# " + "x" * (17 << 20) + "\n")
+    p = bundlectl("check", str(path), check=False)
+    assert p.returncode == 2
+    assert p.stderr.decode() == "%s:1: the spec is larger than the 16 MiB allowed\n" % path
+
+
+def test_missing_spec_file(tmp_path):
+    p = bundlectl("check", str(tmp_path / "nope.conf"), check=False)
+    assert p.returncode == 2
+    assert p.stderr.decode() == "%s: No such file or directory\n" % (tmp_path / "nope.conf")

@@ -1,0 +1,86 @@
+/* Unit tests for ocicfg. The expected documents are what Nix's
+ * builtins.toJSON makes of nixpkgs ociTools.buildContainer's attribute set
+ * (evaluated with nix-instantiate; see tests/test_config.py for the live
+ * comparison), not output of this code. */
+#include "ocicfg.h"
+#include "unit.h"
+
+#define SYS_MOUNTS_AFTER_DEV                                                                       \
+	"{\"destination\":\"/dev/"                                                                 \
+	"mqueue\",\"options\":[\"nosuid\",\"noexec\",\"nodev\"],\"source\":"                       \
+	"\"mqueue\",\"type\":\"mqueue\"},{\"destination\":\"/dev/pts\",\"options\":[\"nosuid\","   \
+	"\"noexec\",\"newinstance\",\"ptmxmode=0666\",\"mode=755\",\"gid=5\"],\"source\":"         \
+	"\"devpts\","                                                                              \
+	"\"type\":\"devpts\"},{\"destination\":\"/dev/shm\",\"options\":[\"nosuid\",\"noexec\","   \
+	"\"nodev\",\"mode=1777\",\"size=65536k\"],\"source\":\"shm\",\"type\":\"tmpfs\"},{"        \
+	"\"destination\":\"/proc\",\"options\":null,\"source\":\"proc\",\"type\":\"proc\"},{"      \
+	"\"destination\":\"/"                                                                      \
+	"sys\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"ro\"],\"source\":"                   \
+	"\"sysfs\",\"type\":\"sysfs\"},{\"destination\":\"/sys/fs/"                                \
+	"cgroup\",\"options\":[\"nosuid\","                                                        \
+	"\"noexec\",\"nodev\",\"relatime\",\"ro\"],\"source\":\"cgroup\",\"type\":\"cgroup\"}"
+#define NAMESPACES                                                                                 \
+	"{\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\"},{\"type\":"         \
+	"\"mount\"},"                                                                              \
+	"{\"type\":\"ipc\"},{\"type\":\"uts\"}]},"
+
+static const char expected_default[] = NAMESPACES
+    "\"mounts\":[{\"destination\":\"/dev\",\"options\":[\"nosuid\",\"strictatime\","
+    "\"mode=755\",\"size=65536k\"],\"source\":\"tmpfs\",\"type\":\"tmpfs\"}," SYS_MOUNTS_AFTER_DEV
+    "],\"ociVersion\":\"1.0.0\",\"platform\":{\"arch\":\"x86_64\",\"os\":"
+    "\"linux\"},\"process\":{\"args\":[\"/nix/store/00000000000000000000000000000000-x/bin/x\"],"
+    "\"cwd\":\"/\",\"user\":{\"gid\":0,\"uid\":0}},\"root\":{\"path\":\"rootfs\",\"readonly\":"
+    "false}}";
+
+static void buildcontainer_default(void)
+{
+	const char *args[] = {"/nix/store/00000000000000000000000000000000-x/bin/x", NULL};
+	struct bundle b = {.name = "x", .args = args, .nargs = 1, .os = "linux", .arch = "x86_64"};
+	size_t len;
+	char *s = ocicfg_render(&b, false, &len);
+	CHECK_STR(s, expected_default);
+	CHECK_INT(len, strlen(expected_default));
+	free(s);
+}
+
+static void escapes(void)
+{
+	/* builtins.toJSON escapes " \ and control characters, as \n \t ...
+	 * or \u00xx (lowercase), and leaves other UTF-8 alone. */
+	const char *args[] = {"a\"b\\c\n\t\r\x01\x1f\x7f/\xc3\xa9", NULL};
+	struct bundle b = {.args = args, .nargs = 1, .os = "linux", .arch = "x86_64"};
+	size_t len;
+	char *s = ocicfg_render(&b, false, &len);
+	CHECK(strstr(s, "\"args\":[\"a\\\"b\\\\c\\n\\t\\r\\u0001\\u001f\x7f/\xc3\xa9\"]") != NULL);
+	free(s);
+}
+
+static void user_mounts_merged(void)
+{
+	const char *args[] = {"/x", NULL};
+	const char *ro[] = {"rbind", "ro", NULL};
+	struct spec_mount m[] = {
+	    {.dest = "/dev", .type = "bind", .source = "/dev"},
+	    {.dest = "/a", .type = "bind", .source = "/srv", .options = ro},
+	};
+	struct bundle b = {.args = args,
+			   .nargs = 1,
+			   .os = "linux",
+			   .arch = "arm64",
+			   .readonly = true,
+			   .mounts = m,
+			   .nmounts = 2};
+	size_t len;
+	char *s = ocicfg_render(&b, false, &len);
+	const char *want = NAMESPACES
+	    "\"mounts\":[{\"destination\":\"/a\",\"options\":[\"rbind\",\"ro\"],"
+	    "\"source\":\"/srv\",\"type\":\"bind\"},{\"destination\":\"/dev\",\"options\":null,"
+	    "\"source\":\"/dev\",\"type\":\"bind\"}," SYS_MOUNTS_AFTER_DEV "],\"ociVersion\":"
+	    "\"1.0.0\",\"platform\":{\"arch\":\"arm64\",\"os\":\"linux\"},\"process\":{\"args\":"
+	    "[\"/x\"],\"cwd\":\"/\",\"user\":{\"gid\":0,\"uid\":0}},\"root\":{\"path\":"
+	    "\"rootfs\",\"readonly\":true}}";
+	CHECK_STR(s, want);
+	free(s);
+}
+
+UNIT_MAIN(CASE(buildcontainer_default), CASE(escapes), CASE(user_mounts_merged))

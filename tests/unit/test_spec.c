@@ -1,0 +1,192 @@
+/* Unit tests for spec: both syntaxes, and that errors name the right line. */
+#include "spec.h"
+#include "unit.h"
+
+#define H  "0123456789abcdfghijklmnpqrsvwxyz"
+#define SP "/nix/store/" H
+
+static struct store st;
+
+static int parse(const char *text, struct spec *sp, struct diags *d)
+{
+	if (!st.dir) {
+		char *err;
+		store_init(&st);
+		store_finish(&st, &err);
+	}
+	memset(d, 0, sizeof(*d));
+	return spec_parse(sp, "t.conf", text, strlen(text), &st, d);
+}
+
+static void conf_full(void)
+{
+	struct spec sp;
+	struct diags d;
+	const char *text = "\xef\xbb\xbf# comment\n"
+			   "[hello]\n"
+			   "args = " SP "-hello/bin/hello --greeting \"hi there\"\n"
+			   "  readonly=true  \n"
+			   "os = linux\n"
+			   "arch = aarch64\n"
+			   "mount = /data bind /srv/data rbind,ro\n"
+			   "mount = /tmp tmpfs tmpfs\n"
+			   "closure = /tmp/closure\n"
+			   "paths = " SP "-extra-1 " SP "-extra-2\n"
+			   "\n"
+			   "[a.b+c_d-1]\n"
+			   "args = [\"/bin/sh\", \"-c\", \"echo \\\"hi\\\"\"]\n";
+	CHECK_INT(parse(text, &sp, &d), 0);
+	diag_print(&d, stderr, "unexpected: ");
+	CHECK_INT(sp.n, 2);
+	/* sorted by name */
+	const struct bundle *b = spec_find(&sp, "hello");
+	CHECK(b == &sp.bundles[1]);
+	CHECK_INT(b->nargs, 3);
+	CHECK_STR(b->args[2], "hi there");
+	CHECK(b->readonly);
+	CHECK_STR(b->arch, "aarch64");
+	CHECK_INT(b->nmounts, 2);
+	CHECK_STR(b->mounts[0].dest, "/data");
+	CHECK_STR(b->mounts[0].options[1], "ro");
+	CHECK(b->mounts[0].options[2] == NULL);
+	CHECK(b->mounts[1].options == NULL);
+	CHECK_STR(b->closure, "/tmp/closure");
+	CHECK_INT(b->npaths, 2);
+	CHECK_INT(b->paths_line, 10);
+	const struct bundle *c = spec_find(&sp, "a.b+c_d-1");
+	CHECK(c != NULL);
+	CHECK_STR(c->args[2], "echo \"hi\"");
+	CHECK(!c->readonly);
+	CHECK_STR(c->os, "linux");
+	CHECK_STR(c->arch, "x86_64");
+	spec_free(&sp);
+	diag_clear(&d);
+}
+
+static void json_full(void)
+{
+	struct spec sp;
+	struct diags d;
+	const char *text =
+	    "\n  {\"hello\": {\"args\": [\"" SP "-hello/bin/hello\"],\n"
+	    "   \"readonly\": true, \"mounts\": {\"/data\": {\"type\": \"bind\", "
+	    "\"source\": \"/srv\", \"options\": [\"rbind\"]},\n"
+	    "   \"/tmp\": {\"type\": \"tmpfs\", \"source\": \"tmpfs\", \"options\": null}},\n"
+	    "   \"paths\": [\"" SP "-x\"], \"closure\": \"/c\", \"os\": \"linux\", "
+	    "\"arch\": \"x86_64\"}}\n";
+	CHECK_INT(parse(text, &sp, &d), 0);
+	diag_print(&d, stderr, "unexpected: ");
+	CHECK_INT(sp.n, 1);
+	const struct bundle *b = &sp.bundles[0];
+	CHECK(b->readonly);
+	CHECK_INT(b->nmounts, 2);
+	CHECK_STR(b->mounts[0].options[0], "rbind");
+	CHECK(b->mounts[1].options == NULL);
+	CHECK_STR(b->paths[0], SP "-x");
+	spec_free(&sp);
+	diag_clear(&d);
+}
+
+/* Each bad spec must fail with exactly this message prefix. */
+static const struct {
+	const char *text, *want;
+} bad[] = {
+    {"[a]\nargs = /bin/x\nfoo = 1\n", "t.conf:3: unknown key \"foo\""},
+    {"[a]\nargs = /bin/x\nargs = /bin/y\n", "t.conf:3: duplicate key \"args\""},
+    {"[a]\nargs = /bin/x\n[a]\nargs = /bin/y\n", "t.conf:3: duplicate bundle \"a\""},
+    {"[..]\nargs = /bin/x\n", "t.conf:1: \"..\": bad bundle name"},
+    {"[a/b]\nargs = /bin/x\n", "t.conf:1: \"a/b\": bad bundle name"},
+    {"[a]\nreadonly = true\n", "t.conf:1: bundle \"a\" has no args"},
+    {"[a]\nargs = \"\" x\n", "t.conf:2: the program (first word of args) is empty"},
+    {"[a]\nargs = []\n", "t.conf:2: args is empty"},
+    {"[a]\nargs =\n", "t.conf:2: args has no value"},
+    {"[a]\nargs = /bin/x \"oops\n", "t.conf:2:15: unterminated double quote"},
+    {"[a]\nargs = [\"x\", 1]\n", "t.conf:2:14: args: expected a string, not number"},
+    {"[a]\nargs = [\"x\"\n", "t.conf:2:12: args: expected ',' or ']'"},
+    {"[a]\nargs = /x\nreadonly = yes\n", "t.conf:3: readonly: expected true or false"},
+    {"[a]\nargs = /x\npaths = /tmp/x\n", "t.conf:3: paths: \"/tmp/x\" is not a store path"},
+    {"[a]\nargs = /x\nmount = data bind /x\n", "t.conf:3: mount destination \"data\" is not "
+					       "an absolute path"},
+    {"[a]\nargs = /x\nmount = /a/../b bind /x\n", "t.conf:3: mount destination \"/a/../b\" "
+						  "is not normalized"},
+    {"[a]\nargs = /x\nmount = /nix/store/x bind /x\n", "t.conf:3: mount destination "
+						       "\"/nix/store/x\" is inside"},
+    {"[a]\nargs = /x\nmount = /d bind\n", "t.conf:3: mount needs DESTINATION TYPE SOURCE"},
+    {"[a]\nargs = /x\nmount = /d bind /x a,,b\n", "t.conf:3: empty mount option"},
+    {"[a]\nargs = /x\nmount = /d bind /x\nmount = /d tmpfs t\n", "t.conf:4: duplicate mount "
+								 "destination \"/d\""},
+    {"args = /x\n", "t.conf:1: \"args\" outside of a [bundle] section"},
+    {"[a]\r\nargs = /x\r\n", "t.conf:1: CRLF line ending"},
+    {"[a]\nargs = /x\xff\n", "t.conf:2:10: invalid UTF-8"},
+    {"[a]\njust words\n", "t.conf:2: expected \"key = value\""},
+    {"[a\nargs = /x\n", "t.conf:1: section header must look like [name]"},
+    {"[a]\nargs = /x\nclosure = relative\n", "t.conf:3: closure: expected one absolute"},
+    {"[a]\nargs = /x\nos = two words\n", "t.conf:3: os \"two words\" contains whitespace"},
+    {"{\"a\": {\"args\": [\"/x\"], \"bogus\": 1}}", "t.conf:1:24: unknown key \"bogus\""},
+    {"{\"a\": {}}", "t.conf:1:7: bundle \"a\" has no args"},
+    {"{\"a\": {\"args\": \"/x\"}}", "t.conf:1:16: args: expected an array of strings"},
+    {"{\"a\": {\"args\": [\"/x\"]},\n \"a\": {\"args\": [\"/y\"]}}",
+     "t.conf:2:2: duplicate key \"a\""},
+    {"{\"a\": {\"args\": [\"/x\"], \"readonly\": \"yes\"}}",
+     "t.conf:1:36: readonly: expected a boolean, not string"},
+    {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/d\": {\"type\": \"bind\"}}}}",
+     "t.conf:1:41: mount \"/d\" needs a source"},
+    {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/d\": {\"type\": \"bind\", \"source\": \"/s\", "
+     "\"opts\": []}}}}",
+     "t.conf:1:74: unknown mount key \"opts\""},
+    {"{\"a\": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]}", "t.conf:1:22: nesting deeper than 16"},
+    {"{\"a\": {\"args\": [\"/x\"]}} trailing", "t.conf:1:25: unexpected text after"},
+    {"{\"a\x01\": {}}", "t.conf:1:4: control character in string"},
+    {"[a]\nargs = /x\x00y\n", NULL /* NUL: checked below with an explicit length */},
+};
+
+static void errors(void)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (!bad[i].want)
+			continue;
+		struct spec sp;
+		struct diags d;
+		int r = parse(bad[i].text, &sp, &d);
+		CHECK_INT(r, -1);
+		if (d.n < 1 || strncmp(d.msg[0], bad[i].want, strlen(bad[i].want))) {
+			fprintf(stderr, "case %zu: want \"%s\", got \"%s\"\n", i, bad[i].want,
+				d.n ? d.msg[0] : "(nothing)");
+			unit_failures++;
+		}
+		diag_clear(&d);
+	}
+}
+
+static void nul_and_limits(void)
+{
+	struct spec sp;
+	struct diags d = {0};
+	static const char text[] = "[a]\nargs = /x\0y\n";
+	CHECK_INT(spec_parse(&sp, "t.conf", text, sizeof(text) - 1, &st, &d), -1);
+	CHECK_INT(d.n, 1);
+	CHECK_STR(d.msg[0], "t.conf:2:10: NUL byte");
+	diag_clear(&d);
+
+	size_t n = SPEC_MAX_LINE + 100;
+	char *big = malloc(n + 20);
+	strcpy(big, "[a]\nargs = /x\n# ");
+	memset(big + strlen(big), 'x', n);
+	big[n] = 0;
+	CHECK_INT(spec_parse(&sp, "t.conf", big, strlen(big), &st, &d), -1);
+	CHECK(d.n == 1 && strstr(d.msg[0], "t.conf:3: line is longer than 64 KiB"));
+	diag_clear(&d);
+	free(big);
+}
+
+static void every_problem_reported(void)
+{
+	struct spec sp;
+	struct diags d;
+	CHECK_INT(parse("[a]\nfoo = 1\nreadonly = x\n[b]\nargs = /x\nbar = 2\n", &sp, &d), -1);
+	CHECK_INT(d.n, 4); /* foo, readonly, missing args of a, bar */
+	diag_clear(&d);
+}
+
+UNIT_MAIN(CASE(conf_full), CASE(json_full), CASE(errors), CASE(nul_and_limits),
+	  CASE(every_problem_reported))
