@@ -1,11 +1,13 @@
 /* backing: openat2-confined, symlink-free access to the real store. */
 #include "backing.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,63 +32,94 @@ void backing_fini(void)
 }
 
 /* The fallback walk: every component but the last must be a real
- * directory (O_DIRECTORY|O_NOFOLLOW fails on a symlink), and ".." cannot
- * appear because names come from the kernel one component at a time and
- * lookup rejects it. */
-static int walk(const char *rel, int flags)
+ * directory (O_DIRECTORY|O_NOFOLLOW fails on a symlink), and "." and ".."
+ * are refused. */
+static int walk(int dfd, const char *rel, int flags)
 {
-	char buf[PATH_MAX];
-	if (strlen(rel) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	strcpy(buf, rel);
-	int dfd = storefd, fd;
-	char *p = buf;
+	char *buf = xstrdup(rel), *p = buf;
+	int fd, base = dfd, rc;
 	for (;;) {
 		char *slash = strchr(p, '/');
 		if (!slash)
 			break;
 		*slash = 0;
 		if (!strcmp(p, "..") || !strcmp(p, ".") || !*p) {
-			if (dfd != storefd)
-				close(dfd);
-			return -ENOENT;
+			rc = -ENOENT;
+			goto out;
 		}
 		fd = openat(dfd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		int e = errno;
-		if (dfd != storefd)
+		if (dfd != base)
 			close(dfd);
-		if (fd < 0)
-			return e == ENOTDIR ? -ELOOP : -e;
+		dfd = base;
+		if (fd < 0) {
+			rc = e == ENOTDIR ? -ELOOP : -e;
+			goto out;
+		}
 		dfd = fd;
 		p = slash + 1;
 	}
 	if (!strcmp(p, "..") || !strcmp(p, ".")) {
-		if (dfd != storefd)
-			close(dfd);
-		return -ENOENT;
+		rc = -ENOENT;
+		goto out;
 	}
 	fd = openat(dfd, p, flags | O_NOFOLLOW | O_CLOEXEC);
-	int e = errno;
-	if (dfd != storefd)
+	rc = fd < 0 ? -errno : fd;
+out:
+	if (dfd != base)
 		close(dfd);
-	return fd < 0 ? -e : fd;
+	free(buf);
+	return rc;
 }
 
-static int confined_open(const char *rel, int flags)
+static int beneath(int dfd, const char *rel, int flags)
 {
 	if (!no_openat2) {
 		struct open_how how = {
 		    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
 		    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 		};
-		int fd = (int)syscall(SYS_openat2, storefd, rel, &how, sizeof(how));
+		int fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
 		if (fd >= 0)
 			return fd;
 		if (errno != ENOSYS)
 			return -errno;
 		no_openat2 = true;
 	}
-	return walk(rel, flags);
+	return walk(dfd, rel, flags);
+}
+
+/* Paths deeper than PATH_MAX are resolved a piece at a time, each piece
+ * beneath the directory the previous one reached. */
+static int confined_open(const char *rel, int flags)
+{
+	if (strlen(rel) < PATH_MAX)
+		return beneath(storefd, rel, flags);
+	int dfd = storefd;
+	const char *p = rel;
+	while (strlen(p) >= PATH_MAX) {
+		const char *cut = p + PATH_MAX - 1;
+		while (cut > p && *cut != '/')
+			cut--;
+		if (cut == p) {
+			if (dfd != storefd)
+				close(dfd);
+			return -ENAMETOOLONG;
+		}
+		char *piece = xstrndup(p, (size_t)(cut - p));
+		int fd = beneath(dfd, piece, O_PATH | O_DIRECTORY);
+		free(piece);
+		if (dfd != storefd)
+			close(dfd);
+		if (fd < 0)
+			return fd;
+		dfd = fd;
+		p = cut + 1;
+	}
+	int fd = beneath(dfd, p, flags);
+	if (dfd != storefd)
+		close(dfd);
+	return fd;
 }
 
 int backing_open_path(const char *rel, struct stat *st)

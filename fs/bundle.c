@@ -1,5 +1,6 @@
 /* bundle: per-bundle lazy state: config.json, closure and rootfs layout. */
 #include "bfs.h"
+#include "gcroots.h"
 #include "ocicfg.h"
 
 #include <errno.h>
@@ -58,6 +59,10 @@ int bundle_ready(struct bfs *fs, size_t i)
 		} else {
 			layout_build(&b->layout, spec, &fs->st);
 			b->state = BS_READY;
+			int e = gcroots_add(&fs->st, &b->closure);
+			if (e < 0)
+				bfs_log(fs, "bundle \"%s\": registering GC roots in %s: %s",
+					spec->name, fs->gcroots, strerror(-e));
 		}
 		diag_clear(&d);
 	}

@@ -10,6 +10,7 @@
  * files keep working until they let go. */
 #include "backing.h"
 #include "bfs.h"
+#include "gcroots.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -69,6 +70,7 @@ void bfs_log(struct bfs *f, const char *fmt, ...)
 
 struct args {
 	const char *mountpoint, *spec;
+	const char *gcroots; /* NULL: the default; "none": none */
 	struct buf fuse_opts;
 	bool debug, single;
 	unsigned threads;
@@ -118,6 +120,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 			if (!v || *end || n < 1 || n > 1024)
 				return usage_error("--threads needs a number from 1 to 1024%s", "");
 			a->threads = (unsigned)n;
+		} else if (!strcmp(s, "--gcroots") || !strncmp(s, "--gcroots=", 10)) {
+			a->gcroots = s[9] == '=' ? s + 10 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!a->gcroots || !*a->gcroots)
+				return usage_error("--gcroots needs a directory or none%s", "");
 		} else if (s[0] == '-' && s[1]) {
 			char *err = NULL;
 			int r = store_parse_arg(&fs.st, argc, argv, &i, &err);
@@ -262,6 +268,22 @@ int main(int argc, char **argv)
 	if (fuse_daemonize(fs.foreground) != 0)
 		goto out_unmount;
 
+	/* After daemonizing: the roots directory is named by our pid. */
+	char *gcdir = NULL;
+	if (!a.gcroots)
+		gcdir = gcroots_default(&fs.st);
+	else if (strcmp(a.gcroots, "none"))
+		gcdir = xstrdup(a.gcroots);
+	if (gcdir && (e = gcroots_init(gcdir)) < 0) {
+		bfs_log(&fs,
+			"GC roots in %s: %s; served closures are not protected from "
+			"garbage collection",
+			gcdir, strerror(-e));
+		free(gcdir);
+		gcdir = NULL;
+	}
+	fs.gcroots = gcdir;
+
 	pthread_t sigthr;
 	pthread_create(&sigthr, NULL, signal_thread, &sigs);
 	pthread_detach(sigthr);
@@ -276,6 +298,8 @@ int main(int argc, char **argv)
 		fuse_loop_cfg_destroy(cfg);
 	}
 	rc = rc == 0 ? 0 : 1;
+	gcroots_fini();
+	free(gcdir);
 out_unmount:
 	fuse_session_unmount(session);
 out_session:
