@@ -132,6 +132,38 @@ def nix():
     return nixfix
 
 
+def snapshot(paths):
+    """Type, mode, owner, times, size, content hash or link target of every
+    entry under the given store paths."""
+    import hashlib
+    out = {}
+    for top in paths:
+        for dirpath, dirs, files in os.walk(top):
+            for name in [None] + dirs + files:
+                p = os.path.join(dirpath, name) if name else dirpath
+                st = os.lstat(p)
+                info = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_size, st.st_ino)
+                if os.path.islink(p):
+                    info += (os.readlink(p),)
+                elif os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        info += (hashlib.sha256(f.read()).hexdigest(),)
+                out[p] = info
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_untouched(nix):
+    """The whole suite must leave the served store paths exactly as they
+    were: not a byte, mode or time changed."""
+    paths = sorted(set(nix.closure(nix.build("app"))) | set(nix.closure(nix.build("realistic"))))
+    before = snapshot(paths)
+    yield
+    after = snapshot(paths)
+    changed = [p for p in before if before[p] != after.get(p)]
+    assert not changed and before.keys() == after.keys(), changed[:10]
+
+
 @pytest.fixture(scope="session")
 def app(nix):
     """The `app` closure: busybox, glibc, a relinked C program, a script
