@@ -39,6 +39,8 @@ struct bfs {
 	const char *gcroots; /* directory for GC roots, or NULL */
 	const char *mountpoint;
 	bool foreground;
+	bool zero_open; /* answer OPEN and OPENDIR with ENOSYS: the mount is read-only */
+	struct hcache *files, *dirs; /* handles for requests without one */
 };
 
 /* Logs one line: to stderr in the foreground, else to syslog. */
@@ -54,5 +56,7 @@ void bundle_config(struct bfs *fs, size_t i, const char **data, size_t *len);
 int bundle_ready(struct bfs *fs, size_t i);
 
 extern const struct fuse_lowlevel_ops bfs_ops;
+void ll_caches_init(struct bfs *fs);
+void ll_caches_free(struct bfs *fs);
 
 #endif

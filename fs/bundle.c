@@ -59,7 +59,9 @@ int bundle_ready(struct bfs *fs, size_t i)
 		} else {
 			layout_build(&b->layout, spec, &fs->st);
 			b->state = BS_READY;
-			int e = gcroots_add(&fs->st, &b->closure);
+			const char **roots;
+			size_t n = closure_roots(&fs->st, spec, &b->closure.arena, &roots);
+			int e = gcroots_add(&fs->st, roots, n);
 			if (e < 0)
 				bfs_log(fs, "bundle \"%s\": registering GC roots in %s: %s",
 					spec->name, fs->gcroots, strerror(-e));

@@ -112,13 +112,13 @@ int gcroots_init(const char *dir)
 	return 0;
 }
 
-int gcroots_add(const struct store *st, const struct closure *c)
+int gcroots_add(const struct store *st, const char *const *bases, size_t n)
 {
 	int rc = 0;
 	pthread_mutex_lock(&lock);
-	for (size_t i = 0; i < c->n && minefd >= 0; i++) {
-		char *target = xasprintf("%s/%s", st->dir, c->base[i]);
-		if (symlinkat(target, minefd, c->base[i]) < 0 && errno != EEXIST)
+	for (size_t i = 0; i < n && minefd >= 0; i++) {
+		char *target = xasprintf("%s/%s", st->dir, bases[i]);
+		if (symlinkat(target, minefd, bases[i]) < 0 && errno != EEXIST)
 			rc = -errno;
 		free(target);
 	}

@@ -7,6 +7,7 @@
  * file straight into the FUSE device. */
 #include "backing.h"
 #include "bfs.h"
+#include "hcache.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -200,6 +201,14 @@ static struct node *node_or_reply(fuse_req_t req, fuse_ino_t ino)
 	return n;
 }
 
+/* The errno for a backing entry that is not what was looked up any more:
+ * replaced (ESTALE from backing.c) or removed is "gone"; a symlink swapped
+ * into its path is ELOOP. */
+static int gone(int err)
+{
+	return err == ESTALE ? ENOENT : err;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* Splice file data from the backing fd into the device. */
@@ -264,7 +273,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	char buf[PATH_MAX + 1];
 	ssize_t len = backing_readlink(n->rel, n->bdev, n->bino, buf, sizeof(buf) - 1);
 	if (len < 0) {
-		fuse_reply_err(req, (int)-len);
+		fuse_reply_err(req, gone((int)-len));
 		return;
 	}
 	buf[len] = 0;
@@ -280,12 +289,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	if (fsof(req)->zero_open) {
+		/* From now on the kernel opens files itself (fh 0, page cache
+		 * kept); see hcache.h. */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (n->kind == NK_CONFIG) {
 		fi->fh = 0;
 	} else if (n->kind == NK_BFILE && S_ISREG(n->attr.mode)) {
 		int fd = backing_open_checked(n->rel, n->bdev, n->bino, false);
 		if (fd < 0) {
-			fuse_reply_err(req, -fd == ESTALE ? EIO : -fd);
+			fuse_reply_err(req, gone(-fd));
 			return;
 		}
 		fi->fh = (uint64_t)fd;
@@ -301,13 +316,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct bfs *fs = fsof(req);
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
 	if (n->kind == NK_CONFIG) {
 		const char *data;
 		size_t len;
-		bundle_config(fsof(req), n->bundle, &data, &len);
+		bundle_config(fs, n->bundle, &data, &len);
 		if ((size_t)off >= len)
 			size = 0;
 		else if (size > len - (size_t)off)
@@ -315,17 +331,33 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, data + (size ? off : 0), size);
 		return;
 	}
+	int slot = -1, fd = (int)fi->fh;
+	if (!fi->fh) {
+		if (n->kind != NK_BFILE || !S_ISREG(n->attr.mode)) {
+			fuse_reply_err(req, EISDIR);
+			return;
+		}
+		int err;
+		void *h = hcache_get(fs->files, n, &slot, &err);
+		if (!h) {
+			fuse_reply_err(req, gone(err));
+			return;
+		}
+		fd = (int)((intptr_t)h - 1);
+	}
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].fd = fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	if (!fi->fh)
+		hcache_put(fs->files, slot, (void *)(intptr_t)(fd + 1)); /* req is gone */
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct node *n = nodes_get(&fsof(req)->nodes, ino);
-	if (n && n->kind == NK_BFILE)
+	if (n && n->kind == NK_BFILE && fi->fh)
 		close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -340,11 +372,16 @@ struct dent {
 /* A snapshot of a directory taken at opendir: offsets are indexes into it,
  * so they stay valid for the life of the handle. */
 struct dirh {
-	DIR *dir; /* backing directories: kept open for fstatat in readdirplus */
+	struct dirh *prev, *next; /* open handles, freed at exit if the kernel
+				     never released them (a lazy unmount) */
+	DIR *dir;		  /* backing directories: kept open for fstatat in readdirplus */
 	struct dent *v;
 	size_t n, cap;
 	struct arena names;
 };
+
+static struct dirh open_dirs = {.prev = &open_dirs, .next = &open_dirs};
+static pthread_mutex_t open_dirs_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void dirh_add(struct dirh *d, const char *name, unsigned char type, bool copy)
 {
@@ -368,7 +405,7 @@ static int fill_backing_dir(struct dirh *d, const struct node *n)
 {
 	int fd = backing_open_checked(n->rel, n->bdev, n->bino, true);
 	if (fd < 0)
-		return fd == -ESTALE ? -EIO : fd;
+		return -gone(-fd);
 	d->dir = fdopendir(fd);
 	if (!d->dir) {
 		int e = errno;
@@ -392,12 +429,9 @@ static int fill_backing_dir(struct dirh *d, const struct node *n)
 	return errno ? -errno : 0;
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Builds the listing of directory node n. */
+static struct dirh *dirh_build(struct bfs *fs, struct node *n, int *err)
 {
-	struct bfs *fs = fsof(req);
-	struct node *n = node_or_reply(req, ino);
-	if (!n)
-		return;
 	struct dirh *d = xcalloc(1, sizeof(*d));
 	int rc = 0;
 	switch (n->kind) {
@@ -428,9 +462,36 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	if (rc < 0) {
 		dirh_free(d);
-		fuse_reply_err(req, -rc);
+		*err = -rc;
+		return NULL;
+	}
+	return d;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct bfs *fs = fsof(req);
+	struct node *n = node_or_reply(req, ino);
+	if (!n)
+		return;
+	if (fs->zero_open) {
+		/* The kernel then opens directories itself and caches their
+		 * listings; readdir takes a listing from fs->dirs. */
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
+	int err;
+	struct dirh *d = dirh_build(fs, n, &err);
+	if (!d) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	pthread_mutex_lock(&open_dirs_lock);
+	d->next = open_dirs.next;
+	d->prev = &open_dirs;
+	open_dirs.next->prev = d;
+	open_dirs.next = d;
+	pthread_mutex_unlock(&open_dirs_lock);
 	fi->fh = (uintptr_t)d;
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
@@ -441,10 +502,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct bfs *fs = fsof(req);
-	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	int slot = -1, err;
+	if (!d && !(d = hcache_get(fs->dirs, n, &slot, &err))) {
+		fuse_reply_err(req, err);
+		return;
+	}
 	char *buf = xmalloc(size);
 	size_t pos = 0;
 	for (size_t i = (size_t)off; i < d->n + 2; i++) {
@@ -483,6 +549,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
+	if (!fi->fh)
+		hcache_put(fs->dirs, slot, d);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -499,8 +567,64 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	dirh_free((struct dirh *)(uintptr_t)fi->fh);
+	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
+	if (d) {
+		pthread_mutex_lock(&open_dirs_lock);
+		d->prev->next = d->next;
+		d->next->prev = d->prev;
+		pthread_mutex_unlock(&open_dirs_lock);
+		dirh_free(d);
+	}
 	fuse_reply_err(req, 0);
+}
+
+/* ---- handle caches (see hcache.h) ---------------------------------------- */
+
+static void *file_make(void *ctx, struct node *n, int *err)
+{
+	if (n->kind != NK_BFILE || !S_ISREG(n->attr.mode)) {
+		*err = EISDIR;
+		return NULL;
+	}
+	int fd = backing_open_checked(n->rel, n->bdev, n->bino, false);
+	if (fd < 0) {
+		*err = -fd;
+		return NULL;
+	}
+	return (void *)(intptr_t)(fd + 1);
+}
+
+static void file_destroy(void *obj)
+{
+	close((int)((intptr_t)obj - 1));
+}
+
+static void *dir_make(void *ctx, struct node *n, int *err)
+{
+	return dirh_build(ctx, n, err);
+}
+
+static void dir_destroy(void *obj)
+{
+	dirh_free(obj);
+}
+
+void ll_caches_init(struct bfs *fs)
+{
+	fs->files = hcache_new(64, file_make, file_destroy, fs);
+	fs->dirs = hcache_new(16, dir_make, dir_destroy, fs);
+}
+
+void ll_caches_free(struct bfs *fs)
+{
+	hcache_free(fs->files);
+	hcache_free(fs->dirs);
+	while (open_dirs.next != &open_dirs) {
+		struct dirh *d = open_dirs.next;
+		open_dirs.next = d->next;
+		dirh_free(d);
+	}
+	open_dirs.prev = &open_dirs;
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

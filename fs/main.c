@@ -11,6 +11,7 @@
 #include "backing.h"
 #include "bfs.h"
 #include "gcroots.h"
+#include "watchdog.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -154,6 +155,20 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return -1;
 }
 
+/* Is `opt` one of the comma-separated options in `list`? */
+static bool has_option(const char *list, const char *opt)
+{
+	size_t n = strlen(opt);
+	for (const char *p = list; p && *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && !strncmp(p, opt, n))
+			return true;
+		p = e ? e + 1 : p + len;
+	}
+	return false;
+}
+
 /* Detaches the mount from the tree; the kernel ends the session once
  * nothing uses it any more. */
 static void detach(void)
@@ -225,6 +240,7 @@ int main(int argc, char **argv)
 	fs.resolver = resolver_new(&fs.st);
 	bundles_init(&fs);
 	nodes_init(&fs.nodes);
+	ll_caches_init(&fs);
 	nodes_root(&fs.nodes, &(struct nattr){.mode = S_IFDIR | 0755,
 					      .nlink = 2 + (uint32_t)fs.spec.n,
 					      .uid = fs.uid,
@@ -246,12 +262,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct buf opts = {0};
-	buf_adds(&opts, "ro,nosuid,nodev,default_permissions,fsname=bundlefs,subtype=bundlefs,"
-			"auto_unmount");
+	buf_adds(&opts, "ro,nosuid,nodev,default_permissions,fsname=bundlefs,subtype=bundlefs");
 	if (geteuid() == 0)
 		buf_adds(&opts, ",allow_other");
 	if (a.fuse_opts.len)
 		buf_adds(&opts, a.fuse_opts.data);
+	/* Opens can skip the daemon only while the kernel itself refuses
+	 * writes; with a forced rw mount OPEN must stay to answer EROFS. */
+	fs.zero_open = !has_option(a.fuse_opts.data, "rw");
 	char *fargv[] = {argv[0], "-o", opts.data, a.debug ? "-d" : NULL, NULL};
 	struct fuse_args fargs = FUSE_ARGS_INIT(a.debug ? 4 : 3, fargv);
 
@@ -268,7 +286,12 @@ int main(int argc, char **argv)
 	if (fuse_daemonize(fs.foreground) != 0)
 		goto out_unmount;
 
-	/* After daemonizing: the roots directory is named by our pid. */
+	/* After daemonizing: the watchdog watches this process, and the
+	 * roots directory is named by our pid. */
+	if ((e = watchdog_start(mnt)) < 0)
+		bfs_log(&fs, "no watchdog (%s): if the daemon dies, unmount with fusermount3 -u -z",
+			strerror(-e));
+
 	char *gcdir = NULL;
 	if (!a.gcroots)
 		gcdir = gcroots_default(&fs.st);
@@ -306,6 +329,7 @@ out_session:
 	fuse_session_destroy(session);
 out:
 	fuse_opt_free_args(&fargs);
+	ll_caches_free(&fs);
 	nodes_destroy(&fs.nodes);
 	bundles_fini(&fs);
 	resolver_free(fs.resolver);

@@ -82,7 +82,7 @@ class Mount:
         return os.path.join(self.mountpoint, *parts)
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
-        """Stops the daemon; returns its exit status."""
+        """Stops the daemon; returns its exit status (see exited)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -93,6 +93,13 @@ class Mount:
                 subprocess.run(["fusermount3", "-u", "-z", self.mountpoint])
                 raise AssertionError("bundlefs did not exit after %s" % sig)
         return self.proc.returncode
+
+    def exited(self, timeout=10):
+        """Waits for the daemon to exit by itself; returns its status, and
+        fails with its stderr (sanitizer reports included) if not 0."""
+        rc = self.proc.wait(timeout)
+        assert rc == 0, "bundlefs exited %d:\n%s" % (rc, self.stderr())
+        return rc
 
     def cleanup(self):
         if self.proc.poll() is None:
@@ -193,6 +200,13 @@ class Runc:
             stderr=subprocess.PIPE,
             timeout=timeout,
         )
+
+    def exited(self, timeout=10):
+        """Waits for the daemon to exit by itself; returns its status, and
+        fails with its stderr (sanitizer reports included) if not 0."""
+        rc = self.proc.wait(timeout)
+        assert rc == 0, "bundlefs exited %d:\n%s" % (rc, self.stderr())
+        return rc
 
     def cleanup(self):
         for cid in self.ids:

@@ -169,7 +169,7 @@ def test_swapped_directory_never_shows_the_canary(mount, fake):
         stop.set()
         t.join()
     assert "CANARY\n" not in seen, (seen, errors)
-    assert set(errors) <= {errno.ENOENT, errno.ELOOP, errno.EIO}, errors
+    assert set(errors) <= {errno.ENOENT, errno.ELOOP}, errors
     assert seen.get("good\n", 0) > 0, (seen, errors)
 
 
@@ -228,7 +228,7 @@ def test_special_files_are_not_served(mount, fake):
     t.start()
     t.join(5)
     assert not t.is_alive(), "open blocked on a FIFO"
-    assert done in ([errno.EIO], [errno.ENOENT])
+    assert done == [errno.ENOENT]  # not the file that was looked up
     assert os.listdir(served)
 
 

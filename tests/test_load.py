@@ -91,8 +91,10 @@ def test_parallel_readers_with_cache_drops(tmp_path, mount, nix):
     rss = [s[1] for s in states]
     # no descriptor is held once readers are gone
     assert fds[0] == fds[1] == fds[2], states
-    # memory does not grow from round to round
-    assert rss[2] <= max(rss[:2]) * 1.1 + 2048, states
+    # memory does not grow from round to round (not measurable under ASan,
+    # whose allocator holds freed memory in quarantine)
+    if not os.environ.get("BUNDLEFS_SANITIZED"):
+        assert rss[2] <= max(rss[:2]) * 1.1 + 2048, states
 
 
 def test_fifty_containers_eight_at_a_time(tmp_path, mount, runc, app):

@@ -274,7 +274,7 @@ def test_unmount_ends_the_daemon_cleanly(tmp_path, tiny, how):
             run(["fusermount3", "-u", m.mountpoint])
         else:
             run(["umount", m.mountpoint])
-        assert m.proc.wait(10) == 0
+        m.exited()
         assert not is_mounted(m.mountpoint)
         assert "fuse:" not in m.stderr()
     finally:
