@@ -140,7 +140,6 @@ struct ctx {
 	const struct bundle *b;
 	struct diags *d;
 	struct set set;
-	const char *err_from; /* base currently expanded, for messages */
 	bool bad;
 };
 
@@ -199,16 +198,15 @@ static int from_file(struct ctx *c, const char **roots, size_t nroots)
 
 /* ---- source 2: Nix's database ------------------------------------------- */
 
-static void db_ref(void *ctx, const char *ref)
+static void db_path(void *ctx, const char *path)
 {
 	struct ctx *c = ctx;
-	const char *base = store_path_base(c->r->st, ref);
+	const char *base = store_path_base(c->r->st, path);
 	if (!base) {
 		if (!c->bad)
 			fail(c, c->b->args_line,
-			     "the Nix database lists %.300s (a reference of %s) outside the store "
-			     "directory %s",
-			     ref, c->err_from, c->r->st->dir);
+			     "the Nix database lists %.300s outside the store directory %s", path,
+			     c->r->st->dir);
 		return;
 	}
 	set_add(&c->set, base, strlen(base));
@@ -217,26 +215,29 @@ static void db_ref(void *ctx, const char *ref)
 static int from_db(struct ctx *c, const char **roots, size_t nroots)
 {
 	const struct store *st = c->r->st;
-	for (size_t i = 0; i < nroots; i++)
-		set_add(&c->set, roots[i], strlen(roots[i]));
-	for (size_t i = 0; i < c->set.n && !c->bad; i++) {
-		char *err = NULL;
-		char *path = xasprintf("%s/%s", st->dir, c->set.v[i]);
-		c->err_from = path;
-		int rc = nixdb_refs(c->r->db, path, db_ref, c, &err);
+	char **paths = xreallocarray(NULL, nroots ? nroots : 1, sizeof(*paths));
+	char *err = NULL;
+	for (size_t i = 0; i < nroots; i++) {
+		paths[i] = xasprintf("%s/%s", st->dir, roots[i]);
+		unsigned line = root_line(st, c->b, roots[i]);
 		struct stat sb;
-		unsigned line = i < nroots ? root_line(st, c->b, c->set.v[i]) : c->b->args_line;
-		if (rc == 1 && fstatat(c->r->storefd, c->set.v[i], &sb, AT_SYMLINK_NOFOLLOW) < 0 &&
+		int rc = nixdb_valid(c->r->db, paths[i], &err);
+		if (rc == 0 && fstatat(c->r->storefd, roots[i], &sb, AT_SYMLINK_NOFOLLOW) < 0 &&
 		    errno == ENOENT)
-			fail(c, line, "%s: missing from the store", path);
-		else if (rc == 1)
-			fail(c, line, "%s is not a valid path in the Nix database %s", path,
+			fail(c, line, "%s: missing from the store", paths[i]);
+		else if (rc == 0)
+			fail(c, line, "%s is not a valid path in the Nix database %s", paths[i],
 			     st->db);
 		else if (rc < 0)
 			fail(c, c->b->line, "%s", err);
-		free(err);
-		free(path);
 	}
+	if (!c->bad && nroots &&
+	    nixdb_closure(c->r->db, (const char *const *)paths, nroots, db_path, c, &err) < 0)
+		fail(c, c->b->line, "%s", err);
+	for (size_t i = 0; i < nroots; i++)
+		free(paths[i]);
+	free(paths);
+	free(err);
 	return c->bad ? -1 : 0;
 }
 
@@ -358,7 +359,7 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 		qsort(c->set.v, c->set.n, sizeof(*c->set.v), cmp_str);
 	out->n = c->set.n;
 	out->base = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->base));
-	out->mode = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->mode));
+	out->st = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->st));
 	for (size_t i = 0; i < out->n; i++) {
 		const char *base = c->set.v[i];
 		struct stat sb;
@@ -375,7 +376,7 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 			     st->dir, base);
 			continue;
 		}
-		out->mode[i] = sb.st_mode & S_IFMT;
+		out->st[i] = sb;
 	}
 	return c->bad ? -1 : 0;
 }

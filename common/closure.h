@@ -13,11 +13,12 @@
 #include "store.h"
 #include "util.h"
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 struct closure {
 	const char **base; /* sorted entry names "<hash>-<name>" */
-	mode_t *mode;	   /* S_IFDIR, S_IFREG or S_IFLNK of each, from lstat */
+	struct stat *st;   /* lstat of each (a directory, regular file or symlink) */
 	size_t n;
 	const char *source; /* which source answered: for messages */
 	struct arena arena;

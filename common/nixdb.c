@@ -7,7 +7,7 @@
 
 struct nixdb {
 	sqlite3 *db;
-	sqlite3_stmt *id, *refs;
+	sqlite3_stmt *id;
 	char *path;
 };
 
@@ -27,12 +27,6 @@ struct nixdb *nixdb_open(const char *path, char **err)
 	    sqlite3_prepare_v2(n->db, "SELECT id FROM ValidPaths WHERE path = ?", -1, &n->id, NULL);
 	if (rc != SQLITE_OK)
 		goto fail;
-	rc = sqlite3_prepare_v2(n->db,
-				"SELECT v.path FROM Refs r JOIN ValidPaths v ON r.reference = v.id "
-				"WHERE r.referrer = ?",
-				-1, &n->refs, NULL);
-	if (rc != SQLITE_OK)
-		goto fail;
 	return n;
 fail:
 	*err = xasprintf("Nix database %s: %s", path,
@@ -41,38 +35,51 @@ fail:
 	return NULL;
 }
 
-int nixdb_refs(struct nixdb *n, const char *path, void (*fn)(void *ctx, const char *ref), void *ctx,
-	       char **err)
+int nixdb_valid(struct nixdb *n, const char *path, char **err)
 {
-	int rc, ret = 0;
-	sqlite3_int64 id;
 	sqlite3_reset(n->id);
 	sqlite3_bind_text(n->id, 1, path, -1, SQLITE_STATIC);
-	rc = sqlite3_step(n->id);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(n->id);
-		return 1;
-	}
-	if (rc != SQLITE_ROW)
-		goto fail;
-	id = sqlite3_column_int64(n->id, 0);
+	int rc = sqlite3_step(n->id);
 	sqlite3_reset(n->id);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	*err = xasprintf("Nix database %s: %s", n->path, sqlite3_errmsg(n->db));
+	return -1;
+}
 
-	sqlite3_reset(n->refs);
-	sqlite3_bind_int64(n->refs, 1, id);
-	while ((rc = sqlite3_step(n->refs)) == SQLITE_ROW) {
-		const char *ref = (const char *)sqlite3_column_text(n->refs, 0);
-		if (ref)
-			fn(ctx, ref);
+int nixdb_closure(struct nixdb *n, const char *const *paths, size_t count,
+		  void (*fn)(void *ctx, const char *path), void *ctx, char **err)
+{
+	/* One statement: the roots as parameters, a recursive walk of Refs
+	 * (a spec names a handful of roots, far below SQLite's limit of
+	 * parameters). */
+	struct buf q = {0};
+	buf_adds(&q, "WITH RECURSIVE c(id) AS (SELECT id FROM ValidPaths WHERE path IN (");
+	for (size_t i = 0; i < count; i++)
+		buf_adds(&q, i ? ",?" : "?");
+	buf_adds(&q, ") UNION SELECT r.reference FROM Refs r JOIN c ON r.referrer = c.id) "
+		     "SELECT v.path FROM c JOIN ValidPaths v ON v.id = c.id");
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(n->db, q.data, -1, &st, NULL);
+	buf_free(&q);
+	if (rc != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < count; i++)
+		sqlite3_bind_text(st, (int)i + 1, paths[i], -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(st, 0);
+		if (p)
+			fn(ctx, p);
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
-	sqlite3_reset(n->refs);
-	return ret;
+	sqlite3_finalize(st);
+	return 0;
 fail:
 	*err = xasprintf("Nix database %s: %s", n->path, sqlite3_errmsg(n->db));
-	sqlite3_reset(n->id);
-	sqlite3_reset(n->refs);
+	sqlite3_finalize(st);
 	return -1;
 }
 
@@ -81,7 +88,6 @@ void nixdb_close(struct nixdb *n)
 	if (!n)
 		return;
 	sqlite3_finalize(n->id);
-	sqlite3_finalize(n->refs);
 	sqlite3_close(n->db);
 	free(n->path);
 	free(n);

@@ -76,14 +76,19 @@ struct arena_chunk {
 	max_align_t data[];
 };
 
-#define ARENA_CHUNK 16384
+/* Chunks start small (a daemon holds thousands of small arenas: one per
+ * bundle's closure and layout) and double up to a limit. */
+#define ARENA_FIRST 512
+#define ARENA_MAX   65536
 
 void *arena_alloc(struct arena *a, size_t n)
 {
 	struct arena_chunk *c = a->head;
 	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
 	if (!c || c->cap - c->used < n) {
-		size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+		size_t cap = c ? (c->cap * 2 < ARENA_MAX ? c->cap * 2 : ARENA_MAX) : ARENA_FIRST;
+		if (cap < n)
+			cap = n;
 		c = xmalloc(sizeof(*c) + cap);
 		c->used = 0;
 		c->cap = cap;

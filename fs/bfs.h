@@ -40,7 +40,10 @@ struct bfs {
 	const char *mountpoint;
 	bool foreground;
 	bool zero_open; /* answer OPEN and OPENDIR with ENOSYS: the mount is read-only */
-	struct hcache *files, *dirs; /* handles for requests without one */
+	/* handles for requests that come without one (see hcache.h) */
+	struct hcache *files; /* backing files open for reading */
+	struct hcache *paths; /* O_PATH descriptors of directories, for lookups */
+	struct hcache *dirs;  /* directory listings */
 };
 
 /* Logs one line: to stderr in the foreground, else to syslog. */

@@ -7,8 +7,10 @@
  * listing of something cached costs no round trip to the daemon. Reads and
  * listings that miss the kernel's caches then arrive without a handle; they
  * take one from here, so a file read in many pieces is opened once, while
- * the daemon still holds nothing per node. Handles in use are reference
- * counted and never destroyed under their user. */
+ * the daemon still holds nothing per node. Lookups in a store directory
+ * likewise use a cached O_PATH descriptor of it: one fstatat instead of
+ * resolving the whole path from the store again. Handles in use are
+ * reference counted and never destroyed under their user. */
 #ifndef BUNDLEFS_HCACHE_H
 #define BUNDLEFS_HCACHE_H
 

@@ -73,7 +73,7 @@ static uint32_t store_dir_nlink(const struct bstate *b, const struct layout_dir 
 	uint32_t n = 2 + ld->nsubdirs;
 	if (ld->is_store)
 		for (size_t i = 0; i < b->closure.n; i++)
-			n += S_ISDIR(b->closure.mode[i]);
+			n += S_ISDIR(b->closure.st[i].st_mode);
 	return n;
 }
 
@@ -85,11 +85,15 @@ static struct node vdir_proto(struct bfs *fs, uint32_t bundle, const struct layo
 }
 
 /* Looks up a store entry: `rel` below the real store, stat'ed relative to
- * `dirfd` (a directory already open on the parent) when given. */
-static int backing_proto(const char *rel, int dirfd, const char *name, struct node *p)
+ * `dirfd` (a directory already open on the parent) when given, or known
+ * already (`known`, from closure resolution). */
+static int backing_proto(const char *rel, int dirfd, const char *name, const struct stat *known,
+			 struct node *p)
 {
 	struct stat st;
-	if (dirfd >= 0) {
+	if (known) {
+		st = *known;
+	} else if (dirfd >= 0) {
 		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
 	} else {
@@ -106,6 +110,23 @@ static int backing_proto(const char *rel, int dirfd, const char *name, struct no
 	p->rel = (char *)rel;
 	backing_attr(&st, &p->attr);
 	return 0;
+}
+
+/* Looks up `name` in backing directory node `dir`: relative to a directory
+ * descriptor (the listing's, or a cached one of `dir`), which is one
+ * fstatat instead of resolving the whole path again. */
+static int lookup_in_dir(struct bfs *fs, struct node *dir, const char *rel, int dirfd,
+			 const char *name, struct node *p)
+{
+	if (dirfd >= 0)
+		return backing_proto(rel, dirfd, name, NULL, p);
+	int slot, err;
+	void *h = hcache_get(fs->paths, dir, &slot, &err);
+	if (!h)
+		return backing_proto(rel, -1, name, NULL, p);
+	int rc = backing_proto(rel, (int)((intptr_t)h - 1), name, NULL, p);
+	hcache_put(fs->paths, slot, h);
+	return rc;
 }
 
 /* Resolves `name` in `parent`. Returns 0 with e filled (e->ino == 0 for a
@@ -162,18 +183,20 @@ static int do_lookup(struct bfs *fs, struct node *parent, const char *name, int 
 			p = vdir_proto(fs, parent->bundle, ld);
 			break;
 		}
-		/* Only the closure is visible in the store directory. */
-		if (!parent->ldir->is_store ||
-		    closure_find(&fs->bundles[parent->bundle].closure, name) < 0)
+		/* Only the closure is visible in the store directory, with
+		 * the attributes its resolution saw. */
+		const struct closure *c = &fs->bundles[parent->bundle].closure;
+		ssize_t idx = parent->ldir->is_store ? closure_find(c, name) : -1;
+		if (idx < 0)
 			return 0;
 		rel = xstrdup(name);
-		rc = backing_proto(rel, -1, name, &p);
+		rc = backing_proto(rel, -1, name, &c->st[idx], &p);
 		p.bundle = parent->bundle;
 		break;
 	}
 	case NK_BDIR:
 		rel = xasprintf("%s/%s", parent->rel, name);
-		rc = backing_proto(rel, dirfd, name, &p);
+		rc = lookup_in_dir(fs, parent, rel, dirfd, name, &p);
 		p.bundle = parent->bundle;
 		break;
 	default:
@@ -450,7 +473,8 @@ static struct dirh *dirh_build(struct bfs *fs, struct node *n, int *err)
 		if (ld->is_store) {
 			const struct closure *c = &fs->bundles[n->bundle].closure;
 			for (size_t i = 0; i < c->n; i++)
-				dirh_add(d, c->base[i], (unsigned char)IFTODT(c->mode[i]), false);
+				dirh_add(d, c->base[i], (unsigned char)IFTODT(c->st[i].st_mode),
+					 false);
 		}
 		break;
 	}
@@ -594,9 +618,25 @@ static void *file_make(void *ctx, struct node *n, int *err)
 	return (void *)(intptr_t)(fd + 1);
 }
 
-static void file_destroy(void *obj)
+static void fd_destroy(void *obj)
 {
 	close((int)((intptr_t)obj - 1));
+}
+
+static void *path_make(void *ctx, struct node *n, int *err)
+{
+	struct stat st;
+	int fd = backing_open_path(n->rel, &st);
+	if (fd < 0) {
+		*err = -fd;
+		return NULL;
+	}
+	if (st.st_dev != n->bdev || st.st_ino != n->bino || !S_ISDIR(st.st_mode)) {
+		close(fd);
+		*err = ENOENT;
+		return NULL;
+	}
+	return (void *)(intptr_t)(fd + 1);
 }
 
 static void *dir_make(void *ctx, struct node *n, int *err)
@@ -611,13 +651,15 @@ static void dir_destroy(void *obj)
 
 void ll_caches_init(struct bfs *fs)
 {
-	fs->files = hcache_new(64, file_make, file_destroy, fs);
+	fs->files = hcache_new(64, file_make, fd_destroy, fs);
+	fs->paths = hcache_new(64, path_make, fd_destroy, fs);
 	fs->dirs = hcache_new(16, dir_make, dir_destroy, fs);
 }
 
 void ll_caches_free(struct bfs *fs)
 {
 	hcache_free(fs->files);
+	hcache_free(fs->paths);
 	hcache_free(fs->dirs);
 	while (open_dirs.next != &open_dirs) {
 		struct dirh *d = open_dirs.next;

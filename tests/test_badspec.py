@@ -108,6 +108,13 @@ def test_ten_megabytes_of_garbage(tmp_path):
     check_messages(str(path), p.stderr)
     # the report is bounded, however bad the input
     assert len(p.stderr.splitlines()) <= 201
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    p = subprocess.run([BUNDLEFS, str(mnt), str(path)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 2
+    check_messages(str(path), p.stderr)
+    assert not is_mounted(mnt) and os.listdir(mnt) == []
 
 
 def test_valid_ten_megabyte_spec_is_fine(tmp_path):
