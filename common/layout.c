@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct layout_dir *add_child(struct layout *l, struct layout_dir *d, const char *name,
-				    size_t n)
+/* Binary search for the first n bytes of `name` among d's kids: returns the
+ * kid, or NULL with its insertion point in *pos. */
+static struct layout_dir *find_kid(const struct layout_dir *d, const char *name, size_t n,
+				   size_t *pos)
 {
 	size_t lo = 0, hi = d->nkids;
 	while (lo < hi) {
@@ -23,6 +25,17 @@ static struct layout_dir *add_child(struct layout *l, struct layout_dir *d, cons
 		else
 			hi = mid;
 	}
+	*pos = lo;
+	return NULL;
+}
+
+static struct layout_dir *add_child(struct layout *l, struct layout_dir *d, const char *name,
+				    size_t n)
+{
+	size_t lo;
+	struct layout_dir *found = find_kid(d, name, n, &lo);
+	if (found)
+		return found;
 	struct layout_dir *c = arena_alloc(&l->arena, sizeof(*c));
 	c->name = arena_strndup(&l->arena, name, n);
 	/* Copying on every insert is quadratic, but a layout has a handful of
@@ -80,16 +93,6 @@ void layout_free(struct layout *l)
 
 struct layout_dir *layout_child(const struct layout_dir *d, const char *name)
 {
-	size_t lo = 0, hi = d->nkids;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(d->kids[mid]->name, name);
-		if (c == 0)
-			return d->kids[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	size_t pos;
+	return find_kid(d, name, strlen(name), &pos);
 }

@@ -201,13 +201,6 @@ class Runc:
             timeout=timeout,
         )
 
-    def exited(self, timeout=10):
-        """Waits for the daemon to exit by itself; returns its status, and
-        fails with its stderr (sanitizer reports included) if not 0."""
-        rc = self.proc.wait(timeout)
-        assert rc == 0, "bundlefs exited %d:\n%s" % (rc, self.stderr())
-        return rc
-
     def cleanup(self):
         for cid in self.ids:
             subprocess.run(["runc", "--root", self.root, "delete", "-f", cid],
