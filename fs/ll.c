@@ -241,9 +241,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
-	/* Always READDIRPLUS: a listing then also fills the dentry and
-	 * attribute caches, which never expire. */
-	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* READDIRPLUS_AUTO (libfuse's default): the kernel asks for
+	 * attributes with a listing only when the lister also looks at the
+	 * entries (as `ls -l` and `find` do); a plain listing (as Python's
+	 * import system makes) then costs no stat of every entry. */
 	/* Nothing changes under the mount: no need to compare mtimes. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
