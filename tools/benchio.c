@@ -49,8 +49,8 @@ static char **read_list(const char *file, size_t *n)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 || (strcmp(argv[1], "orc") && strcmp(argv[1], "read") &&
-			  strcmp(argv[1], "stat"))) {
+	if (argc != 3 ||
+	    (strcmp(argv[1], "orc") && strcmp(argv[1], "read") && strcmp(argv[1], "stat"))) {
 		fprintf(stderr, "usage: benchio orc LIST | read FILE | stat LIST\n");
 		return 2;
 	}
