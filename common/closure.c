@@ -54,9 +54,6 @@ void resolver_free(struct resolver *r)
 	nixdb_close(r->db);
 	free(r->db_err);
 	strmap_free(&r->hashes);
-	for (size_t i = 0; i < r->scanned.cap; i++)
-		if (r->scanned.slots[i].key)
-			free(((struct refs *)r->scanned.slots[i].val)->v);
 	strmap_free(&r->scanned);
 	arena_free(&r->scan_arena);
 	pthread_mutex_destroy(&r->lock);
@@ -243,10 +240,25 @@ static int from_db(struct ctx *c, const char **roots, size_t nroots)
 
 /* ---- source 3: scanning --------------------------------------------------- */
 
+/* The references of one store path, deduplicated. The scanner reports
+ * names of the store listing, which outlive this: they serve as keys. */
+struct found {
+	struct strmap seen;
+	const char **v;
+	size_t n, cap;
+};
+
 static void scan_ref(void *ctx, const char *base)
 {
-	struct set *s = ctx;
-	set_add(s, base, strlen(base));
+	struct found *f = ctx;
+	if (strmap_get(&f->seen, base, STORE_HASH_LEN))
+		return;
+	strmap_put(&f->seen, base, STORE_HASH_LEN, (void *)base);
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 16;
+		f->v = xreallocarray(f->v, f->cap, sizeof(*f->v));
+	}
+	f->v[f->n++] = base;
 }
 
 static const struct refs *scan_refs(struct ctx *c, const char *base, char **err)
@@ -255,23 +267,19 @@ static const struct refs *scan_refs(struct ctx *c, const char *base, char **err)
 	struct refs *refs = strmap_get(&r->scanned, base, strlen(base));
 	if (refs)
 		return refs;
-	struct arena tmp = {0};
-	struct set found = {.a = &tmp};
-	if (refscan_path(r->storefd, base, &r->hashes, scan_ref, &found, err) < 0) {
-		set_free(&found);
-		arena_free(&tmp);
-		return NULL;
+	struct found f = {0};
+	int rc = refscan_path(r->storefd, base, &r->hashes, scan_ref, &f, err);
+	if (rc == 0) {
+		refs = arena_alloc(&r->scan_arena, sizeof(*refs));
+		refs->n = f.n;
+		refs->v = arena_alloc(&r->scan_arena, f.n * sizeof(*refs->v));
+		if (f.n)
+			memcpy(refs->v, f.v, f.n * sizeof(*refs->v));
+		char *key = arena_strdup(&r->scan_arena, base);
+		strmap_put(&r->scanned, key, strlen(key), refs);
 	}
-	/* Candidates are names from the store listing, owned by scan_arena. */
-	refs = arena_alloc(&r->scan_arena, sizeof(*refs));
-	refs->n = found.n;
-	refs->v = xreallocarray(NULL, found.n ? found.n : 1, sizeof(*refs->v));
-	for (size_t i = 0; i < found.n; i++)
-		refs->v[i] = strmap_get(&r->hashes, found.v[i], STORE_HASH_LEN);
-	char *key = arena_strdup(&r->scan_arena, base);
-	strmap_put(&r->scanned, key, strlen(key), refs);
-	set_free(&found);
-	arena_free(&tmp);
+	strmap_free(&f.seen);
+	free(f.v);
 	return refs;
 }
 
@@ -336,6 +344,8 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 	const struct store *st = r->st;
 	const char **roots;
 	size_t nroots = closure_roots(st, c->b, &out->arena, &roots);
+	out->roots = roots;
+	out->nroots = nroots;
 
 	if (r->storefd < 0) {
 		fail(c, c->b->line, "store %s: %s", st->real, strerror(r->storefd_errno));
@@ -377,6 +387,7 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 			continue;
 		}
 		out->st[i] = sb;
+		out->ndirs += S_ISDIR(sb.st_mode);
 	}
 	return c->bad ? -1 : 0;
 }

@@ -20,6 +20,9 @@ struct closure {
 	const char **base; /* sorted entry names "<hash>-<name>" */
 	struct stat *st;   /* lstat of each (a directory, regular file or symlink) */
 	size_t n;
+	size_t ndirs;	    /* how many of them are directories */
+	const char **roots; /* the roots it was resolved from, sorted */
+	size_t nroots;
 	const char *source; /* which source answered: for messages */
 	struct arena arena;
 };

@@ -59,9 +59,7 @@ int bundle_ready(struct bfs *fs, size_t i)
 		} else {
 			layout_build(&b->layout, spec, &fs->st);
 			b->state = BS_READY;
-			const char **roots;
-			size_t n = closure_roots(&fs->st, spec, &b->closure.arena, &roots);
-			int e = gcroots_add(&fs->st, roots, n);
+			int e = gcroots_add(&fs->st, b->closure.roots, b->closure.nroots);
 			if (e < 0)
 				bfs_log(fs, "bundle \"%s\": registering GC roots in %s: %s",
 					spec->name, fs->gcroots, strerror(-e));

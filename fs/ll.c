@@ -70,11 +70,7 @@ static struct nattr synth_attr(const struct bfs *fs, mode_t mode, uint32_t nlink
 
 static uint32_t store_dir_nlink(const struct bstate *b, const struct layout_dir *ld)
 {
-	uint32_t n = 2 + ld->nsubdirs;
-	if (ld->is_store)
-		for (size_t i = 0; i < b->closure.n; i++)
-			n += S_ISDIR(b->closure.st[i].st_mode);
-	return n;
+	return 2 + ld->nsubdirs + (ld->is_store ? (uint32_t)b->closure.ndirs : 0);
 }
 
 static struct node vdir_proto(struct bfs *fs, uint32_t bundle, const struct layout_dir *ld)
@@ -241,11 +237,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
-	/* READDIRPLUS_AUTO (libfuse's default): the kernel asks for
+	/* READDIRPLUS_AUTO stays on (libfuse's default): the kernel asks for
 	 * attributes with a listing only when the lister also looks at the
 	 * entries (as `ls -l` and `find` do); a plain listing (as Python's
-	 * import system makes) then costs no stat of every entry. */
-	/* Nothing changes under the mount: no need to compare mtimes. */
+	 * import system makes) then costs no stat of every entry.
+	 *
+	 * Nothing changes under the mount: no need to compare mtimes. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
@@ -357,11 +354,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	int slot = -1, fd = (int)fi->fh;
 	if (!fi->fh) {
-		if (n->kind != NK_BFILE || !S_ISREG(n->attr.mode)) {
-			fuse_reply_err(req, EISDIR);
-			return;
-		}
-		int err;
+		int err; /* file_make refuses anything but a regular file */
 		void *h = hcache_get(fs->files, n, &slot, &err);
 		if (!h) {
 			fuse_reply_err(req, gone(err));
