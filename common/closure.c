@@ -23,8 +23,7 @@ struct refs {
 struct resolver {
 	pthread_mutex_t lock;
 	const struct store *st;
-	int storefd;
-	int storefd_errno;
+	int storefd; /* st->fd, or -1 */
 	struct nixdb *db;
 	char *db_err;
 	bool db_tried;
@@ -35,13 +34,13 @@ struct resolver {
 	struct arena scan_arena;
 };
 
-struct resolver *resolver_new(const struct store *st)
+struct resolver *resolver_new(struct store *st)
 {
 	struct resolver *r = xcalloc(1, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	r->st = st;
-	r->storefd = open(st->real, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	r->storefd_errno = errno;
+	store_open(st);
+	r->storefd = st->fd;
 	return r;
 }
 
@@ -49,8 +48,6 @@ void resolver_free(struct resolver *r)
 {
 	if (!r)
 		return;
-	if (r->storefd >= 0)
-		close(r->storefd);
 	nixdb_close(r->db);
 	free(r->db_err);
 	strmap_free(&r->hashes);
@@ -79,10 +76,7 @@ static bool set_add(struct set *s, const char *base, size_t len)
 		return false;
 	char *copy = arena_strndup(s->a, base, len);
 	strmap_put(&s->map, copy, len, copy);
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 64;
-		s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
-	}
+	GROW(s->v, s->n, s->cap);
 	s->v[s->n++] = copy;
 	return true;
 }
@@ -254,10 +248,7 @@ static void scan_ref(void *ctx, const char *base)
 	if (strmap_get(&f->seen, base, STORE_HASH_LEN))
 		return;
 	strmap_put(&f->seen, base, STORE_HASH_LEN, (void *)base);
-	if (f->n == f->cap) {
-		f->cap = f->cap ? f->cap * 2 : 16;
-		f->v = xreallocarray(f->v, f->cap, sizeof(*f->v));
-	}
+	GROW(f->v, f->n, f->cap);
 	f->v[f->n++] = base;
 }
 
@@ -348,7 +339,7 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 	out->nroots = nroots;
 
 	if (r->storefd < 0) {
-		fail(c, c->b->line, "store %s: %s", st->real, strerror(r->storefd_errno));
+		fail(c, c->b->line, "store %s: %s", st->real, strerror(st->fd_errno));
 		return -1;
 	}
 	int rc;
@@ -381,7 +372,7 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 			     errno == ENOENT ? "missing from the store" : strerror(errno));
 			continue;
 		}
-		if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
+		if (!store_servable(sb.st_mode)) {
 			fail(c, c->b->line, "%s/%s: not a directory, regular file or symlink",
 			     st->dir, base);
 			continue;

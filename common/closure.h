@@ -31,8 +31,9 @@ struct resolver;
 
 /* A resolver holds what resolutions share: the store directory, the
  * database connection and the scanner's caches. It is safe to use from
- * several threads (calls are serialized). */
-struct resolver *resolver_new(const struct store *st);
+ * several threads (calls are serialized). It reads the store through
+ * st->fd, opening it if needed. */
+struct resolver *resolver_new(struct store *st);
 void resolver_free(struct resolver *r);
 
 /* Resolves bundle `b` of spec `sp`. Returns 0, or -1 after adding every

@@ -219,10 +219,7 @@ static int parse_array(struct jp *p, struct json *v)
 		struct json *it = parse_value(p);
 		if (!it)
 			goto bad;
-		if (v->n == cap) {
-			cap = cap ? cap * 2 : 4;
-			items = xreallocarray(items, cap, sizeof(*items));
-		}
+		GROW(items, v->n, cap);
 		items[v->n++] = it;
 		skip_ws(p);
 		if (p->s < p->end && *p->s == ',') {
@@ -308,10 +305,7 @@ static int parse_object(struct jp *p, struct json *v)
 		mem.val = parse_value(p);
 		if (!mem.val)
 			goto bad;
-		if (v->n == cap) {
-			cap = cap ? cap * 2 : 4;
-			m = xreallocarray(m, cap, sizeof(*m));
-		}
+		GROW(m, v->n, cap);
 		m[v->n++] = mem;
 		skip_ws(p);
 		if (p->s < p->end && *p->s == ',') {

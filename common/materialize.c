@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 struct mat {
-	int storefd;
 	struct buf path;     /* destination path, for messages */
 	struct strmap links; /* "dev:ino" of multiply linked files -> first copy */
 	struct arena arena;
@@ -97,9 +96,8 @@ static int copy_file(struct mat *m, int sdir, int ddir, const char *name, const 
 			break;
 	}
 	close(in);
-	/* Like bundlefs, which serves files of a store without setuid and
-	 * setgid bits (a Nix store never has them). */
-	if (rc == 0 && fchmod(out, st->st_mode & 01777) < 0)
+	/* With the mode bundlefs serves. */
+	if (rc == 0 && fchmod(out, store_served_mode(st->st_mode) & 07777) < 0)
 		rc = fail(m, "%s: chmod: %s", m->path.data, strerror(errno));
 	if (close(out) < 0 && rc == 0)
 		rc = fail(m, "%s: close: %s", m->path.data, strerror(errno));
@@ -156,11 +154,13 @@ static int copy_entry(struct mat *m, int sdir, int ddir, const char *name, unsig
 	int rc;
 	if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		rc = fail(m, "%s: %s", m->path.data, strerror(errno));
+	} else if (!store_servable(st.st_mode)) {
+		rc = 0; /* bundlefs does not show it either */
 	} else if (S_ISDIR(st.st_mode)) {
 		rc = copy_dir(m, sdir, ddir, name, &st, depth);
 	} else if (S_ISREG(st.st_mode)) {
 		rc = copy_file(m, sdir, ddir, name, &st);
-	} else if (S_ISLNK(st.st_mode)) {
+	} else {
 		char target[4097];
 		ssize_t n = readlinkat(sdir, name, target, sizeof(target) - 1);
 		if (n < 0) {
@@ -171,8 +171,6 @@ static int copy_entry(struct mat *m, int sdir, int ddir, const char *name, unsig
 				 ? fail(m, "%s: %s", m->path.data, strerror(errno))
 				 : copy_times_owner(m, ddir, name, &st);
 		}
-	} else {
-		rc = 0; /* not servable; bundlefs does not show it either */
 	}
 	m->path.len = plen;
 	m->path.data[plen] = 0;
@@ -234,16 +232,15 @@ static int make_writable_cb(const char *path, const struct stat *st, int flag, s
 	return 0;
 }
 
-int materialize(const struct store *st, const struct bundle *b, const struct closure *c,
-		const char *dir, char **err)
+int materialize(struct store *st, const struct bundle *b, const struct closure *c, const char *dir,
+		char **err)
 {
-	struct mat m = {.storefd = -1, .root = geteuid() == 0};
+	struct mat m = {.root = geteuid() == 0};
 	int dfd = -1, storefd = -1, rc = -1;
 	bool created = false;
 
-	m.storefd = open(st->real, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (m.storefd < 0) {
-		fail(&m, "store %s: %s", st->real, strerror(errno));
+	if (store_open(st) < 0) {
+		fail(&m, "store %s: %s", st->real, strerror(st->fd_errno));
 		goto out;
 	}
 	if (mkdir(dir, 0755) < 0) {
@@ -288,7 +285,7 @@ int materialize(const struct store *st, const struct bundle *b, const struct clo
 	m.path.len = 0;
 	buf_addf(&m.path, "%s/rootfs%s", dir, st->dir);
 	for (size_t i = 0; i < c->n && rc == 0; i++)
-		rc = copy_entry(&m, m.storefd, storefd, c->base[i], 0);
+		rc = copy_entry(&m, st->fd, storefd, c->base[i], 0);
 out:
 	if (rc && created) {
 		/* Leave nothing half-done behind. */
@@ -303,8 +300,6 @@ out:
 		close(dfd);
 	if (storefd >= 0)
 		close(storefd);
-	if (m.storefd >= 0)
-		close(m.storefd);
 	free(m.iobuf);
 	buf_free(&m.path);
 	strmap_free(&m.links);

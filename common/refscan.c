@@ -40,6 +40,7 @@ int refscan_candidates(int storefd, struct strmap *hashes, struct arena *a)
 }
 
 struct scan {
+	char *buf; /* REFSCAN_CHUNK bytes */
 	const struct strmap *hashes;
 	void (*fn)(void *ctx, const char *base);
 	void *ctx;
@@ -110,13 +111,10 @@ static int scan_file(struct scan *s, int dirfd, const char *name, const char *wh
 			close(fd);
 		return -1;
 	}
-	static __thread char *bufp;
-	enum { CHUNK = 1 << 16 };
-	if (!bufp)
-		bufp = xmalloc(CHUNK);
+	char *bufp = s->buf;
 	s->ncarry = 0;
 	for (;;) {
-		ssize_t r = read(fd, bufp, CHUNK);
+		ssize_t r = read(fd, bufp, REFSCAN_CHUNK);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -167,16 +165,20 @@ static int scan_dir(struct scan *s, int fd, struct buf *path, unsigned depth, ch
 		path->len = plen;
 		buf_addc(path, '/');
 		buf_adds(path, name);
-		scan_whole(s, name, strlen(name));
 		struct stat st;
 		if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			*err = xasprintf("%s: %s", path->data, strerror(errno));
 			r = -1;
-		} else if (S_ISREG(st.st_mode)) {
+			break;
+		}
+		if (!store_servable(st.st_mode))
+			continue; /* not part of what is served: no references */
+		scan_whole(s, name, strlen(name));
+		if (S_ISREG(st.st_mode)) {
 			r = scan_file(s, dirfd(dir), name, path->data, err);
 		} else if (S_ISLNK(st.st_mode)) {
 			r = scan_link(s, dirfd(dir), name, path->data, err);
-		} else if (S_ISDIR(st.st_mode)) {
+		} else {
 			int sub = openat(dirfd(dir), name,
 					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
@@ -186,7 +188,6 @@ static int scan_dir(struct scan *s, int fd, struct buf *path, unsigned depth, ch
 				r = scan_dir(s, sub, path, depth + 1, err);
 			}
 		}
-		/* Other file types cannot be in a Nix store path; ignore them. */
 	}
 	if (r == 0 && errno) {
 		*err = xasprintf("%s: %s", path->data, strerror(errno));
@@ -208,22 +209,28 @@ int refscan_path(int storefd, const char *base, const struct strmap *hashes,
 		*err = xasprintf("%s: %s", base, strerror(errno));
 		return -1;
 	}
-	if (S_ISREG(st.st_mode))
-		return scan_file(&s, storefd, base, base, err);
-	if (S_ISLNK(st.st_mode))
-		return scan_link(&s, storefd, base, base, err);
-	if (!S_ISDIR(st.st_mode)) {
+	if (!store_servable(st.st_mode)) {
 		*err = xasprintf("%s: not a directory, regular file or symlink", base);
 		return -1;
 	}
-	int fd = openat(storefd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		*err = xasprintf("%s: %s", base, strerror(errno));
-		return -1;
+	if (S_ISLNK(st.st_mode))
+		return scan_link(&s, storefd, base, base, err);
+	s.buf = xmalloc(REFSCAN_CHUNK);
+	int r;
+	if (S_ISREG(st.st_mode)) {
+		r = scan_file(&s, storefd, base, base, err);
+	} else {
+		int fd = openat(storefd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			*err = xasprintf("%s: %s", base, strerror(errno));
+			r = -1;
+		} else {
+			struct buf path = {0};
+			buf_adds(&path, base);
+			r = scan_dir(&s, fd, &path, 0, err);
+			buf_free(&path);
+		}
 	}
-	struct buf path = {0};
-	buf_adds(&path, base);
-	int r = scan_dir(&s, fd, &path, 0, err);
-	buf_free(&path);
+	free(s.buf);
 	return r;
 }

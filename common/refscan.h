@@ -8,6 +8,10 @@
 #include "strmap.h"
 #include "util.h"
 
+/* Files are read in pieces of this size; a hash may be split between
+ * two of them. */
+#define REFSCAN_CHUNK (1 << 16)
+
 /* Fills `hashes` with hash part -> base name for every entry of the store
  * directory open at `storefd` (names allocated in `a`). Returns 0 or -1
  * with errno set. */

@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The keys of a bundle (see `keys` below for their names and forms). */
+enum key { K_ARGS, K_READONLY, K_OS, K_ARCH, K_MOUNT, K_CLOSURE, K_PATHS, NKEYS };
+
 /* A bundle while it is being read: lists grow here, then move into the
  * arena when the bundle is complete. */
 struct draft {
 	struct bundle b;
-	bool seen_args, seen_readonly, seen_os, seen_arch, seen_closure, seen_paths;
+	bool seen[NKEYS];
 	bool unreadable_line; /* a line we could not read may have held args */
 	struct spec_mount *mounts;
 	size_t cap;
@@ -174,10 +177,7 @@ static const char *check_options(const char *const *opts, char *why, size_t wl)
 
 static struct draft *new_draft(struct parser *p, const char *name, unsigned line)
 {
-	if (p->n == p->cap) {
-		p->cap = p->cap ? p->cap * 2 : 16;
-		p->drafts = xreallocarray(p->drafts, p->cap, sizeof(*p->drafts));
-	}
+	GROW(p->drafts, p->n, p->cap);
 	struct draft *dr = &p->drafts[p->n++];
 	memset(dr, 0, sizeof(*dr));
 	dr->b.name = arena_strdup(&p->sp->arena, name);
@@ -189,10 +189,7 @@ static struct draft *new_draft(struct parser *p, const char *name, unsigned line
 
 static void add_mount(struct draft *dr, const struct spec_mount *m)
 {
-	if (dr->b.nmounts == dr->cap) {
-		dr->cap = dr->cap ? dr->cap * 2 : 4;
-		dr->mounts = xreallocarray(dr->mounts, dr->cap, sizeof(*dr->mounts));
-	}
+	GROW(dr->mounts, dr->b.nmounts, dr->cap);
 	dr->mounts[dr->b.nmounts++] = *m;
 }
 
@@ -265,38 +262,247 @@ static void finish(struct parser *p)
 	p->drafts = NULL;
 }
 
-/* ---- spec.conf ---------------------------------------------------------- */
+/* ---- keys: one handler per key, for both syntaxes ---------------------- */
 
-enum key { K_ARGS, K_READONLY, K_OS, K_ARCH, K_MOUNT, K_CLOSURE, K_PATHS, K_UNKNOWN };
-static const char *const key_names[] = {"args",	 "readonly", "os",   "arch",
-					"mount", "closure",  "paths"};
+/* A spec.conf value is first read into the value the JSON syntax has for
+ * the same key (words become an array of strings, "true" a boolean, a
+ * mount line a one-member object), positioned at its line with column 0
+ * so that messages say FILE:LINE as they should for spec.conf. Then one
+ * handler per key checks and stores it, whichever syntax it came from. */
 
-static enum key key_lookup(const char *k, size_t n)
+enum form {
+	F_ARGS,	  /* words, or a JSON array of strings */
+	F_BOOL,	  /* true or false */
+	F_STRING, /* the value as it is */
+	F_FILE,	  /* one word: an absolute file name */
+	F_WORDS,  /* words */
+	F_MOUNT,  /* DESTINATION TYPE SOURCE [OPTION,OPTION...] */
+};
+
+static const struct keydef {
+	const char *conf, *json; /* the key's name in each syntax */
+	enum form form;		 /* how a spec.conf value is read */
+	bool repeat;		 /* spec.conf: one line per item */
+} keys[NKEYS] = {
+    [K_ARGS] = {.conf = "args", .json = "args", .form = F_ARGS},
+    [K_READONLY] = {.conf = "readonly", .json = "readonly", .form = F_BOOL},
+    [K_OS] = {.conf = "os", .json = "os", .form = F_STRING},
+    [K_ARCH] = {.conf = "arch", .json = "arch", .form = F_STRING},
+    [K_MOUNT] = {.conf = "mount", .json = "mounts", .form = F_MOUNT, .repeat = true},
+    [K_CLOSURE] = {.conf = "closure", .json = "closure", .form = F_FILE},
+    [K_PATHS] = {.conf = "paths", .json = "paths", .form = F_WORDS},
+};
+
+static enum key key_lookup(const char *k, size_t n, bool json)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(key_names); i++)
-		if (strlen(key_names[i]) == n && !memcmp(key_names[i], k, n))
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *name = json ? keys[i].json : keys[i].conf;
+		if (strlen(name) == n && !memcmp(name, k, n))
 			return (enum key)i;
-	return K_UNKNOWN;
+	}
+	return NKEYS;
 }
 
-static bool *seen_flag(struct draft *dr, enum key k)
+static void unknown_key(struct parser *p, unsigned line, unsigned col, const char *k, size_t n,
+			bool json)
 {
-	switch (k) {
-	case K_ARGS:
-		return &dr->seen_args;
-	case K_READONLY:
-		return &dr->seen_readonly;
-	case K_OS:
-		return &dr->seen_os;
-	case K_ARCH:
-		return &dr->seen_arch;
-	case K_CLOSURE:
-		return &dr->seen_closure;
-	case K_PATHS:
-		return &dr->seen_paths;
-	default:
+	struct buf known = {0};
+	for (size_t i = 0; i < NKEYS; i++)
+		buf_addf(&known, "%s%s", i ? ", " : "", json ? keys[i].json : keys[i].conf);
+	err_at(p, line, col, "unknown key \"%.*s\" (known: %s)", (int)(n > 100 ? 100 : n), k,
+	       known.data);
+	buf_free(&known);
+}
+
+static const char *const *json_strings(struct parser *p, const struct json *arr, const char *what,
+				       size_t *n)
+{
+	if (arr->type != JSON_ARRAY) {
+		err_at(p, arr->line, arr->col, "%s: expected an array of strings, not %s", what,
+		       json_type_name(arr->type));
 		return NULL;
 	}
+	const char **v = arena_alloc(&p->sp->arena, (arr->n + 1) * sizeof(*v));
+	for (size_t i = 0; i < arr->n; i++) {
+		if (arr->items[i]->type != JSON_STRING) {
+			err_at(p, arr->items[i]->line, arr->items[i]->col,
+			       "%s: expected a string, not %s", what,
+			       json_type_name(arr->items[i]->type));
+			return NULL;
+		}
+		v[i] = arr->items[i]->str;
+	}
+	*n = arr->n;
+	return v;
+}
+
+static bool json_want(struct parser *p, const struct json *v, enum json_type t, const char *what)
+{
+	bool ok = v->type == t || (t == JSON_TRUE && v->type == JSON_FALSE);
+	if (!ok)
+		err_at(p, v->line, v->col, "%s: expected %s %s, not %s", what,
+		       t == JSON_ARRAY || t == JSON_OBJECT ? "an" : "a", json_type_name(t),
+		       json_type_name(v->type));
+	return ok;
+}
+
+/* One mount: `mm` is DESTINATION: {type, source, options}. */
+static void apply_mount(struct parser *p, struct draft *dr, const struct json_member *mm)
+{
+	char why[400];
+	const struct json *o = mm->val;
+	if (!json_want(p, o, JSON_OBJECT, "mount"))
+		return;
+	struct spec_mount m = {.dest = mm->key, .line = mm->line};
+	const char *e = check_dest(p->st, m.dest, why, sizeof(why));
+	if (e) {
+		err_at(p, mm->line, mm->col, "%s", e);
+		return;
+	}
+	for (size_t i = 0; i < o->n; i++) {
+		const struct json_member *f = &o->members[i];
+		const struct json *v = f->val;
+		if (!strcmp(f->key, "type") || !strcmp(f->key, "source")) {
+			if (!json_want(p, v, JSON_STRING, f->key))
+				return;
+			if (f->key[0] == 't') {
+				e = check_word("mount type", v->str, why, sizeof(why));
+				m.type = v->str;
+			} else {
+				e = *v->str ? NULL : "mount source may not be empty";
+				m.source = v->str;
+			}
+			if (e) {
+				err_at(p, v->line, v->col, "%s", e);
+				return;
+			}
+		} else if (!strcmp(f->key, "options")) {
+			size_t n;
+			if (v->type == JSON_NULL)
+				continue;
+			m.options = json_strings(p, v, "options", &n);
+			if (!m.options)
+				return;
+			e = check_options(m.options, why, sizeof(why));
+			if (e) {
+				err_at(p, v->line, v->col, "%s", e);
+				return;
+			}
+		} else {
+			err_at(p, f->line, f->col,
+			       "unknown mount key \"%.100s\" (known: type, source, options)",
+			       f->key);
+			return;
+		}
+	}
+	if (!m.type || !m.source) {
+		err_at(p, o->line, o->col, "mount \"%.200s\" needs %s", m.dest,
+		       !m.type ? "a type" : "a source");
+		return;
+	}
+	add_mount(dr, &m);
+}
+
+static void apply(struct parser *p, struct draft *dr, enum key k, const struct json *v)
+{
+	char why[400];
+	const char *e, *name = keys[k].json;
+	const char *const *a;
+	size_t n;
+	switch (k) {
+	case K_ARGS:
+		if (!(a = json_strings(p, v, name, &n)))
+			break;
+		if ((e = check_args(a, n))) {
+			err_at(p, v->line, v->col, "%s", e);
+			break;
+		}
+		dr->b.args = a;
+		dr->b.nargs = n;
+		dr->b.args_line = v->line;
+		break;
+	case K_READONLY:
+		if (json_want(p, v, JSON_TRUE, name))
+			dr->b.readonly = v->type == JSON_TRUE;
+		break;
+	case K_OS:
+	case K_ARCH:
+		if (!json_want(p, v, JSON_STRING, name))
+			break;
+		if ((e = check_word(name, v->str, why, sizeof(why))))
+			err_at(p, v->line, v->col, "%s", e);
+		else if (k == K_OS)
+			dr->b.os = v->str;
+		else
+			dr->b.arch = v->str;
+		break;
+	case K_MOUNT:
+		if (!json_want(p, v, JSON_OBJECT, name))
+			break;
+		for (size_t j = 0; j < v->n; j++)
+			apply_mount(p, dr, &v->members[j]);
+		break;
+	case K_CLOSURE:
+		if (!json_want(p, v, JSON_STRING, name))
+			break;
+		if (v->str[0] != '/') {
+			err_at(p, v->line, v->col, "closure: expected one absolute file name");
+			break;
+		}
+		dr->b.closure = v->str;
+		dr->b.closure_line = v->line;
+		break;
+	case K_PATHS:
+		if (!(a = json_strings(p, v, name, &n)))
+			break;
+		for (size_t j = 0; j < n; j++) {
+			if ((e = check_store_path(p->st, a[j], why, sizeof(why)))) {
+				err_at(p, v->items[j]->line, v->items[j]->col, "paths: %s", e);
+				return;
+			}
+		}
+		dr->b.paths = a;
+		dr->b.npaths = n;
+		dr->b.paths_line = v->line;
+		break;
+	case NKEYS:
+		break;
+	}
+}
+
+/* Every bundle must say what to run. */
+static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsigned col)
+{
+	if (!dr->seen[K_ARGS] && !dr->unreadable_line)
+		err_at(p, line, col, "bundle \"%s\" has no args", dr->b.name);
+	check_duplicate_mounts(p, dr);
+}
+
+/* ---- spec.conf ---------------------------------------------------------- */
+
+static struct json *jnew(struct parser *p, enum json_type t, unsigned line)
+{
+	struct json *j = arena_alloc(&p->sp->arena, sizeof(*j));
+	j->type = t;
+	j->line = line;
+	return j;
+}
+
+static struct json *jstr(struct parser *p, const char *s, unsigned line)
+{
+	struct json *j = jnew(p, JSON_STRING, line);
+	j->str = s;
+	return j;
+}
+
+static struct json *jstrings(struct parser *p, char **w, size_t n, unsigned line)
+{
+	struct json *j = jnew(p, JSON_ARRAY, line);
+	j->n = n;
+	j->items = arena_alloc(&p->sp->arena, (n ? n : 1) * sizeof(*j->items));
+	for (size_t i = 0; i < n; i++)
+		j->items[i] = jstr(p, w[i], line);
+	return j;
 }
 
 /* Splits a value into words, reporting quoting errors at their column. */
@@ -310,77 +516,29 @@ static int split(struct parser *p, const char *val, unsigned line, unsigned col,
 	return n;
 }
 
-static void conf_args(struct parser *p, struct draft *dr, const char *val, unsigned line,
-		      unsigned col)
+/* A mount line as the JSON form's {DESTINATION: {type, source, options}}. */
+static struct json *conf_mount(struct parser *p, const char *val, unsigned line, unsigned col)
 {
-	const char **args;
-	size_t n;
-	if (val[0] == '[') {
-		struct json_error je;
-		struct json *j =
-		    json_parse(&p->sp->arena, val, strlen(val), line, col, SPEC_MAX_DEPTH, &je);
-		if (!j) {
-			err_at(p, je.line, je.col, "args: %s", je.msg);
-			return;
-		}
-		if (j->type != JSON_ARRAY) {
-			err_at(p, line, col, "args: expected a JSON array of strings");
-			return;
-		}
-		n = j->n;
-		args = arena_alloc(&p->sp->arena, (n + 1) * sizeof(*args));
-		for (size_t i = 0; i < n; i++) {
-			if (j->items[i]->type != JSON_STRING) {
-				err_at(p, j->items[i]->line, j->items[i]->col,
-				       "args: expected a string, not %s",
-				       json_type_name(j->items[i]->type));
-				return;
-			}
-			args[i] = j->items[i]->str;
-		}
-	} else {
-		char **w;
-		int r = split(p, val, line, col, &w);
-		if (r < 0)
-			return;
-		n = (size_t)r;
-		args = (const char **)w;
-	}
-	const char *why = check_args(args, n);
-	if (why) {
-		err_at(p, line, 0, "%s", why);
-		return;
-	}
-	dr->b.args = args;
-	dr->b.nargs = n;
-	dr->b.args_line = line;
-}
-
-static void conf_mount(struct parser *p, struct draft *dr, const char *val, unsigned line,
-		       unsigned col)
-{
-	char **w, why[400];
+	char **w;
 	int n = split(p, val, line, col, &w);
 	if (n < 0)
-		return;
+		return NULL;
 	if (n < 3 || n > 4) {
 		err_at(p, line, 0,
 		       "mount needs DESTINATION TYPE SOURCE [OPTION,OPTION...], got %d word%s", n,
 		       n == 1 ? "" : "s");
-		return;
+		return NULL;
 	}
-	struct spec_mount m = {.dest = w[0], .type = w[1], .source = w[2], .line = line};
-	const char *e = check_dest(p->st, m.dest, why, sizeof(why));
-	if (!e)
-		e = check_word("mount type", m.type, why, sizeof(why));
-	if (!e && !*m.source)
-		e = "mount source may not be empty";
-	if (!e && n == 4) {
-		char **opts;
+	struct json *o = jnew(p, JSON_OBJECT, line);
+	o->n = n == 4 ? 3 : 2;
+	o->members = arena_alloc(&p->sp->arena, o->n * sizeof(*o->members));
+	o->members[0] = (struct json_member){"type", line, 0, jstr(p, w[1], line)};
+	o->members[1] = (struct json_member){"source", line, 0, jstr(p, w[2], line)};
+	if (n == 4) {
 		size_t k = 1;
 		for (const char *c = w[3]; *c; c++)
 			k += *c == ',';
-		opts = arena_alloc(&p->sp->arena, (k + 1) * sizeof(*opts));
+		char **opts = arena_alloc(&p->sp->arena, k * sizeof(*opts));
 		const char *s = w[3];
 		for (size_t i = 0; i < k; i++) {
 			const char *comma = strchr(s, ',');
@@ -388,88 +546,63 @@ static void conf_mount(struct parser *p, struct draft *dr, const char *val, unsi
 			opts[i] = arena_strndup(&p->sp->arena, s, len);
 			s = comma ? comma + 1 : s + len;
 		}
-		m.options = (const char *const *)opts;
-		e = check_options(m.options, why, sizeof(why));
+		o->members[2] =
+		    (struct json_member){"options", line, 0, jstrings(p, opts, k, line)};
 	}
-	if (e) {
-		err_at(p, line, 0, "%s", e);
-		return;
-	}
-	add_mount(dr, &m);
+	struct json *top = jnew(p, JSON_OBJECT, line);
+	top->n = 1;
+	top->members = arena_alloc(&p->sp->arena, sizeof(*top->members));
+	top->members[0] = (struct json_member){w[0], line, 0, o};
+	return top;
 }
 
-static void conf_value(struct parser *p, struct draft *dr, enum key k, const char *val,
-		       unsigned line, unsigned col)
+/* Reads a spec.conf value into its JSON form, or NULL after an error. */
+static struct json *conf_read(struct parser *p, enum key k, const char *val, unsigned line,
+			      unsigned col)
 {
-	char why[400];
 	char **w;
 	int n;
-	switch (k) {
-	case K_ARGS:
-		conf_args(p, dr, val, line, col);
-		break;
-	case K_READONLY:
-		if (!strcmp(val, "true"))
-			dr->b.readonly = true;
-		else if (!strcmp(val, "false"))
-			dr->b.readonly = false;
-		else
-			err_at(p, line, 0, "readonly: expected true or false, not \"%.100s\"", val);
-		break;
-	case K_OS:
-	case K_ARCH: {
-		const char *e = check_word(key_names[k], val, why, sizeof(why));
-		if (e)
-			err_at(p, line, 0, "%s", e);
-		else if (k == K_OS)
-			dr->b.os = arena_strdup(&p->sp->arena, val);
-		else
-			dr->b.arch = arena_strdup(&p->sp->arena, val);
-		break;
-	}
-	case K_MOUNT:
-		conf_mount(p, dr, val, line, col);
-		break;
-	case K_CLOSURE:
-		n = split(p, val, line, col, &w);
-		if (n < 0)
-			break;
-		if (n != 1 || w[0][0] != '/') {
-			err_at(p, line, 0, "closure: expected one absolute file name");
-			break;
-		}
-		dr->b.closure = w[0];
-		dr->b.closure_line = line;
-		break;
-	case K_PATHS:
-		n = split(p, val, line, col, &w);
-		if (n < 0)
-			break;
-		if (n == 0) {
-			err_at(p, line, 0, "paths: expected one or more store paths");
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			const char *e = check_store_path(p->st, w[i], why, sizeof(why));
-			if (e) {
-				err_at(p, line, 0, "paths: %s", e);
-				return;
+	switch (keys[k].form) {
+	case F_ARGS:
+		if (val[0] == '[') {
+			struct json_error je;
+			struct json *j = json_parse(&p->sp->arena, val, strlen(val), line, col,
+						    SPEC_MAX_DEPTH, &je);
+			if (!j) {
+				err_at(p, je.line, je.col, "args: %s", je.msg);
+				return NULL;
 			}
+			if (j->type != JSON_ARRAY) {
+				err_at(p, line, col, "args: expected a JSON array of strings");
+				return NULL;
+			}
+			j->col = 0;
+			return j;
 		}
-		dr->b.paths = (const char *const *)w;
-		dr->b.npaths = (size_t)n;
-		dr->b.paths_line = line;
-		break;
-	case K_UNKNOWN:
-		break;
+		/* fall through */
+	case F_WORDS:
+		n = split(p, val, line, col, &w);
+		return n < 0 ? NULL : jstrings(p, w, (size_t)n, line);
+	case F_BOOL:
+		if (!strcmp(val, "true") || !strcmp(val, "false"))
+			return jnew(p, val[0] == 't' ? JSON_TRUE : JSON_FALSE, line);
+		err_at(p, line, 0, "%s: expected true or false, not \"%.100s\"", keys[k].conf, val);
+		return NULL;
+	case F_STRING:
+		return jstr(p, arena_strdup(&p->sp->arena, val), line);
+	case F_FILE:
+		n = split(p, val, line, col, &w);
+		if (n < 0)
+			return NULL;
+		if (n != 1) {
+			err_at(p, line, 0, "%s: expected one absolute file name", keys[k].conf);
+			return NULL;
+		}
+		return jstr(p, w[0], line);
+	case F_MOUNT:
+		return conf_mount(p, val, line, col);
 	}
-}
-
-static void conf_end_bundle(struct parser *p, struct draft *dr)
-{
-	if (!dr->seen_args && !dr->unreadable_line)
-		err_at(p, dr->b.line, 0, "bundle \"%s\" has no args", dr->b.name);
-	check_duplicate_mounts(p, dr);
+	return NULL;
 }
 
 static bool is_space(char c)
@@ -532,7 +665,7 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 
 		if (*t == '[') {
 			if (have_cur)
-				conf_end_bundle(p, &p->drafts[cur_idx]);
+				end_bundle(p, &p->drafts[cur_idx], p->drafts[cur_idx].b.line, 0);
 			have_cur = false;
 			bad_header = true;
 			if (te[-1] != ']' || te - t < 2) {
@@ -563,134 +696,41 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 		char *val = eq + 1;
 		while (is_space(*val))
 			val++;
-		enum key k = key_lookup(t, (size_t)(ke - t));
-		if (k == K_UNKNOWN) {
-			err_at(p, line, 0,
-			       "unknown key \"%.*s\" (known: args, readonly, os, arch, "
-			       "mount, closure, paths)",
-			       (int)(ke - t > 100 ? 100 : ke - t), t);
+		enum key k = key_lookup(t, (size_t)(ke - t), false);
+		if (k == NKEYS) {
+			unknown_key(p, line, 0, t, (size_t)(ke - t), false);
 			continue;
 		}
 		if (!have_cur) {
 			if (!bad_header)
 				err_at(p, line, 0, "\"%s\" outside of a [bundle] section",
-				       key_names[k]);
+				       keys[k].conf);
 			continue;
 		}
 		cur = &p->drafts[cur_idx];
-		bool *seen = seen_flag(cur, k);
-		if (seen && *seen) {
-			err_at(p, line, 0, "duplicate key \"%s\" in bundle \"%s\"", key_names[k],
+		if (cur->seen[k] && !keys[k].repeat) {
+			err_at(p, line, 0, "duplicate key \"%s\" in bundle \"%s\"", keys[k].conf,
 			       cur->b.name);
 			continue;
 		}
-		if (seen)
-			*seen = true;
+		cur->seen[k] = true;
 		if (!*val) {
-			err_at(p, line, 0, "%s has no value", key_names[k]);
+			err_at(p, line, 0, "%s has no value", keys[k].conf);
 			continue;
 		}
-		conf_value(p, cur, k, val, line, (unsigned)(val - lbuf) + 1);
+		struct json *v = conf_read(p, k, val, line, (unsigned)(val - lbuf) + 1);
+		if (v)
+			apply(p, cur, k, v);
 	}
 	if (have_cur)
-		conf_end_bundle(p, &p->drafts[cur_idx]);
+		end_bundle(p, &p->drafts[cur_idx], p->drafts[cur_idx].b.line, 0);
 	free(lbuf);
 }
 
 /* ---- JSON --------------------------------------------------------------- */
 
-static const char *const *json_strings(struct parser *p, const struct json *arr, const char *what,
-				       size_t *n)
-{
-	if (arr->type != JSON_ARRAY) {
-		err_at(p, arr->line, arr->col, "%s: expected an array of strings, not %s", what,
-		       json_type_name(arr->type));
-		return NULL;
-	}
-	const char **v = arena_alloc(&p->sp->arena, (arr->n + 1) * sizeof(*v));
-	for (size_t i = 0; i < arr->n; i++) {
-		if (arr->items[i]->type != JSON_STRING) {
-			err_at(p, arr->items[i]->line, arr->items[i]->col,
-			       "%s: expected a string, not %s", what,
-			       json_type_name(arr->items[i]->type));
-			return NULL;
-		}
-		v[i] = arr->items[i]->str;
-	}
-	*n = arr->n;
-	return v;
-}
-
-static bool json_want(struct parser *p, const struct json *v, enum json_type t, const char *what)
-{
-	bool ok = v->type == t || (t == JSON_TRUE && v->type == JSON_FALSE);
-	if (!ok)
-		err_at(p, v->line, v->col, "%s: expected %s %s, not %s", what,
-		       t == JSON_ARRAY || t == JSON_OBJECT ? "an" : "a", json_type_name(t),
-		       json_type_name(v->type));
-	return ok;
-}
-
-static void json_mount(struct parser *p, struct draft *dr, const struct json_member *mm)
-{
-	char why[400];
-	const struct json *o = mm->val;
-	if (!json_want(p, o, JSON_OBJECT, "mount"))
-		return;
-	struct spec_mount m = {.dest = mm->key, .line = mm->line};
-	const char *e = check_dest(p->st, m.dest, why, sizeof(why));
-	if (e) {
-		err_at(p, mm->line, mm->col, "%s", e);
-		return;
-	}
-	for (size_t i = 0; i < o->n; i++) {
-		const struct json_member *f = &o->members[i];
-		const struct json *v = f->val;
-		if (!strcmp(f->key, "type") || !strcmp(f->key, "source")) {
-			if (!json_want(p, v, JSON_STRING, f->key))
-				return;
-			if (f->key[0] == 't') {
-				e = check_word("mount type", v->str, why, sizeof(why));
-				m.type = v->str;
-			} else {
-				e = *v->str ? NULL : "mount source may not be empty";
-				m.source = v->str;
-			}
-			if (e) {
-				err_at(p, v->line, v->col, "%s", e);
-				return;
-			}
-		} else if (!strcmp(f->key, "options")) {
-			size_t n;
-			if (v->type == JSON_NULL)
-				continue;
-			m.options = json_strings(p, v, "options", &n);
-			if (!m.options)
-				return;
-			e = check_options(m.options, why, sizeof(why));
-			if (e) {
-				err_at(p, v->line, v->col, "%s", e);
-				return;
-			}
-		} else {
-			err_at(p, f->line, f->col,
-			       "unknown mount key \"%.100s\" (known: type, source, options)",
-			       f->key);
-			return;
-		}
-	}
-	if (!m.type || !m.source) {
-		err_at(p, o->line, o->col, "mount \"%.200s\" needs %s", m.dest,
-		       !m.type ? "a type" : "a source");
-		return;
-	}
-	add_mount(dr, &m);
-}
-
 static void json_bundle(struct parser *p, const struct json_member *bm)
 {
-	char why[400];
-	const char *e;
 	if (check_name(bm->key)) {
 		bad_name(p, bm->line, bm->col, bm->key);
 		return;
@@ -701,93 +741,15 @@ static void json_bundle(struct parser *p, const struct json_member *bm)
 	struct draft *dr = new_draft(p, bm->key, bm->line);
 	for (size_t i = 0; i < o->n; i++) {
 		const struct json_member *f = &o->members[i];
-		const struct json *v = f->val;
-		enum key k = key_lookup(f->key, strlen(f->key));
-		if (!strcmp(f->key, "mounts")) {
-			if (!json_want(p, v, JSON_OBJECT, "mounts"))
-				continue;
-			for (size_t j = 0; j < v->n; j++)
-				json_mount(p, dr, &v->members[j]);
+		enum key k = key_lookup(f->key, strlen(f->key), true);
+		if (k == NKEYS) {
+			unknown_key(p, f->line, f->col, f->key, strlen(f->key), true);
 			continue;
 		}
-		if (k == K_UNKNOWN || k == K_MOUNT) {
-			err_at(p, f->line, f->col,
-			       "unknown key \"%.100s\" (known: args, readonly, os, arch, mounts, "
-			       "closure, paths)",
-			       f->key);
-			continue;
-		}
-		switch (k) {
-		case K_ARGS: {
-			size_t n;
-			dr->seen_args = true;
-			const char *const *a = json_strings(p, v, "args", &n);
-			if (!a)
-				break;
-			e = check_args(a, n);
-			if (e) {
-				err_at(p, v->line, v->col, "%s", e);
-				break;
-			}
-			dr->b.args = a;
-			dr->b.nargs = n;
-			dr->b.args_line = v->line;
-			break;
-		}
-		case K_READONLY:
-			if (json_want(p, v, JSON_TRUE, "readonly"))
-				dr->b.readonly = v->type == JSON_TRUE;
-			break;
-		case K_OS:
-		case K_ARCH:
-			if (!json_want(p, v, JSON_STRING, key_names[k]))
-				break;
-			e = check_word(key_names[k], v->str, why, sizeof(why));
-			if (e)
-				err_at(p, v->line, v->col, "%s", e);
-			else if (k == K_OS)
-				dr->b.os = v->str;
-			else
-				dr->b.arch = v->str;
-			break;
-		case K_CLOSURE:
-			if (!json_want(p, v, JSON_STRING, "closure"))
-				break;
-			if (v->str[0] != '/') {
-				err_at(p, v->line, v->col,
-				       "closure: expected an absolute file name");
-				break;
-			}
-			dr->b.closure = v->str;
-			dr->b.closure_line = v->line;
-			break;
-		case K_PATHS: {
-			size_t n;
-			const char *const *a = json_strings(p, v, "paths", &n);
-			if (!a)
-				break;
-			for (size_t j = 0; j < n; j++) {
-				e = check_store_path(p->st, a[j], why, sizeof(why));
-				if (e) {
-					err_at(p, v->items[j]->line, v->items[j]->col, "paths: %s",
-					       e);
-					a = NULL;
-					break;
-				}
-			}
-			if (a) {
-				dr->b.paths = a;
-				dr->b.npaths = n;
-				dr->b.paths_line = v->line;
-			}
-			break;
-		}
-		default:
-			break;
-		}
+		dr->seen[k] = true;
+		apply(p, dr, k, f->val);
 	}
-	if (!dr->seen_args)
-		err_at(p, o->line, o->col, "bundle \"%s\" has no args", bm->key);
+	end_bundle(p, dr, o->line, o->col);
 }
 
 static void parse_json_spec(struct parser *p, const char *text, size_t len)

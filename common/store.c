@@ -2,8 +2,11 @@
 #include "store.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool store_is_base32(unsigned char c)
 {
@@ -79,6 +82,7 @@ static char *normalize_dir(const char *path)
 void store_init(struct store *st)
 {
 	memset(st, 0, sizeof(*st));
+	st->fd = -1;
 	const char *dir = getenv("NIX_STORE_DIR");
 	st->dir = normalize_dir(dir && *dir ? dir : STORE_DEFAULT_DIR);
 }
@@ -88,7 +92,19 @@ void store_free(struct store *st)
 	free(st->dir);
 	free(st->real);
 	free(st->db);
+	if (st->fd >= 0)
+		close(st->fd);
 	memset(st, 0, sizeof(*st));
+	st->fd = -1;
+}
+
+int store_open(struct store *st)
+{
+	if (st->fd >= 0)
+		return 0;
+	st->fd = open(st->real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	st->fd_errno = st->fd < 0 ? errno : 0;
+	return -st->fd_errno;
 }
 
 static bool clean_absolute(const char *p)
@@ -134,19 +150,6 @@ int store_option(struct store *st, const char *opt, const char *val, char **err)
 	return 1;
 }
 
-int store_parse_arg(struct store *st, int argc, char **argv, int *i, char **err)
-{
-	const char *a = argv[*i];
-	const char *eq = strchr(a, '=');
-	char *name = eq ? xstrndup(a, (size_t)(eq - a)) : xstrdup(a);
-	const char *val = eq ? eq + 1 : (*i + 1 < argc ? argv[*i + 1] : NULL);
-	int r = store_option(st, name, val, err);
-	free(name);
-	if (r > 0)
-		*i += eq ? 1 : 2;
-	return r;
-}
-
 int store_finish(struct store *st, char **err)
 {
 	if (!clean_absolute(st->dir) || !strcmp(st->dir, "/")) {
@@ -173,14 +176,3 @@ int store_finish(struct store *st, char **err)
 	}
 	return 0;
 }
-
-const char store_options_help[] =
-    "Store options:\n"
-    "  --store-dir DIR    the logical store directory that paths are written with\n"
-    "                     and that containers see (default $NIX_STORE_DIR or " STORE_DEFAULT_DIR
-    ")\n"
-    "  --real-store DIR   where the store's entries physically are (default: the\n"
-    "                     store directory)\n"
-    "  --db FILE|none     Nix's SQLite database used to resolve closures (default:\n"
-    "                     var/nix/db/db.sqlite beside the real store); `none` skips\n"
-    "                     it and scans store paths for references instead\n";

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #define STORE_HASH_LEN	  32
 #define STORE_NAME_MAX	  211
@@ -21,6 +22,8 @@ struct store {
 	char *db;	  /* Nix's SQLite database, or NULL to never use one */
 	bool db_set;	  /* db decided (given, or derived by store_finish) */
 	bool db_explicit; /* given on the command line: it must exist */
+	int fd;		  /* the real store directory (O_PATH), once opened */
+	int fd_errno;	  /* why it could not be opened, or 0 */
 };
 
 /* Fills in defaults (honouring NIX_STORE_DIR and NIX_STATE_DIR as Nix
@@ -28,19 +31,31 @@ struct store {
 void store_init(struct store *st);
 void store_free(struct store *st);
 
-/* Command line options shared by every binary: --store-dir, --real-store
- * and --db. Returns 1 when `opt` (e.g. "--store-dir") was one of them and
- * was applied, 0 when it is not a store option, -1 on a bad value with a
- * message in err. */
+/* Sets one store setting by its option name: "--store-dir", "--real-store"
+ * or "--db". Returns 1 when it was applied, 0 when `opt` is not a store
+ * setting, -1 on a bad value with a message in err. */
 int store_option(struct store *st, const char *opt, const char *val, char **err);
-/* The same for argv[*i] ("--opt=VAL" or "--opt VAL"): advances *i past
- * what it used. Returns 1, 0 when argv[*i] is not a store option, or -1. */
-int store_parse_arg(struct store *st, int argc, char **argv, int *i, char **err);
 /* Validates and finishes the settings (normalises paths, derives the
  * default database location). Returns 0 or -1 with a message in err. */
 int store_finish(struct store *st, char **err);
-/* The usage text for the store options. */
-extern const char store_options_help[];
+/* Opens the real store directory once, for everything that reads the
+ * store (st->fd). Returns 0 or -errno (also kept in st->fd_errno). */
+int store_open(struct store *st);
+
+/* The file types a store path may hold and bundlefs serves: directories,
+ * regular files and symlinks. FIFOs, sockets and devices planted in a
+ * store are never listed, opened or copied. */
+static inline bool store_servable(mode_t m)
+{
+	return S_ISDIR(m) || S_ISREG(m) || S_ISLNK(m);
+}
+
+/* The mode a store entry is served (and copied) with: setuid and setgid
+ * dropped from files, since a Nix store never has them. */
+static inline mode_t store_served_mode(mode_t m)
+{
+	return S_ISDIR(m) ? m : m & ~(mode_t)(S_ISUID | S_ISGID);
+}
 
 /* Is c a character of Nix's base-32 alphabet (0-9, a-z without e o t u)? */
 bool store_is_base32(unsigned char c);

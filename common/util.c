@@ -70,6 +70,23 @@ char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+void *xgrow(void *p, size_t *cap, size_t size)
+{
+	*cap = *cap ? *cap * 2 : 8;
+	return xreallocarray(p, *cap, size);
+}
+
+void cleanup_freep(void *p)
+{
+	free(*(void **)p);
+}
+
+void cleanup_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+
 struct arena_chunk {
 	struct arena_chunk *next;
 	size_t used, cap;
@@ -187,10 +204,7 @@ void diag_vadd(struct diags *d, const char *fmt, va_list ap)
 		d->dropped++;
 		return;
 	}
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 8;
-		d->msg = xreallocarray(d->msg, d->cap, sizeof(*d->msg));
-	}
+	GROW(d->msg, d->n, d->cap);
 	char *s;
 	if (vasprintf(&s, fmt, ap) < 0)
 		oom();

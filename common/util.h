@@ -11,6 +11,17 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Zero (or a non-negative result) on success, a negative errno on
+ * failure: the one error convention inside the daemon, turned into a
+ * positive errno only where a reply is sent. */
+typedef int errint_t;
+
+/* Scope-bound cleanup, so that error paths need no ladder of gotos. */
+#define cleanup_free __attribute__((cleanup(cleanup_freep)))
+#define cleanup_fd   __attribute__((cleanup(cleanup_closep)))
+void cleanup_freep(void *p);
+void cleanup_closep(int *fd);
+
 /* Allocation failure is not a condition a filesystem daemon can report
  * usefully per request; these abort with a message instead of returning
  * NULL so that callers stay readable. */
@@ -21,6 +32,15 @@ void *xreallocarray(void *p, size_t n, size_t m);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Makes room for one more element at the end of array `v`, which holds
+ * `n` of `cap` allocated: the one growth pattern (doubling). */
+#define GROW(v, n, cap)                                                                            \
+	do {                                                                                       \
+		if ((n) >= (cap))                                                                  \
+			(v) = xgrow((v), &(cap), sizeof(*(v)));                                    \
+	} while (0)
+void *xgrow(void *p, size_t *cap, size_t size);
 
 /* An arena: everything a parsed spec owns is freed at once. */
 struct arena {

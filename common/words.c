@@ -60,10 +60,7 @@ int words_split(struct arena *a, const char *s, char ***words, const char **err,
 				buf_addc(&w, *p++);
 			}
 		}
-		if (n + 1 >= cap) {
-			cap = cap ? cap * 2 : 8;
-			v = xreallocarray(v, cap, sizeof(*v));
-		}
+		GROW(v, n, cap);
 		v[n++] = arena_strndup(a, w.data ? w.data : "", w.len);
 	}
 	char **out = arena_alloc(a, (n + 1) * sizeof(*out));

@@ -12,29 +12,18 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int storefd = -1;
-static bool no_openat2;
-static bool noatime = true;
-
-int backing_init(const char *real_store)
+void backing_init(struct backing *b, int storefd, bool force_walk)
 {
-	storefd = open(real_store, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (storefd < 0)
-		return -errno;
-	return 0;
-}
-
-void backing_fini(void)
-{
-	if (storefd >= 0)
-		close(storefd);
-	storefd = -1;
+	b->storefd = storefd;
+	b->walk = force_walk;
+	atomic_init(&b->no_openat2, false);
+	atomic_init(&b->no_noatime, false);
 }
 
 /* The fallback walk: every component but the last must be a real
  * directory (O_DIRECTORY|O_NOFOLLOW fails on a symlink), and "." and ".."
  * are refused. */
-static int walk(int dfd, const char *rel, int flags)
+static errint_t walk(int dfd, const char *rel, int flags)
 {
 	char *buf = xstrdup(rel), *p = buf;
 	int fd, base = dfd, rc;
@@ -72,9 +61,9 @@ out:
 	return rc;
 }
 
-static int beneath(int dfd, const char *rel, int flags)
+static errint_t beneath(struct backing *b, int dfd, const char *rel, int flags)
 {
-	if (!no_openat2) {
+	if (!b->walk && !atomic_load_explicit(&b->no_openat2, memory_order_relaxed)) {
 		struct open_how how = {
 		    .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
 		    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
@@ -84,17 +73,18 @@ static int beneath(int dfd, const char *rel, int flags)
 			return fd;
 		if (errno != ENOSYS)
 			return -errno;
-		no_openat2 = true;
+		atomic_store_explicit(&b->no_openat2, true, memory_order_relaxed);
 	}
 	return walk(dfd, rel, flags);
 }
 
 /* Paths deeper than PATH_MAX are resolved a piece at a time, each piece
  * beneath the directory the previous one reached. */
-static int confined_open(const char *rel, int flags)
+static errint_t confined_open(struct backing *b, const char *rel, int flags)
 {
+	int storefd = b->storefd;
 	if (strlen(rel) < PATH_MAX)
-		return beneath(storefd, rel, flags);
+		return beneath(b, storefd, rel, flags);
 	int dfd = storefd;
 	const char *p = rel;
 	while (strlen(p) >= PATH_MAX) {
@@ -107,7 +97,7 @@ static int confined_open(const char *rel, int flags)
 			return -ENAMETOOLONG;
 		}
 		char *piece = xstrndup(p, (size_t)(cut - p));
-		int fd = beneath(dfd, piece, O_PATH | O_DIRECTORY);
+		int fd = beneath(b, dfd, piece, O_PATH | O_DIRECTORY);
 		free(piece);
 		if (dfd != storefd)
 			close(dfd);
@@ -116,15 +106,15 @@ static int confined_open(const char *rel, int flags)
 		dfd = fd;
 		p = cut + 1;
 	}
-	int fd = beneath(dfd, p, flags);
+	int fd = beneath(b, dfd, p, flags);
 	if (dfd != storefd)
 		close(dfd);
 	return fd;
 }
 
-int backing_open_path(const char *rel, struct stat *st)
+errint_t backing_open_path(struct backing *b, const char *rel, struct stat *st)
 {
-	int fd = confined_open(rel, O_PATH);
+	int fd = confined_open(b, rel, O_PATH);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, st) < 0) {
@@ -135,66 +125,48 @@ int backing_open_path(const char *rel, struct stat *st)
 	return fd;
 }
 
-int backing_open_checked(const char *rel, uint64_t dev, uint64_t ino, bool dir)
+/* An O_PATH descriptor of `rel`, if it is still (dev, ino) of `type`. */
+static errint_t open_same(struct backing *b, const char *rel, uint64_t dev, uint64_t ino,
+			  mode_t type)
 {
 	struct stat st;
-	int pfd = backing_open_path(rel, &st);
+	int pfd = backing_open_path(b, rel, &st);
 	if (pfd < 0)
 		return pfd;
-	if (st.st_dev != dev || st.st_ino != ino ||
-	    (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))) {
+	if (st.st_dev != dev || st.st_ino != ino || (st.st_mode & S_IFMT) != type) {
 		close(pfd);
 		return -ESTALE;
 	}
+	return pfd;
+}
+
+errint_t backing_open_checked(struct backing *b, const char *rel, uint64_t dev, uint64_t ino,
+			      mode_t type)
+{
+	cleanup_fd int pfd = open_same(b, rel, dev, ino, type);
+	if (pfd < 0)
+		return pfd;
 	/* Reopen the very inode that was checked, through its O_PATH
 	 * descriptor: no second path walk, so nothing can be swapped in. */
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | (dir ? O_DIRECTORY : 0);
-	int fd = -1;
-	if (noatime) {
-		fd = open(proc, flags | O_NOATIME);
-		if (fd < 0 && errno == EPERM)
-			noatime = false;
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | (type == S_IFDIR ? O_DIRECTORY : 0);
+	if (!atomic_load_explicit(&b->no_noatime, memory_order_relaxed)) {
+		int fd = open(proc, flags | O_NOATIME);
+		if (fd >= 0 || errno != EPERM)
+			return fd < 0 ? -errno : fd;
+		atomic_store_explicit(&b->no_noatime, true, memory_order_relaxed);
 	}
-	if (fd < 0 && !noatime)
-		fd = open(proc, flags);
-	int e = errno;
-	close(pfd);
-	return fd < 0 ? -e : fd;
+	int fd = open(proc, flags);
+	return fd < 0 ? -errno : fd;
 }
 
-ssize_t backing_readlink(const char *rel, uint64_t dev, uint64_t ino, char *buf, size_t size)
+ssize_t backing_readlink(struct backing *b, const char *rel, uint64_t dev, uint64_t ino, char *buf,
+			 size_t size)
 {
-	struct stat st;
-	int pfd = backing_open_path(rel, &st);
+	cleanup_fd int pfd = open_same(b, rel, dev, ino, S_IFLNK);
 	if (pfd < 0)
 		return pfd;
-	if (st.st_dev != dev || st.st_ino != ino || !S_ISLNK(st.st_mode)) {
-		close(pfd);
-		return -ESTALE;
-	}
 	ssize_t n = readlinkat(pfd, "", buf, size);
-	int e = errno;
-	close(pfd);
-	return n < 0 ? -e : n;
-}
-
-void backing_attr(const struct stat *st, struct nattr *a)
-{
-	a->size = (uint64_t)st->st_size;
-	a->blocks = (uint64_t)st->st_blocks;
-	/* The Nix store never has setuid or setgid files; one planted there
-	 * is served without those bits. */
-	a->mode = S_ISDIR(st->st_mode) ? st->st_mode : st->st_mode & ~(mode_t)(S_ISUID | S_ISGID);
-	a->nlink = (uint32_t)st->st_nlink;
-	a->uid = st->st_uid;
-	a->gid = st->st_gid;
-	a->blksize = (uint32_t)st->st_blksize;
-	a->atime = st->st_atim.tv_sec;
-	a->atime_ns = (uint32_t)st->st_atim.tv_nsec;
-	a->mtime = st->st_mtim.tv_sec;
-	a->mtime_ns = (uint32_t)st->st_mtim.tv_nsec;
-	a->ctime = st->st_ctim.tv_sec;
-	a->ctime_ns = (uint32_t)st->st_ctim.tv_nsec;
+	return n < 0 ? -errno : n;
 }

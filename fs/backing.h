@@ -2,42 +2,47 @@
  *
  * Every path is resolved below the store directory without following any
  * symlink and without leaving it: openat2 with RESOLVE_BENEATH and
- * RESOLVE_NO_SYMLINKS where the kernel has it, else one O_NOFOLLOW component
- * at a time. Only directories, regular files and symlinks are served;
- * files are opened through an O_PATH descriptor that has been checked, so a
- * FIFO or device planted in the store is never opened. */
+ * RESOLVE_NO_SYMLINKS where the kernel has it, else one O_NOFOLLOW
+ * component at a time (the fallback can be forced, so that it is tested
+ * where openat2 exists). Entries are opened through an O_PATH descriptor
+ * that has been checked to be the inode that was looked up, so a FIFO or
+ * device planted or swapped into the store is never opened.
+ *
+ * A leaf: it knows paths, descriptors and struct stat, nothing of FUSE or
+ * of nodes. Every function returns a descriptor or length, or -errno. */
 #ifndef BUNDLEFS_BACKING_H
 #define BUNDLEFS_BACKING_H
 
-#include "nodes.h"
+#include "util.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
-/* Opens the real store directory; returns 0 or -errno. */
-int backing_init(const char *real_store);
-void backing_fini(void);
+struct backing {
+	int storefd;		/* the real store directory (not owned) */
+	bool walk;		/* always resolve one component at a time */
+	atomic_bool no_openat2; /* the kernel lacks openat2 */
+	atomic_bool no_noatime; /* O_NOATIME is not allowed to us */
+};
 
-/* Is this a type bundlefs serves? */
-static inline bool backing_servable(mode_t m)
-{
-	return S_ISDIR(m) || S_ISREG(m) || S_ISLNK(m);
-}
+void backing_init(struct backing *b, int storefd, bool force_walk);
 
 /* Opens `rel` (relative to the store) as O_PATH without following the
  * final symlink, and fstat's it. Returns the fd or -errno. */
-int backing_open_path(const char *rel, struct stat *st);
+errint_t backing_open_path(struct backing *b, const char *rel, struct stat *st);
 
-/* Opens the regular file or directory `rel` for reading and checks that it
- * is still the inode (dev, ino) that was looked up. Returns fd or -errno
- * (-ESTALE when it was replaced). */
-int backing_open_checked(const char *rel, uint64_t dev, uint64_t ino, bool dir);
+/* Opens `rel` for reading, checking first that it is still the inode
+ * (dev, ino) that was looked up and of type `type` (S_IFREG or S_IFDIR).
+ * Returns the fd, or -errno (-ESTALE when it was replaced). */
+errint_t backing_open_checked(struct backing *b, const char *rel, uint64_t dev, uint64_t ino,
+			      mode_t type);
 
 /* Reads the target of symlink `rel` (checked like above) into buf.
  * Returns its length or -errno. */
-ssize_t backing_readlink(const char *rel, uint64_t dev, uint64_t ino, char *buf, size_t size);
-
-/* Fills a node's attributes from a backing stat. */
-void backing_attr(const struct stat *st, struct nattr *a);
+ssize_t backing_readlink(struct backing *b, const char *rel, uint64_t dev, uint64_t ino, char *buf,
+			 size_t size);
 
 #endif

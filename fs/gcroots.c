@@ -12,10 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static char *mine; /* <gcroots>/bundlefs/<pid> */
-static int minefd = -1;
-
 char *gcroots_default(const struct store *st)
 {
 	if (!st->db)
@@ -90,7 +86,14 @@ static void remove_stale(const char *top)
 	closedir(d);
 }
 
-int gcroots_init(const char *dir)
+void gcroots_init(struct gcroots *g)
+{
+	pthread_mutex_init(&g->lock, NULL);
+	g->dir = NULL;
+	g->fd = -1;
+}
+
+errint_t gcroots_open(struct gcroots *g, const char *dir)
 {
 	char *top = xasprintf("%s/bundlefs", dir);
 	if (mkdir(top, 0755) < 0 && errno != EEXIST) {
@@ -99,41 +102,40 @@ int gcroots_init(const char *dir)
 		return -e;
 	}
 	remove_stale(top);
-	mine = xasprintf("%s/%d", top, (int)getpid());
+	char *mine = xasprintf("%s/%d", top, (int)getpid());
 	free(top);
 	remove_dir(AT_FDCWD, mine);
-	if (mkdir(mine, 0755) < 0 ||
-	    (minefd = open(mine, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	if (mkdir(mine, 0755) < 0 || (g->fd = open(mine, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		int e = errno;
 		free(mine);
-		mine = NULL;
 		return -e;
 	}
+	g->dir = mine;
 	return 0;
 }
 
-int gcroots_add(const struct store *st, const char *const *bases, size_t n)
+errint_t gcroots_add(struct gcroots *g, const struct store *st, const char *const *bases, size_t n)
 {
-	int rc = 0;
-	pthread_mutex_lock(&lock);
-	for (size_t i = 0; i < n && minefd >= 0; i++) {
+	errint_t rc = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < n && g->fd >= 0; i++) {
 		char *target = xasprintf("%s/%s", st->dir, bases[i]);
-		if (symlinkat(target, minefd, bases[i]) < 0 && errno != EEXIST)
+		if (symlinkat(target, g->fd, bases[i]) < 0 && errno != EEXIST)
 			rc = -errno;
 		free(target);
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&g->lock);
 	return rc;
 }
 
-void gcroots_fini(void)
+void gcroots_close(struct gcroots *g)
 {
-	if (!mine)
-		return;
-	if (minefd >= 0)
-		close(minefd);
-	minefd = -1;
-	remove_dir(AT_FDCWD, mine);
-	free(mine);
-	mine = NULL;
+	if (g->fd >= 0)
+		close(g->fd);
+	g->fd = -1;
+	if (g->dir)
+		remove_dir(AT_FDCWD, g->dir);
+	free(g->dir);
+	g->dir = NULL;
+	pthread_mutex_destroy(&g->lock);
 }

@@ -8,17 +8,28 @@
 #ifndef BUNDLEFS_GCROOTS_H
 #define BUNDLEFS_GCROOTS_H
 
-#include "closure.h"
 #include "store.h"
+#include "util.h"
+
+#include <pthread.h>
+
+struct gcroots {
+	pthread_mutex_t lock; /* a leaf: held only around one symlinkat */
+	char *dir;	      /* <gcroots>/bundlefs/<pid>, or NULL: no roots kept */
+	int fd;		      /* dir, open */
+};
 
 /* The default roots directory for a store: <state>/gcroots beside the
  * database, when it exists; else NULL. */
 char *gcroots_default(const struct store *st);
-/* Creates this daemon's directory. Returns 0 or -errno. */
-int gcroots_init(const char *dir);
-/* Registers store paths (base names). Returns 0 or -errno. */
-int gcroots_add(const struct store *st, const char *const *bases, size_t n);
+
+void gcroots_init(struct gcroots *g);
+/* Creates this daemon's directory below `top`. Returns 0 or -errno. */
+errint_t gcroots_open(struct gcroots *g, const char *top);
+/* Registers store paths (base names); nothing when no directory is open.
+ * Returns 0 or -errno. */
+errint_t gcroots_add(struct gcroots *g, const struct store *st, const char *const *bases, size_t n);
 /* Removes this daemon's roots. */
-void gcroots_fini(void);
+void gcroots_close(struct gcroots *g);
 
 #endif

@@ -1,12 +1,11 @@
 /* hcache: refcounted LRU of handles keyed by node id and generation. */
 #include "hcache.h"
-#include "util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
 struct entry {
-	fuse_ino_t ino;
+	node_id id;
 	uint32_t gen;
 	void *obj; /* NULL: empty */
 	unsigned refs;
@@ -17,13 +16,13 @@ struct hcache {
 	pthread_mutex_t lock;
 	unsigned size;
 	uint64_t tick;
-	void *(*make)(void *ctx, struct node *n, int *err);
+	errint_t (*make)(void *ctx, struct node *n, void **out);
 	void (*destroy)(void *obj);
 	void *ctx;
 	struct entry e[];
 };
 
-struct hcache *hcache_new(unsigned size, void *(*make)(void *ctx, struct node *n, int *err),
+struct hcache *hcache_new(unsigned size, errint_t (*make)(void *ctx, struct node *n, void **out),
 			  void (*destroy)(void *obj), void *ctx)
 {
 	struct hcache *c = xcalloc(1, sizeof(*c) + size * sizeof(c->e[0]));
@@ -38,42 +37,42 @@ struct hcache *hcache_new(unsigned size, void *(*make)(void *ctx, struct node *n
 static int find_locked(struct hcache *c, const struct node *n)
 {
 	for (unsigned i = 0; i < c->size; i++)
-		if (c->e[i].obj && c->e[i].ino == n->ino && c->e[i].gen == n->gen)
+		if (c->e[i].obj && c->e[i].id == n->id && c->e[i].gen == n->gen)
 			return (int)i;
 	return -1;
 }
 
-static void *take_locked(struct hcache *c, int i, int *slot)
+static void take_locked(struct hcache *c, int i, struct hcache_ref *ref)
 {
 	c->e[i].refs++;
 	c->e[i].used = ++c->tick;
-	*slot = i;
-	return c->e[i].obj;
+	*ref = (struct hcache_ref){c->e[i].obj, c, i};
 }
 
-void *hcache_get(struct hcache *c, struct node *n, int *slot, int *err)
+errint_t hcache_get(struct hcache *c, struct node *n, struct hcache_ref *ref)
 {
 	pthread_mutex_lock(&c->lock);
 	int i = find_locked(c, n);
 	if (i >= 0) {
-		void *obj = take_locked(c, i, slot);
+		take_locked(c, i, ref);
 		pthread_mutex_unlock(&c->lock);
-		return obj;
+		return 0;
 	}
 	pthread_mutex_unlock(&c->lock);
 
 	/* Built without the lock: it does I/O. */
-	void *obj = c->make(c->ctx, n, err);
-	if (!obj)
-		return NULL;
+	void *obj;
+	errint_t e = c->make(c->ctx, n, &obj);
+	if (e < 0)
+		return e;
 
 	pthread_mutex_lock(&c->lock);
 	i = find_locked(c, n);
 	if (i >= 0) { /* built meanwhile by another request */
-		void *theirs = take_locked(c, i, slot);
+		take_locked(c, i, ref);
 		pthread_mutex_unlock(&c->lock);
 		c->destroy(obj);
-		return theirs;
+		return 0;
 	}
 	int victim = -1;
 	for (i = 0; i < (int)c->size; i++) {
@@ -87,27 +86,47 @@ void *hcache_get(struct hcache *c, struct node *n, int *slot, int *err)
 	if (victim < 0) {
 		/* every slot is in use: this handle serves one request */
 		pthread_mutex_unlock(&c->lock);
-		*slot = -1;
-		return obj;
+		*ref = (struct hcache_ref){obj, c, -1};
+		return 0;
 	}
 	void *old = c->e[victim].obj;
-	c->e[victim] = (struct entry){n->ino, n->gen, obj, 1, ++c->tick};
-	*slot = victim;
+	c->e[victim] = (struct entry){n->id, n->gen, obj, 0, 0};
+	take_locked(c, victim, ref);
 	pthread_mutex_unlock(&c->lock);
 	if (old)
 		c->destroy(old);
-	return obj;
+	return 0;
 }
 
-void hcache_put(struct hcache *c, int slot, void *obj)
+void hcache_put(struct hcache_ref *ref)
 {
-	if (slot < 0) {
-		c->destroy(obj);
+	struct hcache *c = ref->cache;
+	if (ref->slot < 0) {
+		c->destroy(ref->obj);
 		return;
 	}
 	pthread_mutex_lock(&c->lock);
-	c->e[slot].refs--;
+	c->e[ref->slot].refs--;
 	pthread_mutex_unlock(&c->lock);
+}
+
+unsigned hcache_trim(struct hcache *c)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < c->size; i++) {
+		pthread_mutex_lock(&c->lock);
+		void *obj = NULL;
+		if (c->e[i].obj && c->e[i].refs == 0) {
+			obj = c->e[i].obj;
+			c->e[i].obj = NULL;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (obj) {
+			c->destroy(obj);
+			n++;
+		}
+	}
+	return n;
 }
 
 void hcache_free(struct hcache *c)

@@ -1,15 +1,17 @@
-/* ll: the FUSE low-level handlers. Each one fetches the node, checks its
- * kind, asks the core or the backing store, and replies.
+/* ll: the FUSE low-level handlers. Each one fetches the node, asks the
+ * tree (tree.h) or the handles (handles.h), and replies: errors arrive as
+ * -errno and are made positive only here, where the reply is sent.
  *
  * The tree never changes while mounted, so every entry, attribute and
  * negative entry is cached by the kernel forever, file data and directory
  * listings are kept across opens, and reads are spliced from the backing
  * file straight into the FUSE device. */
-#include "backing.h"
 #include "bfs.h"
-#include "hcache.h"
+#include "handles.h"
+#include "tree.h"
 
-#include <dirent.h>
+#include <fuse_lowlevel.h>
+
 #include <errno.h>
 #include <float.h>
 #include <stdlib.h>
@@ -25,11 +27,16 @@ static struct bfs *fsof(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+static void reply_err(fuse_req_t req, errint_t e)
+{
+	fuse_reply_err(req, -e);
+}
+
 static void to_stat(const struct node *n, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	const struct nattr *a = &n->attr;
-	st->st_ino = n->ino;
+	st->st_ino = n->id;
 	st->st_mode = a->mode;
 	st->st_nlink = a->nlink;
 	st->st_uid = a->uid;
@@ -42,173 +49,23 @@ static void to_stat(const struct node *n, struct stat *st)
 	st->st_ctim = (struct timespec){a->ctime, a->ctime_ns};
 }
 
-static void fill_entry(const struct node *n, struct fuse_entry_param *e)
+/* A lookup's answer: the node found, or for -ENOENT a negative entry the
+ * kernel may cache; other errors are errors. */
+static errint_t lookup_entry(struct bfs *fs, struct node *dir, const char *name, int dirfd,
+			     struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->ino = n->ino;
+	e->entry_timeout = FOREVER;
+	struct node *n;
+	errint_t rc = tree_lookup(fs, dir, name, dirfd, &n);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	e->ino = n->id;
 	e->generation = n->gen;
 	to_stat(n, &e->attr);
 	e->attr_timeout = FOREVER;
-	e->entry_timeout = FOREVER;
-}
-
-/* Attributes of synthesized entries: owned by the mounting user, dated
- * from the mount. */
-static struct nattr synth_attr(const struct bfs *fs, mode_t mode, uint32_t nlink, uint64_t size)
-{
-	struct nattr a = {.mode = mode,
-			  .nlink = nlink,
-			  .uid = fs->uid,
-			  .gid = fs->gid,
-			  .size = size,
-			  .blocks = (size + 511) / 512,
-			  .blksize = 4096};
-	a.atime = a.mtime = a.ctime = fs->started.tv_sec;
-	a.atime_ns = a.mtime_ns = a.ctime_ns = (uint32_t)fs->started.tv_nsec;
-	return a;
-}
-
-static uint32_t store_dir_nlink(const struct bstate *b, const struct layout_dir *ld)
-{
-	return 2 + ld->nsubdirs + (ld->is_store ? (uint32_t)b->closure.ndirs : 0);
-}
-
-static struct node vdir_proto(struct bfs *fs, uint32_t bundle, const struct layout_dir *ld)
-{
-	struct node p = {.kind = NK_VDIR, .bundle = bundle, .ldir = ld};
-	p.attr = synth_attr(fs, S_IFDIR | 0755, store_dir_nlink(&fs->bundles[bundle], ld), 4096);
-	return p;
-}
-
-/* Looks up a store entry: `rel` below the real store, stat'ed relative to
- * `dirfd` (a directory already open on the parent) when given, or known
- * already (`known`, from closure resolution). */
-static int backing_proto(const char *rel, int dirfd, const char *name, const struct stat *known,
-			 struct node *p)
-{
-	struct stat st;
-	if (known) {
-		st = *known;
-	} else if (dirfd >= 0) {
-		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
-	} else {
-		int fd = backing_open_path(rel, &st);
-		if (fd < 0)
-			return fd;
-		close(fd);
-	}
-	if (!backing_servable(st.st_mode))
-		return -ENOENT;
-	p->kind = S_ISDIR(st.st_mode) ? NK_BDIR : NK_BFILE;
-	p->bdev = st.st_dev;
-	p->bino = st.st_ino;
-	p->rel = (char *)rel;
-	backing_attr(&st, &p->attr);
-	return 0;
-}
-
-/* Looks up `name` in backing directory node `dir`: relative to a directory
- * descriptor (the listing's, or a cached one of `dir`), which is one
- * fstatat instead of resolving the whole path again. */
-static int lookup_in_dir(struct bfs *fs, struct node *dir, const char *rel, int dirfd,
-			 const char *name, struct node *p)
-{
-	if (dirfd >= 0)
-		return backing_proto(rel, dirfd, name, NULL, p);
-	int slot, err;
-	void *h = hcache_get(fs->paths, dir, &slot, &err);
-	if (!h)
-		return backing_proto(rel, -1, name, NULL, p);
-	int rc = backing_proto(rel, (int)((intptr_t)h - 1), name, NULL, p);
-	hcache_put(fs->paths, slot, h);
-	return rc;
-}
-
-/* Resolves `name` in `parent`. Returns 0 with e filled (e->ino == 0 for a
- * name that does not exist, to be cached as a negative entry), or an
- * errno. */
-static int do_lookup(struct bfs *fs, struct node *parent, const char *name, int dirfd,
-		     struct fuse_entry_param *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->entry_timeout = FOREVER;
-	if (strlen(name) > 255)
-		return ENAMETOOLONG;
-	if (!strcmp(name, ".") || !strcmp(name, ".."))
-		return ENOENT;
-
-	struct node *n = nodes_lookup_child(&fs->nodes, parent, name);
-	if (n) {
-		fill_entry(n, e);
-		return 0;
-	}
-
-	struct node p = {0};
-	char *rel = NULL;
-	int rc = 0;
-	switch (parent->kind) {
-	case NK_ROOT: {
-		const struct bundle *b = spec_find(&fs->spec, name);
-		if (!b)
-			return 0;
-		p.kind = NK_BUNDLE;
-		p.bundle = (uint32_t)(b - fs->spec.bundles);
-		p.attr = synth_attr(fs, S_IFDIR | 0755, 3, 4096);
-		break;
-	}
-	case NK_BUNDLE:
-		if (!strcmp(name, "config.json")) {
-			const char *data;
-			size_t len;
-			bundle_config(fs, parent->bundle, &data, &len);
-			p.kind = NK_CONFIG;
-			p.bundle = parent->bundle;
-			p.attr = synth_attr(fs, S_IFREG | 0444, 1, len);
-		} else if (!strcmp(name, "rootfs")) {
-			if (bundle_ready(fs, parent->bundle) < 0)
-				return EIO;
-			p = vdir_proto(fs, parent->bundle, fs->bundles[parent->bundle].layout.root);
-		} else {
-			return 0;
-		}
-		break;
-	case NK_VDIR: {
-		const struct layout_dir *ld = layout_child(parent->ldir, name);
-		if (ld) {
-			p = vdir_proto(fs, parent->bundle, ld);
-			break;
-		}
-		/* Only the closure is visible in the store directory, with
-		 * the attributes its resolution saw. */
-		const struct closure *c = &fs->bundles[parent->bundle].closure;
-		ssize_t idx = parent->ldir->is_store ? closure_find(c, name) : -1;
-		if (idx < 0)
-			return 0;
-		rel = xstrdup(name);
-		rc = backing_proto(rel, -1, name, &c->st[idx], &p);
-		p.bundle = parent->bundle;
-		break;
-	}
-	case NK_BDIR:
-		rel = xasprintf("%s/%s", parent->rel, name);
-		rc = lookup_in_dir(fs, parent, rel, dirfd, name, &p);
-		p.bundle = parent->bundle;
-		break;
-	default:
-		return ENOTDIR;
-	}
-	if (rc == -ENOENT) {
-		free(rel);
-		return 0;
-	}
-	if (rc < 0) {
-		free(rel);
-		return -rc;
-	}
-	n = nodes_add(&fs->nodes, parent, name, &p);
-	free(rel);
-	fill_entry(n, e);
 	return 0;
 }
 
@@ -218,14 +75,6 @@ static struct node *node_or_reply(fuse_req_t req, fuse_ino_t ino)
 	if (!n)
 		fuse_reply_err(req, ESTALE);
 	return n;
-}
-
-/* The errno for a backing entry that is not what was looked up any more:
- * replaced (ESTALE from backing.c) or removed is "gone"; a symlink swapped
- * into its path is ELOOP. */
-static int gone(int err)
-{
-	return err == ESTALE ? ENOENT : err;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -252,9 +101,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!p)
 		return;
 	struct fuse_entry_param e;
-	int rc = do_lookup(fsof(req), p, name, -1, &e);
-	if (rc)
-		fuse_reply_err(req, rc);
+	errint_t rc = lookup_entry(fsof(req), p, name, -1, &e);
+	if (rc < 0)
+		reply_err(req, rc);
 	else
 		fuse_reply_entry(req, &e);
 }
@@ -287,14 +136,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
-	if (n->kind != NK_BFILE || !S_ISLNK(n->attr.mode)) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
 	char buf[PATH_MAX + 1];
-	ssize_t len = backing_readlink(n->rel, n->bdev, n->bino, buf, sizeof(buf) - 1);
+	ssize_t len = tree_readlink(fsof(req), n, buf, sizeof(buf) - 1);
 	if (len < 0) {
-		fuse_reply_err(req, gone((int)-len));
+		reply_err(req, (errint_t)len);
 		return;
 	}
 	buf[len] = 0;
@@ -303,6 +148,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct bfs *fs = fsof(req);
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
@@ -310,23 +156,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (fsof(req)->zero_open) {
+	if (fs->zero_open) {
 		/* From now on the kernel opens files itself (fh 0, page cache
 		 * kept); see hcache.h. */
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	if (n->kind == NK_CONFIG) {
-		fi->fh = 0;
-	} else if (n->kind == NK_BFILE && S_ISREG(n->attr.mode)) {
-		int fd = backing_open_checked(n->rel, n->bdev, n->bino, false);
-		if (fd < 0) {
-			fuse_reply_err(req, gone(-fd));
-			return;
-		}
-		fi->fh = (uint64_t)fd;
-	} else {
-		fuse_reply_err(req, S_ISDIR(n->attr.mode) ? EISDIR : ELOOP);
+	errint_t e = handles_open(fs, n, false, &fi->fh);
+	if (e < 0) {
+		reply_err(req, e);
 		return;
 	}
 	fi->keep_cache = 1;
@@ -337,153 +175,37 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct bfs *fs = fsof(req);
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
-	if (n->kind == NK_CONFIG) {
-		const char *data;
-		size_t len;
-		bundle_config(fs, n->bundle, &data, &len);
+	struct hold hold;
+	errint_t e = handles_file(fsof(req), n, fi->fh, &hold);
+	if (e < 0) {
+		reply_err(req, e);
+		return;
+	}
+	const struct content *c = &hold.h->file;
+	if (c->fd < 0) {
+		size_t len = c->len;
 		if ((size_t)off >= len)
 			size = 0;
 		else if (size > len - (size_t)off)
 			size = len - (size_t)off;
-		fuse_reply_buf(req, data + (size ? off : 0), size);
-		return;
+		fuse_reply_buf(req, c->data + (size ? off : 0), size);
+	} else {
+		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = c->fd;
+		buf.buf[0].pos = off;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	}
-	int slot = -1, fd = (int)fi->fh;
-	if (!fi->fh) {
-		int err; /* file_make refuses anything but a regular file */
-		void *h = hcache_get(fs->files, n, &slot, &err);
-		if (!h) {
-			fuse_reply_err(req, gone(err));
-			return;
-		}
-		fd = (int)((intptr_t)h - 1);
-	}
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	if (!fi->fh)
-		hcache_put(fs->files, slot, (void *)(intptr_t)(fd + 1)); /* req is gone */
+	handles_put(&hold);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct node *n = nodes_get(&fsof(req)->nodes, ino);
-	if (n && n->kind == NK_BFILE && fi->fh)
-		close((int)fi->fh);
+	handles_release(fsof(req), fi->fh);
 	fuse_reply_err(req, 0);
-}
-
-/* ---- directories --------------------------------------------------------- */
-
-struct dent {
-	const char *name;
-	unsigned char type;
-};
-
-/* A snapshot of a directory taken at opendir: offsets are indexes into it,
- * so they stay valid for the life of the handle. */
-struct dirh {
-	struct dirh *prev, *next; /* open handles, freed at exit if the kernel
-				     never released them (a lazy unmount) */
-	DIR *dir;		  /* backing directories: kept open for fstatat in readdirplus */
-	struct dent *v;
-	size_t n, cap;
-	struct arena names;
-};
-
-static struct dirh open_dirs = {.prev = &open_dirs, .next = &open_dirs};
-static pthread_mutex_t open_dirs_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void dirh_add(struct dirh *d, const char *name, unsigned char type, bool copy)
-{
-	if (d->n == d->cap) {
-		d->cap = d->cap ? d->cap * 2 : 16;
-		d->v = xreallocarray(d->v, d->cap, sizeof(*d->v));
-	}
-	d->v[d->n++] = (struct dent){copy ? arena_strdup(&d->names, name) : name, type};
-}
-
-static void dirh_free(struct dirh *d)
-{
-	if (d->dir)
-		closedir(d->dir);
-	free(d->v);
-	arena_free(&d->names);
-	free(d);
-}
-
-static int fill_backing_dir(struct dirh *d, const struct node *n)
-{
-	int fd = backing_open_checked(n->rel, n->bdev, n->bino, true);
-	if (fd < 0)
-		return -gone(-fd);
-	d->dir = fdopendir(fd);
-	if (!d->dir) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	struct dirent *de;
-	while ((errno = 0, de = readdir(d->dir))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		unsigned char type = de->d_type;
-		if (type == DT_UNKNOWN) {
-			struct stat st;
-			if (fstatat(dirfd(d->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-				continue;
-			type = (unsigned char)IFTODT(st.st_mode);
-		}
-		if (type == DT_DIR || type == DT_REG || type == DT_LNK)
-			dirh_add(d, de->d_name, type, true);
-	}
-	return errno ? -errno : 0;
-}
-
-/* Builds the listing of directory node n. */
-static struct dirh *dirh_build(struct bfs *fs, struct node *n, int *err)
-{
-	struct dirh *d = xcalloc(1, sizeof(*d));
-	int rc = 0;
-	switch (n->kind) {
-	case NK_ROOT:
-		for (size_t i = 0; i < fs->spec.n; i++)
-			dirh_add(d, fs->spec.bundles[i].name, DT_DIR, false);
-		break;
-	case NK_BUNDLE:
-		dirh_add(d, "config.json", DT_REG, false);
-		dirh_add(d, "rootfs", DT_DIR, false);
-		break;
-	case NK_VDIR: {
-		const struct layout_dir *ld = n->ldir;
-		for (size_t i = 0; i < ld->nkids; i++)
-			dirh_add(d, ld->kids[i]->name, DT_DIR, false);
-		if (ld->is_store) {
-			const struct closure *c = &fs->bundles[n->bundle].closure;
-			for (size_t i = 0; i < c->n; i++)
-				dirh_add(d, c->base[i], (unsigned char)IFTODT(c->st[i].st_mode),
-					 false);
-		}
-		break;
-	}
-	case NK_BDIR:
-		rc = fill_backing_dir(d, n);
-		break;
-	default:
-		rc = -ENOTDIR;
-	}
-	if (rc < 0) {
-		dirh_free(d);
-		*err = -rc;
-		return NULL;
-	}
-	return d;
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -494,23 +216,15 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	if (fs->zero_open) {
 		/* The kernel then opens directories itself and caches their
-		 * listings; readdir takes a listing from fs->dirs. */
+		 * listings; readdir borrows a listing from a cache. */
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	int err;
-	struct dirh *d = dirh_build(fs, n, &err);
-	if (!d) {
-		fuse_reply_err(req, err);
+	errint_t e = handles_open(fs, n, true, &fi->fh);
+	if (e < 0) {
+		reply_err(req, e);
 		return;
 	}
-	pthread_mutex_lock(&open_dirs_lock);
-	d->next = open_dirs.next;
-	d->prev = &open_dirs;
-	open_dirs.next->prev = d;
-	open_dirs.next = d;
-	pthread_mutex_unlock(&open_dirs_lock);
-	fi->fh = (uintptr_t)d;
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
@@ -523,34 +237,35 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
-	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
-	int slot = -1, err;
-	if (!d && !(d = hcache_get(fs->dirs, n, &slot, &err))) {
-		fuse_reply_err(req, err);
+	struct hold hold;
+	errint_t rc = handles_dir(fs, n, fi->fh, &hold);
+	if (rc < 0) {
+		reply_err(req, rc);
 		return;
 	}
+	const struct listing *l = &hold.h->dir;
 	char *buf = xmalloc(size);
 	size_t pos = 0;
-	for (size_t i = (size_t)off; i < d->n + 2; i++) {
+	for (size_t i = (size_t)off; i < l->n + 2; i++) {
 		struct fuse_entry_param e = {0};
 		const char *name;
 		if (i < 2) {
 			name = i ? ".." : ".";
-			e.attr.st_ino = i ? (n->parent ? n->parent->ino : FUSE_ROOT_ID) : n->ino;
+			e.attr.st_ino = i ? (n->parent ? n->parent->id : FUSE_ROOT_ID) : n->id;
 			e.attr.st_mode = S_IFDIR;
 		} else {
-			name = d->v[i - 2].name;
-			e.attr.st_mode = (mode_t)DTTOIF(d->v[i - 2].type);
+			name = l->v[i - 2].name;
+			e.attr.st_mode = (mode_t)DTTOIF(l->v[i - 2].type);
 			e.attr.st_ino = UNKNOWN_INO;
 			if (plus) {
-				int rc = do_lookup(fs, n, name, d->dir ? dirfd(d->dir) : -1, &e);
+				rc = lookup_entry(fs, n, name, l->dir ? dirfd(l->dir) : -1, &e);
 				if (rc == 0 && e.ino == 0)
-					continue; /* gone since opendir */
-				if (rc) {
+					continue; /* gone since it was listed */
+				if (rc < 0) {
 					/* Listed without attributes; a stat will
 					 * report the error. */
 					memset(&e, 0, sizeof(e));
-					e.attr.st_mode = (mode_t)DTTOIF(d->v[i - 2].type);
+					e.attr.st_mode = (mode_t)DTTOIF(l->v[i - 2].type);
 				}
 			}
 		}
@@ -567,8 +282,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
-	if (!fi->fh)
-		hcache_put(fs->dirs, slot, d);
+	handles_put(&hold);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -585,82 +299,8 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct dirh *d = (struct dirh *)(uintptr_t)fi->fh;
-	if (d) {
-		pthread_mutex_lock(&open_dirs_lock);
-		d->prev->next = d->next;
-		d->next->prev = d->prev;
-		pthread_mutex_unlock(&open_dirs_lock);
-		dirh_free(d);
-	}
+	handles_release(fsof(req), fi->fh);
 	fuse_reply_err(req, 0);
-}
-
-/* ---- handle caches (see hcache.h) ---------------------------------------- */
-
-static void *file_make(void *ctx, struct node *n, int *err)
-{
-	if (n->kind != NK_BFILE || !S_ISREG(n->attr.mode)) {
-		*err = EISDIR;
-		return NULL;
-	}
-	int fd = backing_open_checked(n->rel, n->bdev, n->bino, false);
-	if (fd < 0) {
-		*err = -fd;
-		return NULL;
-	}
-	return (void *)(intptr_t)(fd + 1);
-}
-
-static void fd_destroy(void *obj)
-{
-	close((int)((intptr_t)obj - 1));
-}
-
-static void *path_make(void *ctx, struct node *n, int *err)
-{
-	struct stat st;
-	int fd = backing_open_path(n->rel, &st);
-	if (fd < 0) {
-		*err = -fd;
-		return NULL;
-	}
-	if (st.st_dev != n->bdev || st.st_ino != n->bino || !S_ISDIR(st.st_mode)) {
-		close(fd);
-		*err = ENOENT;
-		return NULL;
-	}
-	return (void *)(intptr_t)(fd + 1);
-}
-
-static void *dir_make(void *ctx, struct node *n, int *err)
-{
-	return dirh_build(ctx, n, err);
-}
-
-static void dir_destroy(void *obj)
-{
-	dirh_free(obj);
-}
-
-void ll_caches_init(struct bfs *fs)
-{
-	fs->files = hcache_new(64, file_make, fd_destroy, fs);
-	fs->paths = hcache_new(64, path_make, fd_destroy, fs);
-	fs->dirs = hcache_new(16, dir_make, dir_destroy, fs);
-}
-
-void ll_caches_free(struct bfs *fs)
-{
-	hcache_free(fs->files);
-	hcache_free(fs->paths);
-	hcache_free(fs->dirs);
-	while (open_dirs.next != &open_dirs) {
-		struct dirh *d = open_dirs.next;
-		open_dirs.next = d->next;
-		dirh_free(d);
-	}
-	open_dirs.prev = &open_dirs;
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -8,10 +8,13 @@
  * SIGTERM, SIGINT or SIGHUP the mount is detached lazily; the loop ends
  * when the kernel drops the last reference, so containers that still hold
  * files keep working until they let go. */
-#include "backing.h"
 #include "bfs.h"
-#include "gcroots.h"
+#include "cli.h"
+#include "log.h"
+#include "tree.h"
 #include "watchdog.h"
+
+#include <fuse_lowlevel.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -23,7 +26,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +42,11 @@ static const char usage_text[] =
     "  -s                  single-threaded\n"
     "  -o OPT[,OPT...]     extra FUSE mount options\n"
     "  --threads N         at most N worker threads (default 8)\n"
+    "  --gcroots DIR|none  register served closures as Nix GC roots below DIR\n"
+    "                      (default: the gcroots directory beside Nix's database,\n"
+    "                      when it exists); none: register nothing\n"
+    "  --no-openat2        resolve store paths one component at a time even where\n"
+    "                      the kernel has openat2 (the fallback, for testing it)\n"
     "  -h, --help          this text\n"
     "  -V, --version       the version\n"
     "\n";
@@ -52,28 +59,11 @@ static const char usage_tail[] =
     "Exit status: 0 after a clean unmount, 1 on a failure, 2 for a bad spec\n"
     "or bad usage.\n";
 
-static struct bfs fs;
-static struct fuse_session *session;
-
-void bfs_log(struct bfs *f, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (f->foreground) {
-		char line[2048];
-		vsnprintf(line, sizeof(line), fmt, ap);
-		fprintf(stderr, "bundlefs: %s\n", line);
-	} else {
-		vsyslog(LOG_ERR, fmt, ap);
-	}
-	va_end(ap);
-}
-
 struct args {
 	const char *mountpoint, *spec;
 	const char *gcroots; /* NULL: the default; "none": none */
 	struct buf fuse_opts;
-	bool debug, single;
+	bool foreground, debug, single, no_openat2;
 	unsigned threads;
 };
 
@@ -89,53 +79,52 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 }
 
 /* Returns -1 to go on, else an exit status. */
-static int parse_args(int argc, char **argv, struct args *a)
+static int parse_args(int argc, char **argv, struct args *a, struct store *st)
 {
 	a->threads = 8;
 	for (int i = 1; i < argc; i++) {
-		const char *s = argv[i];
+		const char *s = argv[i], *v;
+		char *err = NULL;
+		int r;
 		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
 			fputs(usage_text, stdout);
-			fputs(store_options_help, stdout);
+			fputs(cli_store_help, stdout);
 			fputs(usage_tail, stdout);
 			return 0;
 		} else if (!strcmp(s, "-V") || !strcmp(s, "--version")) {
 			printf("bundlefs %s (libfuse %s)\n", BUNDLEFS_VERSION, fuse_pkgversion());
 			return 0;
 		} else if (!strcmp(s, "-f") || !strcmp(s, "--foreground")) {
-			fs.foreground = true;
+			a->foreground = true;
 		} else if (!strcmp(s, "-d") || !strcmp(s, "--debug")) {
-			a->debug = fs.foreground = true;
+			a->debug = a->foreground = true;
 		} else if (!strcmp(s, "-s")) {
 			a->single = true;
+		} else if (!strcmp(s, "--no-openat2")) {
+			a->no_openat2 = true;
 		} else if (!strncmp(s, "-o", 2)) {
-			const char *v = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			v = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!v)
 				return usage_error("%s needs a value", "-o");
 			buf_addc(&a->fuse_opts, ',');
 			buf_adds(&a->fuse_opts, v);
-		} else if (!strcmp(s, "--threads") || !strncmp(s, "--threads=", 10)) {
-			const char *v = s[9] == '=' ? s + 10 : (i + 1 < argc ? argv[++i] : NULL);
+		} else if (cli_opt(argc, argv, &i, "--threads", &v)) {
 			char *end;
 			long n = v ? strtol(v, &end, 10) : 0;
 			if (!v || *end || n < 1 || n > 1024)
 				return usage_error("--threads needs a number from 1 to 1024%s", "");
 			a->threads = (unsigned)n;
-		} else if (!strcmp(s, "--gcroots") || !strncmp(s, "--gcroots=", 10)) {
-			a->gcroots = s[9] == '=' ? s + 10 : (i + 1 < argc ? argv[++i] : NULL);
+		} else if (cli_opt(argc, argv, &i, "--gcroots", &a->gcroots)) {
 			if (!a->gcroots || !*a->gcroots)
 				return usage_error("--gcroots needs a directory or none%s", "");
-		} else if (s[0] == '-' && s[1]) {
-			char *err = NULL;
-			int r = store_parse_arg(&fs.st, argc, argv, &i, &err);
-			if (r == 0)
-				return usage_error("unknown option %s", s);
+		} else if ((r = cli_store_arg(st, argc, argv, &i, &err)) != 0) {
 			if (r < 0) {
 				int rc = usage_error("%s", err);
 				free(err);
 				return rc;
 			}
-			i--;
+		} else if (s[0] == '-' && s[1]) {
+			return usage_error("unknown option %s", s);
 		} else if (!a->mountpoint) {
 			a->mountpoint = s;
 		} else if (!a->spec) {
@@ -147,7 +136,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	if (!a->mountpoint || !a->spec)
 		return usage_error("%s", "need a MOUNTPOINT and a SPEC");
 	char *err = NULL;
-	if (store_finish(&fs.st, &err) < 0) {
+	if (store_finish(st, &err) < 0) {
 		int rc = usage_error("%s", err);
 		free(err);
 		return rc;
@@ -171,94 +160,130 @@ static bool has_option(const char *list, const char *opt)
 
 /* Detaches the mount from the tree; the kernel ends the session once
  * nothing uses it any more. */
-static void detach(void)
+static void detach(const char *mountpoint)
 {
 	if (geteuid() == 0) {
-		if (umount2(fs.mountpoint, MNT_DETACH) == 0 || errno != EPERM)
+		if (umount2(mountpoint, MNT_DETACH) == 0 || errno != EPERM)
 			return;
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "-z", "--", fs.mountpoint, (char *)NULL);
+		execlp("fusermount3", "fusermount3", "-u", "-z", "--", mountpoint, (char *)NULL);
 		_exit(127);
 	}
 	if (pid > 0)
 		waitpid(pid, NULL, 0);
 }
 
+struct sigctx {
+	sigset_t set;
+	const char *mountpoint;
+	bool foreground;
+};
+
 static void *signal_thread(void *arg)
 {
-	sigset_t *set = arg;
+	struct sigctx *c = arg;
 	int sig;
-	while (sigwait(set, &sig) == 0) {
-		if (fs.foreground)
-			bfs_log(&fs, "%s: unmounting %s", strsignal(sig), fs.mountpoint);
-		detach();
+	while (sigwait(&c->set, &sig) == 0) {
+		if (c->foreground)
+			log_msg("%s: unmounting %s", strsignal(sig), c->mountpoint);
+		detach(c->mountpoint);
 	}
 	return NULL;
+}
+
+/* Sets up everything the handlers use. Returns 0 or -errno. */
+static errint_t bfs_init(struct bfs *f, const struct args *a)
+{
+	errint_t e = store_open(&f->st);
+	if (e < 0)
+		return e;
+	clock_gettime(CLOCK_REALTIME, &f->started);
+	f->uid = geteuid();
+	f->gid = getegid();
+	backing_init(&f->backing, f->st.fd, a->no_openat2);
+	f->resolver = resolver_new(&f->st);
+	gcroots_init(&f->gcroots);
+	struct bundle_env env = {.st = &f->st, .resolver = f->resolver, .gcroots = &f->gcroots};
+	f->bundles = bundles_new(&f->spec, &env);
+	nodes_init(&f->nodes);
+	tree_init(f);
+	handles_init(f);
+	/* Opens can skip the daemon only while the kernel itself refuses
+	 * writes; with a forced rw mount OPEN must stay to answer EROFS. */
+	f->zero_open = !has_option(a->fuse_opts.data, "rw");
+	return 0;
+}
+
+static void bfs_fini(struct bfs *f)
+{
+	handles_fini(f);
+	tree_fini(f);
+	nodes_destroy(&f->nodes);
+	bundles_free(f->bundles);
+	gcroots_close(&f->gcroots);
+	resolver_free(f->resolver);
+}
+
+/* Registers served closures as GC roots, in the directory named by our
+ * pid (so: after daemonizing). */
+static void start_gcroots(struct bfs *f, const char *opt)
+{
+	char *dir = NULL;
+	if (!opt)
+		dir = gcroots_default(&f->st);
+	else if (strcmp(opt, "none"))
+		dir = xstrdup(opt);
+	errint_t e;
+	if (dir && (e = gcroots_open(&f->gcroots, dir)) < 0)
+		log_msg("GC roots in %s: %s; served closures are not protected from "
+			"garbage collection",
+			dir, strerror(-e));
+	free(dir);
 }
 
 int main(int argc, char **argv)
 {
 	struct args a = {0};
+	struct bfs fs = {0};
 	store_init(&fs.st);
-	int rc = parse_args(argc, argv, &a);
-	if (rc >= 0) {
-		store_free(&fs.st);
-		buf_free(&a.fuse_opts);
-		return rc;
-	}
+	int rc = parse_args(argc, argv, &a, &fs.st);
+	if (rc >= 0)
+		goto out_args;
 
 	struct diags d = {0};
+	rc = 2;
 	if (spec_load(&fs.spec, a.spec, &fs.st, &d) < 0) {
 		diag_print(&d, stderr, NULL);
 		diag_clear(&d);
-		store_free(&fs.st);
-		buf_free(&a.fuse_opts);
-		return 2;
+		goto out_args;
 	}
+	rc = 1;
 	char mnt[PATH_MAX];
 	struct stat st;
 	if (!realpath(a.mountpoint, mnt) || stat(mnt, &st) < 0) {
 		fprintf(stderr, "bundlefs: mountpoint %s: %s\n", a.mountpoint, strerror(errno));
-		return 1;
+		goto out_spec;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "bundlefs: mountpoint %s: not a directory\n", a.mountpoint);
-		return 1;
+		goto out_spec;
 	}
-	fs.mountpoint = mnt;
-	int e = backing_init(fs.st.real);
+	errint_t e = bfs_init(&fs, &a);
 	if (e < 0) {
 		fprintf(stderr, "bundlefs: store %s: %s\n", fs.st.real, strerror(-e));
-		return 1;
+		goto out_spec;
 	}
-
-	clock_gettime(CLOCK_REALTIME, &fs.started);
-	fs.uid = geteuid();
-	fs.gid = getegid();
-	fs.resolver = resolver_new(&fs.st);
-	bundles_init(&fs);
-	nodes_init(&fs.nodes);
-	ll_caches_init(&fs);
-	nodes_root(&fs.nodes, &(struct nattr){.mode = S_IFDIR | 0755,
-					      .nlink = 2 + (uint32_t)fs.spec.n,
-					      .uid = fs.uid,
-					      .gid = fs.gid,
-					      .size = 4096,
-					      .blksize = 4096,
-					      .atime = fs.started.tv_sec,
-					      .mtime = fs.started.tv_sec,
-					      .ctime = fs.started.tv_sec});
 
 	/* The daemon, not libfuse, owns these signals: they detach the mount
 	 * lazily instead of tearing the session down under open files. */
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	struct sigctx sc = {.mountpoint = mnt, .foreground = a.foreground};
+	sigemptyset(&sc.set);
+	sigaddset(&sc.set, SIGTERM);
+	sigaddset(&sc.set, SIGINT);
+	sigaddset(&sc.set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	struct buf opts = {0};
@@ -267,48 +292,30 @@ int main(int argc, char **argv)
 		buf_adds(&opts, ",allow_other");
 	if (a.fuse_opts.len)
 		buf_adds(&opts, a.fuse_opts.data);
-	/* Opens can skip the daemon only while the kernel itself refuses
-	 * writes; with a forced rw mount OPEN must stay to answer EROFS. */
-	fs.zero_open = !has_option(a.fuse_opts.data, "rw");
 	char *fargv[] = {argv[0], "-o", opts.data, a.debug ? "-d" : NULL, NULL};
 	struct fuse_args fargs = FUSE_ARGS_INIT(a.debug ? 4 : 3, fargv);
 
-	rc = 1;
-	session = fuse_session_new(&fargs, &bfs_ops, sizeof(bfs_ops), &fs);
+	struct fuse_session *session = fuse_session_new(&fargs, &bfs_ops, sizeof(bfs_ops), &fs);
 	if (!session)
-		goto out;
+		goto out_fs;
 	if (fuse_session_mount(session, mnt) != 0) {
 		fprintf(stderr, "bundlefs: cannot mount %s\n", mnt);
 		goto out_session;
 	}
-	if (!fs.foreground)
-		openlog("bundlefs", LOG_PID, LOG_DAEMON);
-	if (fuse_daemonize(fs.foreground) != 0)
+	if (!a.foreground)
+		log_to_syslog();
+	if (fuse_daemonize(a.foreground) != 0)
 		goto out_unmount;
 
 	/* After daemonizing: the watchdog watches this process, and the
 	 * roots directory is named by our pid. */
 	if ((e = watchdog_start(mnt)) < 0)
-		bfs_log(&fs, "no watchdog (%s): if the daemon dies, unmount with fusermount3 -u -z",
+		log_msg("no watchdog (%s): if the daemon dies, unmount with fusermount3 -u -z",
 			strerror(-e));
-
-	char *gcdir = NULL;
-	if (!a.gcroots)
-		gcdir = gcroots_default(&fs.st);
-	else if (strcmp(a.gcroots, "none"))
-		gcdir = xstrdup(a.gcroots);
-	if (gcdir && (e = gcroots_init(gcdir)) < 0) {
-		bfs_log(&fs,
-			"GC roots in %s: %s; served closures are not protected from "
-			"garbage collection",
-			gcdir, strerror(-e));
-		free(gcdir);
-		gcdir = NULL;
-	}
-	fs.gcroots = gcdir;
+	start_gcroots(&fs, a.gcroots);
 
 	pthread_t sigthr;
-	pthread_create(&sigthr, NULL, signal_thread, &sigs);
+	pthread_create(&sigthr, NULL, signal_thread, &sc);
 	pthread_detach(sigthr);
 
 	if (a.single) {
@@ -321,22 +328,18 @@ int main(int argc, char **argv)
 		fuse_loop_cfg_destroy(cfg);
 	}
 	rc = rc == 0 ? 0 : 1;
-	gcroots_fini();
-	free(gcdir);
 out_unmount:
 	fuse_session_unmount(session);
 out_session:
 	fuse_session_destroy(session);
-out:
+out_fs:
 	fuse_opt_free_args(&fargs);
-	ll_caches_free(&fs);
-	nodes_destroy(&fs.nodes);
-	bundles_fini(&fs);
-	resolver_free(fs.resolver);
-	backing_fini();
-	spec_free(&fs.spec);
-	store_free(&fs.st);
 	buf_free(&opts);
+	bfs_fini(&fs);
+out_spec:
+	spec_free(&fs.spec);
+out_args:
+	store_free(&fs.st);
 	buf_free(&a.fuse_opts);
 	return rc;
 }

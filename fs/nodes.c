@@ -2,6 +2,7 @@
 #include "nodes.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,7 @@ void nodes_init(struct nodes *t)
 	memset(t, 0, sizeof(*t));
 	pthread_mutex_init(&t->lock, NULL);
 	t->chunks = xcalloc(MAX_CHUNKS, sizeof(*t->chunks));
-	t->next = FUSE_ROOT_ID;
+	t->next = NODES_ROOT_ID;
 }
 
 void nodes_destroy(struct nodes *t)
@@ -37,25 +38,25 @@ void nodes_destroy(struct nodes *t)
 	pthread_mutex_destroy(&t->lock);
 }
 
-struct node *nodes_get(struct nodes *t, fuse_ino_t ino)
+struct node *nodes_get(struct nodes *t, node_id id)
 {
-	size_t c = ino >> CHUNK_BITS;
+	size_t c = id >> CHUNK_BITS;
 	if (c >= MAX_CHUNKS)
 		return NULL;
 	struct node **chunk = __atomic_load_n(&t->chunks[c], __ATOMIC_ACQUIRE);
 	if (!chunk)
 		return NULL;
-	return __atomic_load_n(&chunk[ino & (CHUNK_SIZE - 1)], __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&chunk[id & (CHUNK_SIZE - 1)], __ATOMIC_ACQUIRE);
 }
 
 /* Called with the lock held. */
-static void slot_set(struct nodes *t, fuse_ino_t ino, struct node *n)
+static void slot_set(struct nodes *t, node_id id, struct node *n)
 {
-	size_t c = ino >> CHUNK_BITS;
+	size_t c = id >> CHUNK_BITS;
 	if (!t->chunks[c])
 		__atomic_store_n(&t->chunks[c], xcalloc(CHUNK_SIZE, sizeof(struct node *)),
 				 __ATOMIC_RELEASE);
-	__atomic_store_n(&t->chunks[c][ino & (CHUNK_SIZE - 1)], n, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->chunks[c][id & (CHUNK_SIZE - 1)], n, __ATOMIC_RELEASE);
 }
 
 static struct node *alloc_node(struct nodes *t, const struct node *proto)
@@ -67,29 +68,30 @@ static struct node *alloc_node(struct nodes *t, const struct node *proto)
 	n->key = NULL;
 	n->rel = proto->rel ? xstrdup(proto->rel) : NULL;
 	if (t->nfree) {
-		n->ino = t->free_ids[--t->nfree];
+		n->id = t->free_ids[--t->nfree];
 	} else {
 		if ((t->next >> CHUNK_BITS) >= MAX_CHUNKS) {
 			fputs("bundlefs: inode table full\n", stderr);
 			abort();
 		}
-		n->ino = t->next++;
+		n->id = t->next++;
 	}
 	/* A reused id gets a new generation, so the kernel never confuses
 	 * the new node with the one it replaced. */
 	n->gen = t->next_gen++;
 	n->attr.blksize = n->attr.blksize ? n->attr.blksize : 4096;
-	slot_set(t, n->ino, n);
+	slot_set(t, n->id, n);
 	t->live++;
 	return n;
 }
 
-struct node *nodes_root(struct nodes *t, const struct nattr *a)
+struct node *nodes_root(struct nodes *t, const struct node *proto)
 {
-	struct node proto = {.kind = NK_ROOT, .attr = *a};
 	pthread_mutex_lock(&t->lock);
-	struct node *n = alloc_node(t, &proto);
-	n->nlookup = 1; /* the kernel never forgets the root */
+	struct node *n = alloc_node(t, proto);
+	n->shared = false;
+	n->parent = NULL;
+	n->nlookup = 1; /* the kernel never forgets the root; nor do we */
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
@@ -97,22 +99,22 @@ struct node *nodes_root(struct nodes *t, const struct nattr *a)
 static char *child_key(const struct node *parent, const char *name, size_t *len)
 {
 	size_t nl = strlen(name);
-	char *k = xmalloc(sizeof(parent->ino) + nl);
-	memcpy(k, &parent->ino, sizeof(parent->ino));
-	memcpy(k + sizeof(parent->ino), name, nl);
-	*len = sizeof(parent->ino) + nl;
+	char *k = xmalloc(sizeof(parent->id) + nl);
+	memcpy(k, &parent->id, sizeof(parent->id));
+	memcpy(k + sizeof(parent->id), name, nl);
+	*len = sizeof(parent->id) + nl;
 	return k;
 }
 
 struct node *nodes_lookup_child(struct nodes *t, struct node *parent, const char *name)
 {
 	size_t nl = strlen(name);
-	char stackkey[sizeof(fuse_ino_t) + 256];
-	char *k = nl <= 255 ? stackkey : xmalloc(sizeof(fuse_ino_t) + nl);
-	memcpy(k, &parent->ino, sizeof(parent->ino));
-	memcpy(k + sizeof(parent->ino), name, nl);
+	char stackkey[sizeof(node_id) + 256];
+	char *k = nl <= 255 ? stackkey : xmalloc(sizeof(node_id) + nl);
+	memcpy(k, &parent->id, sizeof(parent->id));
+	memcpy(k + sizeof(parent->id), name, nl);
 	pthread_mutex_lock(&t->lock);
-	struct node *n = strmap_get(&t->children, k, sizeof(parent->ino) + nl);
+	struct node *n = strmap_get(&t->children, k, sizeof(parent->id) + nl);
 	if (n)
 		n->nlookup++;
 	pthread_mutex_unlock(&t->lock);
@@ -127,7 +129,7 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 	size_t kl;
 	char *key;
 	struct strmap *map;
-	if (proto->kind == NK_BFILE) {
+	if (proto->shared) {
 		uint64_t id[2] = {proto->bdev, proto->bino};
 		key = xmalloc(sizeof(id));
 		memcpy(key, id, sizeof(id));
@@ -146,7 +148,7 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 		n->key = key;
 		n->keylen = kl;
 		strmap_put(map, key, kl, n);
-		if (proto->kind != NK_BFILE) {
+		if (!proto->shared) {
 			n->parent = parent;
 			parent->pins++;
 		} else {
@@ -158,24 +160,21 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 	return n;
 }
 
-void nodes_forget(struct nodes *t, fuse_ino_t ino, uint64_t count)
+void nodes_forget(struct nodes *t, node_id id, uint64_t count)
 {
 	pthread_mutex_lock(&t->lock);
-	struct node *n = nodes_get(t, ino);
+	struct node *n = nodes_get(t, id);
 	if (!n) {
 		pthread_mutex_unlock(&t->lock);
 		return;
 	}
 	n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
-	while (n && n->kind != NK_ROOT && n->nlookup == 0 && n->pins == 0) {
+	while (n && n->id != NODES_ROOT_ID && n->nlookup == 0 && n->pins == 0) {
 		struct node *parent = n->parent;
-		strmap_del(n->kind == NK_BFILE ? &t->shared : &t->children, n->key, n->keylen);
-		slot_set(t, n->ino, NULL);
-		if (t->nfree == t->free_cap) {
-			t->free_cap = t->free_cap ? t->free_cap * 2 : 1024;
-			t->free_ids = xreallocarray(t->free_ids, t->free_cap, sizeof(*t->free_ids));
-		}
-		t->free_ids[t->nfree++] = n->ino;
+		strmap_del(n->shared ? &t->shared : &t->children, n->key, n->keylen);
+		slot_set(t, n->id, NULL);
+		GROW(t->free_ids, t->nfree, t->free_cap);
+		t->free_ids[t->nfree++] = n->id;
 		t->live--;
 		free(n->key);
 		free(n->rel);

@@ -5,16 +5,20 @@
  * moves, so getattr and read need no lock. No file descriptor is held per
  * node: backing entries are reopened by their path relative to the store.
  *
- * Directories and virtual entries have exactly one parent and are found by
- * (parent id, name). Backing files and symlinks are shared: the same store
- * inode reached through any bundle or any hard link is one node, so the
- * kernel keeps one page cache for it. A node lives while the kernel holds
- * lookups on it or a child still names it as parent. */
+ * A node is found either by (parent id, name), for directories and
+ * synthesized entries, which have exactly one parent; or, when it is
+ * `shared`, by the identity of its backing entry (dev, ino), so that the
+ * same store file reached through any bundle or any hard link is one node
+ * and the kernel keeps one page cache for it. A node lives while the
+ * kernel holds lookups on it or a child still names it as parent; its id
+ * is then reused with a new generation.
+ *
+ * This table knows nothing of FUSE or of what the kinds of nodes mean
+ * (tree.h does); it is unit-tested on its own. Its lock is a leaf: held
+ * for map and counter updates only, never across I/O or another lock. */
 #ifndef BUNDLEFS_NODES_H
 #define BUNDLEFS_NODES_H
 
-#define FUSE_USE_VERSION 312
-#include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -23,14 +27,10 @@
 #include "layout.h"
 #include "strmap.h"
 
-enum node_kind {
-	NK_ROOT,   /* the mount point: lists bundles */
-	NK_BUNDLE, /* <name>/: config.json and rootfs */
-	NK_CONFIG, /* <name>/config.json */
-	NK_VDIR,   /* a rootfs skeleton directory (rootfs itself, dev, nix/store...) */
-	NK_BDIR,   /* a directory of a store path */
-	NK_BFILE,  /* a regular file or symlink of a store path (shared) */
-};
+typedef uint64_t node_id;
+#define NODES_ROOT_ID ((node_id)1)
+
+struct bstate;
 
 /* The attributes served for a node, copied from the backing entry or
  * synthesized; compact, since a closure can have 100k nodes. */
@@ -42,56 +42,57 @@ struct nattr {
 };
 
 struct node {
-	fuse_ino_t ino;
+	node_id id;
 	uint64_t nlookup; /* lookups the kernel holds */
 	uint32_t pins;	  /* children that name this node as parent */
 	uint32_t gen;
-	uint8_t kind;
-	uint32_t bundle;	       /* index of its bundle (not ROOT, BFILE) */
-	struct node *parent;	       /* not ROOT, BFILE */
-	const struct layout_dir *ldir; /* NK_VDIR */
+	uint8_t kind;		       /* the tree's enum node_kind; opaque here */
+	bool shared;		       /* found by (bdev, bino), not by parent and name */
+	struct bstate *bundle;	       /* its bundle, if any */
+	struct node *parent;	       /* not for the root and shared nodes */
+	const struct layout_dir *ldir; /* skeleton directories */
 	char *key;		       /* map key: (parent id, name) or (dev, ino) */
 	size_t keylen;
-	char *rel;	     /* NK_BDIR, NK_BFILE: path below the real store */
-	uint64_t bdev, bino; /* NK_BDIR, NK_BFILE: backing identity */
+	char *rel;	     /* backing entries: path below the real store */
+	uint64_t bdev, bino; /* backing entries: identity */
 	struct nattr attr;
 };
 
 struct nodes {
 	pthread_mutex_t lock;
 	struct node ***chunks; /* fixed array of chunk pointers */
-	fuse_ino_t next;       /* next never-used id */
-	fuse_ino_t *free_ids;
+	node_id next;	       /* next never-used id */
+	node_id *free_ids;
 	size_t nfree, free_cap;
 	uint32_t next_gen;
 	struct strmap children; /* (parent id, name) -> node */
-	struct strmap shared;	/* (dev, ino) -> NK_BFILE node */
+	struct strmap shared;	/* (dev, ino) -> shared node */
 	size_t live;
 };
 
 void nodes_init(struct nodes *t);
 void nodes_destroy(struct nodes *t);
 
-/* The node with id `ino`, or NULL. Lock-free: valid while the kernel holds
+/* The node with id `id`, or NULL. Lock-free: valid while the kernel holds
  * a lookup on it, which it does for every id it sends. */
-struct node *nodes_get(struct nodes *t, fuse_ino_t ino);
+struct node *nodes_get(struct nodes *t, node_id id);
 
-/* Creates the root node (id FUSE_ROOT_ID) with the given attributes. */
-struct node *nodes_root(struct nodes *t, const struct nattr *a);
+/* Creates the root node (id NODES_ROOT_ID, never freed) from `proto`. */
+struct node *nodes_root(struct nodes *t, const struct node *proto);
 
-/* Finds the child `name` of `parent` (a directory-like node) and takes a
- * lookup on it, or returns NULL. */
+/* Finds the child `name` of `parent` (by parent and name, so never a
+ * shared node) and takes a lookup on it, or returns NULL. */
 struct node *nodes_lookup_child(struct nodes *t, struct node *parent, const char *name);
 
-/* Adds a child of `parent` named `name` built from `proto` (kind, bundle,
- * ldir, rel, bdev/bino, attr), or, when a racing lookup added it first,
- * returns that one; either way with one more lookup taken. For NK_BFILE
- * the node is shared by backing identity and not linked to `parent`. */
+/* Adds a child of `parent` named `name` built from `proto` (kind, shared,
+ * bundle, ldir, rel, bdev/bino, attr), or, when a racing lookup added it
+ * first, returns that one; either way with one more lookup taken. A shared
+ * node is keyed by (bdev, bino) and not linked to `parent`. */
 struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 		       const struct node *proto);
 
 /* Drops n lookups; frees the node (and unpinned ancestors) when none are
  * left. */
-void nodes_forget(struct nodes *t, fuse_ino_t ino, uint64_t n);
+void nodes_forget(struct nodes *t, node_id id, uint64_t n);
 
 #endif

@@ -2,10 +2,8 @@
 # real Nix closures the tests build with nix-bin, and a helper that mounts
 # bundlefs for real and checks that it unmounts cleanly.
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -14,7 +12,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "fixtures"))
 
+import bfsmount  # noqa: E402
 import nixfix  # noqa: E402
+from bfsmount import is_mounted  # noqa: E402,F401
 
 BUILD = os.environ.get("BUNDLEFS_BUILD", os.path.join(ROOT, "build"))
 BUNDLEFS = os.path.join(BUILD, "fs", "bundlefs")
@@ -38,76 +38,17 @@ def bundlectl(*args, check=True, **kw):
     return run([BUNDLECTL, *args], check=check, **kw)
 
 
-def is_mounted(path):
-    path = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
-
-
 def write_spec(tmp_path, text, name="spec.conf"):
     p = tmp_path / name
     p.write_text(text)
     return str(p)
 
 
-class Mount:
-    """A running `bundlefs -f` on a fresh mountpoint."""
+class Mount(bfsmount.Mount):
+    """A running `bundlefs -f` (the one under test) on a fresh mountpoint."""
 
     def __init__(self, mountpoint, spec, args=(), env=None):
-        self.mountpoint = str(mountpoint)
-        os.makedirs(self.mountpoint, exist_ok=True)
-        self.spec = spec
-        self.errlog = open(self.mountpoint + ".stderr", "w+")
-        self.proc = subprocess.Popen(
-            [BUNDLEFS, "-f", *args, self.mountpoint, spec],
-            stdout=subprocess.DEVNULL,
-            stderr=self.errlog,
-            env=env,
-        )
-        deadline = time.monotonic() + 10
-        while not is_mounted(self.mountpoint):
-            if self.proc.poll() is not None:
-                raise AssertionError("bundlefs exited %d: %s" % (self.proc.returncode, self.stderr()))
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                raise AssertionError("bundlefs did not mount: " + self.stderr())
-            time.sleep(0.01)
-
-    def stderr(self):
-        self.errlog.flush()
-        self.errlog.seek(0)
-        return self.errlog.read()
-
-    def path(self, *parts):
-        return os.path.join(self.mountpoint, *parts)
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        """Stops the daemon; returns its exit status (see exited)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                subprocess.run(["fusermount3", "-u", "-z", self.mountpoint])
-                raise AssertionError("bundlefs did not exit after %s" % sig)
-        return self.proc.returncode
-
-    def exited(self, timeout=10):
-        """Waits for the daemon to exit by itself; returns its status, and
-        fails with its stderr (sanitizer reports included) if not 0."""
-        rc = self.proc.wait(timeout)
-        assert rc == 0, "bundlefs exited %d:\n%s" % (rc, self.stderr())
-        return rc
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if is_mounted(self.mountpoint):
-            subprocess.run(["fusermount3", "-u", "-z", self.mountpoint])
-        self.errlog.close()
+        super().__init__(BUNDLEFS, mountpoint, spec, args, env)
 
 
 @pytest.fixture

@@ -174,4 +174,18 @@ def test_database_is_the_source_of_truth(tmp_path, nix, app):
 def test_check_reports_every_bundle(tmp_path, app, tiny):
     spec = write_spec(tmp_path, "[a]\nargs = %s/bin/app\n[t]\nargs = %s/bin/sh\n" % (app, tiny))
     p = bundlectl("check", spec)
-    assert p.stderr.decode() == "%s: 2 bundles OK\n" % spec
+    assert p.stdout.decode() == "%s: 2 bundles OK\n" % spec
+    assert p.stderr == b""
+
+
+def test_check_reports_problems_in_spec_order(tmp_path, tiny):
+    # Bundles are kept sorted by name; problems are still reported in the
+    # order the spec names the bundles.
+    gone = [STORE + "/" + c * 32 + "-gone" for c in "456"]
+    spec = write_spec(tmp_path, "[zz]\nargs = %s/x\n[ok]\nargs = %s/bin/sh\n[aa]\nargs = %s/x\n"
+                      "[mm]\nargs = %s/x\n" % (gone[0], tiny, gone[1], gone[2]))
+    p = bundlectl("check", spec, check=False)
+    assert p.returncode == 2
+    assert p.stdout == b""
+    names = [line.split('bundle "')[1].split('"')[0] for line in p.stderr.decode().splitlines()]
+    assert names == ["zz", "aa", "mm"]

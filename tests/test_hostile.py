@@ -25,8 +25,9 @@ class FakeStore:
     """A store kept under a temporary folder (logical dir /nix/store),
     with closure files instead of a database."""
 
-    def __init__(self, tmp_path, busybox):
+    def __init__(self, tmp_path, busybox, confine):
         self.tmp = tmp_path
+        self.confine = confine
         self.real = tmp_path / "root" / "nix" / "store"
         self.real.mkdir(parents=True)
         self.n = 0
@@ -56,13 +57,16 @@ class FakeStore:
         return write_spec(self.tmp, text)
 
     def opts(self):
-        return ("--real-store", str(self.real), "--db", "none", "--gcroots", "none")
+        walk = ("--no-openat2",) if self.confine == "walk" else ()
+        return ("--real-store", str(self.real), "--db", "none", "--gcroots", "none") + walk
 
 
-@pytest.fixture
-def fake(tmp_path, nix):
+# Every hostile tree is served twice: confined by openat2, and by the
+# component-at-a-time walk that kernels without openat2 get.
+@pytest.fixture(params=["openat2", "walk"])
+def fake(request, tmp_path, nix):
     bb = [p for p in nix.closure(nix.build("tiny")) if p.endswith("-busybox")][0]
-    return FakeStore(tmp_path, bb + "/bin/busybox")
+    return FakeStore(tmp_path, bb + "/bin/busybox", request.param)
 
 
 def chroot_sh(rootfs, fake, script):

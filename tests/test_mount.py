@@ -318,6 +318,8 @@ def test_sigkill_does_not_wedge_the_mount(tmp_path, mount, tiny):
 
 @pytest.mark.parametrize("argv,code,msg", [
     (["--help"], 0, b"usage: bundlefs"),
+    (["--help"], 0, b"--gcroots DIR|none"),
+    (["--help"], 0, b"--no-openat2"),
     (["--version"], 0, b"bundlefs "),
     ([], 2, b"need a MOUNTPOINT and a SPEC"),
     (["--bogus", "a", "b"], 2, b"unknown option --bogus"),

@@ -1,6 +1,7 @@
 /* bundlectl: checks a bundlefs spec and shows what the mount will serve:
  * the config.json bytes, the closure, or the whole bundle copied to a
  * directory (the way ociTools.buildContainer builds it). */
+#include "cli.h"
 #include "closure.h"
 #include "materialize.h"
 #include "ocicfg.h"
@@ -47,7 +48,7 @@ static const char *const cmd_usage[] = {
 static void usage(FILE *f)
 {
 	fputs(usage_text, f);
-	fputs(store_options_help, f);
+	fputs(cli_store_help, f);
 }
 
 struct opts {
@@ -71,7 +72,7 @@ static int parse_args(int argc, char **argv, int cmd, struct opts *o)
 			}
 			if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 				fputs(cmd_usage[cmd], stdout);
-				fputs(store_options_help, stdout);
+				fputs(cli_store_help, stdout);
 				return 1;
 			}
 			if (!strcmp(a, "--version")) {
@@ -83,7 +84,7 @@ static int parse_args(int argc, char **argv, int cmd, struct opts *o)
 				continue;
 			}
 			char *err = NULL;
-			int r = store_parse_arg(&o->st, argc, argv, &i, &err);
+			int r = cli_store_arg(&o->st, argc, argv, &i, &err);
 			if (r < 0) {
 				fprintf(stderr, "bundlectl: %s\n", err);
 				free(err);
@@ -94,7 +95,6 @@ static int parse_args(int argc, char **argv, int cmd, struct opts *o)
 					cmd_usage[cmd]);
 				return -1;
 			}
-			i--; /* the loop steps past it */
 			continue;
 		}
 		if (o->npos == 4) {
@@ -139,24 +139,37 @@ static int resolve(struct opts *o, const struct spec *sp, const struct bundle *b
 	return rc;
 }
 
+static int cmp_line(const void *a, const void *b)
+{
+	unsigned x = (*(const struct bundle *const *)a)->line;
+	unsigned y = (*(const struct bundle *const *)b)->line;
+	return (x > y) - (x < y);
+}
+
 static int cmd_check(struct opts *o)
 {
 	struct spec sp;
 	if (load(o, &sp) < 0)
 		return EXIT_BADSPEC;
+	/* Problems are reported in the order the spec names the bundles. */
+	const struct bundle **order = xreallocarray(NULL, sp.n, sizeof(*order));
+	for (size_t i = 0; i < sp.n; i++)
+		order[i] = &sp.bundles[i];
+	qsort(order, sp.n, sizeof(*order), cmp_line);
 	struct resolver *r = resolver_new(&o->st);
 	int bad = 0;
 	for (size_t i = 0; i < sp.n; i++) {
 		struct closure c;
-		if (resolve(o, &sp, &sp.bundles[i], r, &c) < 0) {
+		if (resolve(o, &sp, order[i], r, &c) < 0) {
 			bad++;
 			continue;
 		}
 		closure_free(&c);
 	}
 	resolver_free(r);
+	free(order);
 	if (!bad)
-		fprintf(stderr, "%s: %zu bundle%s OK\n", sp.file, sp.n, sp.n == 1 ? "" : "s");
+		printf("%s: %zu bundle%s OK\n", sp.file, sp.n, sp.n == 1 ? "" : "s");
 	spec_free(&sp);
 	return bad ? EXIT_BADSPEC : 0;
 }
@@ -225,9 +238,9 @@ int main(int argc, char **argv)
 	struct opts o = {0};
 	store_init(&o.st);
 	int ci = 1;
-	while (ci < argc && argv[ci][0] == '-') {
+	for (; ci < argc && argv[ci][0] == '-'; ci++) {
 		char *err = NULL;
-		int r = store_parse_arg(&o.st, argc, argv, &ci, &err);
+		int r = cli_store_arg(&o.st, argc, argv, &ci, &err);
 		if (r <= 0) {
 			if (r == 0)
 				fprintf(stderr, "bundlectl: unknown option %s\n", argv[ci]);

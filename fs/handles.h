@@ -1,0 +1,57 @@
+/* handles: what a FUSE file handle (fi->fh) stands for, and where
+ * requests that come without one get theirs.
+ *
+ * An OPEN or OPENDIR that the daemon answers (on a mount forced rw, where
+ * opens must be seen to refuse writes) creates a struct handle, and fi->fh
+ * carries its address; RELEASE frees it. On the default read-only mount
+ * the kernel opens without asking (see hcache.h) and requests arrive with
+ * fi->fh == 0: they borrow a handle from a bounded cache instead. Either
+ * way a handler gets a `struct hold`, uses hold.h, and gives it back. */
+#ifndef BUNDLEFS_HANDLES_H
+#define BUNDLEFS_HANDLES_H
+
+#include "hcache.h"
+#include "tree.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct bfs;
+
+struct handle {
+	struct content file; /* files */
+	struct listing dir;  /* directories */
+	bool is_dir;
+	struct handle *prev, *next; /* opened handles, freed at exit if the kernel
+				       never released them (a lazy unmount) */
+};
+
+/* The handles of one mount. */
+struct handles {
+	struct hcache *files; /* file contents, for reads without a handle */
+	struct hcache *dirs;  /* directory listings, likewise */
+	pthread_mutex_t lock; /* a leaf: guards the list of opened handles */
+	struct handle opened; /* its head */
+};
+
+void handles_init(struct bfs *fs);
+void handles_fini(struct bfs *fs);
+
+/* A borrowed handle: an opened one (fi->fh) or one from a cache. */
+struct hold {
+	struct handle *h;
+	struct hcache_ref ref; /* ref.cache is NULL for an opened handle */
+};
+
+/* The handle of file (or directory) `n` for a request with file handle
+ * `fh`. Returns 0 or -errno. Give it back with handles_put. */
+errint_t handles_file(struct bfs *fs, struct node *n, uint64_t fh, struct hold *out);
+errint_t handles_dir(struct bfs *fs, struct node *n, uint64_t fh, struct hold *out);
+void handles_put(struct hold *hold);
+
+/* OPEN and OPENDIR: a new handle for `n`, its address in *fh. RELEASE and
+ * RELEASEDIR free it. Return 0 or -errno. */
+errint_t handles_open(struct bfs *fs, struct node *n, bool dir, uint64_t *fh);
+void handles_release(struct bfs *fs, uint64_t fh);
+
+#endif

@@ -1,0 +1,387 @@
+/* tree: which entries exist, with what attributes and contents: one row of
+ * operations per kind of node. */
+#include "tree.h"
+#include "backing.h"
+#include "bfs.h"
+#include "hcache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- attributes ---------------------------------------------------------- */
+
+/* Synthesized entries are owned by the mounting user and dated from the
+ * mount. */
+static struct nattr synth_attr(const struct bfs *fs, mode_t mode, uint32_t nlink, uint64_t size)
+{
+	struct nattr a = {.mode = mode,
+			  .nlink = nlink,
+			  .uid = fs->uid,
+			  .gid = fs->gid,
+			  .size = size,
+			  .blocks = (size + 511) / 512,
+			  .blksize = 4096};
+	a.atime = a.mtime = a.ctime = fs->started.tv_sec;
+	a.atime_ns = a.mtime_ns = a.ctime_ns = (uint32_t)fs->started.tv_nsec;
+	return a;
+}
+
+static struct nattr synth_dir(const struct bfs *fs, uint32_t nsubdirs)
+{
+	return synth_attr(fs, S_IFDIR | 0755, 2 + nsubdirs, 4096);
+}
+
+/* Backing entries are served with the store's attributes. */
+static struct nattr backing_attr(const struct stat *st)
+{
+	return (struct nattr){
+	    .size = (uint64_t)st->st_size,
+	    .blocks = (uint64_t)st->st_blocks,
+	    .mode = store_served_mode(st->st_mode),
+	    .nlink = (uint32_t)st->st_nlink,
+	    .uid = st->st_uid,
+	    .gid = st->st_gid,
+	    .blksize = (uint32_t)st->st_blksize,
+	    .atime = st->st_atim.tv_sec,
+	    .atime_ns = (uint32_t)st->st_atim.tv_nsec,
+	    .mtime = st->st_mtim.tv_sec,
+	    .mtime_ns = (uint32_t)st->st_mtim.tv_nsec,
+	    .ctime = st->st_ctim.tv_sec,
+	    .ctime_ns = (uint32_t)st->st_ctim.tv_nsec,
+	};
+}
+
+/* A backing entry that is not what was looked up any more (ESTALE from
+ * backing.c) is gone. */
+static errint_t gone(errint_t e)
+{
+	return e == -ESTALE ? -ENOENT : e;
+}
+
+/* ---- listings ------------------------------------------------------------ */
+
+static void list_add(struct listing *l, const char *name, unsigned char type, bool copy)
+{
+	GROW(l->v, l->n, l->cap);
+	l->v[l->n++] = (struct dent){copy ? arena_strdup(&l->names, name) : name, type};
+}
+
+void listing_free(struct listing *l)
+{
+	if (l->dir)
+		closedir(l->dir);
+	free(l->v);
+	arena_free(&l->names);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ---- NK_ROOT: the bundles ------------------------------------------------ */
+
+static errint_t root_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
+			    struct node *p)
+{
+	struct bstate *b = bundles_find(fs->bundles, name);
+	if (!b)
+		return -ENOENT;
+	p->kind = NK_BUNDLE;
+	p->bundle = b;
+	p->attr = synth_dir(fs, 1);
+	return 0;
+}
+
+static errint_t root_list(struct bfs *fs, struct node *dir, struct listing *l)
+{
+	for (size_t i = 0; i < bundles_count(fs->bundles); i++)
+		list_add(l, bundle_name(bundles_at(fs->bundles, i)), DT_DIR, false);
+	return 0;
+}
+
+/* ---- NK_BUNDLE: config.json and rootfs ------------------------------------ */
+
+/* Attributes of a skeleton directory: its subdirectories, and in the store
+ * directory the closure's directories, count as links. */
+static struct node vdir_proto(struct bfs *fs, struct bstate *b, const struct layout_dir *ld)
+{
+	uint32_t sub = ld->nsubdirs + (ld->is_store ? (uint32_t)bundle_closure(b)->ndirs : 0);
+	return (struct node){.kind = NK_VDIR, .bundle = b, .ldir = ld, .attr = synth_dir(fs, sub)};
+}
+
+static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
+			      struct node *p)
+{
+	if (!strcmp(name, "config.json")) {
+		const char *data;
+		size_t len;
+		bundle_config(dir->bundle, &data, &len);
+		p->kind = NK_CONFIG;
+		p->bundle = dir->bundle;
+		p->attr = synth_attr(fs, S_IFREG | 0444, 1, len);
+		return 0;
+	}
+	if (!strcmp(name, "rootfs")) {
+		errint_t e = bundle_ready(dir->bundle);
+		if (e < 0)
+			return e;
+		*p = vdir_proto(fs, dir->bundle, bundle_rootfs(dir->bundle));
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static errint_t bundle_list(struct bfs *fs, struct node *dir, struct listing *l)
+{
+	list_add(l, "config.json", DT_REG, false);
+	list_add(l, "rootfs", DT_DIR, false);
+	return 0;
+}
+
+/* ---- NK_CONFIG ------------------------------------------------------------ */
+
+static errint_t config_open(struct bfs *fs, struct node *n, struct content *c)
+{
+	c->fd = -1;
+	bundle_config(n->bundle, &c->data, &c->len);
+	return 0;
+}
+
+/* ---- backing entries -------------------------------------------------------- */
+
+/* A node for store entry `rel`, stat'ed relative to `dirfd` as `name`, or
+ * known already (`known`, from closure resolution). */
+static errint_t backing_proto(struct bfs *fs, struct bstate *b, char *rel, int dirfd,
+			      const char *name, const struct stat *known, struct node *p)
+{
+	struct stat st;
+	if (known) {
+		st = *known;
+	} else if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		free(rel);
+		return -errno;
+	}
+	if (!store_servable(st.st_mode)) {
+		free(rel);
+		return -ENOENT;
+	}
+	p->kind = S_ISDIR(st.st_mode) ? NK_BDIR : NK_BFILE;
+	p->shared = p->kind == NK_BFILE;
+	p->bundle = b;
+	p->bdev = st.st_dev;
+	p->bino = st.st_ino;
+	p->rel = rel;
+	p->attr = backing_attr(&st);
+	return 0;
+}
+
+/* ---- NK_VDIR: the rootfs skeleton and the store directory ------------------- */
+
+static errint_t vdir_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
+			    struct node *p)
+{
+	const struct layout_dir *ld = layout_child(dir->ldir, name);
+	if (ld) {
+		*p = vdir_proto(fs, dir->bundle, ld);
+		return 0;
+	}
+	/* Only the closure is visible in the store directory, with the
+	 * attributes its resolution saw. */
+	const struct closure *c = bundle_closure(dir->bundle);
+	ssize_t idx = dir->ldir->is_store ? closure_find(c, name) : -1;
+	if (idx < 0)
+		return -ENOENT;
+	return backing_proto(fs, dir->bundle, xstrdup(name), -1, name, &c->st[idx], p);
+}
+
+static errint_t vdir_list(struct bfs *fs, struct node *dir, struct listing *l)
+{
+	const struct layout_dir *ld = dir->ldir;
+	for (size_t i = 0; i < ld->nkids; i++)
+		list_add(l, ld->kids[i]->name, DT_DIR, false);
+	if (ld->is_store) {
+		const struct closure *c = bundle_closure(dir->bundle);
+		for (size_t i = 0; i < c->n; i++)
+			list_add(l, c->base[i], (unsigned char)IFTODT(c->st[i].st_mode), false);
+	}
+	return 0;
+}
+
+/* ---- NK_BDIR: a directory of a store path ----------------------------------- */
+
+/* O_PATH descriptors of backing directories, cached so that a lookup in
+ * one is a single fstatat instead of a walk from the store. */
+struct dirpath {
+	int fd;
+};
+
+static errint_t dirpath_make(void *ctx, struct node *n, void **out)
+{
+	int fd = tree_open_dirpath(ctx, n);
+	if (fd < 0)
+		return fd;
+	struct dirpath *d = xmalloc(sizeof(*d));
+	d->fd = fd;
+	*out = d;
+	return 0;
+}
+
+static void dirpath_destroy(void *obj)
+{
+	struct dirpath *d = obj;
+	close(d->fd);
+	free(d);
+}
+
+errint_t tree_open_dirpath(struct bfs *fs, struct node *n)
+{
+	struct stat st;
+	int fd = backing_open_path(&fs->backing, n->rel, &st);
+	if (fd < 0)
+		return fd;
+	if (st.st_dev != n->bdev || st.st_ino != n->bino || !S_ISDIR(st.st_mode)) {
+		close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
+static errint_t bdir_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
+			    struct node *p)
+{
+	char *rel = xasprintf("%s/%s", dir->rel, name);
+	if (dirfd >= 0)
+		return backing_proto(fs, dir->bundle, rel, dirfd, name, NULL, p);
+	struct hcache_ref ref;
+	errint_t e = hcache_get(fs->dirpaths, dir, &ref);
+	if (e < 0) {
+		free(rel);
+		return e;
+	}
+	e = backing_proto(fs, dir->bundle, rel, ((struct dirpath *)ref.obj)->fd, name, NULL, p);
+	hcache_put(&ref);
+	return e;
+}
+
+static errint_t bdir_list(struct bfs *fs, struct node *dir, struct listing *l)
+{
+	int fd = backing_open_checked(&fs->backing, dir->rel, dir->bdev, dir->bino, S_IFDIR);
+	if (fd < 0)
+		return gone(fd);
+	l->dir = fdopendir(fd);
+	if (!l->dir) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	struct dirent *de;
+	while ((errno = 0, de = readdir(l->dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		unsigned char type = de->d_type;
+		if (type == DT_UNKNOWN) {
+			struct stat st;
+			if (fstatat(dirfd(l->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			type = (unsigned char)IFTODT(st.st_mode);
+		}
+		if (store_servable(DTTOIF(type)))
+			list_add(l, de->d_name, type, true);
+	}
+	return errno ? -errno : 0;
+}
+
+/* ---- NK_BFILE: a store file or symlink -------------------------------------- */
+
+static errint_t bfile_open(struct bfs *fs, struct node *n, struct content *c)
+{
+	int fd = backing_open_checked(&fs->backing, n->rel, n->bdev, n->bino, S_IFREG);
+	if (fd < 0)
+		return gone(fd);
+	c->fd = fd;
+	return 0;
+}
+
+static ssize_t bfile_readlink(struct bfs *fs, struct node *n, char *buf, size_t size)
+{
+	ssize_t len = backing_readlink(&fs->backing, n->rel, n->bdev, n->bino, buf, size);
+	return len < 0 ? gone((errint_t)len) : len;
+}
+
+/* ---- the table --------------------------------------------------------------- */
+
+static const struct kind_ops {
+	/* Fills `p` for the entry `name` of a directory; -ENOENT if none. */
+	errint_t (*lookup)(struct bfs *fs, struct node *dir, const char *name, int dirfd,
+			   struct node *p);
+	errint_t (*list)(struct bfs *fs, struct node *dir, struct listing *l);
+	errint_t (*open)(struct bfs *fs, struct node *n, struct content *c);
+	ssize_t (*readlink)(struct bfs *fs, struct node *n, char *buf, size_t size);
+} kinds[NK_COUNT] = {
+    [NK_ROOT] = {.lookup = root_lookup, .list = root_list},
+    [NK_BUNDLE] = {.lookup = bundle_lookup, .list = bundle_list},
+    [NK_CONFIG] = {.open = config_open},
+    [NK_VDIR] = {.lookup = vdir_lookup, .list = vdir_list},
+    [NK_BDIR] = {.lookup = bdir_lookup, .list = bdir_list},
+    [NK_BFILE] = {.open = bfile_open, .readlink = bfile_readlink},
+};
+
+void tree_init(struct bfs *fs)
+{
+	struct node root = {.kind = NK_ROOT,
+			    .attr = synth_dir(fs, (uint32_t)bundles_count(fs->bundles))};
+	nodes_root(&fs->nodes, &root);
+	fs->dirpaths = hcache_new(64, dirpath_make, dirpath_destroy, fs);
+}
+
+void tree_fini(struct bfs *fs)
+{
+	hcache_free(fs->dirpaths);
+	fs->dirpaths = NULL;
+}
+
+errint_t tree_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
+		     struct node **out)
+{
+	if (strlen(name) > 255)
+		return -ENAMETOOLONG;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return -ENOENT;
+	const struct kind_ops *ops = &kinds[dir->kind];
+	if (!ops->lookup)
+		return -ENOTDIR;
+	struct node *n = nodes_lookup_child(&fs->nodes, dir, name);
+	if (n) {
+		*out = n;
+		return 0;
+	}
+	struct node p = {0};
+	errint_t e = ops->lookup(fs, dir, name, dirfd, &p);
+	if (e < 0)
+		return e;
+	*out = nodes_add(&fs->nodes, dir, name, &p);
+	free(p.rel);
+	return 0;
+}
+
+errint_t tree_list(struct bfs *fs, struct node *dir, struct listing *l)
+{
+	const struct kind_ops *ops = &kinds[dir->kind];
+	return ops->list ? ops->list(fs, dir, l) : -ENOTDIR;
+}
+
+errint_t tree_open(struct bfs *fs, struct node *n, struct content *c)
+{
+	const struct kind_ops *ops = &kinds[n->kind];
+	if (!ops->open || !S_ISREG(n->attr.mode))
+		return S_ISDIR(n->attr.mode) ? -EISDIR : -ELOOP;
+	return ops->open(fs, n, c);
+}
+
+ssize_t tree_readlink(struct bfs *fs, struct node *n, char *buf, size_t size)
+{
+	const struct kind_ops *ops = &kinds[n->kind];
+	if (!ops->readlink || !S_ISLNK(n->attr.mode))
+		return -EINVAL;
+	return ops->readlink(fs, n, buf, size);
+}

@@ -1,0 +1,140 @@
+/* Unit tests for the daemon's node table: lookup counting, parent pins,
+ * shared nodes, and id reuse with a new generation. */
+#include "nodes.h"
+#include "unit.h"
+
+static struct node dir_proto(void)
+{
+	return (struct node){.kind = 1, .attr = {.mode = S_IFDIR | 0755}};
+}
+
+static struct node file_proto(uint64_t dev, uint64_t ino)
+{
+	return (struct node){.kind = 2,
+			     .shared = true,
+			     .bdev = dev,
+			     .bino = ino,
+			     .rel = "p/f",
+			     .attr = {.mode = S_IFREG | 0644}};
+}
+
+/* A fresh table and its root. */
+static struct node *start(struct nodes *t)
+{
+	nodes_init(t);
+	struct node rp = dir_proto();
+	return nodes_root(t, &rp);
+}
+
+static void lookup_counts(void)
+{
+	struct nodes t;
+	struct node *root = start(&t);
+	CHECK_INT(root->id, NODES_ROOT_ID);
+	CHECK(nodes_lookup_child(&t, root, "a") == NULL);
+	struct node p = dir_proto();
+	struct node *a = nodes_add(&t, root, "a", &p);
+	CHECK_INT(a->nlookup, 1);
+	CHECK(a->parent == root);
+	CHECK_INT(root->pins, 1);
+	/* found by (parent, name), one more lookup each time */
+	CHECK(nodes_lookup_child(&t, root, "a") == a);
+	CHECK(nodes_add(&t, root, "a", &p) == a); /* a racing add returns the first */
+	CHECK_INT(a->nlookup, 3);
+	node_id id = a->id;
+	CHECK(nodes_get(&t, id) == a);
+	nodes_forget(&t, id, 2);
+	CHECK(nodes_get(&t, id) == a);
+	nodes_forget(&t, id, 1);
+	CHECK(nodes_get(&t, id) == NULL);
+	CHECK_INT(root->pins, 0);
+	/* the root is never freed */
+	nodes_forget(&t, NODES_ROOT_ID, 100);
+	CHECK(nodes_get(&t, NODES_ROOT_ID) == root);
+	CHECK_INT(t.live, 1);
+	nodes_destroy(&t);
+}
+
+static void pins_keep_parents(void)
+{
+	struct nodes t;
+	struct node *root = start(&t);
+	struct node p = dir_proto();
+	struct node *a = nodes_add(&t, root, "a", &p);
+	struct node *b = nodes_add(&t, a, "b", &p);
+	struct node *c = nodes_add(&t, b, "c", &p);
+	node_id ida = a->id, idb = b->id, idc = c->id;
+	/* the kernel forgets a parent before its child: both stay */
+	nodes_forget(&t, ida, 1);
+	nodes_forget(&t, idb, 1);
+	CHECK(nodes_get(&t, ida) == a && nodes_get(&t, idb) == b);
+	CHECK_INT(a->pins, 1);
+	/* the last child goes, and with it the unpinned ancestors */
+	nodes_forget(&t, idc, 1);
+	CHECK(nodes_get(&t, idc) == NULL);
+	CHECK(nodes_get(&t, idb) == NULL);
+	CHECK(nodes_get(&t, ida) == NULL);
+	CHECK_INT(t.live, 1);
+	/* forgetting an unknown id is harmless */
+	nodes_forget(&t, idc, 1);
+	nodes_forget(&t, 1u << 30, 1);
+	nodes_destroy(&t);
+}
+
+static void shared_nodes(void)
+{
+	struct nodes t;
+	struct node *root = start(&t);
+	struct node p = dir_proto();
+	struct node *a = nodes_add(&t, root, "a", &p);
+	struct node *b = nodes_add(&t, root, "b", &p);
+	struct node f = file_proto(7, 42);
+	struct node *fa = nodes_add(&t, a, "x", &f);
+	struct node *fb = nodes_add(&t, b, "y", &f);
+	CHECK(fa == fb); /* one node per backing identity, whatever the name */
+	CHECK(fa->parent == NULL);
+	CHECK_INT(a->pins, 0);
+	CHECK_INT(fa->nlookup, 2);
+	CHECK(fa->rel != f.rel && !strcmp(fa->rel, "p/f")); /* copied */
+	/* a shared node is not found by name */
+	CHECK(nodes_lookup_child(&t, a, "x") == NULL);
+	struct node g = file_proto(7, 43);
+	CHECK(nodes_add(&t, a, "z", &g) != fa);
+	nodes_destroy(&t);
+}
+
+static void ids_reused_with_new_generation(void)
+{
+	struct nodes t;
+	struct node *root = start(&t);
+	struct node p = dir_proto();
+	struct node *a = nodes_add(&t, root, "a", &p);
+	node_id id = a->id;
+	uint32_t gen = a->gen;
+	nodes_forget(&t, id, 1);
+	struct node *b = nodes_add(&t, root, "b", &p);
+	CHECK_INT(b->id, id);
+	CHECK(b->gen != gen);
+	/* many ids, across chunk boundaries */
+	enum { N = 10000 };
+	static node_id ids[N];
+	char name[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		ids[i] = nodes_add(&t, root, name, &p)->id;
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		struct node *n = nodes_get(&t, ids[i]);
+		CHECK(n && n->parent == root && n->id == ids[i]);
+	}
+	CHECK_INT(t.live, N + 2);
+	for (int i = 0; i < N; i += 2)
+		nodes_forget(&t, ids[i], 1);
+	CHECK_INT(t.live, N / 2 + 2);
+	CHECK_INT(root->pins, N / 2 + 1);
+	nodes_destroy(&t);
+}
+
+UNIT_MAIN(CASE(lookup_counts), CASE(pins_keep_parents), CASE(shared_nodes),
+	  CASE(ids_reused_with_new_generation))
