@@ -1,6 +1,7 @@
 /* closure: resolves a bundle's roots to the full set of store paths it
  * needs, from a closure file, Nix's database or a reference scan. */
 #include "closure.h"
+#include "fsguard.h"
 #include "nixdb.h"
 #include "refscan.h"
 #include "strmap.h"
@@ -20,13 +21,25 @@ struct refs {
 	size_t n;
 };
 
+/* A resolved closure shared by every bundle with the same source and
+ * roots (thousands of bundles often run a handful of programs). */
+struct shared {
+	struct closure c; /* first: a const struct closure * is a struct shared * */
+	char *key;
+	size_t keylen;
+	unsigned refs;
+};
+
+/* The resolver lock guards the database connection, the scanner's caches
+ * and the map of shared closures. It is never held while a spec-named
+ * file is read, or across anything else that could reach a bundlefs
+ * mount. */
 struct resolver {
 	pthread_mutex_t lock;
 	const struct store *st;
-	int storefd; /* st->fd, or -1 */
-	struct nixdb *db;
-	char *db_err;
-	bool db_tried;
+	int storefd;		/* st->fd, or -1 */
+	struct nixdb *db;	/* kept open unless it is a snapshot */
+	struct strmap closures; /* key -> struct shared */
 	/* scanner state, built on first use */
 	bool scan_ready;
 	struct strmap hashes;  /* hash part -> base */
@@ -49,7 +62,7 @@ void resolver_free(struct resolver *r)
 	if (!r)
 		return;
 	nixdb_close(r->db);
-	free(r->db_err);
+	strmap_free(&r->closures);
 	strmap_free(&r->hashes);
 	strmap_free(&r->scanned);
 	arena_free(&r->scan_arena);
@@ -132,18 +145,38 @@ struct ctx {
 	struct diags *d;
 	struct set set;
 	bool bad;
+	bool permanent; /* some problem will not go away by itself */
 };
 
+__attribute__((format(printf, 4, 0))) static void vfail(struct ctx *c, bool permanent,
+							unsigned line, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	diag_add(c->d, "%s:%u: bundle \"%s\": %s", c->sp->file, line, c->b->name, msg);
+	c->bad = true;
+	c->permanent |= permanent;
+}
+
+/* A problem that stays until someone fixes it. */
 __attribute__((format(printf, 3, 4))) static void fail(struct ctx *c, unsigned line,
 						       const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vfail(c, true, line, fmt, ap);
 	va_end(ap);
-	diag_add(c->d, "%s:%u: bundle \"%s\": %s", c->sp->file, line, c->b->name, msg);
-	c->bad = true;
+}
+
+/* A problem that may go away by itself: a busy database, a store path or
+ * file that is not there yet. */
+__attribute__((format(printf, 3, 4))) static void fail_for_now(struct ctx *c, unsigned line,
+							       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfail(c, false, line, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- source 1: a closure file ------------------------------------------- */
@@ -152,11 +185,24 @@ static int from_file(struct ctx *c, const char **roots, size_t nroots)
 {
 	const struct store *st = c->r->st;
 	const struct bundle *b = c->b;
-	char *text;
+	char *text, *mnt = NULL;
 	size_t len;
-	if (read_file(b->closure, CLOSURE_FILE_MAX, &text, &len) < 0) {
-		fail(c, b->closure_line, "closure file %s: %s", b->closure,
-		     errno == EFBIG ? "larger than 64 MiB" : strerror(errno));
+	int fd = fsguard_open(b->closure, O_RDONLY | O_NONBLOCK | O_NOCTTY, &mnt);
+	if (fd < 0 && errno == EXDEV) {
+		fail(c, b->closure_line,
+		     "closure file %s is on the bundlefs mount %s: a spec may not name files "
+		     "that bundlefs serves",
+		     b->closure, mnt);
+		free(mnt);
+		return -1;
+	}
+	if (fd < 0 || read_fd(fd, CLOSURE_FILE_MAX, &text, &len) < 0) {
+		if (errno == ENOENT)
+			fail_for_now(c, b->closure_line, "closure file %s: %s", b->closure,
+				     strerror(errno));
+		else
+			fail(c, b->closure_line, "closure file %s: %s", b->closure,
+			     errno == EFBIG ? "larger than 64 MiB" : strerror(errno));
 		return -1;
 	}
 	unsigned line = 0;
@@ -215,16 +261,26 @@ static int from_db(struct ctx *c, const char **roots, size_t nroots)
 		int rc = nixdb_valid(c->r->db, paths[i], &err);
 		if (rc == 0 && fstatat(c->r->storefd, roots[i], &sb, AT_SYMLINK_NOFOLLOW) < 0 &&
 		    errno == ENOENT)
-			fail(c, line, "%s: missing from the store", paths[i]);
+			fail_for_now(c, line, "%s: missing from the store", paths[i]);
 		else if (rc == 0)
-			fail(c, line, "%s is not a valid path in the Nix database %s", paths[i],
-			     st->db);
+			fail_for_now(c, line, "%s is not a valid path in the Nix database %s",
+				     paths[i], st->db);
+		else if (rc == -2)
+			fail_for_now(c, c->b->line, "%s", err);
 		else if (rc < 0)
 			fail(c, c->b->line, "%s", err);
+		free(err);
+		err = NULL;
 	}
+	int rc;
 	if (!c->bad && nroots &&
-	    nixdb_closure(c->r->db, (const char *const *)paths, nroots, db_path, c, &err) < 0)
-		fail(c, c->b->line, "%s", err);
+	    (rc = nixdb_closure(c->r->db, (const char *const *)paths, nroots, db_path, c, &err)) <
+		0) {
+		if (rc == -2)
+			fail_for_now(c, c->b->line, "%s", err);
+		else
+			fail(c, c->b->line, "%s", err);
+	}
 	for (size_t i = 0; i < nroots; i++)
 		free(paths[i]);
 	free(paths);
@@ -277,19 +333,21 @@ static const struct refs *scan_refs(struct ctx *c, const char *base, char **err)
 static int from_scan(struct ctx *c, const char **roots, size_t nroots)
 {
 	struct resolver *r = c->r;
-	if (!r->scan_ready) {
-		if (refscan_candidates(r->storefd, &r->hashes, &r->scan_arena) < 0) {
-			fail(c, c->b->line, "listing the store %s: %s", r->st->real,
-			     strerror(errno));
-			return -1;
-		}
-		r->scan_ready = true;
+	/* The candidates are the store's entries; a root the listing has not
+	 * seen was added since, and the store is listed again. */
+	bool stale = !r->scan_ready;
+	for (size_t i = 0; i < nroots && !stale; i++)
+		stale = !strmap_get(&r->hashes, roots[i], STORE_HASH_LEN);
+	if (stale && refscan_candidates(r->storefd, &r->hashes, &r->scan_arena) < 0) {
+		fail(c, c->b->line, "listing the store %s: %s", r->st->real, strerror(errno));
+		return -1;
 	}
+	r->scan_ready = true;
 	for (size_t i = 0; i < nroots; i++) {
 		struct stat sb;
 		if (fstatat(r->storefd, roots[i], &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-			fail(c, root_line(r->st, c->b, roots[i]), "%s/%s: %s", r->st->dir, roots[i],
-			     strerror(errno));
+			fail_for_now(c, root_line(r->st, c->b, roots[i]), "%s/%s: %s", r->st->dir,
+				     roots[i], strerror(errno));
 			continue;
 		}
 		set_add(&c->set, roots[i], strlen(roots[i]));
@@ -298,7 +356,7 @@ static int from_scan(struct ctx *c, const char **roots, size_t nroots)
 		char *err = NULL;
 		const struct refs *refs = scan_refs(c, c->set.v[i], &err);
 		if (!refs) {
-			fail(c, c->b->args_line, "scanning %s/%s", r->st->dir, err);
+			fail_for_now(c, c->b->args_line, "scanning %s/%s", r->st->dir, err);
 			free(err);
 			break;
 		}
@@ -310,52 +368,46 @@ static int from_scan(struct ctx *c, const char **roots, size_t nroots)
 
 /* ------------------------------------------------------------------------- */
 
+/* The database connection, opened on first use and kept; a snapshot
+ * (nixdb.h) is opened for one resolution and closed after it. Returns
+ * false when there is no database to use (scan instead); with c->bad set
+ * when it could not be opened. Called with the resolver lock held. */
 static bool use_db(struct ctx *c)
 {
 	struct resolver *r = c->r;
 	const struct store *st = r->st;
 	if (!st->db)
 		return false;
-	if (!r->db_tried) {
-		r->db_tried = true;
-		if (access(st->db, F_OK) < 0 && !st->db_explicit)
-			return false; /* no database here: fall back to scanning */
-		r->db = nixdb_open(st->db, &r->db_err);
-	}
-	if (!r->db && r->db_err) {
-		fail(c, c->b->line, "%s", r->db_err);
+	if (r->db)
+		return true;
+	if (access(st->db, F_OK) < 0 && !st->db_explicit)
+		return false; /* no database here: fall back to scanning */
+	char *err = NULL, *mnt = NULL;
+	bool busy;
+	int fd = fsguard_open(st->db, O_PATH, &mnt);
+	if (fd < 0 && errno == EXDEV) {
+		fail(c, c->b->line, "Nix database %s is on the bundlefs mount %s", st->db, mnt);
+		free(mnt);
 		return true;
 	}
-	return r->db != NULL;
+	if (fd >= 0)
+		close(fd);
+	r->db = nixdb_open(st->db, &err, &busy);
+	if (!r->db) {
+		if (busy)
+			fail_for_now(c, c->b->line, "%s", err);
+		else
+			fail(c, c->b->line, "%s", err);
+		free(err);
+	}
+	return true;
 }
 
-static int resolve_locked(struct ctx *c, struct closure *out)
+/* Lists the closure's store entries with their attributes. */
+static void describe(struct ctx *c, struct closure *out)
 {
 	struct resolver *r = c->r;
 	const struct store *st = r->st;
-	const char **roots;
-	size_t nroots = closure_roots(st, c->b, &out->arena, &roots);
-	out->roots = roots;
-	out->nroots = nroots;
-
-	if (r->storefd < 0) {
-		fail(c, c->b->line, "store %s: %s", st->real, strerror(st->fd_errno));
-		return -1;
-	}
-	int rc;
-	if (c->b->closure) {
-		out->source = "closure file";
-		rc = from_file(c, roots, nroots);
-	} else if (use_db(c)) {
-		out->source = "Nix database";
-		rc = c->bad ? -1 : from_db(c, roots, nroots);
-	} else {
-		out->source = "reference scan";
-		rc = from_scan(c, roots, nroots);
-	}
-	if (rc < 0)
-		return -1;
-
 	if (c->set.n > 1)
 		qsort(c->set.v, c->set.n, sizeof(*c->set.v), cmp_str);
 	out->n = c->set.n;
@@ -368,8 +420,11 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 		if (fstatat(r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 			unsigned line =
 			    c->b->closure ? c->b->closure_line : root_line(st, c->b, base);
-			fail(c, line, "%s/%s: %s", st->dir, base,
-			     errno == ENOENT ? "missing from the store" : strerror(errno));
+			if (errno == ENOENT)
+				fail_for_now(c, line, "%s/%s: missing from the store", st->dir,
+					     base);
+			else
+				fail(c, line, "%s/%s: %s", st->dir, base, strerror(errno));
 			continue;
 		}
 		if (!store_servable(sb.st_mode)) {
@@ -380,28 +435,115 @@ static int resolve_locked(struct ctx *c, struct closure *out)
 		out->st[i] = sb;
 		out->ndirs += S_ISDIR(sb.st_mode);
 	}
-	return c->bad ? -1 : 0;
+}
+
+/* Resolves into `out`; the resolver lock is taken only around what it
+ * guards. */
+static void resolve(struct ctx *c, struct closure *out)
+{
+	struct resolver *r = c->r;
+	const struct store *st = r->st;
+	if (r->storefd < 0) {
+		fail(c, c->b->line, "store %s: %s", st->real, strerror(st->fd_errno));
+		return;
+	}
+	if (c->b->closure) {
+		out->source = "closure file";
+		if (from_file(c, out->roots, out->nroots) == 0)
+			describe(c, out);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (use_db(c)) {
+		out->source = "Nix database";
+		if (!c->bad)
+			from_db(c, out->roots, out->nroots);
+		if (r->db && nixdb_is_snapshot(r->db)) {
+			nixdb_close(r->db);
+			r->db = NULL;
+		}
+	} else {
+		out->source = "reference scan";
+		from_scan(c, out->roots, out->nroots);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!c->bad)
+		describe(c, out);
+}
+
+/* What makes two bundles' closures the same: where they come from and
+ * their roots. */
+static char *share_key(const struct bundle *b, const char *const *roots, size_t n, size_t *len)
+{
+	struct buf k = {0};
+	buf_adds(&k, b->closure ? b->closure : "");
+	for (size_t i = 0; i < n; i++) {
+		buf_addc(&k, '\n');
+		buf_adds(&k, roots[i]);
+	}
+	*len = k.len;
+	return k.data;
 }
 
 int closure_resolve(struct resolver *r, const struct spec *sp, const struct bundle *b,
-		    struct closure *out, struct diags *d)
+		    const struct closure **out, struct diags *d)
 {
-	memset(out, 0, sizeof(*out));
-	struct ctx c = {.r = r, .sp = sp, .b = b, .d = d};
-	c.set.a = &out->arena;
+	struct shared *sh = xcalloc(1, sizeof(*sh));
+	struct closure *c = &sh->c;
+	c->nroots = closure_roots(r->st, b, &c->arena, &c->roots);
+	sh->key = share_key(b, c->roots, c->nroots, &sh->keylen);
+
 	pthread_mutex_lock(&r->lock);
-	int rc = resolve_locked(&c, out);
+	struct shared *have = strmap_get(&r->closures, sh->key, sh->keylen);
+	if (have)
+		have->refs++;
 	pthread_mutex_unlock(&r->lock);
-	set_free(&c.set);
-	if (rc < 0)
-		closure_free(out);
-	return rc;
+	if (have) {
+		arena_free(&c->arena);
+		free(sh->key);
+		free(sh);
+		*out = &have->c;
+		return 0;
+	}
+
+	struct ctx x = {.r = r, .sp = sp, .b = b, .d = d};
+	x.set.a = &c->arena;
+	resolve(&x, c);
+	set_free(&x.set);
+	if (x.bad) {
+		arena_free(&c->arena);
+		free(sh->key);
+		free(sh);
+		return x.permanent ? -EINVAL : -EAGAIN;
+	}
+	pthread_mutex_lock(&r->lock);
+	have = strmap_put(&r->closures, sh->key, sh->keylen, sh);
+	have->refs++;
+	pthread_mutex_unlock(&r->lock);
+	if (have != sh) { /* resolved meanwhile by another bundle */
+		arena_free(&c->arena);
+		free(sh->key);
+		free(sh);
+	}
+	*out = &have->c;
+	return 0;
 }
 
-void closure_free(struct closure *c)
+void closure_release(struct resolver *r, const struct closure *c)
 {
-	arena_free(&c->arena);
-	memset(c, 0, sizeof(*c));
+	if (!c)
+		return;
+	struct shared *sh = (struct shared *)c;
+	pthread_mutex_lock(&r->lock);
+	bool last = --sh->refs == 0;
+	if (last)
+		strmap_del(&r->closures, sh->key, sh->keylen);
+	pthread_mutex_unlock(&r->lock);
+	if (last) {
+		arena_free(&sh->c.arena);
+		free(sh->key);
+		free(sh);
+	}
 }
 
 ssize_t closure_find(const struct closure *c, const char *base)

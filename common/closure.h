@@ -36,12 +36,15 @@ struct resolver;
 struct resolver *resolver_new(struct store *st);
 void resolver_free(struct resolver *r);
 
-/* Resolves bundle `b` of spec `sp`. Returns 0, or -1 after adding every
- * problem to `d`, each prefixed by the spec (or closure file) line that
- * caused it. */
+/* Resolves bundle `b` of spec `sp` into *c, a closure shared with every
+ * bundle of the same source and roots; give it back with closure_release.
+ * Returns 0, or after adding every problem to `d` (each prefixed by the
+ * spec or closure file line that caused it) -EAGAIN when each of them may
+ * go away by itself (a busy database, a store path or file not there yet:
+ * worth retrying later) or -EINVAL. Failures are not remembered. */
 int closure_resolve(struct resolver *r, const struct spec *sp, const struct bundle *b,
-		    struct closure *c, struct diags *d);
-void closure_free(struct closure *c);
+		    const struct closure **c, struct diags *d);
+void closure_release(struct resolver *r, const struct closure *c);
 /* Index of entry `base` in the closure, or -1. */
 ssize_t closure_find(const struct closure *c, const char *base);
 

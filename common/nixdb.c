@@ -4,35 +4,109 @@
 
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* How long one query waits for a writer's lock before it reports the
+ * database busy; the caller retries later rather than block a request. */
+#define BUSY_TIMEOUT_MS 2000
 
 struct nixdb {
 	sqlite3 *db;
 	sqlite3_stmt *id;
 	char *path;
+	bool snapshot;
 };
 
-struct nixdb *nixdb_open(const char *path, char **err)
+static bool is_busy(int rc)
+{
+	rc &= 0xff;
+	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+}
+
+/* Opens with `mode` ("ro" or "ro&immutable=1") and prepares the first
+ * statement, which is where a missing index shows. Returns the SQLite
+ * result code. */
+static int try_open(struct nixdb *n, const char *mode)
+{
+	char *uri = sqlite3_mprintf("file:%q?mode=%s", n->path, mode);
+	int rc = sqlite3_open_v2(uri, &n->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+	sqlite3_free(uri);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(n->db, BUSY_TIMEOUT_MS);
+		rc = sqlite3_prepare_v2(n->db, "SELECT id FROM ValidPaths WHERE path = ?", -1,
+					&n->id, NULL);
+	}
+	if (rc == SQLITE_OK) {
+		/* Reading the schema takes the locks a reader needs. */
+		rc = sqlite3_step(n->id);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+		sqlite3_reset(n->id);
+	}
+	return rc;
+}
+
+static void drop(struct nixdb *n)
+{
+	sqlite3_finalize(n->id);
+	sqlite3_close(n->db);
+	n->id = NULL;
+	n->db = NULL;
+}
+
+/* Is the write-ahead log absent or empty, so that the database file holds
+ * every commit? */
+static bool log_empty(const char *path)
+{
+	char *wal = xasprintf("%s-wal", path);
+	struct stat st;
+	bool empty = stat(wal, &st) < 0 || st.st_size == 0;
+	free(wal);
+	return empty;
+}
+
+struct nixdb *nixdb_open(const char *path, char **err, bool *busy)
 {
 	struct nixdb *n = xcalloc(1, sizeof(*n));
 	n->path = xstrdup(path);
-	/* mode=ro: a read-only connection; Nix's database is in WAL mode, so
-	 * readers never block its writers and always see committed state. */
-	char *uri = sqlite3_mprintf("file:%q?mode=ro", path);
-	int rc = sqlite3_open_v2(uri, &n->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
-	sqlite3_free(uri);
-	if (rc != SQLITE_OK)
-		goto fail;
-	sqlite3_busy_timeout(n->db, 10000);
-	rc =
-	    sqlite3_prepare_v2(n->db, "SELECT id FROM ValidPaths WHERE path = ?", -1, &n->id, NULL);
-	if (rc != SQLITE_OK)
-		goto fail;
+	*busy = false;
+	int rc = try_open(n, "ro");
+	if ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN) {
+		/* No shared-memory index we may create (see nixdb.h). */
+		drop(n);
+		if (log_empty(path)) {
+			n->snapshot = true;
+			rc = try_open(n, "ro&immutable=1");
+		} else {
+			*err =
+			    xasprintf("Nix database %s: its write-ahead log is in use but its "
+				      "index (%s-shm) is missing and cannot be created by uid %d; "
+				      "retrying later",
+				      path, path, (int)geteuid());
+			*busy = true;
+			nixdb_close(n);
+			return NULL;
+		}
+	}
+	if (rc != SQLITE_OK) {
+		*busy = is_busy(rc);
+		*err = xasprintf("Nix database %s: %s", path,
+				 n->db ? sqlite3_errmsg(n->db) : sqlite3_errstr(rc));
+		nixdb_close(n);
+		return NULL;
+	}
 	return n;
-fail:
-	*err = xasprintf("Nix database %s: %s", path,
-			 n->db ? sqlite3_errmsg(n->db) : sqlite3_errstr(rc));
-	nixdb_close(n);
-	return NULL;
+}
+
+bool nixdb_is_snapshot(const struct nixdb *n)
+{
+	return n->snapshot;
+}
+
+static int failed(struct nixdb *n, int rc, char **err)
+{
+	*err = xasprintf("Nix database %s: %s", n->path, sqlite3_errmsg(n->db));
+	return is_busy(rc) ? -2 : -1;
 }
 
 int nixdb_valid(struct nixdb *n, const char *path, char **err)
@@ -45,8 +119,7 @@ int nixdb_valid(struct nixdb *n, const char *path, char **err)
 		return 1;
 	if (rc == SQLITE_DONE)
 		return 0;
-	*err = xasprintf("Nix database %s: %s", n->path, sqlite3_errmsg(n->db));
-	return -1;
+	return failed(n, rc, err);
 }
 
 int nixdb_closure(struct nixdb *n, const char *const *paths, size_t count,
@@ -77,18 +150,17 @@ int nixdb_closure(struct nixdb *n, const char *const *paths, size_t count,
 		goto fail;
 	sqlite3_finalize(st);
 	return 0;
-fail:
-	*err = xasprintf("Nix database %s: %s", n->path, sqlite3_errmsg(n->db));
+fail:;
+	int r = failed(n, rc, err);
 	sqlite3_finalize(st);
-	return -1;
+	return r;
 }
 
 void nixdb_close(struct nixdb *n)
 {
 	if (!n)
 		return;
-	sqlite3_finalize(n->id);
-	sqlite3_close(n->db);
+	drop(n);
 	free(n->path);
 	free(n);
 }

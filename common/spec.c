@@ -3,10 +3,12 @@
  * FILE:LINE: (JSON: FILE:LINE:COLUMN:) and parsing goes on to find the
  * next one, so that a user sees all of them at once. */
 #include "spec.h"
+#include "fsguard.h"
 #include "json.h"
 #include "words.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +121,14 @@ static const char *check_dest(const struct store *st, const char *dest, char *wh
 	size_t dl = strlen(st->dir);
 	if (!strncmp(dest, st->dir, dl) && (dest[dl] == '/' || !dest[dl])) {
 		snprintf(why, wl, "mount destination \"%.200s\" is inside the store directory %s",
+			 dest, st->dir);
+		return why;
+	}
+	/* A mount on /nix would hide the closure the rootfs serves. */
+	if (!strncmp(st->dir, dest, total) && st->dir[total] == '/') {
+		snprintf(why, wl,
+			 "mount destination \"%.200s\" covers the store directory %s, which holds "
+			 "the closure",
 			 dest, st->dir);
 		return why;
 	}
@@ -817,10 +827,19 @@ out:
 
 int spec_load(struct spec *sp, const char *file, const struct store *st, struct diags *d)
 {
-	char *text;
+	char *text, *mnt = NULL;
 	size_t len;
 	memset(sp, 0, sizeof(*sp));
-	if (read_file(file, SPEC_MAX_SIZE, &text, &len) < 0) {
+	int fd = fsguard_open(file, O_RDONLY | O_NONBLOCK | O_NOCTTY, &mnt);
+	if (fd < 0 && errno == EXDEV) {
+		diag_add(d,
+			 "%s: on the bundlefs mount %s: a spec may not be read from a bundlefs "
+			 "mount",
+			 file, mnt);
+		free(mnt);
+		return -1;
+	}
+	if (fd < 0 || read_fd(fd, SPEC_MAX_SIZE, &text, &len) < 0) {
 		if (errno == EFBIG)
 			diag_add(d, "%s:1: the spec is larger than the %u MiB allowed", file,
 				 SPEC_MAX_SIZE >> 20);

@@ -240,6 +240,11 @@ int read_file(const char *path, size_t limit, char **data, size_t *len)
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -1;
+	return read_fd(fd, limit, data, len);
+}
+
+int read_fd(int fd, size_t limit, char **data, size_t *len)
+{
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		goto fail;

@@ -78,8 +78,10 @@ void diag_print(const struct diags *d, FILE *f, const char *prefix);
 void diag_clear(struct diags *d);
 
 /* Reads a whole file of at most `limit` bytes. Returns 0, or -1 with errno
- * set (EFBIG when the file is larger than the limit). */
+ * set (EFBIG when the file is larger than the limit). read_fd reads from
+ * an open descriptor, which it closes. */
 int read_file(const char *path, size_t limit, char **data, size_t *len);
+int read_fd(int fd, size_t limit, char **data, size_t *len);
 
 /* Does `s` (of length n) hold valid UTF-8 without NUL bytes? Returns the
  * offset of the first bad byte, or n. */

@@ -1,5 +1,6 @@
 /* backing: openat2-confined, symlink-free access to the real store. */
 #include "backing.h"
+#include "store.h"
 #include "util.h"
 
 #include <errno.h>
@@ -12,10 +13,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-void backing_init(struct backing *b, int storefd, bool force_walk)
+void backing_init(struct backing *b, int storefd, bool force_walk, void (*reclaim)(void *ctx),
+		  void *ctx)
 {
 	b->storefd = storefd;
 	b->walk = force_walk;
+	b->reclaim = reclaim;
+	b->reclaim_ctx = ctx;
 	atomic_init(&b->no_openat2, false);
 	atomic_init(&b->no_noatime, false);
 }
@@ -112,7 +116,16 @@ static errint_t confined_open(struct backing *b, const char *rel, int flags)
 	return fd;
 }
 
-errint_t backing_open_path(struct backing *b, const char *rel, struct stat *st)
+/* Out of descriptors: have some closed, and say whether to try again. */
+static bool reclaimed(struct backing *b, errint_t e, int *attempts)
+{
+	if ((e != -EMFILE && e != -ENFILE) || !b->reclaim || (*attempts)++)
+		return false;
+	b->reclaim(b->reclaim_ctx);
+	return true;
+}
+
+static errint_t open_path(struct backing *b, const char *rel, struct stat *st)
 {
 	int fd = confined_open(b, rel, O_PATH);
 	if (fd < 0)
@@ -125,32 +138,50 @@ errint_t backing_open_path(struct backing *b, const char *rel, struct stat *st)
 	return fd;
 }
 
-/* An O_PATH descriptor of `rel`, if it is still (dev, ino) of `type`. */
-static errint_t open_same(struct backing *b, const char *rel, uint64_t dev, uint64_t ino,
-			  mode_t type)
+errint_t backing_open_path(struct backing *b, const char *rel, struct stat *st)
+{
+	int attempts = 0, fd;
+	while ((fd = open_path(b, rel, st)) < 0 && reclaimed(b, fd, &attempts))
+		;
+	return fd;
+}
+
+/* Is `st` the entry `id` (see backing.h)? */
+static bool same_entry(const struct stat *st, const struct backing_id *id)
+{
+	if ((st->st_mode & S_IFMT) != (id->mode & S_IFMT))
+		return false;
+	if (st->st_dev == id->dev && st->st_ino == id->ino)
+		return true;
+	return !S_ISDIR(st->st_mode) && store_served_mode(st->st_mode) == id->mode &&
+	       (uint64_t)st->st_size == id->size && st->st_mtim.tv_sec == id->mtime &&
+	       (uint32_t)st->st_mtim.tv_nsec == id->mtime_ns;
+}
+
+/* An O_PATH descriptor of `rel`, if it is still the entry `id`. */
+static errint_t open_same(struct backing *b, const char *rel, const struct backing_id *id)
 {
 	struct stat st;
 	int pfd = backing_open_path(b, rel, &st);
 	if (pfd < 0)
 		return pfd;
-	if (st.st_dev != dev || st.st_ino != ino || (st.st_mode & S_IFMT) != type) {
+	if (!same_entry(&st, id)) {
 		close(pfd);
 		return -ESTALE;
 	}
 	return pfd;
 }
 
-errint_t backing_open_checked(struct backing *b, const char *rel, uint64_t dev, uint64_t ino,
-			      mode_t type)
+static errint_t open_checked(struct backing *b, const char *rel, const struct backing_id *id)
 {
-	cleanup_fd int pfd = open_same(b, rel, dev, ino, type);
+	cleanup_fd int pfd = open_same(b, rel, id);
 	if (pfd < 0)
 		return pfd;
 	/* Reopen the very inode that was checked, through its O_PATH
 	 * descriptor: no second path walk, so nothing can be swapped in. */
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | (type == S_IFDIR ? O_DIRECTORY : 0);
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | (S_ISDIR(id->mode) ? O_DIRECTORY : 0);
 	if (!atomic_load_explicit(&b->no_noatime, memory_order_relaxed)) {
 		int fd = open(proc, flags | O_NOATIME);
 		if (fd >= 0 || errno != EPERM)
@@ -161,10 +192,18 @@ errint_t backing_open_checked(struct backing *b, const char *rel, uint64_t dev, 
 	return fd < 0 ? -errno : fd;
 }
 
-ssize_t backing_readlink(struct backing *b, const char *rel, uint64_t dev, uint64_t ino, char *buf,
+errint_t backing_open_checked(struct backing *b, const char *rel, const struct backing_id *id)
+{
+	int attempts = 0, fd;
+	while ((fd = open_checked(b, rel, id)) < 0 && reclaimed(b, fd, &attempts))
+		;
+	return fd;
+}
+
+ssize_t backing_readlink(struct backing *b, const char *rel, const struct backing_id *id, char *buf,
 			 size_t size)
 {
-	cleanup_fd int pfd = open_same(b, rel, dev, ino, S_IFLNK);
+	cleanup_fd int pfd = open_same(b, rel, id);
 	if (pfd < 0)
 		return pfd;
 	ssize_t n = readlinkat(pfd, "", buf, size);

@@ -26,23 +26,42 @@ struct backing {
 	bool walk;		/* always resolve one component at a time */
 	atomic_bool no_openat2; /* the kernel lacks openat2 */
 	atomic_bool no_noatime; /* O_NOATIME is not allowed to us */
+	/* Called when the process is out of descriptors (EMFILE, ENFILE),
+	 * to close what it can; the open is then tried once more. */
+	void (*reclaim)(void *ctx);
+	void *reclaim_ctx;
 };
 
-void backing_init(struct backing *b, int storefd, bool force_walk);
+void backing_init(struct backing *b, int storefd, bool force_walk, void (*reclaim)(void *ctx),
+		  void *ctx);
 
 /* Opens `rel` (relative to the store) as O_PATH without following the
  * final symlink, and fstat's it. Returns the fd or -errno. */
 errint_t backing_open_path(struct backing *b, const char *rel, struct stat *st);
 
-/* Opens `rel` for reading, checking first that it is still the inode
- * (dev, ino) that was looked up and of type `type` (S_IFREG or S_IFDIR).
- * Returns the fd, or -errno (-ESTALE when it was replaced). */
-errint_t backing_open_checked(struct backing *b, const char *rel, uint64_t dev, uint64_t ino,
-			      mode_t type);
+/* What was looked up at a path: the entry must still be this one. */
+struct backing_id {
+	uint64_t dev, ino;
+	uint64_t size;
+	uint32_t mode; /* type and permissions, as served (store_served_mode) */
+	int64_t mtime;
+	uint32_t mtime_ns;
+};
+
+/* Opens `rel` for reading, checking first that it is still the entry `id`
+ * (a regular file or a directory). Returns the fd, or -errno (-ESTALE when
+ * it is not).
+ *
+ * A file or symlink replaced by another inode of the same type, mode, size
+ * and modification time is taken for the same entry: store paths never
+ * change, and `nix-store --optimise` replaces a file by an identical hard
+ * link, a new inode with the same content. Anything else, and any other
+ * type (a FIFO or device, a directory swapped for a symlink), is not. */
+errint_t backing_open_checked(struct backing *b, const char *rel, const struct backing_id *id);
 
 /* Reads the target of symlink `rel` (checked like above) into buf.
  * Returns its length or -errno. */
-ssize_t backing_readlink(struct backing *b, const char *rel, uint64_t dev, uint64_t ino, char *buf,
+ssize_t backing_readlink(struct backing *b, const char *rel, const struct backing_id *id, char *buf,
 			 size_t size);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "backing.h"
 #include "bundle.h"
+#include "devio.h"
 #include "gcroots.h"
 #include "handles.h"
 #include "nodes.h"
@@ -36,6 +37,7 @@ struct bfs {
 	struct nodes nodes;
 	struct handles handles;
 	struct hcache *dirpaths; /* tree.c: descriptors of backing directories */
+	struct devio devio;	 /* the FUSE device's I/O hooks */
 	struct timespec started;
 	uid_t uid; /* owner of the synthesized entries */
 	gid_t gid;

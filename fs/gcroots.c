@@ -5,10 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,11 +53,14 @@ static void remove_dir(int parent, const char *name)
 	unlinkat(parent, name, AT_REMOVEDIR);
 }
 
-/* Roots left by a daemon that was killed: its pid no longer runs
- * bundlefs. */
-static void remove_stale(const char *top)
+/* Roots left by a daemon that died: every daemon holds an exclusive
+ * flock on its own directory for as long as it runs (a lock the kernel
+ * drops when it dies, however it dies), so a directory whose lock can be
+ * taken is stale. Called with the lock on `topfd` held, so that no daemon
+ * is between creating its directory and locking it. */
+static void remove_stale(int topfd)
 {
-	int fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(topfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	DIR *d = fdopendir(fd);
@@ -69,19 +72,15 @@ static void remove_stale(const char *top)
 	while ((de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0 || pid == getpid())
+		if (*end || pid <= 0)
 			continue;
-		char comm[64] = "";
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-		FILE *f = fopen(path, "r");
-		if (f) {
-			if (!fgets(comm, sizeof(comm), f))
-				comm[0] = 0;
-			fclose(f);
-		}
-		if (strncmp(comm, "bundlefs", 8) != 0)
+		int dfd =
+		    openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0)
+			continue;
+		if (flock(dfd, LOCK_EX | LOCK_NB) == 0)
 			remove_dir(dirfd(d), de->d_name);
+		close(dfd);
 	}
 	closedir(d);
 }
@@ -101,14 +100,30 @@ errint_t gcroots_open(struct gcroots *g, const char *dir)
 		free(top);
 		return -e;
 	}
-	remove_stale(top);
+	int topfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (topfd < 0) {
+		int e = errno;
+		free(top);
+		return -e;
+	}
 	char *mine = xasprintf("%s/%d", top, (int)getpid());
 	free(top);
+	flock(topfd, LOCK_EX);
+	remove_stale(topfd);
 	remove_dir(AT_FDCWD, mine);
-	if (mkdir(mine, 0755) < 0 || (g->fd = open(mine, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		int e = errno;
+	errint_t e = 0;
+	if (mkdir(mine, 0755) < 0 || (g->fd = open(mine, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		e = -errno;
+	else if (flock(g->fd, LOCK_EX | LOCK_NB) < 0)
+		e = -errno;
+	close(topfd); /* and with it the lock on the top directory */
+	if (e < 0) {
+		if (g->fd >= 0)
+			close(g->fd);
+		g->fd = -1;
+		rmdir(mine);
 		free(mine);
-		return -e;
+		return e;
 	}
 	g->dir = mine;
 	return 0;

@@ -3,8 +3,9 @@
  * container may still read. The roots are the bundle's roots (the store
  * paths its args and `paths` name): Nix keeps their whole closures. Each
  * daemon keeps its roots in <gcroots>/bundlefs/<pid>/ (one symlink per
- * store path) and removes them when it exits; roots of daemons that died
- * are removed by the next one to start. */
+ * store path) and removes them when it exits. It holds an flock on that
+ * directory while it runs; a directory nobody holds locked belongs to a
+ * daemon that died, and the next daemon to start removes it. */
 #ifndef BUNDLEFS_GCROOTS_H
 #define BUNDLEFS_GCROOTS_H
 

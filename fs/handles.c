@@ -8,10 +8,12 @@
 
 static void handle_free(struct handle *h)
 {
-	if (h->is_dir)
-		listing_free(&h->dir);
-	else if (h->file.fd >= 0)
+	if (h->is_dir) {
+		tree_closedir(&h->dir);
+		pthread_mutex_destroy(&h->lock);
+	} else if (h->file.fd >= 0) {
 		close(h->file.fd);
+	}
 	free(h);
 }
 
@@ -20,11 +22,14 @@ static errint_t handle_make(struct bfs *fs, struct node *n, bool dir, struct han
 	struct handle *h = xcalloc(1, sizeof(*h));
 	h->is_dir = dir;
 	h->file.fd = -1;
-	errint_t e = dir ? tree_list(fs, n, &h->dir) : tree_open(fs, n, &h->file);
+	errint_t e = dir ? tree_opendir(fs, n, &h->dir) : tree_open(fs, n, &h->file);
 	if (e < 0) {
+		h->is_dir = false;
 		handle_free(h);
 		return e;
 	}
+	if (dir)
+		pthread_mutex_init(&h->lock, NULL);
 	*out = h;
 	return 0;
 }
@@ -44,11 +49,11 @@ static void destroy(void *obj)
 	handle_free(obj);
 }
 
-void handles_init(struct bfs *fs)
+void handles_init(struct bfs *fs, unsigned files, unsigned dirs)
 {
 	struct handles *hs = &fs->handles;
-	hs->files = hcache_new(64, file_make, destroy, fs);
-	hs->dirs = hcache_new(16, dir_make, destroy, fs);
+	hs->files = hcache_new(files, file_make, destroy, fs);
+	hs->dirs = hcache_new(dirs, dir_make, destroy, fs);
 	pthread_mutex_init(&hs->lock, NULL);
 	hs->opened.prev = hs->opened.next = &hs->opened;
 }
@@ -91,9 +96,24 @@ errint_t handles_file(struct bfs *fs, struct node *n, uint64_t fh, struct hold *
 	return borrow(fs->handles.files, n, fh, out);
 }
 
-errint_t handles_dir(struct bfs *fs, struct node *n, uint64_t fh, struct hold *out)
+errint_t handles_readdir(struct bfs *fs, struct node *n, uint64_t fh, off_t off, tree_emit_fn *emit,
+			 void *ctx)
 {
-	return borrow(fs->handles.dirs, n, fh, out);
+	struct hold hold;
+	errint_t e = borrow(fs->handles.dirs, n, fh, &hold);
+	if (e < 0)
+		return e;
+	pthread_mutex_lock(&hold.h->lock);
+	e = tree_readdir(fs, n, &hold.h->dir, off, emit, ctx);
+	pthread_mutex_unlock(&hold.h->lock);
+	handles_put(&hold);
+	return e;
+}
+
+void handles_trim(struct bfs *fs)
+{
+	hcache_trim(fs->handles.files);
+	hcache_trim(fs->handles.dirs);
 }
 
 void handles_put(struct hold *hold)

@@ -19,8 +19,10 @@
 struct bfs;
 
 struct handle {
-	struct content file; /* files */
-	struct listing dir;  /* directories */
+	struct content file;  /* files */
+	struct dirstream dir; /* directories */
+	pthread_mutex_t lock; /* directories: one reader of the stream at a time;
+				 taken before the node table's lock */
 	bool is_dir;
 	struct handle *prev, *next; /* opened handles, freed at exit if the kernel
 				       never released them (a lazy unmount) */
@@ -29,13 +31,17 @@ struct handle {
 /* The handles of one mount. */
 struct handles {
 	struct hcache *files; /* file contents, for reads without a handle */
-	struct hcache *dirs;  /* directory listings, likewise */
+	struct hcache *dirs;  /* directory streams, likewise */
 	pthread_mutex_t lock; /* a leaf: guards the list of opened handles */
 	struct handle opened; /* its head */
 };
 
-void handles_init(struct bfs *fs);
+/* Sets up the caches, holding at most `files` and `dirs` handles. */
+void handles_init(struct bfs *fs, unsigned files, unsigned dirs);
 void handles_fini(struct bfs *fs);
+/* Closes every cached handle not in use (the process is short of
+ * descriptors). */
+void handles_trim(struct bfs *fs);
 
 /* A borrowed handle: an opened one (fi->fh) or one from a cache. */
 struct hold {
@@ -46,8 +52,12 @@ struct hold {
 /* The handle of file (or directory) `n` for a request with file handle
  * `fh`. Returns 0 or -errno. Give it back with handles_put. */
 errint_t handles_file(struct bfs *fs, struct node *n, uint64_t fh, struct hold *out);
-errint_t handles_dir(struct bfs *fs, struct node *n, uint64_t fh, struct hold *out);
 void handles_put(struct hold *hold);
+
+/* Reads directory `n` from offset `off` (see tree_readdir) through its
+ * handle `fh`, or one borrowed from the cache. */
+errint_t handles_readdir(struct bfs *fs, struct node *n, uint64_t fh, off_t off, tree_emit_fn *emit,
+			 void *ctx);
 
 /* OPEN and OPENDIR: a new handle for `n`, its address in *fh. RELEASE and
  * RELEASEDIR free it. Return 0 or -errno. */

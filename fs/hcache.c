@@ -49,6 +49,24 @@ static void take_locked(struct hcache *c, int i, struct hcache_ref *ref)
 	*ref = (struct hcache_ref){c->e[i].obj, c, i};
 }
 
+/* The least recently used entry not in use, or -1. */
+static int victim_locked(struct hcache *c)
+{
+	int v = -1;
+	for (int i = 0; i < (int)c->size; i++)
+		if (c->e[i].obj && c->e[i].refs == 0 && (v < 0 || c->e[i].used < c->e[v].used))
+			v = i;
+	return v;
+}
+
+static int empty_locked(struct hcache *c)
+{
+	for (int i = 0; i < (int)c->size; i++)
+		if (!c->e[i].obj)
+			return i;
+	return -1;
+}
+
 errint_t hcache_get(struct hcache *c, struct node *n, struct hcache_ref *ref)
 {
 	pthread_mutex_lock(&c->lock);
@@ -58,7 +76,16 @@ errint_t hcache_get(struct hcache *c, struct node *n, struct hcache_ref *ref)
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
+	/* A full cache lets go of its oldest handle before a new one is
+	 * made, so that it never holds more descriptors than its size. */
+	void *old = NULL;
+	if (empty_locked(c) < 0 && (i = victim_locked(c)) >= 0) {
+		old = c->e[i].obj;
+		c->e[i].obj = NULL;
+	}
 	pthread_mutex_unlock(&c->lock);
+	if (old)
+		c->destroy(old);
 
 	/* Built without the lock: it does I/O. */
 	void *obj;
@@ -74,24 +101,20 @@ errint_t hcache_get(struct hcache *c, struct node *n, struct hcache_ref *ref)
 		c->destroy(obj);
 		return 0;
 	}
-	int victim = -1;
-	for (i = 0; i < (int)c->size; i++) {
-		if (!c->e[i].obj) {
-			victim = i;
-			break;
-		}
-		if (c->e[i].refs == 0 && (victim < 0 || c->e[i].used < c->e[victim].used))
-			victim = i;
+	if ((i = empty_locked(c)) < 0 && (i = victim_locked(c)) >= 0) {
+		old = c->e[i].obj;
+		c->e[i].obj = NULL;
+	} else {
+		old = NULL;
 	}
-	if (victim < 0) {
+	if (i < 0) {
 		/* every slot is in use: this handle serves one request */
 		pthread_mutex_unlock(&c->lock);
 		*ref = (struct hcache_ref){obj, c, -1};
 		return 0;
 	}
-	void *old = c->e[victim].obj;
-	c->e[victim] = (struct entry){n->id, n->gen, obj, 0, 0};
-	take_locked(c, victim, ref);
+	c->e[i] = (struct entry){n->id, n->gen, obj, 0, 0};
+	take_locked(c, i, ref);
 	pthread_mutex_unlock(&c->lock);
 	if (old)
 		c->destroy(old);

@@ -216,7 +216,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	if (fs->zero_open) {
 		/* The kernel then opens directories itself and caches their
-		 * listings; readdir borrows a listing from a cache. */
+		 * listings; readdir borrows a stream from a cache. */
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
@@ -230,6 +230,55 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
+/* A readdir reply being filled. */
+struct dirbuf {
+	fuse_req_t req;
+	struct bfs *fs;
+	struct node *dir;
+	bool plus;
+	char *buf;
+	size_t size, pos;
+};
+
+static bool add_entry(void *ctx, const char *name, unsigned char type, off_t next, int dirfd)
+{
+	struct dirbuf *b = ctx;
+	struct fuse_entry_param e = {0};
+	e.attr.st_mode = (mode_t)DTTOIF(type);
+	e.attr.st_ino = UNKNOWN_INO;
+	bool dot = !strcmp(name, ".") || !strcmp(name, "..");
+	if (dot) {
+		struct node *n = b->dir;
+		e.attr.st_ino = name[1] ? (n->parent ? n->parent->id : FUSE_ROOT_ID) : n->id;
+	} else if (b->plus) {
+		errint_t rc = lookup_entry(b->fs, b->dir, name, dirfd, &e);
+		if (rc == 0 && e.ino == 0)
+			return true; /* gone since it was listed */
+		if (rc < 0) {
+			/* Listed without attributes; a stat will report the
+			 * error. */
+			memset(&e, 0, sizeof(e));
+			e.attr.st_mode = (mode_t)DTTOIF(type);
+		}
+	}
+	size_t rem = b->size - b->pos;
+	size_t sz = b->plus && !dot
+			? fuse_add_direntry_plus(b->req, b->buf + b->pos, rem, name, &e, next)
+			: fuse_add_direntry(b->req, b->buf + b->pos, rem, name, &e.attr, next);
+	if (b->plus && dot && sz <= rem) {
+		/* "." and ".." come without a lookup in a READDIRPLUS reply. */
+		struct fuse_entry_param none = {.attr = e.attr};
+		sz = fuse_add_direntry_plus(b->req, b->buf + b->pos, rem, name, &none, next);
+	}
+	if (sz > rem) {
+		if (b->plus && e.ino)
+			nodes_forget(&b->fs->nodes, e.ino, 1);
+		return false;
+	}
+	b->pos += sz;
+	return true;
+}
+
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -237,52 +286,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
-	struct hold hold;
-	errint_t rc = handles_dir(fs, n, fi->fh, &hold);
-	if (rc < 0) {
+	struct dirbuf b = {req, fs, n, plus, xmalloc(size), size, 0};
+	errint_t rc = handles_readdir(fs, n, fi->fh, off, add_entry, &b);
+	if (rc < 0 && b.pos == 0)
 		reply_err(req, rc);
-		return;
-	}
-	const struct listing *l = &hold.h->dir;
-	char *buf = xmalloc(size);
-	size_t pos = 0;
-	for (size_t i = (size_t)off; i < l->n + 2; i++) {
-		struct fuse_entry_param e = {0};
-		const char *name;
-		if (i < 2) {
-			name = i ? ".." : ".";
-			e.attr.st_ino = i ? (n->parent ? n->parent->id : FUSE_ROOT_ID) : n->id;
-			e.attr.st_mode = S_IFDIR;
-		} else {
-			name = l->v[i - 2].name;
-			e.attr.st_mode = (mode_t)DTTOIF(l->v[i - 2].type);
-			e.attr.st_ino = UNKNOWN_INO;
-			if (plus) {
-				rc = lookup_entry(fs, n, name, l->dir ? dirfd(l->dir) : -1, &e);
-				if (rc == 0 && e.ino == 0)
-					continue; /* gone since it was listed */
-				if (rc < 0) {
-					/* Listed without attributes; a stat will
-					 * report the error. */
-					memset(&e, 0, sizeof(e));
-					e.attr.st_mode = (mode_t)DTTOIF(l->v[i - 2].type);
-				}
-			}
-		}
-		size_t rem = size - pos;
-		size_t sz =
-		    plus ? fuse_add_direntry_plus(req, buf + pos, rem, name, &e, (off_t)i + 1)
-			 : fuse_add_direntry(req, buf + pos, rem, name, &e.attr, (off_t)i + 1);
-		if (sz > rem) {
-			if (plus && e.ino)
-				nodes_forget(&fs->nodes, e.ino, 1);
-			break;
-		}
-		pos += sz;
-	}
-	fuse_reply_buf(req, buf, pos);
-	free(buf);
-	handles_put(&hold);
+	else
+		fuse_reply_buf(req, b.buf, b.pos);
+	free(b.buf);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -193,6 +194,35 @@ static void *signal_thread(void *arg)
 	return NULL;
 }
 
+/* Out of descriptors: close every cached one not in use. */
+static void reclaim(void *ctx)
+{
+	struct bfs *f = ctx;
+	handles_trim(f);
+	tree_trim(f);
+}
+
+/* Raises the soft limit on open descriptors to the hard one, and returns
+ * the limit. */
+static unsigned raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (unsigned)rl.rlim_cur;
+}
+
+/* Bounds x to [lo, hi]. */
+static unsigned clamp(unsigned x, unsigned lo, unsigned hi)
+{
+	return x < lo ? lo : x > hi ? hi : x;
+}
+
 /* Sets up everything the handlers use. Returns 0 or -errno. */
 static errint_t bfs_init(struct bfs *f, const struct args *a)
 {
@@ -202,14 +232,20 @@ static errint_t bfs_init(struct bfs *f, const struct args *a)
 	clock_gettime(CLOCK_REALTIME, &f->started);
 	f->uid = geteuid();
 	f->gid = getegid();
-	backing_init(&f->backing, f->st.fd, a->no_openat2);
+	backing_init(&f->backing, f->st.fd, a->no_openat2, reclaim, f);
 	f->resolver = resolver_new(&f->st);
 	gcroots_init(&f->gcroots);
 	struct bundle_env env = {.st = &f->st, .resolver = f->resolver, .gcroots = &f->gcroots};
 	f->bundles = bundles_new(&f->spec, &env);
 	nodes_init(&f->nodes);
-	tree_init(f);
-	handles_init(f);
+	/* The handle caches share what descriptors are left once each worker
+	 * thread has its own device descriptor, and each request in flight
+	 * two (a path and the file it reopens), and a few for the rest. */
+	unsigned limit = raise_nofile();
+	unsigned reserve = 3 * a->threads + 24;
+	unsigned budget = limit > reserve + 12 ? limit - reserve : 12;
+	tree_init(f, clamp(budget / 4, 2, 64));
+	handles_init(f, clamp(budget / 2, 4, 64), clamp(budget / 4, 2, 64));
 	/* Opens can skip the daemon only while the kernel itself refuses
 	 * writes; with a forced rw mount OPEN must stay to answer EROFS. */
 	f->zero_open = !has_option(a->fuse_opts.data, "rw");
@@ -252,6 +288,15 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		goto out_args;
 
+	/* Checked files are reopened through /proc/self/fd, and mounts are
+	 * found in /proc/self/mountinfo. */
+	rc = 1;
+	if (access("/proc/self/fd", F_OK) < 0 || access("/proc/self/mountinfo", R_OK) < 0) {
+		fprintf(stderr,
+			"bundlefs: /proc is not mounted: bundlefs needs it to open store files "
+			"safely (/proc/self/fd) and to watch its mount (/proc/self/mountinfo)\n");
+		goto out_args;
+	}
 	struct diags d = {0};
 	rc = 2;
 	if (spec_load(&fs.spec, a.spec, &fs.st, &d) < 0) {
@@ -301,6 +346,12 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(session, mnt) != 0) {
 		fprintf(stderr, "bundlefs: cannot mount %s\n", mnt);
 		goto out_session;
+	}
+	/* No file handles: open_by_handle_at must not reach nodes by id. */
+	fs.devio.no_export = true;
+	if ((e = devio_attach(session, &fs.devio)) < 0) {
+		fprintf(stderr, "bundlefs: %s: %s\n", mnt, strerror(-e));
+		goto out_unmount;
 	}
 	if (!a.foreground)
 		log_to_syslog();

@@ -123,6 +123,17 @@ struct node *nodes_lookup_child(struct nodes *t, struct node *parent, const char
 	return n;
 }
 
+/* Is the shared node `n` still the file `proto` was made from? The same
+ * (dev, ino) may name another file once the first is deleted and its
+ * inode number reused: the change time tells them apart (a new file gets a
+ * new one), with the size, mode and modification time for good measure. */
+static bool same_file(const struct node *n, const struct node *proto)
+{
+	const struct nattr *a = &n->attr, *b = &proto->attr;
+	return a->ctime == b->ctime && a->ctime_ns == b->ctime_ns && a->size == b->size &&
+	       a->mode == b->mode && a->mtime == b->mtime && a->mtime_ns == b->mtime_ns;
+}
+
 struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 		       const struct node *proto)
 {
@@ -141,12 +152,20 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 	}
 	pthread_mutex_lock(&t->lock);
 	struct node *n = strmap_get(map, key, kl);
+	if (n && proto->shared && !same_file(n, proto)) {
+		/* The old node stays while the kernel holds it, but no new
+		 * lookup finds it: it names a file that is gone. */
+		strmap_del(map, n->key, n->keylen);
+		n->in_map = false;
+		n = NULL;
+	}
 	if (n) {
 		free(key);
 	} else {
 		n = alloc_node(t, proto);
 		n->key = key;
 		n->keylen = kl;
+		n->in_map = true;
 		strmap_put(map, key, kl, n);
 		if (!proto->shared) {
 			n->parent = parent;
@@ -171,7 +190,8 @@ void nodes_forget(struct nodes *t, node_id id, uint64_t count)
 	n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
 	while (n && n->id != NODES_ROOT_ID && n->nlookup == 0 && n->pins == 0) {
 		struct node *parent = n->parent;
-		strmap_del(n->shared ? &t->shared : &t->children, n->key, n->keylen);
+		if (n->in_map)
+			strmap_del(n->shared ? &t->shared : &t->children, n->key, n->keylen);
 		slot_set(t, n->id, NULL);
 		GROW(t->free_ids, t->nfree, t->free_cap);
 		t->free_ids[t->nfree++] = n->id;

@@ -9,7 +9,8 @@
  * synthesized entries, which have exactly one parent; or, when it is
  * `shared`, by the identity of its backing entry (dev, ino), so that the
  * same store file reached through any bundle or any hard link is one node
- * and the kernel keeps one page cache for it. A node lives while the
+ * and the kernel keeps one page cache for it; but only while it is the same
+ * file: an inode number reused by a new file gets a new node. A node lives while the
  * kernel holds lookups on it or a child still names it as parent; its id
  * is then reused with a new generation.
  *
@@ -48,6 +49,8 @@ struct node {
 	uint32_t gen;
 	uint8_t kind;		       /* the tree's enum node_kind; opaque here */
 	bool shared;		       /* found by (bdev, bino), not by parent and name */
+	bool in_map;		       /* still found by its key (a shared node whose file
+					  is gone is not) */
 	struct bstate *bundle;	       /* its bundle, if any */
 	struct node *parent;	       /* not for the root and shared nodes */
 	const struct layout_dir *ldir; /* skeleton directories */

@@ -61,21 +61,15 @@ static errint_t gone(errint_t e)
 	return e == -ESTALE ? -ENOENT : e;
 }
 
-/* ---- listings ------------------------------------------------------------ */
-
-static void list_add(struct listing *l, const char *name, unsigned char type, bool copy)
+/* What the node's backing entry was when it was looked up. */
+static struct backing_id backing_id(const struct node *n)
 {
-	GROW(l->v, l->n, l->cap);
-	l->v[l->n++] = (struct dent){copy ? arena_strdup(&l->names, name) : name, type};
-}
-
-void listing_free(struct listing *l)
-{
-	if (l->dir)
-		closedir(l->dir);
-	free(l->v);
-	arena_free(&l->names);
-	memset(l, 0, sizeof(*l));
+	return (struct backing_id){.dev = n->bdev,
+				   .ino = n->bino,
+				   .size = n->attr.size,
+				   .mode = n->attr.mode,
+				   .mtime = n->attr.mtime,
+				   .mtime_ns = n->attr.mtime_ns};
 }
 
 /* ---- NK_ROOT: the bundles ------------------------------------------------ */
@@ -92,11 +86,14 @@ static errint_t root_lookup(struct bfs *fs, struct node *dir, const char *name, 
 	return 0;
 }
 
-static errint_t root_list(struct bfs *fs, struct node *dir, struct listing *l)
+static bool root_entry(struct bfs *fs, struct node *dir, size_t i, const char **name,
+		       unsigned char *type)
 {
-	for (size_t i = 0; i < bundles_count(fs->bundles); i++)
-		list_add(l, bundle_name(bundles_at(fs->bundles, i)), DT_DIR, false);
-	return 0;
+	if (i >= bundles_count(fs->bundles))
+		return false;
+	*name = bundle_name(bundles_at(fs->bundles, i));
+	*type = DT_DIR;
+	return true;
 }
 
 /* ---- NK_BUNDLE: config.json and rootfs ------------------------------------ */
@@ -131,11 +128,15 @@ static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name
 	return -ENOENT;
 }
 
-static errint_t bundle_list(struct bfs *fs, struct node *dir, struct listing *l)
+static bool bundle_entry(struct bfs *fs, struct node *dir, size_t i, const char **name,
+			 unsigned char *type)
 {
-	list_add(l, "config.json", DT_REG, false);
-	list_add(l, "rootfs", DT_DIR, false);
-	return 0;
+	static const char *const names[] = {"config.json", "rootfs"};
+	if (i >= ARRAY_SIZE(names))
+		return false;
+	*name = names[i];
+	*type = i ? DT_DIR : DT_REG;
+	return true;
 }
 
 /* ---- NK_CONFIG ------------------------------------------------------------ */
@@ -194,17 +195,22 @@ static errint_t vdir_lookup(struct bfs *fs, struct node *dir, const char *name, 
 	return backing_proto(fs, dir->bundle, xstrdup(name), -1, name, &c->st[idx], p);
 }
 
-static errint_t vdir_list(struct bfs *fs, struct node *dir, struct listing *l)
+static bool vdir_entry(struct bfs *fs, struct node *dir, size_t i, const char **name,
+		       unsigned char *type)
 {
 	const struct layout_dir *ld = dir->ldir;
-	for (size_t i = 0; i < ld->nkids; i++)
-		list_add(l, ld->kids[i]->name, DT_DIR, false);
-	if (ld->is_store) {
-		const struct closure *c = bundle_closure(dir->bundle);
-		for (size_t i = 0; i < c->n; i++)
-			list_add(l, c->base[i], (unsigned char)IFTODT(c->st[i].st_mode), false);
+	if (i < ld->nkids) {
+		*name = ld->kids[i]->name;
+		*type = DT_DIR;
+		return true;
 	}
-	return 0;
+	const struct closure *c = bundle_closure(dir->bundle);
+	i -= ld->nkids;
+	if (!ld->is_store || i >= c->n)
+		return false;
+	*name = c->base[i];
+	*type = (unsigned char)IFTODT(c->st[i].st_mode);
+	return true;
 }
 
 /* ---- NK_BDIR: a directory of a store path ----------------------------------- */
@@ -263,39 +269,69 @@ static errint_t bdir_lookup(struct bfs *fs, struct node *dir, const char *name, 
 	return e;
 }
 
-static errint_t bdir_list(struct bfs *fs, struct node *dir, struct listing *l)
+static errint_t bdir_opendir(struct bfs *fs, struct node *dir, struct dirstream *ds)
 {
-	int fd = backing_open_checked(&fs->backing, dir->rel, dir->bdev, dir->bino, S_IFDIR);
+	struct backing_id id = backing_id(dir);
+	int fd = backing_open_checked(&fs->backing, dir->rel, &id);
 	if (fd < 0)
 		return gone(fd);
-	l->dir = fdopendir(fd);
-	if (!l->dir) {
+	ds->dir = fdopendir(fd);
+	if (!ds->dir) {
 		int e = errno;
 		close(fd);
 		return -e;
 	}
+	return 0;
+}
+
+static errint_t bdir_readdir(struct bfs *fs, struct node *dir, struct dirstream *ds, off_t off,
+			     tree_emit_fn *emit, void *ctx)
+{
+	int fd = dirfd(ds->dir);
+	if (ds->pending && ds->pat == off) {
+		if (!emit(ctx, ds->pname, ds->ptype, ds->pnext, fd))
+			return 0;
+		off = ds->pnext; /* where the stream is */
+	} else if (ds->at != off) {
+		if (off)
+			seekdir(ds->dir, off);
+		else
+			rewinddir(ds->dir);
+	}
+	ds->pending = false;
 	struct dirent *de;
-	while ((errno = 0, de = readdir(l->dir))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
+	while ((errno = 0, de = readdir(ds->dir))) {
+		off_t at = off;
+		off = de->d_off;
 		unsigned char type = de->d_type;
 		if (type == DT_UNKNOWN) {
 			struct stat st;
-			if (fstatat(dirfd(l->dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 				continue;
 			type = (unsigned char)IFTODT(st.st_mode);
 		}
-		if (store_servable(DTTOIF(type)))
-			list_add(l, de->d_name, type, true);
+		if (!store_servable(DTTOIF(type)))
+			continue;
+		if (!emit(ctx, de->d_name, type, de->d_off, fd)) {
+			free(ds->pname);
+			ds->pname = xstrdup(de->d_name);
+			ds->ptype = type;
+			ds->pat = at;
+			ds->pnext = de->d_off;
+			ds->pending = true;
+			break;
+		}
 	}
-	return errno ? -errno : 0;
+	ds->at = off;
+	return errno && !ds->pending ? -errno : 0;
 }
 
 /* ---- NK_BFILE: a store file or symlink -------------------------------------- */
 
 static errint_t bfile_open(struct bfs *fs, struct node *n, struct content *c)
 {
-	int fd = backing_open_checked(&fs->backing, n->rel, n->bdev, n->bino, S_IFREG);
+	struct backing_id id = backing_id(n);
+	int fd = backing_open_checked(&fs->backing, n->rel, &id);
 	if (fd < 0)
 		return gone(fd);
 	c->fd = fd;
@@ -304,7 +340,8 @@ static errint_t bfile_open(struct bfs *fs, struct node *n, struct content *c)
 
 static ssize_t bfile_readlink(struct bfs *fs, struct node *n, char *buf, size_t size)
 {
-	ssize_t len = backing_readlink(&fs->backing, n->rel, n->bdev, n->bino, buf, size);
+	struct backing_id id = backing_id(n);
+	ssize_t len = backing_readlink(&fs->backing, n->rel, &id, buf, size);
 	return len < 0 ? gone((errint_t)len) : len;
 }
 
@@ -314,24 +351,35 @@ static const struct kind_ops {
 	/* Fills `p` for the entry `name` of a directory; -ENOENT if none. */
 	errint_t (*lookup)(struct bfs *fs, struct node *dir, const char *name, int dirfd,
 			   struct node *p);
-	errint_t (*list)(struct bfs *fs, struct node *dir, struct listing *l);
+	/* A virtual directory: its i-th entry, or false past the last. */
+	bool (*entry)(struct bfs *fs, struct node *dir, size_t i, const char **name,
+		      unsigned char *type);
+	/* A backing directory: opened and read as a stream. */
+	errint_t (*opendir)(struct bfs *fs, struct node *dir, struct dirstream *ds);
+	errint_t (*readdir)(struct bfs *fs, struct node *dir, struct dirstream *ds, off_t off,
+			    tree_emit_fn *emit, void *ctx);
 	errint_t (*open)(struct bfs *fs, struct node *n, struct content *c);
 	ssize_t (*readlink)(struct bfs *fs, struct node *n, char *buf, size_t size);
 } kinds[NK_COUNT] = {
-    [NK_ROOT] = {.lookup = root_lookup, .list = root_list},
-    [NK_BUNDLE] = {.lookup = bundle_lookup, .list = bundle_list},
+    [NK_ROOT] = {.lookup = root_lookup, .entry = root_entry},
+    [NK_BUNDLE] = {.lookup = bundle_lookup, .entry = bundle_entry},
     [NK_CONFIG] = {.open = config_open},
-    [NK_VDIR] = {.lookup = vdir_lookup, .list = vdir_list},
-    [NK_BDIR] = {.lookup = bdir_lookup, .list = bdir_list},
+    [NK_VDIR] = {.lookup = vdir_lookup, .entry = vdir_entry},
+    [NK_BDIR] = {.lookup = bdir_lookup, .opendir = bdir_opendir, .readdir = bdir_readdir},
     [NK_BFILE] = {.open = bfile_open, .readlink = bfile_readlink},
 };
 
-void tree_init(struct bfs *fs)
+void tree_init(struct bfs *fs, unsigned dirpaths)
 {
 	struct node root = {.kind = NK_ROOT,
 			    .attr = synth_dir(fs, (uint32_t)bundles_count(fs->bundles))};
 	nodes_root(&fs->nodes, &root);
-	fs->dirpaths = hcache_new(64, dirpath_make, dirpath_destroy, fs);
+	fs->dirpaths = hcache_new(dirpaths, dirpath_make, dirpath_destroy, fs);
+}
+
+void tree_trim(struct bfs *fs)
+{
+	hcache_trim(fs->dirpaths);
 }
 
 void tree_fini(struct bfs *fs)
@@ -364,10 +412,44 @@ errint_t tree_lookup(struct bfs *fs, struct node *dir, const char *name, int dir
 	return 0;
 }
 
-errint_t tree_list(struct bfs *fs, struct node *dir, struct listing *l)
+errint_t tree_opendir(struct bfs *fs, struct node *dir, struct dirstream *ds)
 {
 	const struct kind_ops *ops = &kinds[dir->kind];
-	return ops->list ? ops->list(fs, dir, l) : -ENOTDIR;
+	memset(ds, 0, sizeof(*ds));
+	if (ops->opendir)
+		return ops->opendir(fs, dir, ds);
+	return ops->entry ? 0 : -ENOTDIR;
+}
+
+void tree_closedir(struct dirstream *ds)
+{
+	if (ds->dir)
+		closedir(ds->dir);
+	free(ds->pname);
+	memset(ds, 0, sizeof(*ds));
+}
+
+errint_t tree_readdir(struct bfs *fs, struct node *dir, struct dirstream *ds, off_t off,
+		      tree_emit_fn *emit, void *ctx)
+{
+	const struct kind_ops *ops = &kinds[dir->kind];
+	if (ops->readdir)
+		return ops->readdir(fs, dir, ds, off, emit, ctx);
+	if (!ops->entry)
+		return -ENOTDIR;
+	/* Offsets: 0 is ".", 1 "..", 2 + i the i-th entry. */
+	const char *name;
+	unsigned char type;
+	for (size_t i = (size_t)off;; i++) {
+		if (i < 2) {
+			name = i ? ".." : ".";
+			type = DT_DIR;
+		} else if (!ops->entry(fs, dir, i - 2, &name, &type)) {
+			return 0;
+		}
+		if (!emit(ctx, name, type, (off_t)i + 1, -1))
+			return 0;
+	}
 }
 
 errint_t tree_open(struct bfs *fs, struct node *n, struct content *c)

@@ -25,21 +25,28 @@ struct bfs;
 
 enum node_kind { NK_ROOT, NK_BUNDLE, NK_CONFIG, NK_VDIR, NK_BDIR, NK_BFILE, NK_COUNT };
 
-/* One entry of a listing. */
-struct dent {
-	const char *name;
-	unsigned char type; /* DT_* */
+/* A directory being read. A backing directory is read through a stream
+ * of its own, and the offsets a reader resumes at are the backing
+ * filesystem's (its d_off cookies): a read costs what it returns, however
+ * large the directory, and nothing is copied. A virtual directory needs no
+ * stream; its offsets are indexes. */
+struct dirstream {
+	DIR *dir; /* NULL for virtual directories */
+	off_t at; /* the offset of the entry the stream reads next */
+	/* An entry read but not taken (the reader was full): handed out
+	 * first when the next read starts at its offset, so that a reader
+	 * going on where it stopped costs no seek. */
+	bool pending;
+	char *pname;
+	unsigned char ptype;
+	off_t pat, pnext;
 };
 
-/* A directory's entries, taken at once: offsets are indexes into it, so
- * they stay valid for the life of the listing. */
-struct listing {
-	struct dent *v;
-	size_t n, cap;
-	struct arena names;
-	DIR *dir; /* backing directories: kept open for lookups relative to it */
-};
-void listing_free(struct listing *l);
+/* Called for each entry read, "." and ".." included: its name, its type
+ * (DT_*), the offset of the entry after it, and a descriptor of the
+ * directory to look names up relative to (or -1). Returns false to stop
+ * (the reader is full); that entry is read again at its own offset. */
+typedef bool tree_emit_fn(void *ctx, const char *name, unsigned char type, off_t next, int dirfd);
 
 /* Where a file's bytes come from: a backing descriptor, or memory that
  * lives as long as the node's bundle. */
@@ -49,9 +56,12 @@ struct content {
 	size_t len;
 };
 
-/* Creates the root node and the tree's caches. */
-void tree_init(struct bfs *fs);
+/* Creates the root node and the tree's cache of at most `dirpaths`
+ * directory descriptors (for lookups). */
+void tree_init(struct bfs *fs, unsigned dirpaths);
 void tree_fini(struct bfs *fs);
+/* Closes the cached descriptors not in use. */
+void tree_trim(struct bfs *fs);
 
 /* Looks `name` up in directory `dir` and takes a lookup on the node found.
  * `dirfd`, when >= 0, is a descriptor of dir's backing directory to look
@@ -60,8 +70,14 @@ void tree_fini(struct bfs *fs);
 errint_t tree_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
 		     struct node **out);
 
-/* Fills `l` with the entries of directory `dir` (without . and ..). */
-errint_t tree_list(struct bfs *fs, struct node *dir, struct listing *l);
+/* Opens directory `dir` for reading into `ds`; tree_closedir closes it. */
+errint_t tree_opendir(struct bfs *fs, struct node *dir, struct dirstream *ds);
+void tree_closedir(struct dirstream *ds);
+
+/* Reads `dir` through `ds` from offset `off` (0: the start). Reads of one
+ * stream must not overlap. Returns 0 or -errno. */
+errint_t tree_readdir(struct bfs *fs, struct node *dir, struct dirstream *ds, off_t off,
+		      tree_emit_fn *emit, void *ctx);
 
 /* Opens the bytes of regular file `n`. Returns 0 or -errno. */
 errint_t tree_open(struct bfs *fs, struct node *n, struct content *c);

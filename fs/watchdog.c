@@ -69,7 +69,9 @@ int watchdog_start(const char *mnt)
 		return 0; /* the daemon keeps p[1] open until it exits */
 	}
 
-	/* The watchdog. It must outlive signals meant for the daemon. */
+	/* The watchdog. It must outlive signals meant for the daemon, also
+	 * those sent to the daemon's whole process group or session. */
+	setsid();
 	prctl(PR_SET_NAME, "bundlefs-watch");
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);

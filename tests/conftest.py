@@ -44,6 +44,20 @@ def write_spec(tmp_path, text, name="spec.conf"):
     return str(p)
 
 
+def abort_mount(path):
+    """Aborts the FUSE connection of the mount at path (through fusectl),
+    which ends a daemon that can no longer answer, and detaches it."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == path:
+                minor = fields[2].split(":")[1]
+                with open("/sys/fs/fuse/connections/%s/abort" % minor, "w") as a:
+                    a.write("1")
+    subprocess.run(["umount", "-l", path], stderr=subprocess.DEVNULL)
+
+
 class Mount(bfsmount.Mount):
     """A running `bundlefs -f` (the one under test) on a fresh mountpoint."""
 

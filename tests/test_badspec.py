@@ -30,6 +30,7 @@ EXPECTED = {
     "nul.conf": ("2:15", "NUL byte"),
     "long-line.conf": ("3", "line is longer than 64 KiB"),
     "bad-mount.conf": ("3", 'mount destination "relative" is not an absolute path'),
+    "covers-store.conf": ("3", 'mount destination "/nix" covers the store directory /nix/store'),
     "key-outside-section.conf": ("1", '"args" outside of a [bundle] section'),
     "invalid-utf8.conf": ("2:18", "invalid UTF-8"),
     "bad-json.json": ("1:30", "expected a string key"),

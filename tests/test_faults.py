@@ -1,5 +1,6 @@
 # Faults: termination under load, garbage collection of the store while
 # mounted, and the GC roots that prevent it from deleting served closures.
+import errno
 import os
 import signal
 import subprocess
@@ -7,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import Mount, STORE, is_mounted, run, write_spec
+from conftest import (BUNDLECTL, BUNDLEFS, Mount, STORE, abort_mount, bfsmount, is_mounted, run,
+                      write_spec)
 
 
 def test_sigterm_with_open_files_detaches_lazily(tmp_path, app):
@@ -102,22 +104,159 @@ def test_stale_roots_of_a_killed_daemon_are_removed(tmp_path, tiny):
     finally:
         m1.cleanup()
     assert roots_of(m1.proc.pid)  # left behind by SIGKILL
-    m2 = Mount(tmp_path / "m2", spec)
-    try:
+    with Mount(tmp_path / "m2", spec) as m2:
         assert roots_of(m1.proc.pid) is None
-        m2.stop()
-        m2.exited()
-    finally:
-        m2.cleanup()
 
 
 def test_gcroots_none(tmp_path, tiny):
     spec = write_spec(tmp_path, "[t]\nargs = %s/bin/entrypoint\n" % tiny)
-    m = Mount(tmp_path / "mnt", spec, ("--gcroots", "none"))
-    try:
+    with Mount(tmp_path / "mnt", spec, ("--gcroots", "none")) as m:
         os.listdir(m.path("t", "rootfs"))
         assert roots_of(m.proc.pid) is None
+
+
+def test_killing_the_process_group_does_not_wedge_the_mount(tmp_path, tiny):
+    # `kill -9 -- -PGID` reaches every process of the daemon's group; the
+    # watchdog lives in a session of its own and still detaches the mount.
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    p = subprocess.Popen([BUNDLEFS, "-f", str(mnt), spec], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not is_mounted(mnt):
+            assert time.monotonic() < deadline and p.poll() is None, "did not mount"
+            time.sleep(0.01)
+        os.listdir(mnt / "t" / "rootfs")
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        deadline = time.monotonic() + 10
+        while is_mounted(mnt):
+            assert time.monotonic() < deadline, "mount left behind by a group kill"
+            time.sleep(0.05)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if is_mounted(mnt):
+            run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+    m = Mount(mnt, spec)  # the mountpoint works again
+    try:
+        assert os.listdir(m.path("t", "rootfs"))
         m.stop()
         m.exited()
     finally:
         m.cleanup()
+
+
+def test_roots_of_a_live_daemon_under_another_name_are_kept(tmp_path, nix):
+    # Liveness is a lock each daemon holds, not its name: a daemon running
+    # from a renamed binary keeps its roots when another daemon starts, and
+    # what it serves cannot be deleted.
+    import shutil
+    renamed = tmp_path / "storefs"
+    shutil.copy(BUNDLEFS, renamed)
+    top = nix.build("tiny", salt="liveroots-%d-%d" % (os.getpid(), time.time_ns()))
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/entrypoint\n" % top)
+    with bfsmount.Mount(str(renamed), tmp_path / "m1", spec) as first:
+        os.listdir(first.path("t", "rootfs"))
+        assert roots_of(first.proc.pid) == [top]
+        with Mount(tmp_path / "m2", spec):
+            assert roots_of(first.proc.pid) == [top]
+            p = delete(top)
+            assert p.returncode != 0 and b"still alive" in p.stderr, p.stderr
+    for path in nix.closure(top):
+        delete(path)
+
+
+def test_refuses_to_run_without_proc(tmp_path, tiny):
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    # A private mount namespace with an empty /proc.
+    p = run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs none /proc && exec "$0" -f "$1" "$2"', BUNDLEFS, str(mnt), spec],
+            check=False, timeout=20)
+    assert p.returncode == 1, p.stderr
+    # (a sanitizer, which needs /proc too, adds its own lines)
+    lines = p.stderr.decode().splitlines()
+    assert any(l.startswith("bundlefs: /proc is not mounted") for l in lines), p.stderr
+
+
+def test_a_spec_naming_a_file_on_its_own_mount_is_refused(tmp_path, tiny):
+    # Reading a closure file through its own mount would make the daemon
+    # wait for itself (here: resolving b would read through a's rootfs,
+    # whose resolution waits for b's). It is refused (by device) without
+    # touching the mount, and the other bundles, and the daemon, go on.
+    mnt = tmp_path / "mnt"
+    inside = "%s/a/rootfs%s/bin/entrypoint" % (mnt, tiny)
+    spec = write_spec(tmp_path, "[a]\nargs = %s/bin/sh\n[b]\nargs = %s/bin/sh\nclosure = %s\n"
+                      % (tiny, tiny, inside))
+    with Mount(mnt, spec) as m:
+        ls = subprocess.Popen(["ls", m.path("b", "rootfs")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        try:
+            out, err = ls.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            abort_mount(mnt)
+            ls.communicate()
+            raise AssertionError("the daemon waits for itself")
+        assert ls.returncode != 0 and b"Input/output error" in err, err
+        assert 'closure file %s is on the bundlefs mount %s' % (inside, mnt) in m.stderr()
+        assert os.listdir(m.path("a", "rootfs") + STORE)
+        # bundlectl check says the same of a spec that points into a mount
+        p = run([BUNDLECTL, "check", spec], check=False, timeout=10)
+        assert p.returncode == 2
+        assert b"is on the bundlefs mount" in p.stderr
+
+
+def copy_db(dest):
+    """A consistent copy of Nix's database (still in WAL mode)."""
+    import sqlite3
+    src = sqlite3.connect("file:/nix/var/nix/db/db.sqlite?mode=ro", uri=True)
+    dst = sqlite3.connect(str(dest))
+    src.backup(dst)
+    src.close()
+    dst.execute("PRAGMA journal_mode=WAL")
+    dst.close()
+    return str(dest)
+
+
+def test_a_locked_database_is_retried_not_remembered(tmp_path, nix, app, tiny):
+    # A writer holding Nix's database exclusively makes resolution fail
+    # for now: the access answers EIO within a bounded wait instead of
+    # blocking, and once the lock is gone the same bundle, and one first
+    # touched afterwards, resolve.
+    import sqlite3
+    import threading
+    db = copy_db(tmp_path / "db.sqlite")
+    spec = write_spec(tmp_path, "[a]\nargs = %s/bin/app\n[t]\nargs = %s/bin/sh\n" % (app, tiny))
+    with Mount(tmp_path / "mnt", spec, ("--db", db, "--gcroots", "none")) as m:
+        locked, release = threading.Event(), threading.Event()
+
+        def hold():
+            c = sqlite3.connect(db, timeout=0)
+            c.execute("PRAGMA locking_mode=EXCLUSIVE")
+            c.execute("BEGIN EXCLUSIVE")
+            c.execute("UPDATE ValidPaths SET registrationTime = registrationTime WHERE id = 1")
+            locked.set()
+            release.wait(30)
+            c.rollback()
+            c.close()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert locked.wait(10)
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as e:
+            os.listdir(m.path("a", "rootfs"))
+        assert e.value.errno == errno.EIO
+        assert time.monotonic() - t0 < 4, "the request waited for the lock"
+        assert "database is locked" in m.stderr()
+        release.set()
+        holder.join()
+        time.sleep(0.2)  # past the first backoff
+        assert sorted(os.listdir(m.path("a", "rootfs") + STORE)) == [
+            os.path.basename(p) for p in nix.closure(app)]
+        assert os.listdir(m.path("t", "rootfs") + STORE)

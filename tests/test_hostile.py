@@ -3,6 +3,7 @@
 # devices, setuid files, huge directories, odd names, deep trees and hard
 # links. bundlefs must serve it without following anything, blocking, or
 # showing anything outside the closure.
+import ctypes
 import errno
 import hashlib
 import os
@@ -116,23 +117,17 @@ def test_swapped_directory_never_shows_the_canary(mount, fake):
     m = mount(fake.spec({"b": [p]}), *fake.opts())
     served = "%s%s/%s/dir" % (m.path("b", "rootfs"), STORE, p)
     link = fake.real / p / "dir.link"
-    parked = fake.real / p / "dir.parked"
     os.symlink(str(canary), link)
     stop = threading.Event()
 
     def swapper():
-        swapped = False
+        # renameat2(RENAME_EXCHANGE) swaps the two names atomically: "dir"
+        # is always either the directory or the symlink.
+        libc = ctypes.CDLL(None, use_errno=True)
+        a, b = str(fake.real / p / "dir").encode(), str(link).encode()
         while not stop.is_set():
-            # rename(2) is atomic: "dir" is always either one or the other
-            if swapped:
-                os.rename(parked, fake.real / p / "dir.tmp")
-                os.rename(fake.real / p / "dir", link)
-                os.rename(fake.real / p / "dir.tmp", fake.real / p / "dir")
-            else:
-                os.rename(fake.real / p / "dir", parked)
-                os.rename(link, fake.real / p / "dir.tmp")
-                os.rename(fake.real / p / "dir.tmp", fake.real / p / "dir")
-            swapped = not swapped
+            if libc.renameat2(-100, a, -100, b, 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
+                raise OSError(ctypes.get_errno(), "renameat2")
 
     # The reader runs chrooted into the rootfs, as a container does: the
     # symlink, served as a symlink, then resolves inside the rootfs. Only a
@@ -367,3 +362,36 @@ def test_no_extended_attributes_beyond_the_store(mount, fake):
             assert e.errno == errno.EOPNOTSUPP
             names = []
         assert set(names) <= {"user.planted"}
+
+
+def test_a_reused_inode_number_is_not_the_old_file(mount, fake):
+    # Files are shared across bundles by (device, inode). Once a served
+    # file is deleted, its inode number can go to a new file of another
+    # store path: that file must be served as itself, never with the old
+    # file's node, attributes or cached bytes.
+    a, filler, b = fake.mkpath("a"), fake.mkpath("filler"), fake.mkpath("b")
+    (fake.real / a / "secret").write_text("SECRET-OF-A")
+    for i in range(300):
+        (fake.real / filler / ("f%d" % i)).write_text("filler %d\n" % i)
+    m = mount(fake.spec({"x": [a, filler], "y": [b]}), *fake.opts())
+    xstore = m.path("x", "rootfs") + STORE
+    with open("%s/%s/secret" % (xstore, a)) as f:
+        assert f.read() == "SECRET-OF-A"  # now in the kernel's page cache
+    ino = os.stat(fake.real / a / "secret").st_ino
+    os.unlink(fake.real / a / "secret")
+    # Reading other files makes the daemon let go of the deleted file.
+    for i in range(300):
+        with open("%s/%s/f%d" % (xstore, filler, i)) as f:
+            f.read()
+    reused = None
+    for k in range(200):
+        p = fake.real / b / ("new%d" % k)
+        p.write_text("mine-%d" % k)
+        if os.stat(p).st_ino == ino:
+            reused = "new%d" % k
+            break
+    assert reused, "the filesystem did not reuse the inode number"
+    served = "%s%s/%s/%s" % (m.path("y", "rootfs"), STORE, b, reused)
+    with open(served) as f:
+        assert f.read() == "mine-%s" % reused[3:]
+    assert os.stat(served).st_size == len("mine-%s" % reused[3:])

@@ -1,6 +1,7 @@
 # The mounted filesystem: its tree, a dump-and-compare against the rootfs
 # that `bundlectl materialize` copies, read-only behaviour, confinement to
 # the closure, laziness, node sharing and the daemon's life cycle.
+import ctypes
 import errno
 import hashlib
 import os
@@ -335,3 +336,36 @@ def test_missing_mountpoint(tmp_path, tiny):
     p = run([BUNDLEFS, str(tmp_path / "nope"), spec], check=False)
     assert p.returncode == 1
     assert p.stderr.decode() == "bundlefs: mountpoint %s: No such file or directory\n" % (tmp_path / "nope")
+
+
+class FileHandle(ctypes.Structure):
+    _fields_ = [("handle_bytes", ctypes.c_uint), ("handle_type", ctypes.c_int),
+                ("f_handle", ctypes.c_ubyte * 128)]
+
+
+def test_file_handles_do_not_open_nodes(tmp_path, mount, tiny):
+    # With CAP_DAC_READ_SEARCH, open_by_handle_at opens whatever a handle
+    # names; handles of a bundlefs mount hold guessable node ids. The mount
+    # has no handle decoding (FUSE_NO_EXPORT_SUPPORT, Linux 6.9): a handle
+    # can only be made as an identifier (AT_HANDLE_FID, for fanotify), and
+    # cannot be opened.
+    libc = ctypes.CDLL(None, use_errno=True)
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    m = mount(spec)
+    f = m.path("t", "rootfs") + tiny + "/bin/entrypoint"
+    fh = FileHandle(handle_bytes=128)
+    mount_id = ctypes.c_int()
+    if libc.name_to_handle_at(-100, f.encode(), ctypes.byref(fh), ctypes.byref(mount_id), 0):
+        assert ctypes.get_errno() == errno.EOPNOTSUPP
+        fh = FileHandle(handle_bytes=128)
+        assert libc.name_to_handle_at(-100, f.encode(), ctypes.byref(fh), ctypes.byref(mount_id),
+                                      0x200) == 0  # AT_HANDLE_FID
+    mfd = os.open(m.mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = libc.open_by_handle_at(mfd, ctypes.byref(fh), os.O_RDONLY)
+        if fd >= 0:
+            os.close(fd)
+        assert fd < 0, "a file handle opened a node"
+        assert ctypes.get_errno() in (errno.ESTALE, errno.EOPNOTSUPP), ctypes.get_errno()
+    finally:
+        os.close(mfd)

@@ -130,7 +130,7 @@ static const struct bundle *find(const struct spec *sp, const char *name)
 }
 
 static int resolve(struct opts *o, const struct spec *sp, const struct bundle *b,
-		   struct resolver *r, struct closure *c)
+		   struct resolver *r, const struct closure **c)
 {
 	struct diags d = {0};
 	int rc = closure_resolve(r, sp, b, c, &d);
@@ -159,12 +159,12 @@ static int cmd_check(struct opts *o)
 	struct resolver *r = resolver_new(&o->st);
 	int bad = 0;
 	for (size_t i = 0; i < sp.n; i++) {
-		struct closure c;
+		const struct closure *c;
 		if (resolve(o, &sp, order[i], r, &c) < 0) {
 			bad++;
 			continue;
 		}
-		closure_free(&c);
+		closure_release(r, c);
 	}
 	resolver_free(r);
 	free(order);
@@ -192,21 +192,21 @@ static int cmd_bundle(struct opts *o, int cmd)
 		free(cfg);
 	} else {
 		struct resolver *r = resolver_new(&o->st);
-		struct closure c;
+		const struct closure *c;
 		if (resolve(o, &sp, b, r, &c) < 0) {
 			rc = EXIT_BADSPEC;
 		} else if (cmd == 2) {
-			for (size_t i = 0; i < c.n; i++)
-				printf("%s/%s\n", o->st.dir, c.base[i]);
-			closure_free(&c);
+			for (size_t i = 0; i < c->n; i++)
+				printf("%s/%s\n", o->st.dir, c->base[i]);
+			closure_release(r, c);
 		} else {
 			char *err = NULL;
-			if (materialize(&o->st, b, &c, o->pos[2], &err) < 0) {
+			if (materialize(&o->st, b, c, o->pos[2], &err) < 0) {
 				fprintf(stderr, "bundlectl: %s\n", err);
 				free(err);
 				rc = 1;
 			}
-			closure_free(&c);
+			closure_release(r, c);
 		}
 		resolver_free(r);
 	}

@@ -103,6 +103,33 @@ static void shared_nodes(void)
 	nodes_destroy(&t);
 }
 
+static void reused_inode_is_a_new_node(void)
+{
+	struct nodes t;
+	struct node *root = start(&t);
+	struct node f = file_proto(7, 42);
+	f.attr.size = 11;
+	f.attr.ctime = 1000;
+	struct node *old = nodes_add(&t, root, "secret", &f);
+	/* the file is deleted, its inode number given to a new file */
+	struct node g = file_proto(7, 42);
+	g.attr.size = 5;
+	g.attr.ctime = 2000;
+	struct node *fresh = nodes_add(&t, root, "other", &g);
+	CHECK(fresh != old);
+	CHECK_INT(fresh->attr.size, 5);
+	/* the old node lives while the kernel holds it, found by no one */
+	CHECK(nodes_get(&t, old->id) == old);
+	CHECK(nodes_add(&t, root, "again", &g) == fresh);
+	node_id oid = old->id, fid = fresh->id;
+	nodes_forget(&t, oid, 1); /* must not drop the new node's entry */
+	CHECK(nodes_add(&t, root, "again", &g) == fresh);
+	nodes_forget(&t, fid, 3);
+	CHECK(nodes_get(&t, fid) == NULL);
+	CHECK_INT(t.live, 1);
+	nodes_destroy(&t);
+}
+
 static void ids_reused_with_new_generation(void)
 {
 	struct nodes t;
@@ -137,4 +164,4 @@ static void ids_reused_with_new_generation(void)
 }
 
 UNIT_MAIN(CASE(lookup_counts), CASE(pins_keep_parents), CASE(shared_nodes),
-	  CASE(ids_reused_with_new_generation))
+	  CASE(reused_inode_is_a_new_node), CASE(ids_reused_with_new_generation))

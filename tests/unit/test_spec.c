@@ -111,6 +111,11 @@ static const struct {
 						  "is not normalized"},
     {"[a]\nargs = /x\nmount = /nix/store/x bind /x\n", "t.conf:3: mount destination "
 						       "\"/nix/store/x\" is inside"},
+    {"[a]\nargs = /x\nmount = /nix bind /srv\n", "t.conf:3: mount destination \"/nix\" "
+						 "covers the store directory /nix/store"},
+    {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/nix\": {\"type\": \"tmpfs\", \"source\": "
+     "\"t\"}}}}",
+     "t.conf:1:35: mount destination \"/nix\" covers"},
     {"[a]\nargs = /x\nmount = /d bind\n", "t.conf:3: mount needs DESTINATION TYPE SOURCE"},
     {"[a]\nargs = /x\nmount = /d bind /x a,,b\n", "t.conf:3: empty mount option"},
     {"[a]\nargs = /x\nmount = /d bind /x\nmount = /d tmpfs t\n", "t.conf:4: duplicate mount "

@@ -1,0 +1,141 @@
+/* fsguard: a path walk that refuses to enter bundlefs mounts. */
+#include "fsguard.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define MAX_SYMLINKS 40
+
+struct guard {
+	struct guarded {
+		dev_t dev;
+		char *point;
+	} * v; /* the bundlefs mounts */
+	size_t n, cap;
+};
+
+/* Reads the bundlefs mounts from /proc/self/mountinfo. */
+static void guard_load(struct guard *g)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char *line = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned maj, min;
+		char point[PATH_MAX];
+		if (!strstr(line, " - fuse.bundlefs ") ||
+		    sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min, point) != 3)
+			continue;
+		GROW(g->v, g->n, g->cap);
+		g->v[g->n++] = (struct guarded){makedev(maj, min), xstrdup(point)};
+	}
+	free(line);
+	fclose(f);
+}
+
+static void guard_free(struct guard *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		free(g->v[i].point);
+	free(g->v);
+}
+
+/* Is `fd` on a bundlefs mount? Asks the filesystem nothing. */
+static const char *guarded(const struct guard *g, int fd)
+{
+	struct statx sx;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_TYPE,
+		  &sx) < 0)
+		return NULL;
+	dev_t dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	for (size_t i = 0; i < g->n; i++)
+		if (g->v[i].dev == dev)
+			return g->v[i].point;
+	return NULL;
+}
+
+/* Walks `path` from `dfd` (owned), following symlinks. Returns an O_PATH
+ * fd of the last component, or -1 with errno. */
+static int walk(const struct guard *g, int dfd, const char *path, int *links, char **mnt)
+{
+	char *copy = xstrdup(path), *save = NULL;
+	const char *mp;
+	int e = 0;
+	if ((mp = guarded(g, dfd))) {
+		e = EXDEV;
+		goto out;
+	}
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, "."))
+			continue;
+		int fd = openat(dfd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			e = errno;
+			goto out;
+		}
+		if ((mp = guarded(g, fd))) {
+			close(fd);
+			e = EXDEV;
+			goto out;
+		}
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
+			close(fd);
+			if (n < 0 || ++*links > MAX_SYMLINKS) {
+				e = n < 0 ? errno : ELOOP;
+				goto out;
+			}
+			target[n] = 0;
+			int base = target[0] == '/' ? open("/", O_PATH | O_CLOEXEC)
+						    : openat(dfd, ".", O_PATH | O_CLOEXEC);
+			fd = base < 0 ? -1 : walk(g, base, target, links, mnt);
+			if (fd < 0) {
+				e = errno;
+				goto out_quiet;
+			}
+		}
+		close(dfd);
+		dfd = fd;
+	}
+	free(copy);
+	return dfd;
+out:
+	if (e == EXDEV && !*mnt)
+		*mnt = xstrdup(mp);
+out_quiet:
+	close(dfd);
+	free(copy);
+	errno = e;
+	return -1;
+}
+
+int fsguard_open(const char *path, int flags, char **mnt)
+{
+	struct guard g = {0};
+	guard_load(&g);
+	int links = 0;
+	int base = path[0] == '/' ? open("/", O_PATH | O_CLOEXEC) : open(".", O_PATH | O_CLOEXEC);
+	int fd = base < 0 ? -1 : walk(&g, base, path, &links, mnt);
+	guard_free(&g);
+	if (fd < 0 || (flags & O_PATH))
+		return fd;
+	/* Reopen what was walked; it is not on a bundlefs mount. */
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int rfd = open(proc, flags | O_CLOEXEC);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rfd;
+}

@@ -1,0 +1,154 @@
+# bundlefs run by an unprivileged user: it mounts through fusermount3,
+# reads Nix's database the way such a user can (nixdb.h), serves the same
+# tree, and unmounts cleanly. /dev/fuse is 0600 on these machines: the
+# test lets everyone use it while it runs, and restores it.
+import grp
+import os
+import pwd
+import shutil
+import sqlite3
+import stat
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import BUNDLECTL, BUNDLEFS, STORE, is_mounted, run
+
+USER = "nobody"
+
+
+@pytest.fixture
+def fuse_for_all():
+    mode = stat.S_IMODE(os.stat("/dev/fuse").st_mode)
+    os.chmod("/dev/fuse", 0o666)
+    yield
+    os.chmod("/dev/fuse", mode)
+
+
+@pytest.fixture
+def home():
+    """A directory the unprivileged user owns (pytest's are root's, 0700)."""
+    d = tempfile.mkdtemp(prefix="bundlefs-nonroot-")
+    os.chmod(d, 0o755)
+    pw = pwd.getpwnam(USER)
+    os.chown(d, pw.pw_uid, pw.pw_gid)
+    yield d
+    for line in open("/proc/self/mountinfo"):
+        point = line.split()[4]
+        if point.startswith(d + "/"):
+            subprocess.run(["umount", "-l", point])
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def as_user(cmd, **kw):
+    return subprocess.run(["runuser", "-u", USER, "--", *cmd], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, **kw)
+
+
+def readonly_copy_of_the_database(home):
+    """Nix's database, copied (still in WAL mode) into a directory the user
+    may read but not write: no other connection, no index to share, as on
+    a machine where nothing else has the database open."""
+    d = os.path.join(home, "db")
+    os.mkdir(d)
+    db = os.path.join(d, "db.sqlite")
+    src = sqlite3.connect("file:/nix/var/nix/db/db.sqlite?mode=ro", uri=True)
+    dst = sqlite3.connect(db)
+    src.backup(dst)
+    src.close()
+    dst.execute("PRAGMA journal_mode=WAL")
+    dst.close()
+    assert not os.path.exists(db + "-wal") and not os.path.exists(db + "-shm")
+    os.chmod(db, 0o644)
+    os.chmod(d, 0o755)  # root's: the user cannot create db.sqlite-shm
+    return db
+
+
+class UserMount:
+    def __init__(self, home, spec, *args):
+        self.mnt = os.path.join(home, "mnt")
+        os.makedirs(self.mnt, exist_ok=True)
+        pw = pwd.getpwnam(USER)
+        os.chown(self.mnt, pw.pw_uid, pw.pw_gid)
+        self.err = open(os.path.join(home, "stderr"), "w+")
+        self.proc = subprocess.Popen(["runuser", "-u", USER, "--", BUNDLEFS, "-f", *args,
+                                      self.mnt, spec], stdout=subprocess.DEVNULL,
+                                     stderr=self.err)
+        deadline = time.monotonic() + 10
+        while not is_mounted(self.mnt):
+            assert self.proc.poll() is None, self.stderr()
+            assert time.monotonic() < deadline, "did not mount: " + self.stderr()
+            time.sleep(0.01)
+
+    def stderr(self):
+        self.err.flush()
+        self.err.seek(0)
+        return self.err.read()
+
+    def unmount(self):
+        p = as_user(["fusermount3", "-u", self.mnt])
+        assert p.returncode == 0, p.stderr
+        assert self.proc.wait(10) == 0, self.stderr()
+        assert not is_mounted(self.mnt)
+
+
+def test_unprivileged_daemon_serves_the_closure_from_the_database(fuse_for_all, home, nix, app):
+    db = readonly_copy_of_the_database(home)
+    spec = os.path.join(home, "spec.conf")
+    with open(spec, "w") as f:
+        f.write("[a]\nargs = %s/bin/app\n" % app)
+    m = UserMount(home, spec, "--db", db, "--gcroots", "none")
+    try:
+        assert as_user(["ls", m.mnt]).stdout.split() == [b"a"]
+        cfg = as_user(["cat", os.path.join(m.mnt, "a", "config.json")])
+        assert cfg.stdout == run([BUNDLECTL, "config", spec, "a"]).stdout
+        listed = as_user(["ls", os.path.join(m.mnt, "a", "rootfs") + STORE])
+        assert listed.returncode == 0, m.stderr()
+        assert listed.stdout.decode().split() == [os.path.basename(p) for p in nix.closure(app)]
+        for p in nix.closure(app):
+            for d, _, files in os.walk(p):
+                for name in files:
+                    real = os.path.join(d, name)
+                    if os.path.islink(real):
+                        continue
+                    served = os.path.join(m.mnt, "a", "rootfs") + real
+                    with open(real, "rb") as f:
+                        assert as_user(["cat", served]).stdout == f.read(), real
+        assert not os.path.exists(db + "-shm")  # nothing written beside it
+        m.unmount()
+        assert m.stderr() == ""
+    finally:
+        if m.proc.poll() is None:
+            m.proc.kill()
+
+
+def test_a_log_without_its_index_is_reported_not_misread(fuse_for_all, home, nix, app):
+    # A write-ahead log with commits in it but no index (a writer that
+    # died) cannot be read without the index; bundlefs says so and the
+    # bundle answers EIO, rather than serve the database without them.
+    db = readonly_copy_of_the_database(home)
+    w = sqlite3.connect(db)
+    w.execute("PRAGMA wal_autocheckpoint=0")
+    w.execute("UPDATE ValidPaths SET registrationTime = registrationTime + 1")
+    w.commit()
+    shutil.copy(db + "-wal", db + "-wal.keep")
+    w.close()
+    os.rename(db + "-wal.keep", db + "-wal")
+    if os.path.exists(db + "-shm"):
+        os.unlink(db + "-shm")
+    assert os.path.getsize(db + "-wal") > 0
+    os.chmod(db + "-wal", 0o644)
+    spec = os.path.join(home, "spec.conf")
+    with open(spec, "w") as f:
+        f.write("[a]\nargs = %s/bin/app\n" % app)
+    m = UserMount(home, spec, "--db", db, "--gcroots", "none")
+    try:
+        p = as_user(["ls", os.path.join(m.mnt, "a", "rootfs")])
+        assert p.returncode != 0 and b"Input/output error" in p.stderr
+        assert "write-ahead log is in use" in m.stderr()
+        m.unmount()
+    finally:
+        if m.proc.poll() is None:
+            m.proc.kill()
