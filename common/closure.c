@@ -6,9 +6,11 @@
 #include "refscan.h"
 #include "strmap.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +30,7 @@ struct shared {
 	char *key;
 	size_t keylen;
 	unsigned refs;
+	_Atomic uint64_t bytes; /* closure_bytes, plus one; 0 until walked */
 };
 
 /* The resolver lock guards the database connection, the scanner's caches
@@ -544,6 +547,41 @@ void closure_release(struct resolver *r, const struct closure *c)
 		free(sh->key);
 		free(sh);
 	}
+}
+
+static uint64_t tree_bytes(int dfd, const char *name, unsigned depth)
+{
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (!S_ISDIR(st.st_mode))
+		return S_ISREG(st.st_mode) || S_ISLNK(st.st_mode) ? (uint64_t)st.st_size : 0;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd < 0 || depth > 4096 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	uint64_t total = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			total += tree_bytes(dirfd(d), de->d_name, depth + 1);
+	closedir(d);
+	return total;
+}
+
+uint64_t closure_bytes(struct resolver *r, const struct closure *c)
+{
+	struct shared *sh = (struct shared *)c;
+	uint64_t b = atomic_load(&sh->bytes);
+	if (b)
+		return b - 1;
+	for (size_t i = 0; i < c->n; i++)
+		b += tree_bytes(r->storefd, c->base[i], 0);
+	atomic_store(&sh->bytes, b + 1);
+	return b;
 }
 
 ssize_t closure_find(const struct closure *c, const char *base)

@@ -13,6 +13,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -45,6 +46,9 @@ void resolver_free(struct resolver *r);
 int closure_resolve(struct resolver *r, const struct spec *sp, const struct bundle *b,
 		    const struct closure **c, struct diags *d);
 void closure_release(struct resolver *r, const struct closure *c);
+/* The size of the closure's files (regular files and symlinks), walked
+ * once and remembered. */
+uint64_t closure_bytes(struct resolver *r, const struct closure *c);
 /* Index of entry `base` in the closure, or -1. */
 ssize_t closure_find(const struct closure *c, const char *base);
 

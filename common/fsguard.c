@@ -1,5 +1,6 @@
 /* fsguard: a path walk that refuses to enter bundlefs mounts. */
 #include "fsguard.h"
+#include "mounts.h"
 #include "util.h"
 
 #include <errno.h>
@@ -21,25 +22,20 @@ struct guard {
 	size_t n, cap;
 };
 
+static bool add_mount(void *ctx, const struct mountent *m)
+{
+	struct guard *g = ctx;
+	if (mounts_is_bundlefs(m)) {
+		GROW(g->v, g->n, g->cap);
+		g->v[g->n++] = (struct guarded){makedev(m->major, m->minor), xstrdup(m->point)};
+	}
+	return true;
+}
+
 /* Reads the bundlefs mounts from /proc/self/mountinfo. */
 static void guard_load(struct guard *g)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return;
-	char *line = NULL;
-	size_t cap = 0;
-	while (getline(&line, &cap, f) > 0) {
-		unsigned maj, min;
-		char point[PATH_MAX];
-		if (!strstr(line, " - fuse.bundlefs ") ||
-		    sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min, point) != 3)
-			continue;
-		GROW(g->v, g->n, g->cap);
-		g->v[g->n++] = (struct guarded){makedev(maj, min), xstrdup(point)};
-	}
-	free(line);
-	fclose(f);
+	mounts_each(add_mount, g);
 }
 
 static void guard_free(struct guard *g)

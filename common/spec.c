@@ -56,6 +56,8 @@ bool spec_valid_name(const char *name, size_t n)
 		return false;
 	if ((n == 1 && name[0] == '.') || (n == 2 && name[0] == '.' && name[1] == '.'))
 		return false;
+	if (n == strlen(SPEC_RESERVED_NAME) && !memcmp(name, SPEC_RESERVED_NAME, n))
+		return false;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)name[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -71,7 +73,8 @@ bool spec_valid_name(const char *name, size_t n)
 static const char *check_name(const char *name)
 {
 	if (!spec_valid_name(name, strlen(name)))
-		return "bad bundle name: use 1 to 255 of A-Z a-z 0-9 . _ + -, not . or ..";
+		return "bad bundle name: use 1 to 255 of A-Z a-z 0-9 . _ + -, not . or .. "
+		       "or " SPEC_RESERVED_NAME " (which the mount uses itself)";
 	return NULL;
 }
 
@@ -866,4 +869,34 @@ static int cmp_name_bundle(const void *key, const void *b)
 const struct bundle *spec_find(const struct spec *sp, const char *name)
 {
 	return bsearch(name, sp->bundles, sp->n, sizeof(*sp->bundles), cmp_name_bundle);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool strv_eq(const char *const *a, const char *const *b)
+{
+	if (!a || !b)
+		return a == b;
+	for (; *a && *b; a++, b++)
+		if (strcmp(*a, *b))
+			return false;
+	return !*a && !*b;
+}
+
+bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
+{
+	if (strcmp(a->name, b->name) || !strv_eq(a->args, b->args) || a->readonly != b->readonly ||
+	    !str_eq(a->os, b->os) || !str_eq(a->arch, b->arch) || !str_eq(a->closure, b->closure) ||
+	    !strv_eq(a->paths, b->paths) || a->nmounts != b->nmounts)
+		return false;
+	for (size_t i = 0; i < a->nmounts; i++) {
+		const struct spec_mount *x = &a->mounts[i], *y = &b->mounts[i];
+		if (strcmp(x->dest, y->dest) || strcmp(x->type, y->type) ||
+		    strcmp(x->source, y->source) || !strv_eq(x->options, y->options))
+			return false;
+	}
+	return true;
 }

@@ -15,6 +15,8 @@
 #define SPEC_NAME_MAX	  255
 #define SPEC_DEFAULT_OS	  "linux"
 #define SPEC_DEFAULT_ARCH "x86_64"
+/* A name the mount uses itself (the directory of bundle versions). */
+#define SPEC_RESERVED_NAME ".bundlefs"
 
 struct spec_mount {
 	const char *dest, *type, *source;
@@ -54,6 +56,9 @@ int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
 	       const struct store *st, struct diags *d);
 void spec_free(struct spec *sp);
 const struct bundle *spec_find(const struct spec *sp, const char *name);
+/* Do a and b ask for the same bundle (name, args, settings, mounts,
+ * closure source and paths), wherever in their specs they are written? */
+bool spec_bundle_equal(const struct bundle *a, const struct bundle *b);
 /* Is `name` acceptable as a bundle (directory) name? */
 bool spec_valid_name(const char *name, size_t n);
 

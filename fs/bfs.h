@@ -1,16 +1,23 @@
 /* bfs: the state of one bundlefs mount, shared by the FUSE handlers
- * (ll.c), the tree (tree.c), the handles (handles.c) and main.
+ * (ll.c), the tree (tree.c), the handles (handles.c), reloads (reload.c),
+ * the control socket (control.c) and main.
  *
  * Lock order. Locks are taken in this order and never the other way:
  *
- *   bstate.lock (bundle.c: one bundle computing its config or closure)
- *     -> resolver lock (closure.c: one resolution at a time)
- *     -> gcroots.lock (gcroots.c: registering roots)
+ *   reload_lock (reload.c: one reload at a time)
+ *     -> gen_lock (the current set of bundles: read by lookups and
+ *                  listings in the root until they have replied, written
+ *                  by a reload to swap the set)
+ *       -> handle.lock (handles.c: one reader of a directory stream)
+ *         -> bstate.lock (bundle.c: one bundle computing its config or closure)
+ *           -> resolver lock (closure.c: the database, caches, shared closures)
+ *           -> gcroots.lock (gcroots.c: registering roots)
  *
  * The node table's lock (nodes.c), the handle caches' locks (hcache.c) and
  * the list of opened handles (handles.c) are leaves: nothing else is
- * locked and no I/O is done while one is held. A FUSE handler holds no
- * lock when it calls into the tree. */
+ * locked and no I/O is done while one is held. Kernel notifications are
+ * sent with no lock held: the kernel may wait for a request that waits
+ * for a lock. */
 #ifndef BUNDLEFS_BFS_H
 #define BUNDLEFS_BFS_H
 
@@ -23,28 +30,65 @@
 #include "spec.h"
 #include "store.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
 
+/* How the last reload went, for `bundlectl status` and `reload`. */
+struct reload_result {
+	uint64_t generation; /* of the set it installed, or the current one */
+	bool ok;
+	char *problems; /* one per line, or NULL */
+	struct timespec at;
+};
+
 struct bfs {
 	struct store st;
-	struct spec spec;
+	struct bundle_env env;
 	struct resolver *resolver;
-	struct bundles *bundles;
 	struct gcroots gcroots;
 	struct backing backing;
 	struct nodes nodes;
 	struct handles handles;
 	struct hcache *dirpaths; /* tree.c: descriptors of backing directories */
 	struct devio devio;	 /* the FUSE device's I/O hooks */
+
+	pthread_rwlock_t gen_lock;
+	struct bundles *bundles; /* the current set */
+	uint64_t generation;	 /* of the current set: 1, then one more per reload */
+	struct timespec loaded;	 /* when its spec was read */
+
+	pthread_mutex_t reload_lock;
+	struct reload_result last_reload;
+	/* Versions no set holds any more, which the kernel may still cache:
+	 * reload.c has it forget each once nothing is mounted on it. */
+	uint64_t *retired;
+	size_t nretired, retired_cap;
+	pthread_cond_t retired_cond;
+	pthread_t reaper;
+	bool reaping, stopping;
+	char *spec_path; /* absolute, as given (a symlink is read anew each time) */
+
 	struct timespec started;
 	uid_t uid; /* owner of the synthesized entries */
 	gid_t gid;
 	bool zero_open; /* answer OPEN and OPENDIR with ENOSYS: the mount is read-only */
+
+	void *session;		/* the struct fuse_session, for notifications */
+	const char *mountpoint; /* absolute */
+	int mntfd;		/* O_PATH descriptor of the mount's root: ours, whatever
+				   is mounted over it later */
+	uint64_t mnt_id;
+	unsigned dev_major, dev_minor; /* the connection's device */
 };
 
 /* The FUSE operations (ll.c). */
 extern const struct fuse_lowlevel_ops bfs_ops;
+
+/* Tells the kernel to forget its entry `name` in directory `parent` (the
+ * directory's cached listing and attributes when name is NULL). Call it
+ * with no lock held. (ll.c) */
+void ll_forget_entry(struct bfs *fs, node_id parent, const char *name);
 
 #endif

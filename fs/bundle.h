@@ -3,7 +3,15 @@
  * Everything is lazy: a bundle's config.json is rendered on first use,
  * its closure resolved and its rootfs layout built on first use of its
  * rootfs, and neither changes afterwards. Each bundle's state has its own
- * lock, held while it computes; see bfs.h for the lock order. */
+ * lock, held while it computes; see bfs.h for the lock order.
+ *
+ * A set of bundles is what one reading of the spec asks for. A reload
+ * builds a new set from the new spec, taking over the state of every
+ * bundle the new spec asks for unchanged (nothing is recomputed). Bundle
+ * states are reference counted: by the sets that hold them and by the
+ * nodes made from them, so a bundle removed or changed by a reload lives
+ * on for the containers that still use it, and is freed (its GC roots
+ * removed) when the last of them lets go. */
 #ifndef BUNDLEFS_BUNDLE_H
 #define BUNDLEFS_BUNDLE_H
 
@@ -14,34 +22,69 @@
 #include "store.h"
 #include "util.h"
 
-/* What resolving bundles needs, shared by all of them. */
+#include <stdint.h>
+
+struct bundle_registry;
+
+/* What resolving bundles needs, shared by all of them; it outlives every
+ * set and bundle. */
 struct bundle_env {
 	struct store *st;
 	struct resolver *resolver;
 	struct gcroots *gcroots;
+	struct bundle_registry *registry; /* every bundle that lives, by serial */
 };
 
-struct bstate;	/* one bundle */
-struct bundles; /* the set a mount serves */
+struct bundle_registry *bundle_registry_new(void);
+void bundle_registry_free(struct bundle_registry *r);
 
-/* The bundles of `sp` (which must outlive the set). */
-struct bundles *bundles_new(const struct spec *sp, const struct bundle_env *env);
-void bundles_free(struct bundles *set);
+struct bstate;	/* one bundle */
+struct bundles; /* a set, from one spec */
+
+/* The bundles of `sp`, which the set takes over (it is freed with the last
+ * bundle that uses it). A bundle that `prev` (or NULL) holds unchanged
+ * (spec_bundle_equal) is taken over from it, state and all. */
+struct bundles *bundles_new(struct spec *sp, const struct bundle_env *env,
+			    const struct bundles *prev);
+void bundles_put(struct bundles *set);
 size_t bundles_count(const struct bundles *set);
 /* The i-th bundle, in name order. */
 struct bstate *bundles_at(const struct bundles *set, size_t i);
 /* The bundle named `name`, or NULL. */
 struct bstate *bundles_find(const struct bundles *set, const char *name);
+/* The spec the set was made from. */
+const struct spec *bundles_spec(const struct bundles *set);
+
+struct bstate *bundle_get(struct bstate *b);
+void bundle_put(struct bstate *b);
+
+/* A bundle's serial number: unique for the life of the daemon, its
+ * version's name in the mount (MOUNTPOINT/.bundlefs/SERIAL). */
+uint64_t bundle_serial(const struct bstate *b);
+/* The live bundle with that serial, with a reference taken, or NULL. */
+struct bstate *bundles_by_serial(const struct bundle_env *env, uint64_t serial);
 
 const char *bundle_name(const struct bstate *b);
 /* config.json, rendered once. Never fails. */
 void bundle_config(struct bstate *b, const char **data, size_t *len);
 /* Resolves the closure and builds the layout once. Returns 0, or -EIO
- * when the closure cannot be resolved (logged once, one line per
- * problem). */
+ * when the closure cannot be resolved (the problems are logged once). */
 errint_t bundle_ready(struct bstate *b);
 /* After bundle_ready: the closure, and the rootfs skeleton's root. */
 const struct closure *bundle_closure(const struct bstate *b);
 const struct layout_dir *bundle_rootfs(const struct bstate *b);
+
+/* Counts one request for this bundle, which served `bytes` of data. */
+void bundle_account(struct bstate *b, uint64_t bytes);
+
+/* What `bundlectl status` shows of a bundle. */
+struct bundle_info {
+	const char *state; /* "unresolved", "ready", "retrying", "failed" */
+	size_t paths;	   /* store paths in the closure (when ready) */
+	uint64_t bytes;	   /* their size */
+	uint64_t requests, served;
+	char *problems; /* why it failed, one line each (malloc'ed), or NULL */
+};
+void bundle_info(struct bstate *b, struct bundle_info *out);
 
 #endif

@@ -53,9 +53,13 @@ static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
 	const struct fuse_out_header *h = iov[0].iov_base;
 	struct fuse_init_out copy;
 	uint64_t init = atomic_load(&d->init_unique);
-	if (init && iov[0].iov_len >= sizeof(*h) && h->unique == init && h->error == 0)
+	bool is_init = init && iov[0].iov_len >= sizeof(*h) && h->unique == init;
+	if (is_init && h->error == 0)
 		patch_init(d, iov, count, &copy);
-	return writev(fd, iov, count);
+	ssize_t n = writev(fd, iov, count);
+	if (is_init && n >= 0 && d->on_init)
+		d->on_init(d->on_init_ctx);
+	return n;
 }
 
 static ssize_t dev_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,

@@ -20,6 +20,9 @@ struct devio {
 	atomic_uint_fast64_t init_unique; /* the INIT request's id, once read */
 	bool no_export;			  /* set FUSE_NO_EXPORT_SUPPORT in the reply */
 	atomic_bool export_off;		  /* ...and it was */
+	/* Called once the INIT reply is written: the mount serves. */
+	void (*on_init)(void *ctx);
+	void *on_init_ctx;
 };
 
 /* Puts the hooks between `se` (mounted, not yet looping) and its device.

@@ -87,8 +87,8 @@ static void remove_stale(int topfd)
 
 void gcroots_init(struct gcroots *g)
 {
+	memset(g, 0, sizeof(*g));
 	pthread_mutex_init(&g->lock, NULL);
-	g->dir = NULL;
 	g->fd = -1;
 }
 
@@ -129,11 +129,30 @@ errint_t gcroots_open(struct gcroots *g, const char *dir)
 	return 0;
 }
 
+/* How many bundles root a store path. Entries stay once made: there are
+ * as many as store paths ever served. */
+struct rootcount {
+	unsigned n;
+};
+
+static struct rootcount *count_of(struct gcroots *g, const char *base)
+{
+	size_t len = strlen(base);
+	struct rootcount *c = strmap_get(&g->counts, base, len);
+	if (!c) {
+		c = arena_alloc(&g->names, sizeof(*c));
+		strmap_put(&g->counts, arena_strndup(&g->names, base, len), len, c);
+	}
+	return c;
+}
+
 errint_t gcroots_add(struct gcroots *g, const struct store *st, const char *const *bases, size_t n)
 {
 	errint_t rc = 0;
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < n && g->fd >= 0; i++) {
+		if (count_of(g, bases[i])->n++)
+			continue;
 		char *target = xasprintf("%s/%s", st->dir, bases[i]);
 		if (symlinkat(target, g->fd, bases[i]) < 0 && errno != EEXIST)
 			rc = -errno;
@@ -141,6 +160,17 @@ errint_t gcroots_add(struct gcroots *g, const struct store *st, const char *cons
 	}
 	pthread_mutex_unlock(&g->lock);
 	return rc;
+}
+
+void gcroots_remove(struct gcroots *g, const struct store *st, const char *const *bases, size_t n)
+{
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < n && g->fd >= 0; i++) {
+		struct rootcount *c = count_of(g, bases[i]);
+		if (c->n && --c->n == 0)
+			unlinkat(g->fd, bases[i], 0);
+	}
+	pthread_mutex_unlock(&g->lock);
 }
 
 void gcroots_close(struct gcroots *g)
@@ -152,5 +182,7 @@ void gcroots_close(struct gcroots *g)
 		remove_dir(AT_FDCWD, g->dir);
 	free(g->dir);
 	g->dir = NULL;
+	strmap_free(&g->counts);
+	arena_free(&g->names);
 	pthread_mutex_destroy(&g->lock);
 }

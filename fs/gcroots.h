@@ -10,14 +10,17 @@
 #define BUNDLEFS_GCROOTS_H
 
 #include "store.h"
+#include "strmap.h"
 #include "util.h"
 
 #include <pthread.h>
 
 struct gcroots {
-	pthread_mutex_t lock; /* a leaf: held only around one symlinkat */
+	pthread_mutex_t lock; /* a leaf: held around the counts and one symlinkat */
 	char *dir;	      /* <gcroots>/bundlefs/<pid>, or NULL: no roots kept */
 	int fd;		      /* dir, open */
+	struct strmap counts; /* base name -> how many bundles root it */
+	struct arena names;
 };
 
 /* The default roots directory for a store: <state>/gcroots beside the
@@ -27,9 +30,12 @@ char *gcroots_default(const struct store *st);
 void gcroots_init(struct gcroots *g);
 /* Creates this daemon's directory below `top`. Returns 0 or -errno. */
 errint_t gcroots_open(struct gcroots *g, const char *top);
-/* Registers store paths (base names); nothing when no directory is open.
- * Returns 0 or -errno. */
+/* Registers store paths (base names) for one more bundle; nothing when no
+ * directory is open. Returns 0 or -errno. */
 errint_t gcroots_add(struct gcroots *g, const struct store *st, const char *const *bases, size_t n);
+/* The bundle that registered them is gone: a root no other bundle needs
+ * is removed. */
+void gcroots_remove(struct gcroots *g, const struct store *st, const char *const *bases, size_t n);
 /* Removes this daemon's roots. */
 void gcroots_close(struct gcroots *g);
 

@@ -95,17 +95,28 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
+/* Counts a request for the node's bundle (bundlectl status). */
+static void account(const struct node *n, uint64_t bytes)
+{
+	if (n->bundle)
+		bundle_account(n->bundle, bytes);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct bfs *fs = fsof(req);
 	struct node *p = node_or_reply(req, parent);
 	if (!p)
 		return;
 	struct fuse_entry_param e;
-	errint_t rc = lookup_entry(fsof(req), p, name, -1, &e);
+	bool entered = tree_enter(fs, p);
+	errint_t rc = lookup_entry(fs, p, name, -1, &e);
 	if (rc < 0)
 		reply_err(req, rc);
 	else
 		fuse_reply_entry(req, &e);
+	tree_leave(fs, entered);
+	account(p, 0);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -185,6 +196,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	const struct content *c = &hold.h->file;
+	uint64_t end = c->fd < 0 ? c->len : n->attr.size;
+	account(n, (uint64_t)off < end ? (end - (uint64_t)off < size ? end - (uint64_t)off : size)
+				       : 0);
 	if (c->fd < 0) {
 		size_t len = c->len;
 		if ((size_t)off >= len)
@@ -287,11 +301,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!n)
 		return;
 	struct dirbuf b = {req, fs, n, plus, xmalloc(size), size, 0};
+	bool entered = tree_enter(fs, n);
 	errint_t rc = handles_readdir(fs, n, fi->fh, off, add_entry, &b);
 	if (rc < 0 && b.pos == 0)
 		reply_err(req, rc);
 	else
 		fuse_reply_buf(req, b.buf, b.pos);
+	tree_leave(fs, entered);
+	account(n, 0);
 	free(b.buf);
 }
 
@@ -311,6 +328,14 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 {
 	handles_release(fsof(req), fi->fh);
 	fuse_reply_err(req, 0);
+}
+
+void ll_forget_entry(struct bfs *fs, node_id parent, const char *name)
+{
+	if (name)
+		fuse_lowlevel_notify_inval_entry(fs->session, parent, name, strlen(name));
+	else
+		fuse_lowlevel_notify_inval_inode(fs->session, parent, 0, 0);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -3,196 +3,36 @@
  * straight from the store, so that `runc run -b MOUNT/NAME` starts without
  * copying anything.
  *
- * This file parses arguments, reads the spec (nothing else: bundles are
- * resolved on first access), mounts, daemonizes and runs the loop. On
- * SIGTERM, SIGINT or SIGHUP the mount is detached lazily; the loop ends
- * when the kernel drops the last reference, so containers that still hold
- * files keep working until they let go. */
+ * This file starts the daemon: reads the spec (nothing else: bundles are
+ * resolved on first access), detaches, mounts, and runs the loop; the
+ * command returns once the mount serves. SIGTERM and SIGINT detach the
+ * mount lazily (the loop ends when the kernel drops the last reference,
+ * so containers that still hold files keep working until they let go);
+ * SIGHUP reloads the spec. */
 #include "bfs.h"
-#include "cli.h"
+#include "control.h"
 #include "log.h"
+#include "mounts.h"
+#include "options.h"
+#include "reload.h"
+#include "service.h"
 #include "tree.h"
 #include "watchdog.h"
 
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static const char usage_text[] =
-    "usage: bundlefs [OPTIONS] MOUNTPOINT SPEC\n"
-    "\n"
-    "Mounts every bundle of SPEC as MOUNTPOINT/NAME/{config.json,rootfs/}, an OCI\n"
-    "runtime bundle whose rootfs is the bundle's Nix closure, served read-only\n"
-    "from the store without copying. Then: runc run -b MOUNTPOINT/NAME ID\n"
-    "\n"
-    "Options:\n"
-    "  -f, --foreground    stay in the foreground (log to stderr, not syslog)\n"
-    "  -d, --debug         log every FUSE request (implies -f)\n"
-    "  -s                  single-threaded\n"
-    "  -o OPT[,OPT...]     extra FUSE mount options\n"
-    "  --threads N         at most N worker threads (default 8)\n"
-    "  --gcroots DIR|none  register served closures as Nix GC roots below DIR\n"
-    "                      (default: the gcroots directory beside Nix's database,\n"
-    "                      when it exists); none: register nothing\n"
-    "  --no-openat2        resolve store paths one component at a time even where\n"
-    "                      the kernel has openat2 (the fallback, for testing it)\n"
-    "  -h, --help          this text\n"
-    "  -V, --version       the version\n"
-    "\n";
-
-static const char usage_tail[] =
-    "\n"
-    "The mount is always ro,nosuid,nodev; as root it is also allow_other with\n"
-    "default_permissions, so containers running as any user can read it.\n"
-    "Unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`, or SIGTERM.\n"
-    "Exit status: 0 after a clean unmount, 1 on a failure, 2 for a bad spec\n"
-    "or bad usage.\n";
-
-struct args {
-	const char *mountpoint, *spec;
-	const char *gcroots; /* NULL: the default; "none": none */
-	struct buf fuse_opts;
-	bool foreground, debug, single, no_openat2;
-	unsigned threads;
-};
-
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "bundlefs: ");
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry `bundlefs --help'.\n");
-	return 2;
-}
-
-/* Returns -1 to go on, else an exit status. */
-static int parse_args(int argc, char **argv, struct args *a, struct store *st)
-{
-	a->threads = 8;
-	for (int i = 1; i < argc; i++) {
-		const char *s = argv[i], *v;
-		char *err = NULL;
-		int r;
-		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
-			fputs(usage_text, stdout);
-			fputs(cli_store_help, stdout);
-			fputs(usage_tail, stdout);
-			return 0;
-		} else if (!strcmp(s, "-V") || !strcmp(s, "--version")) {
-			printf("bundlefs %s (libfuse %s)\n", BUNDLEFS_VERSION, fuse_pkgversion());
-			return 0;
-		} else if (!strcmp(s, "-f") || !strcmp(s, "--foreground")) {
-			a->foreground = true;
-		} else if (!strcmp(s, "-d") || !strcmp(s, "--debug")) {
-			a->debug = a->foreground = true;
-		} else if (!strcmp(s, "-s")) {
-			a->single = true;
-		} else if (!strcmp(s, "--no-openat2")) {
-			a->no_openat2 = true;
-		} else if (!strncmp(s, "-o", 2)) {
-			v = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
-			if (!v)
-				return usage_error("%s needs a value", "-o");
-			buf_addc(&a->fuse_opts, ',');
-			buf_adds(&a->fuse_opts, v);
-		} else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-			char *end;
-			long n = v ? strtol(v, &end, 10) : 0;
-			if (!v || *end || n < 1 || n > 1024)
-				return usage_error("--threads needs a number from 1 to 1024%s", "");
-			a->threads = (unsigned)n;
-		} else if (cli_opt(argc, argv, &i, "--gcroots", &a->gcroots)) {
-			if (!a->gcroots || !*a->gcroots)
-				return usage_error("--gcroots needs a directory or none%s", "");
-		} else if ((r = cli_store_arg(st, argc, argv, &i, &err)) != 0) {
-			if (r < 0) {
-				int rc = usage_error("%s", err);
-				free(err);
-				return rc;
-			}
-		} else if (s[0] == '-' && s[1]) {
-			return usage_error("unknown option %s", s);
-		} else if (!a->mountpoint) {
-			a->mountpoint = s;
-		} else if (!a->spec) {
-			a->spec = s;
-		} else {
-			return usage_error("unexpected argument %s", s);
-		}
-	}
-	if (!a->mountpoint || !a->spec)
-		return usage_error("%s", "need a MOUNTPOINT and a SPEC");
-	char *err = NULL;
-	if (store_finish(st, &err) < 0) {
-		int rc = usage_error("%s", err);
-		free(err);
-		return rc;
-	}
-	return -1;
-}
-
-/* Is `opt` one of the comma-separated options in `list`? */
-static bool has_option(const char *list, const char *opt)
-{
-	size_t n = strlen(opt);
-	for (const char *p = list; p && *p;) {
-		const char *e = strchr(p, ',');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		if (len == n && !strncmp(p, opt, n))
-			return true;
-		p = e ? e + 1 : p + len;
-	}
-	return false;
-}
-
-/* Detaches the mount from the tree; the kernel ends the session once
- * nothing uses it any more. */
-static void detach(const char *mountpoint)
-{
-	if (geteuid() == 0) {
-		if (umount2(mountpoint, MNT_DETACH) == 0 || errno != EPERM)
-			return;
-	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "-z", "--", mountpoint, (char *)NULL);
-		_exit(127);
-	}
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
-}
-
-struct sigctx {
-	sigset_t set;
-	const char *mountpoint;
-	bool foreground;
-};
-
-static void *signal_thread(void *arg)
-{
-	struct sigctx *c = arg;
-	int sig;
-	while (sigwait(&c->set, &sig) == 0) {
-		if (c->foreground)
-			log_msg("%s: unmounting %s", strsignal(sig), c->mountpoint);
-		detach(c->mountpoint);
-	}
-	return NULL;
-}
 
 /* Out of descriptors: close every cached one not in use. */
 static void reclaim(void *ctx)
@@ -217,53 +57,78 @@ static unsigned raise_nofile(void)
 	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (unsigned)rl.rlim_cur;
 }
 
-/* Bounds x to [lo, hi]. */
 static unsigned clamp(unsigned x, unsigned lo, unsigned hi)
 {
 	return x < lo ? lo : x > hi ? hi : x;
 }
 
-/* Sets up everything the handlers use. Returns 0 or -errno. */
-static errint_t bfs_init(struct bfs *f, const struct args *a)
+static void hold_bundle(struct bstate *b)
+{
+	bundle_get(b);
+}
+
+/* Sets up everything the handlers use, from the spec `sp` (taken over).
+ * Returns 0 or -errno. */
+static errint_t bfs_init(struct bfs *f, const struct options *o, struct spec *sp)
 {
 	errint_t e = store_open(&f->st);
 	if (e < 0)
 		return e;
 	clock_gettime(CLOCK_REALTIME, &f->started);
+	f->loaded = f->started;
 	f->uid = geteuid();
 	f->gid = getegid();
-	backing_init(&f->backing, f->st.fd, a->no_openat2, reclaim, f);
+	backing_init(&f->backing, f->st.fd, o->no_openat2, reclaim, f);
 	f->resolver = resolver_new(&f->st);
 	gcroots_init(&f->gcroots);
-	struct bundle_env env = {.st = &f->st, .resolver = f->resolver, .gcroots = &f->gcroots};
-	f->bundles = bundles_new(&f->spec, &env);
-	nodes_init(&f->nodes);
+	f->env = (struct bundle_env){.st = &f->st,
+				     .resolver = f->resolver,
+				     .gcroots = &f->gcroots,
+				     .registry = bundle_registry_new()};
+	f->bundles = bundles_new(sp, &f->env, NULL);
+	f->generation = 1;
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* A reload is not starved by a steady stream of lookups. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&f->gen_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&f->reload_lock, NULL);
+	pthread_cond_init(&f->retired_cond, NULL);
+	nodes_init(&f->nodes, &(struct nodes_owner){hold_bundle, bundle_put});
 	/* The handle caches share what descriptors are left once each worker
 	 * thread has its own device descriptor, and each request in flight
 	 * two (a path and the file it reopens), and a few for the rest. */
 	unsigned limit = raise_nofile();
-	unsigned reserve = 3 * a->threads + 24;
+	unsigned reserve = 3 * o->threads + 24;
 	unsigned budget = limit > reserve + 12 ? limit - reserve : 12;
 	tree_init(f, clamp(budget / 4, 2, 64));
 	handles_init(f, clamp(budget / 2, 4, 64), clamp(budget / 4, 2, 64));
 	/* Opens can skip the daemon only while the kernel itself refuses
-	 * writes; with a forced rw mount OPEN must stay to answer EROFS. */
-	f->zero_open = !has_option(a->fuse_opts.data, "rw");
+	 * writes; with a read-write mount OPEN must stay to answer EROFS. */
+	f->zero_open = !o->mount_rw;
 	return 0;
 }
 
 static void bfs_fini(struct bfs *f)
 {
+	reload_stop(f);
 	handles_fini(f);
 	tree_fini(f);
 	nodes_destroy(&f->nodes);
-	bundles_free(f->bundles);
+	bundles_put(f->bundles);
+	bundle_registry_free(f->env.registry);
 	gcroots_close(&f->gcroots);
 	resolver_free(f->resolver);
+	free(f->last_reload.problems);
+	pthread_rwlock_destroy(&f->gen_lock);
+	pthread_mutex_destroy(&f->reload_lock);
+	pthread_cond_destroy(&f->retired_cond);
+	free(f->retired);
 }
 
 /* Registers served closures as GC roots, in the directory named by our
- * pid (so: after daemonizing). */
+ * pid (so: after detaching). */
 static void start_gcroots(struct bfs *f, const char *opt)
 {
 	char *dir = NULL;
@@ -279,12 +144,112 @@ static void start_gcroots(struct bfs *f, const char *opt)
 	free(dir);
 }
 
+struct sigctx {
+	sigset_t set;
+	struct bfs *fs;
+	bool foreground;
+};
+
+static void *signal_thread(void *arg)
+{
+	struct sigctx *c = arg;
+	int sig;
+	while (sigwait(&c->set, &sig) == 0) {
+		if (sig == SIGHUP) {
+			reload_run(c->fs, NULL);
+			continue;
+		}
+		if (c->foreground)
+			log_msg("%s: unmounting %s", strsignal(sig), c->fs->mountpoint);
+		service_notify("STOPPING=1");
+		errint_t e = unmount_detach(c->fs->mountpoint, c->fs->mnt_id);
+		if (e == -EBUSY)
+			log_msg("not unmounting %s: another mount covers it", c->fs->mountpoint);
+		else if (e < 0 && e != -ENOENT)
+			log_msg("unmounting %s: %s", c->fs->mountpoint, strerror(-e));
+	}
+	return NULL;
+}
+
+/* After starting, where messages go. */
+struct logplan {
+	const char *file;
+	bool syslog;
+};
+
+/* Decided before detaching, so that a problem reaches the user. */
+static int plan_logging(const struct options *o, struct logplan *p)
+{
+	p->file = o->log;
+	p->syslog = !o->log && log_syslog_available();
+	if (o->log) {
+		int fd = open(o->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+		if (fd < 0) {
+			fprintf(stderr, "bundlefs: --log %s: %s\n", o->log, strerror(errno));
+			return -1;
+		}
+		close(fd);
+	} else if (!o->foreground && !p->syslog) {
+		fprintf(stderr, "bundlefs: no syslog on this machine (/dev/log): messages of the "
+				"background daemon are lost; give --log FILE to keep them\n");
+	}
+	return 0;
+}
+
+struct started {
+	struct logplan plan;
+	bool foreground;
+};
+
+/* The kernel's INIT has been answered: the mount serves. */
+static void on_serving(void *ctx)
+{
+	struct started *s = ctx;
+	if (!s->foreground) {
+		if (s->plan.file)
+			log_to_file(s->plan.file);
+		else if (s->plan.syslog)
+			log_to_syslog();
+		else
+			log_to_nothing();
+		/* Let go of the terminal (or the pipe) the command was run on. */
+		service_drop_stdio();
+	}
+	service_ready();
+}
+
+/* Refuses a mount point already served by bundlefs: a second mount would
+ * cover the first, which would then unmount the second. */
+static int check_mountpoint(const char *mnt)
+{
+	struct mountent m;
+	if (mounts_at(mnt, &m) != 1 || !mounts_is_bundlefs(&m))
+		return 0;
+	struct sockaddr_un sun;
+	socklen_t len = mounts_control_addr(m.major, m.minor, &sun);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live = fd >= 0 && connect(fd, (struct sockaddr *)&sun, len) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (live)
+		fprintf(stderr,
+			"bundlefs: %s: already a bundlefs mount; `bundlectl status %s` "
+			"shows it, `bundlectl reload %s` changes what it serves\n",
+			mnt, mnt, mnt);
+	else
+		fprintf(stderr,
+			"bundlefs: %s: a bundlefs mount whose daemon is gone is there; "
+			"remove it with `fusermount3 -u -z %s`\n",
+			mnt, mnt);
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
-	struct args a = {0};
+	struct options o = {0};
 	struct bfs fs = {0};
 	store_init(&fs.st);
-	int rc = parse_args(argc, argv, &a, &fs.st);
+	int rc = options_parse(argc, argv, &o, &fs.st);
 	if (rc >= 0)
 		goto out_args;
 
@@ -297,33 +262,52 @@ int main(int argc, char **argv)
 			"safely (/proc/self/fd) and to watch its mount (/proc/self/mountinfo)\n");
 		goto out_args;
 	}
+	fs.spec_path = mounts_abspath(o.spec);
+	struct spec sp;
 	struct diags d = {0};
 	rc = 2;
-	if (spec_load(&fs.spec, a.spec, &fs.st, &d) < 0) {
+	if (spec_load(&sp, fs.spec_path, &fs.st, &d) < 0) {
 		diag_print(&d, stderr, NULL);
 		diag_clear(&d);
 		goto out_args;
 	}
 	rc = 1;
+	char *lexical = mounts_abspath(o.mountpoint);
+	int busy = check_mountpoint(lexical);
+	free(lexical);
 	char mnt[PATH_MAX];
 	struct stat st;
-	if (!realpath(a.mountpoint, mnt) || stat(mnt, &st) < 0) {
-		fprintf(stderr, "bundlefs: mountpoint %s: %s\n", a.mountpoint, strerror(errno));
-		goto out_spec;
+	if (busy < 0) {
+		spec_free(&sp);
+		goto out_args;
+	}
+	if (!realpath(o.mountpoint, mnt) || stat(mnt, &st) < 0) {
+		fprintf(stderr, "bundlefs: mountpoint %s: %s\n", o.mountpoint, strerror(errno));
+		spec_free(&sp);
+		goto out_args;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "bundlefs: mountpoint %s: not a directory\n", a.mountpoint);
-		goto out_spec;
+		fprintf(stderr, "bundlefs: mountpoint %s: not a directory\n", o.mountpoint);
+		spec_free(&sp);
+		goto out_args;
 	}
-	errint_t e = bfs_init(&fs, &a);
+	fs.mountpoint = mnt;
+	struct started started = {.foreground = o.foreground};
+	if (plan_logging(&o, &started.plan) < 0) {
+		spec_free(&sp);
+		goto out_args;
+	}
+	errint_t e = bfs_init(&fs, &o, &sp);
 	if (e < 0) {
 		fprintf(stderr, "bundlefs: store %s: %s\n", fs.st.real, strerror(-e));
-		goto out_spec;
+		spec_free(&sp);
+		goto out_args;
 	}
 
 	/* The daemon, not libfuse, owns these signals: they detach the mount
-	 * lazily instead of tearing the session down under open files. */
-	struct sigctx sc = {.mountpoint = mnt, .foreground = a.foreground};
+	 * lazily instead of tearing the session down under open files, and
+	 * SIGHUP reloads. Blocked before any thread starts. */
+	struct sigctx sc = {.fs = &fs, .foreground = o.foreground};
 	sigemptyset(&sc.set);
 	sigaddset(&sc.set, SIGTERM);
 	sigaddset(&sc.set, SIGINT);
@@ -331,66 +315,89 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* In the background, the command waits for the mount to serve. */
+	if (!o.foreground && (e = service_detach()) < 0) {
+		fprintf(stderr, "bundlefs: fork: %s\n", strerror(-e));
+		goto out_fs;
+	}
+
 	struct buf opts = {0};
-	buf_adds(&opts, "ro,nosuid,nodev,default_permissions,fsname=bundlefs,subtype=bundlefs");
+	buf_adds(&opts, o.mount_rw ? "rw" : "ro");
+	buf_adds(&opts, ",nosuid,nodev,default_permissions,fsname=bundlefs,subtype=bundlefs");
 	if (geteuid() == 0)
 		buf_adds(&opts, ",allow_other");
-	if (a.fuse_opts.len)
-		buf_adds(&opts, a.fuse_opts.data);
-	char *fargv[] = {argv[0], "-o", opts.data, a.debug ? "-d" : NULL, NULL};
-	struct fuse_args fargs = FUSE_ARGS_INIT(a.debug ? 4 : 3, fargv);
+	if (o.fuse_opts.len)
+		buf_adds(&opts, o.fuse_opts.data);
+	char *fargv[] = {argv[0], "-o", opts.data, o.debug ? "-d" : NULL, NULL};
+	struct fuse_args fargs = FUSE_ARGS_INIT(o.debug ? 4 : 3, fargv);
 
 	struct fuse_session *session = fuse_session_new(&fargs, &bfs_ops, sizeof(bfs_ops), &fs);
 	if (!session)
-		goto out_fs;
+		goto out_opts;
+	fs.session = session;
 	if (fuse_session_mount(session, mnt) != 0) {
 		fprintf(stderr, "bundlefs: cannot mount %s\n", mnt);
 		goto out_session;
 	}
-	/* No file handles: open_by_handle_at must not reach nodes by id. */
+	struct mountent me;
+	if (mounts_at(mnt, &me) != 1 || !mounts_is_bundlefs(&me)) {
+		fprintf(stderr, "bundlefs: %s: mounted, but not found in /proc/self/mountinfo\n",
+			mnt);
+		goto out_unmount;
+	}
+	fs.mnt_id = me.id;
+	fs.dev_major = me.major;
+	fs.dev_minor = me.minor;
+	/* No file handles: open_by_handle_at must not reach nodes by id. The
+	 * INIT reply also tells us when the mount serves. */
 	fs.devio.no_export = true;
+	fs.devio.on_init = on_serving;
+	fs.devio.on_init_ctx = &started;
 	if ((e = devio_attach(session, &fs.devio)) < 0) {
 		fprintf(stderr, "bundlefs: %s: %s\n", mnt, strerror(-e));
 		goto out_unmount;
 	}
-	if (!a.foreground)
-		log_to_syslog();
-	if (fuse_daemonize(a.foreground) != 0)
-		goto out_unmount;
-
-	/* After daemonizing: the watchdog watches this process, and the
-	 * roots directory is named by our pid. */
-	if ((e = watchdog_start(mnt)) < 0)
+	if ((e = watchdog_start(mnt, fs.mnt_id)) < 0)
 		log_msg("no watchdog (%s): if the daemon dies, unmount with fusermount3 -u -z",
 			strerror(-e));
-	start_gcroots(&fs, a.gcroots);
+	start_gcroots(&fs, o.gcroots);
+	if ((e = control_start(&fs)) < 0)
+		log_msg("no control socket (%s): bundlectl status and reload will not reach "
+			"this mount",
+			strerror(-e));
+	if ((e = reload_start(&fs)) < 0)
+		log_msg("retired bundle versions will stay cached (%s)", strerror(-e));
+	if (o.watch && (e = reload_watch(&fs)) < 0)
+		log_msg("cannot watch %s (%s): reload with SIGHUP", fs.spec_path, strerror(-e));
 
 	pthread_t sigthr;
 	pthread_create(&sigthr, NULL, signal_thread, &sc);
 	pthread_detach(sigthr);
 
-	if (a.single) {
+	if (o.single) {
 		rc = fuse_session_loop(session);
 	} else {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(cfg, 1);
-		fuse_loop_cfg_set_max_threads(cfg, a.threads);
+		fuse_loop_cfg_set_max_threads(cfg, o.threads);
 		rc = fuse_session_loop_mt(session, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
 	rc = rc == 0 ? 0 : 1;
+	service_notify("STOPPING=1");
 out_unmount:
 	fuse_session_unmount(session);
 out_session:
 	fuse_session_destroy(session);
-out_fs:
+out_opts:
 	fuse_opt_free_args(&fargs);
 	buf_free(&opts);
+out_fs:
+	service_failed(rc ? rc : 1);
 	bfs_fini(&fs);
-out_spec:
-	spec_free(&fs.spec);
 out_args:
+	free(fs.spec_path);
 	store_free(&fs.st);
-	buf_free(&a.fuse_opts);
+	options_free(&o);
 	return rc;
 }

@@ -10,9 +10,14 @@
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define MAX_CHUNKS (1u << 15) /* 134M nodes */
 
-void nodes_init(struct nodes *t)
+static void no_hold(struct bstate *b)
+{
+}
+
+void nodes_init(struct nodes *t, const struct nodes_owner *owner)
 {
 	memset(t, 0, sizeof(*t));
+	t->owner = owner ? *owner : (struct nodes_owner){no_hold, no_hold};
 	pthread_mutex_init(&t->lock, NULL);
 	t->chunks = xcalloc(MAX_CHUNKS, sizeof(*t->chunks));
 	t->next = NODES_ROOT_ID;
@@ -24,6 +29,8 @@ void nodes_destroy(struct nodes *t)
 		for (size_t i = 0; i < CHUNK_SIZE; i++) {
 			struct node *n = t->chunks[c][i];
 			if (n) {
+				if (n->bundle)
+					t->owner.release(n->bundle);
 				free(n->key);
 				free(n->rel);
 				free(n);
@@ -80,6 +87,8 @@ static struct node *alloc_node(struct nodes *t, const struct node *proto)
 	 * the new node with the one it replaced. */
 	n->gen = t->next_gen++;
 	n->attr.blksize = n->attr.blksize ? n->attr.blksize : 4096;
+	if (n->bundle)
+		t->owner.hold(n->bundle);
 	slot_set(t, n->id, n);
 	t->live++;
 	return n;
@@ -152,7 +161,7 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 	}
 	pthread_mutex_lock(&t->lock);
 	struct node *n = strmap_get(map, key, kl);
-	if (n && proto->shared && !same_file(n, proto)) {
+	if (n && (proto->shared ? !same_file(n, proto) : n->bundle != proto->bundle)) {
 		/* The old node stays while the kernel holds it, but no new
 		 * lookup finds it: it names a file that is gone. */
 		strmap_del(map, n->key, n->keylen);
@@ -179,8 +188,36 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 	return n;
 }
 
+/* The child `name` of `parent` by the children map, taken out of it when
+ * `unmap`; its id, or 0. */
+static node_id child(struct nodes *t, struct node *parent, const char *name, bool unmap)
+{
+	size_t kl;
+	char *k = child_key(parent, name, &kl);
+	pthread_mutex_lock(&t->lock);
+	struct node *n = unmap ? strmap_del(&t->children, k, kl) : strmap_get(&t->children, k, kl);
+	node_id id = n ? n->id : 0;
+	if (n && unmap)
+		n->in_map = false;
+	pthread_mutex_unlock(&t->lock);
+	free(k);
+	return id;
+}
+
+node_id nodes_child_id(struct nodes *t, struct node *parent, const char *name)
+{
+	return child(t, parent, name, false);
+}
+
+bool nodes_unmap_child(struct nodes *t, struct node *parent, const char *name)
+{
+	return child(t, parent, name, true) != 0;
+}
+
 void nodes_forget(struct nodes *t, node_id id, uint64_t count)
 {
+	struct bstate *one[16], **released = one;
+	size_t nreleased = 0, cap = ARRAY_SIZE(one);
 	pthread_mutex_lock(&t->lock);
 	struct node *n = nodes_get(t, id);
 	if (!n) {
@@ -196,6 +233,18 @@ void nodes_forget(struct nodes *t, node_id id, uint64_t count)
 		GROW(t->free_ids, t->nfree, t->free_cap);
 		t->free_ids[t->nfree++] = n->id;
 		t->live--;
+		/* Bundles are given back outside the lock (that may free a
+		 * closure and remove GC roots). */
+		if (n->bundle) {
+			if (nreleased == cap) {
+				cap *= 2;
+				released =
+				    released == one
+					? memcpy(xmalloc(cap * sizeof(*released)), one, sizeof(one))
+					: xreallocarray(released, cap, sizeof(*released));
+			}
+			released[nreleased++] = n->bundle;
+		}
 		free(n->key);
 		free(n->rel);
 		free(n);
@@ -204,4 +253,8 @@ void nodes_forget(struct nodes *t, node_id id, uint64_t count)
 			n->pins--;
 	}
 	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < nreleased; i++)
+		t->owner.release(released[i]);
+	if (released != one)
+		free(released);
 }

@@ -61,8 +61,17 @@ struct node {
 	struct nattr attr;
 };
 
+/* What the table does with the bundle a node is made from: takes a
+ * reference when the node is made, gives it back (after unlocking) when
+ * the node is freed. */
+struct nodes_owner {
+	void (*hold)(struct bstate *b);
+	void (*release)(struct bstate *b);
+};
+
 struct nodes {
 	pthread_mutex_t lock;
+	struct nodes_owner owner;
 	struct node ***chunks; /* fixed array of chunk pointers */
 	node_id next;	       /* next never-used id */
 	node_id *free_ids;
@@ -73,7 +82,7 @@ struct nodes {
 	size_t live;
 };
 
-void nodes_init(struct nodes *t);
+void nodes_init(struct nodes *t, const struct nodes_owner *owner);
 void nodes_destroy(struct nodes *t);
 
 /* The node with id `id`, or NULL. Lock-free: valid while the kernel holds
@@ -90,9 +99,18 @@ struct node *nodes_lookup_child(struct nodes *t, struct node *parent, const char
 /* Adds a child of `parent` named `name` built from `proto` (kind, shared,
  * bundle, ldir, rel, bdev/bino, attr), or, when a racing lookup added it
  * first, returns that one; either way with one more lookup taken. A shared
- * node is keyed by (bdev, bino) and not linked to `parent`. */
+ * node is keyed by (bdev, bino) and not linked to `parent`. A node found
+ * under the name but made from another bundle (a reload changed what the
+ * name means) is replaced: it lives on for the kernel, found by no one. */
 struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 		       const struct node *proto);
+
+/* The id of the child `name` of `parent` (taking no lookup), or 0. */
+node_id nodes_child_id(struct nodes *t, struct node *parent, const char *name);
+
+/* Makes the child `name` of `parent` found by no new lookup (it lives on
+ * while the kernel holds it). Returns whether there was one. */
+bool nodes_unmap_child(struct nodes *t, struct node *parent, const char *name);
 
 /* Drops n lookups; frees the node (and unpinned ancestors) when none are
  * left. */

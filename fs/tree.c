@@ -72,26 +72,82 @@ static struct backing_id backing_id(const struct node *n)
 				   .mtime_ns = n->attr.mtime_ns};
 }
 
-/* ---- NK_ROOT: the bundles ------------------------------------------------ */
+/* ---- NK_ROOT: the bundles' names ------------------------------------------ */
 
+/* Each name is a symlink to its bundle's current version. A reload that
+ * changes a bundle repoints the symlink; the version directory itself is
+ * never invalidated, so the mounts a running container has below it (its
+ * root, /proc, /dev...) are never detached by the kernel, which would
+ * happen to any directory whose identity changed. */
 static errint_t root_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
 			    struct node *p)
 {
+	if (!strcmp(name, VERSIONS_DIR)) {
+		p->kind = NK_VERSIONS;
+		p->attr = synth_dir(fs, (uint32_t)bundles_count(fs->bundles));
+		return 0;
+	}
 	struct bstate *b = bundles_find(fs->bundles, name);
 	if (!b)
 		return -ENOENT;
-	p->kind = NK_BUNDLE;
+	char target[64];
+	int n = snprintf(target, sizeof(target), VERSIONS_DIR "/%llu",
+			 (unsigned long long)bundle_serial(b));
+	p->kind = NK_LINK;
 	p->bundle = b;
-	p->attr = synth_dir(fs, 1);
+	p->attr = synth_attr(fs, S_IFLNK | 0777, 1, (uint64_t)n);
 	return 0;
 }
 
+/* The versions directory is found by name, not listed. */
 static bool root_entry(struct bfs *fs, struct node *dir, size_t i, const char **name,
 		       unsigned char *type)
 {
 	if (i >= bundles_count(fs->bundles))
 		return false;
 	*name = bundle_name(bundles_at(fs->bundles, i));
+	*type = DT_LNK;
+	return true;
+}
+
+/* ---- NK_LINK: a bundle's name ------------------------------------------------ */
+
+static ssize_t link_readlink(struct bfs *fs, struct node *n, char *buf, size_t size)
+{
+	int len =
+	    snprintf(buf, size, VERSIONS_DIR "/%llu", (unsigned long long)bundle_serial(n->bundle));
+	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : len;
+}
+
+/* ---- NK_VERSIONS: every bundle that lives, by serial number ------------------ */
+
+static errint_t versions_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
+				struct node *p)
+{
+	char *end;
+	unsigned long long serial = strtoull(name, &end, 10);
+	if (*end || !*name || name[0] == '0')
+		return -ENOENT;
+	struct bstate *b = bundles_by_serial(&fs->env, serial);
+	if (!b)
+		return -ENOENT;
+	p->kind = NK_BUNDLE;
+	p->bundle = b;
+	p->attr = synth_dir(fs, 1);
+	bundle_put(b); /* the node takes its own reference */
+	return 0;
+}
+
+/* Lists the versions of the current bundles. */
+static bool versions_entry(struct bfs *fs, struct node *dir, size_t i, const char **name,
+			   unsigned char *type)
+{
+	static __thread char buf[32];
+	if (i >= bundles_count(fs->bundles))
+		return false;
+	snprintf(buf, sizeof(buf), "%llu",
+		 (unsigned long long)bundle_serial(bundles_at(fs->bundles, i)));
+	*name = buf;
 	*type = DT_DIR;
 	return true;
 }
@@ -168,6 +224,8 @@ static errint_t backing_proto(struct bfs *fs, struct bstate *b, char *rel, int d
 	}
 	p->kind = S_ISDIR(st.st_mode) ? NK_BDIR : NK_BFILE;
 	p->shared = p->kind == NK_BFILE;
+	/* (A file shared by several bundles counts for the one that looked
+	 * it up first.) */
 	p->bundle = b;
 	p->bdev = st.st_dev;
 	p->bino = st.st_ino;
@@ -348,6 +406,9 @@ static ssize_t bfile_readlink(struct bfs *fs, struct node *n, char *buf, size_t 
 /* ---- the table --------------------------------------------------------------- */
 
 static const struct kind_ops {
+	/* Its children change with the spec: a name is looked up anew each
+	 * time (nodes_add replaces a node made from another bundle). */
+	bool reloadable;
 	/* Fills `p` for the entry `name` of a directory; -ENOENT if none. */
 	errint_t (*lookup)(struct bfs *fs, struct node *dir, const char *name, int dirfd,
 			   struct node *p);
@@ -361,7 +422,9 @@ static const struct kind_ops {
 	errint_t (*open)(struct bfs *fs, struct node *n, struct content *c);
 	ssize_t (*readlink)(struct bfs *fs, struct node *n, char *buf, size_t size);
 } kinds[NK_COUNT] = {
-    [NK_ROOT] = {.lookup = root_lookup, .entry = root_entry},
+    [NK_ROOT] = {.reloadable = true, .lookup = root_lookup, .entry = root_entry},
+    [NK_LINK] = {.readlink = link_readlink},
+    [NK_VERSIONS] = {.reloadable = true, .lookup = versions_lookup, .entry = versions_entry},
     [NK_BUNDLE] = {.lookup = bundle_lookup, .entry = bundle_entry},
     [NK_CONFIG] = {.open = config_open},
     [NK_VDIR] = {.lookup = vdir_lookup, .entry = vdir_entry},
@@ -369,10 +432,44 @@ static const struct kind_ops {
     [NK_BFILE] = {.open = bfile_open, .readlink = bfile_readlink},
 };
 
+bool tree_enter(struct bfs *fs, const struct node *dir)
+{
+	if (!kinds[dir->kind].reloadable)
+		return false;
+	pthread_rwlock_rdlock(&fs->gen_lock);
+	return true;
+}
+
+void tree_leave(struct bfs *fs, bool entered)
+{
+	if (entered)
+		pthread_rwlock_unlock(&fs->gen_lock);
+}
+
+size_t tree_reloaded(struct bfs *fs, const struct bundles *old, struct node *root, char ***names)
+{
+	const struct bundles *now = fs->bundles;
+	size_t n = 0, cap = 0;
+	*names = NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		const struct bundles *set = pass ? old : now;
+		for (size_t i = 0; i < bundles_count(set); i++) {
+			const char *name = bundle_name(bundles_at(set, i));
+			if (pass && bundles_find(now, name))
+				continue; /* seen in the first pass */
+			if (bundles_find(old, name) == bundles_find(now, name))
+				continue; /* unchanged: nothing to forget */
+			nodes_unmap_child(&fs->nodes, root, name);
+			GROW(*names, n, cap);
+			(*names)[n++] = xstrdup(name);
+		}
+	}
+	return n;
+}
+
 void tree_init(struct bfs *fs, unsigned dirpaths)
 {
-	struct node root = {.kind = NK_ROOT,
-			    .attr = synth_dir(fs, (uint32_t)bundles_count(fs->bundles))};
+	struct node root = {.kind = NK_ROOT, .attr = synth_dir(fs, 1)};
 	nodes_root(&fs->nodes, &root);
 	fs->dirpaths = hcache_new(dirpaths, dirpath_make, dirpath_destroy, fs);
 }
@@ -398,7 +495,7 @@ errint_t tree_lookup(struct bfs *fs, struct node *dir, const char *name, int dir
 	const struct kind_ops *ops = &kinds[dir->kind];
 	if (!ops->lookup)
 		return -ENOTDIR;
-	struct node *n = nodes_lookup_child(&fs->nodes, dir, name);
+	struct node *n = ops->reloadable ? NULL : nodes_lookup_child(&fs->nodes, dir, name);
 	if (n) {
 		*out = n;
 		return 0;

@@ -1,13 +1,15 @@
 /* tree: the virtual tree a mount serves, and its one owner.
  *
- *   MOUNTPOINT/                 NK_ROOT    lists the bundles
- *     NAME/                     NK_BUNDLE
- *       config.json             NK_CONFIG  rendered on first access
- *       rootfs/                 NK_VDIR    the layout's root
- *         dev/ proc/ sys/ ...   NK_VDIR    layout directories
- *         nix/store/            NK_VDIR    is_store: its entries are the closure
- *           <hash>-<name>/      NK_BDIR    a store path's directory
- *             bin/app           NK_BFILE   a store file or symlink (shared)
+ *   MOUNTPOINT/                 NK_ROOT     lists the bundles' names
+ *     NAME -> .bundlefs/7       NK_LINK     the bundle's current version
+ *     .bundlefs/                NK_VERSIONS the versions (found, not listed)
+ *       7/                      NK_BUNDLE   one version of one bundle
+ *         config.json           NK_CONFIG   rendered on first access
+ *         rootfs/               NK_VDIR     the layout's root
+ *           dev/ proc/ sys/ ... NK_VDIR     layout directories
+ *           nix/store/          NK_VDIR     is_store: its entries are the closure
+ *             <hash>-<name>/    NK_BDIR     a store path's directory
+ *               bin/app         NK_BFILE    a store file or symlink (shared)
  *
  * Which names exist in a directory, what their attributes are, what a
  * listing holds and where a file's bytes come from are decided here, by
@@ -17,13 +19,27 @@
 #define BUNDLEFS_TREE_H
 
 #include "nodes.h"
+#include "spec.h"
 #include "util.h"
 
 #include <dirent.h>
 
 struct bfs;
 
-enum node_kind { NK_ROOT, NK_BUNDLE, NK_CONFIG, NK_VDIR, NK_BDIR, NK_BFILE, NK_COUNT };
+enum node_kind {
+	NK_ROOT,
+	NK_LINK,
+	NK_VERSIONS,
+	NK_BUNDLE,
+	NK_CONFIG,
+	NK_VDIR,
+	NK_BDIR,
+	NK_BFILE,
+	NK_COUNT
+};
+
+/* The directory of bundle versions, a name no bundle may have. */
+#define VERSIONS_DIR SPEC_RESERVED_NAME
 
 /* A directory being read. A backing directory is read through a stream
  * of its own, and the offsets a reader resumes at are the backing
@@ -62,6 +78,19 @@ void tree_init(struct bfs *fs, unsigned dirpaths);
 void tree_fini(struct bfs *fs);
 /* Closes the cached descriptors not in use. */
 void tree_trim(struct bfs *fs);
+
+/* A lookup or listing in `dir` and its reply are consistent with the set
+ * of bundles: a reload, which changes the root's children, waits for
+ * those in the root to end (tree_enter returns whether it had to lock). */
+bool tree_enter(struct bfs *fs, const struct node *dir);
+void tree_leave(struct bfs *fs, bool entered);
+
+/* After a reload replaced the set `old` by fs->bundles (with the write
+ * lock held): every name added, removed or given another bundle is made
+ * to be looked up anew. Returns those names (malloc'ed), whose entries the
+ * kernel must forget once the lock is released. */
+struct bundles;
+size_t tree_reloaded(struct bfs *fs, const struct bundles *old, struct node *root, char ***names);
 
 /* Looks `name` up in directory `dir` and takes a lookup on the node found.
  * `dirfd`, when >= 0, is a descriptor of dir's backing directory to look

@@ -1,9 +1,12 @@
 /* watchdog: detach the mount of a daemon that died. */
 #include "watchdog.h"
+#include "mounts.h"
+#include "service.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,25 +16,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The id of the newest mount on `mnt` that is ours, or -1. */
-static long mount_id(const char *mnt)
+int unmount_detach(const char *mnt, uint64_t mnt_id)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return -1;
-	char *line = NULL;
-	size_t cap = 0;
-	long id = -1;
-	while (getline(&line, &cap, f) > 0) {
-		long mid;
-		char point[4096], *sep = strstr(line, " - fuse.bundlefs ");
-		if (sep && sscanf(line, "%ld %*d %*s %*s %4095s", &mid, point) == 2 &&
-		    !strcmp(point, mnt))
-			id = mid;
+	struct mountent top, ours;
+	int found = mounts_at(mnt, &top);
+	if (found < 0)
+		return found;
+	if (!found || top.id != mnt_id)
+		return mounts_by_id(mnt_id, &ours) == 1 ? -EBUSY : -ENOENT;
+	if (geteuid() == 0) {
+		if (umount2(mnt, MNT_DETACH) == 0)
+			return 0;
+		if (errno != EPERM)
+			return -errno;
 	}
-	free(line);
-	fclose(f);
-	return id;
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-z", "--", mnt, (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
 }
 
 static void close_all_but(int keep)
@@ -49,25 +56,14 @@ static void close_all_but(int keep)
 	closedir(d);
 }
 
-int watchdog_start(const char *mnt)
+int watchdog_start(const char *mnt, uint64_t mnt_id)
 {
-	long id = mount_id(mnt);
-	if (id < 0)
-		return -ENOENT;
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		return -e;
-	}
-	if (pid > 0) {
-		close(p[0]);
-		return 0; /* the daemon keeps p[1] open until it exits */
-	}
+	/* The daemon keeps the writing end open until it exits; the
+	 * watchdog reads. */
+	int keep;
+	pid_t pid = service_fork(false, &keep);
+	if (pid != 0)
+		return pid < 0 ? pid : 0;
 
 	/* The watchdog. It must outlive signals meant for the daemon, also
 	 * those sent to the daemon's whole process group or session. */
@@ -79,14 +75,19 @@ int watchdog_start(const char *mnt)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	close_all_but(p[0]);
+	close_all_but(keep);
+	service_drop_stdio();
 	char c;
-	while (read(p[0], &c, 1) < 0 && errno == EINTR)
+	while (read(keep, &c, 1) < 0 && errno == EINTR)
 		;
-	if (mount_id(mnt) != id)
-		_exit(0); /* unmounted as it should be */
-	if (umount2(mnt, MNT_DETACH) == 0 || errno != EPERM)
-		_exit(0);
-	execlp("fusermount3", "fusermount3", "-u", "-z", "--", mnt, (char *)NULL);
-	_exit(127);
+	/* The daemon is gone. While another mount covers ours, wait for it
+	 * to go (mountinfo polls POLLPRI when mounts change). */
+	int mi = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	for (;;) {
+		int e = unmount_detach(mnt, mnt_id);
+		if (e != -EBUSY || mi < 0)
+			_exit(0);
+		struct pollfd pfd = {.fd = mi, .events = POLLPRI};
+		poll(&pfd, 1, 1000);
+	}
 }

@@ -1,17 +1,26 @@
-/* watchdog: takes the mount down if the daemon dies.
+/* watchdog: takes the mount down if the daemon dies, and unmounting in
+ * general: always the daemon's own mount, never one stacked on it.
  *
- * A small child process waits on a pipe that only the daemon holds open.
- * When the pipe closes and the daemon's mount (recognised by its mount id)
- * is still in place, the daemon died without unmounting: the watchdog
- * detaches the mount so that it does not stay wedged. (libfuse's
- * auto_unmount cannot be used: its helper probes the mount by opening it,
- * which a mount that opens directories without asking the daemon
- * answers from cache even after the daemon is gone.) */
+ * A small child process, in a session of its own, waits on a pipe that
+ * only the daemon holds open. When the pipe closes and the daemon's mount
+ * (recognised by its mount id) is still in place, the daemon died without
+ * unmounting: the watchdog detaches the mount so that it does not stay
+ * wedged. (libfuse's auto_unmount cannot be used: its helper probes the
+ * mount by opening it, which a mount that opens directories without asking
+ * the daemon answers from cache even after the daemon is gone.) */
 #ifndef BUNDLEFS_WATCHDOG_H
 #define BUNDLEFS_WATCHDOG_H
 
-/* Starts the watchdog for the mount at `mnt` (absolute); `keep_fd` is
- * closed in the child. Returns 0 or -errno. */
-int watchdog_start(const char *mnt);
+#include <stdint.h>
+
+/* Detaches the mount `mnt_id` at `mnt` (lazily: what is open stays
+ * usable), if it is the topmost mount there: umount2 acts on the topmost,
+ * and a mount stacked on ours is not ours to remove. Returns 0, -EBUSY
+ * when another mount covers ours, -ENOENT when ours is gone, or -errno. */
+int unmount_detach(const char *mnt, uint64_t mnt_id);
+
+/* Starts the watchdog for the mount `mnt_id` at `mnt`. Returns 0 or
+ * -errno. */
+int watchdog_start(const char *mnt, uint64_t mnt_id);
 
 #endif

@@ -383,13 +383,21 @@ def test_a_reused_inode_number_is_not_the_old_file(mount, fake):
     for i in range(300):
         with open("%s/%s/f%d" % (xstore, filler, i)) as f:
             f.read()
+    # (The daemon closes the deleted file when it evicts it; the inode is
+    # free for reuse a moment later. New files are made beside the deleted
+    # one, where the filesystem allocates from the same inode group, and
+    # the one that gets its number is moved to the other store path.)
     reused = None
-    for k in range(200):
-        p = fake.real / b / ("new%d" % k)
+    deadline = time.monotonic() + 10
+    k = 0
+    while not reused and time.monotonic() < deadline:
+        p = fake.real / a / ("new%d" % k)
         p.write_text("mine-%d" % k)
         if os.stat(p).st_ino == ino:
             reused = "new%d" % k
-            break
+            os.rename(p, fake.real / b / reused)
+        k += 1
+        time.sleep(0.01)
     assert reused, "the filesystem did not reuse the inode number"
     served = "%s%s/%s/%s" % (m.path("y", "rootfs"), STORE, b, reused)
     with open(served) as f:

@@ -57,8 +57,13 @@ def test_tree(tmp_path, mount, nix, app, tiny):
     assert sorted(os.listdir(rootfs + STORE)) == [os.path.basename(p) for p in nix.closure(app)]
     assert sorted(os.listdir(m.path("t", "rootfs") + STORE)) == [
         os.path.basename(p) for p in nix.closure(tiny)]
+    # bundles are symlinks to their current versions, which are found
+    # below .bundlefs (not listed)
+    assert os.readlink(m.path("app")) == ".bundlefs/%d" % os.stat(m.path("app")).st_ino \
+        or os.readlink(m.path("app")).startswith(".bundlefs/")
+    assert os.path.realpath(m.path("app")) == m.path(".bundlefs", os.readlink(m.path("app"))[10:])
     # nlink of a directory counts its subdirectories
-    assert os.stat(m.mountpoint).st_nlink == 4
+    assert os.stat(m.mountpoint).st_nlink == 3
     assert os.stat(rootfs).st_nlink == 2 + 6
 
 
@@ -155,14 +160,15 @@ def fallocate(p):
         os.close(fd)
 
 
-@pytest.mark.parametrize("extra", [[], ["-o", "rw"]], ids=["ro-mount", "rw-mount"])
+@pytest.mark.parametrize("extra", [[], ["--mount-rw"]], ids=["ro-mount", "rw-mount"])
 def test_every_write_is_erofs(tmp_path, mount, tiny, extra):
     # With `-o rw` the kernel forwards the calls, so the daemon's own
     # handlers must answer EROFS; the default ro mount answers in the VFS.
     spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
     m = mount(spec, *extra)
     rootfs = m.path("t", "rootfs")
-    targets = [m.path("t", "config.json"), rootfs + tiny + "/bin/entrypoint",
+    bundle = os.path.realpath(m.path("t"))  # the version the name points to
+    targets = [bundle + "/config.json", rootfs + tiny + "/bin/entrypoint",
                rootfs + "/dev/pts", rootfs + tiny + "/bin"]
     before = dump(tiny)
     file_only = {"open-write", "open-append", "truncate-open", "truncate", "link", "unlink"}

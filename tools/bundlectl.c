@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "closure.h"
 #include "materialize.h"
+#include "mountctl.h"
 #include "ocicfg.h"
 #include "spec.h"
 #include "store.h"
@@ -26,6 +27,9 @@ static const char usage_text[] =
     "  closure SPEC NAME           print the store paths of bundle NAME's closure\n"
     "  materialize SPEC NAME DIR   write bundle NAME to the new directory DIR by\n"
     "                              copying, as ociTools.buildContainer does\n"
+    "  status [--json] MOUNTPOINT  show a running mount: its daemon and every\n"
+    "                              bundle's state, closure and traffic\n"
+    "  reload MOUNTPOINT           make a running mount read its spec again\n"
     "\n"
     "Every command takes --help and --version.\n"
     "Exit status: 0 success, 1 failure, 2 bad spec or bad usage.\n"
@@ -43,6 +47,15 @@ static const char *const cmd_usage[] = {
     "usage: bundlectl materialize [STORE OPTIONS] SPEC NAME DIR\n"
     "Writes bundle NAME to DIR (which must not exist) by copying its closure, as\n"
     "buildContainer does. On failure DIR is removed again.\n",
+    "usage: bundlectl status [--json] MOUNTPOINT\n"
+    "Shows the bundlefs mount at MOUNTPOINT: its daemon (pid, spec, when it was\n"
+    "loaded, uptime, nodes in memory, RSS) and each bundle (not yet resolved,\n"
+    "ready, retrying or failed with its problems; closure paths and size;\n"
+    "requests and bytes served). --json prints the daemon's own document.\n",
+    "usage: bundlectl reload MOUNTPOINT\n"
+    "Makes the bundlefs mount at MOUNTPOINT read its spec again (as SIGHUP does)\n"
+    "and waits for it. A spec with problems changes nothing: they are printed as\n"
+    "FILE:LINE: message and the exit status is 2.\n",
 };
 
 static void usage(FILE *f)
@@ -53,7 +66,7 @@ static void usage(FILE *f)
 
 struct opts {
 	struct store st;
-	bool pretty;
+	bool pretty, json;
 	const char *pos[4];
 	int npos;
 };
@@ -81,6 +94,10 @@ static int parse_args(int argc, char **argv, int cmd, struct opts *o)
 			}
 			if (!strcmp(a, "--pretty") && cmd == 1) {
 				o->pretty = true;
+				continue;
+			}
+			if (!strcmp(a, "--json") && cmd == 4) {
+				o->json = true;
 				continue;
 			}
 			char *err = NULL;
@@ -220,8 +237,9 @@ static int cmd_bundle(struct opts *o, int cmd)
 
 int main(int argc, char **argv)
 {
-	static const char *const cmds[] = {"check", "config", "closure", "materialize"};
-	static const int nargs[] = {1, 2, 2, 3};
+	static const char *const cmds[] = {"check",	  "config", "closure",
+					   "materialize", "status", "reload"};
+	static const int nargs[] = {1, 2, 2, 3, 1, 1};
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
@@ -271,7 +289,19 @@ int main(int argc, char **argv)
 			nargs[cmd] == 1 ? "" : "s", cmd_usage[cmd]);
 		rc = EXIT_USAGE;
 	} else {
-		rc = cmd == 0 ? cmd_check(&o) : cmd_bundle(&o, cmd);
+		switch (cmd) {
+		case 0:
+			rc = cmd_check(&o);
+			break;
+		case 4:
+			rc = mountctl_status(o.pos[0], o.json);
+			break;
+		case 5:
+			rc = mountctl_reload(o.pos[0]);
+			break;
+		default:
+			rc = cmd_bundle(&o, cmd);
+		}
 	}
 	store_free(&o.st);
 	return rc;

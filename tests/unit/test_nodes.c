@@ -21,7 +21,7 @@ static struct node file_proto(uint64_t dev, uint64_t ino)
 /* A fresh table and its root. */
 static struct node *start(struct nodes *t)
 {
-	nodes_init(t);
+	nodes_init(t, NULL);
 	struct node rp = dir_proto();
 	return nodes_root(t, &rp);
 }

@@ -127,6 +127,7 @@ static const struct {
     {"[a\nargs = /x\n", "t.conf:1: section header must look like [name]"},
     {"[a]\nargs = /x\nclosure = relative\n", "t.conf:3: closure: expected one absolute"},
     {"[a]\nargs = /x\nos = two words\n", "t.conf:3: os \"two words\" contains whitespace"},
+    {"[.bundlefs]\nargs = /x\n", "t.conf:1: \".bundlefs\": bad bundle name"},
     {"{\"a\": {\"args\": [\"/x\"], \"bogus\": 1}}", "t.conf:1:24: unknown key \"bogus\""},
     {"{\"a\": {}}", "t.conf:1:7: bundle \"a\" has no args"},
     {"{\"a\": {\"args\": \"/x\"}}", "t.conf:1:16: args: expected an array of strings"},
@@ -193,5 +194,42 @@ static void every_problem_reported(void)
 	diag_clear(&d);
 }
 
-UNIT_MAIN(CASE(conf_full), CASE(json_full), CASE(errors), CASE(nul_and_limits),
+/* The same bundles, written differently, are equal; any change is not. */
+static void bundles_equal(void)
+{
+	struct spec a, b;
+	struct diags d;
+	CHECK_INT(parse("[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\n"
+			"[y]\nargs = /bin/y\n",
+			&a, &d),
+		  0);
+	CHECK_INT(parse("{\"y\": {\"args\": [\"/bin/y\"]},\n"
+			" \"x\": {\"mounts\": {\"/d\": {\"type\": \"bind\", \"source\": \"/s\", "
+			"\"options\": [\"ro\", \"rbind\"]}}, \"args\": [\"/bin/a\", \"b c\"]}}",
+			&b, &d),
+		  0);
+	CHECK(spec_bundle_equal(spec_find(&a, "x"), spec_find(&b, "x")));
+	CHECK(spec_bundle_equal(spec_find(&a, "y"), spec_find(&b, "y")));
+	CHECK(!spec_bundle_equal(spec_find(&a, "x"), spec_find(&a, "y")));
+	static const char *const changed[] = {
+	    "[x]\nargs = /bin/a 'b c' d\nmount = /d bind /s ro,rbind\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /t ro,rbind\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nreadonly = true\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\narch = aarch64\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nclosure = /c\n",
+	    "[x]\nargs = /bin/a 'b c'\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(changed); i++) {
+		struct spec c;
+		CHECK_INT(parse(changed[i], &c, &d), 0);
+		if (spec_bundle_equal(spec_find(&a, "x"), spec_find(&c, "x")))
+			fprintf(stderr, "case %zu compares equal\n", i), unit_failures++;
+		spec_free(&c);
+	}
+	spec_free(&a);
+	spec_free(&b);
+}
+
+UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_full), CASE(errors), CASE(nul_and_limits),
 	  CASE(every_problem_reported))

@@ -1,0 +1,210 @@
+/* mounts: mountinfo, parsed. */
+#include "mounts.h"
+#include "strmap.h"
+#include "util.h"
+
+#include <dirent.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p;) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 4;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = 0;
+}
+
+int mounts_each(bool (*fn)(void *ctx, const struct mountent *m), void *ctx)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char *line = NULL;
+	size_t cap = 0;
+	struct mountent m;
+	while (getline(&line, &cap, f) > 0) {
+		char *sep = strstr(line, " - ");
+		unsigned long long id, parent;
+		if (!sep ||
+		    sscanf(line, "%llu %llu %u:%u %*s %4095s", &id, &parent, &m.major, &m.minor,
+			   m.point) != 5 ||
+		    sscanf(sep + 3, "%63s", m.fstype) != 1)
+			continue;
+		m.id = id;
+		m.parent = parent;
+		unescape(m.point);
+		if (!fn(ctx, &m))
+			break;
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
+struct match {
+	const char *point;
+	uint64_t id;
+	struct mountent *out;
+	int found;
+};
+
+static bool at_point(void *ctx, const struct mountent *m)
+{
+	struct match *x = ctx;
+	if (!strcmp(m->point, x->point)) {
+		*x->out = *m; /* the last one is the topmost */
+		x->found = 1;
+	}
+	return true;
+}
+
+static bool with_id(void *ctx, const struct mountent *m)
+{
+	struct match *x = ctx;
+	if (m->id != x->id)
+		return true;
+	*x->out = *m;
+	x->found = 1;
+	return false;
+}
+
+int mounts_at(const char *point, struct mountent *m)
+{
+	struct match x = {.point = point, .out = m};
+	int e = mounts_each(at_point, &x);
+	return e < 0 ? e : x.found;
+}
+
+int mounts_by_id(uint64_t id, struct mountent *m)
+{
+	struct match x = {.id = id, .out = m};
+	int e = mounts_each(with_id, &x);
+	return e < 0 ? e : x.found;
+}
+
+bool mounts_is_bundlefs(const struct mountent *m)
+{
+	return !strcmp(m->fstype, "fuse.bundlefs");
+}
+
+socklen_t mounts_control_addr(unsigned major, unsigned minor, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	/* abstract: sun_path[0] is NUL, the name follows */
+	int n =
+	    snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "bundlefs/%u:%u", major, minor);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+char *mounts_abspath(const char *path)
+{
+	struct buf b = {0};
+	if (path[0] != '/') {
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd)))
+			buf_adds(&b, cwd);
+	}
+	buf_addc(&b, '/');
+	buf_adds(&b, path);
+	/* Normalise in place: components separated by '/', "." dropped, ".."
+	 * removing the one before. */
+	char *s = b.data, *o = s;
+	for (char *p = s; *p;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 1 && p[0] == '.') {
+			/* nothing */
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			while (o > s && *--o != '/')
+				;
+		} else {
+			*o++ = '/';
+			memmove(o, p, n);
+			o += n;
+		}
+		p += n;
+	}
+	if (o == s)
+		*o++ = '/';
+	*o = 0;
+	return s;
+}
+
+/* Does one mountinfo (of some namespace) show such a mount? */
+static bool shows(const char *path, unsigned major, unsigned minor, const char *root,
+		  const char *point)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t rl = strlen(root), pl = strlen(point);
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	char mroot[4096], mpoint[4096];
+	unsigned ma, mi;
+	while (!found && getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%*u %*u %u:%u %4095s %4095s", &ma, &mi, mroot, mpoint) != 4)
+			continue;
+		unescape(mroot);
+		unescape(mpoint);
+		/* A mount of the filesystem at a path below `root` (a
+		 * container's root is one), or anything mounted below
+		 * `point`. */
+		found = (ma == major && mi == minor && !strncmp(mroot, root, rl) &&
+			 (mroot[rl] == '/' || !mroot[rl])) ||
+			(!strncmp(mpoint, point, pl) && (mpoint[pl] == '/' || !mpoint[pl]));
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return true; /* cannot tell: assume it is in use */
+	struct strmap seen = {0};
+	struct arena names = {0};
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		char path[64], ns[64];
+		snprintf(path, sizeof(path), "/proc/%ld/ns/mnt", pid);
+		ssize_t n = readlink(path, ns, sizeof(ns) - 1);
+		if (n <= 0 || strmap_get(&seen, ns, (size_t)n))
+			continue;
+		strmap_put(&seen, arena_strndup(&names, ns, (size_t)n), (size_t)n, (void *)1);
+		snprintf(path, sizeof(path), "/proc/%ld/mountinfo", pid);
+		found = shows(path, major, minor, root, point);
+	}
+	closedir(d);
+	strmap_free(&seen);
+	arena_free(&names);
+	return found;
+}

@@ -1,0 +1,49 @@
+/* mounts: what /proc/self/mountinfo says, read without touching the
+ * mounts themselves (a bundlefs mount whose daemon is gone must not make
+ * its reader wait), and the address of a mount's control socket. */
+#ifndef BUNDLEFS_MOUNTS_H
+#define BUNDLEFS_MOUNTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+struct mountent {
+	uint64_t id, parent;
+	unsigned major, minor;
+	char point[4096]; /* as mountinfo writes it (octal escapes decoded) */
+	char fstype[64];
+};
+
+/* Calls fn for every mount, in mountinfo order (a mount stacked on the
+ * same point comes after the one below it), until fn returns false.
+ * Returns 0, or -errno when mountinfo cannot be read. */
+int mounts_each(bool (*fn)(void *ctx, const struct mountent *m), void *ctx);
+
+/* The topmost mount at `point` (an absolute path): 1 with *m filled, 0
+ * when nothing is mounted there, -errno. */
+int mounts_at(const char *point, struct mountent *m);
+
+/* The mount with id `id`: 1 with *m filled, 0 when it is gone, -errno. */
+int mounts_by_id(uint64_t id, struct mountent *m);
+
+/* Is this mount a bundlefs mount? */
+bool mounts_is_bundlefs(const struct mountent *m);
+
+/* Does any mount namespace on the machine have a mount of the filesystem
+ * major:minor whose root is `root` or below it (a bind mount of that
+ * directory, as a container's root is), or any mount on `point` or below
+ * it? Reads /proc/PID/mountinfo of one process per namespace. */
+bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point);
+
+/* The address of the control socket of the bundlefs mount whose FUSE
+ * connection is device major:minor (an abstract Unix socket). */
+socklen_t mounts_control_addr(unsigned major, unsigned minor, struct sockaddr_un *sun);
+
+/* `path` made absolute (against the working directory) and normalised
+ * (no ".", "..", "//"), without looking at the filesystem. Returns a
+ * malloc'ed string. */
+char *mounts_abspath(const char *path);
+
+#endif

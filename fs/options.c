@@ -1,0 +1,223 @@
+/* options: parsing bundlefs's arguments. */
+#include "options.h"
+#include "cli.h"
+
+#include <fuse_lowlevel.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage_text[] =
+    "usage: bundlefs [OPTIONS] MOUNTPOINT SPEC\n"
+    "       bundlefs SPEC MOUNTPOINT -o OPTIONS     (as mount.fuse3 calls it)\n"
+    "\n"
+    "Mounts every bundle of SPEC as MOUNTPOINT/NAME/{config.json,rootfs/}, an OCI\n"
+    "runtime bundle whose rootfs is the bundle's Nix closure, served read-only\n"
+    "from the store without copying. Then: runc run -b MOUNTPOINT/NAME ID\n"
+    "The command returns once the mount serves; the daemon stays in the\n"
+    "background.\n"
+    "\n"
+    "Options:\n"
+    "  -f, --foreground    stay in the foreground (log to stderr)\n"
+    "  -d, --debug         log every FUSE request (implies -f)\n"
+    "  -s                  single-threaded\n"
+    "  --threads N         at most N worker threads (default 8)\n"
+    "  --gcroots DIR|none  register served closures as Nix GC roots below DIR\n"
+    "                      (default: the gcroots directory beside Nix's database,\n"
+    "                      when it exists); none: register nothing\n"
+    "  --log FILE          in the background, log to FILE (default: syslog, when\n"
+    "                      the machine has one)\n"
+    "  --watch             reload when the spec file is written or replaced\n"
+    "  -o OPT[,OPT...]     mount options: gcroots=DIR, threads=N, log=FILE, watch,\n"
+    "                      store-dir=DIR, real-store=DIR, db=FILE, and FUSE\n"
+    "                      options; rw, dev, suid and the like (which mount(8)\n"
+    "                      adds) are ignored: the mount is always ro,nodev,nosuid\n"
+    "  --no-openat2        resolve store paths one component at a time even where\n"
+    "                      the kernel has openat2 (the fallback, for testing it)\n"
+    "  --mount-rw          mount read-write, so that writes reach the daemon,\n"
+    "                      which refuses them itself (for testing that)\n"
+    "  -h, --help          this text\n"
+    "  -V, --version       the version\n"
+    "\n";
+
+static const char usage_tail[] =
+    "\n"
+    "SIGHUP (or `bundlectl reload MOUNTPOINT`) reads SPEC again: bundles added,\n"
+    "removed or changed appear, disappear or change at once; running containers\n"
+    "keep what they have; a spec with errors changes nothing.\n"
+    "`bundlectl status MOUNTPOINT` shows the daemon and every bundle.\n"
+    "\n"
+    "The mount is always ro,nosuid,nodev; as root it is also allow_other with\n"
+    "default_permissions, so containers running as any user can read it.\n"
+    "Unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`, or SIGTERM.\n"
+    "Exit status: 0 after a clean unmount, 1 on a failure, 2 for a bad spec\n"
+    "or bad usage.\n";
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "bundlefs: ");
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry `bundlefs --help'.\n");
+	return 2;
+}
+
+static int set_threads(struct options *o, const char *v)
+{
+	char *end;
+	long n = v ? strtol(v, &end, 10) : 0;
+	if (!v || *end || n < 1 || n > 1024)
+		return usage_error("threads needs a number from 1 to 1024%s", "");
+	o->threads = (unsigned)n;
+	return -1;
+}
+
+/* Options mount(8) and mount.fuse3 pass that mean nothing here (a bundlefs
+ * mount is always read-only, nodev and nosuid). */
+static bool ignored(const char *opt, size_t n)
+{
+	static const char *const names[] = {"rw",	"ro",	  "dev",     "nodev",	 "suid",
+					    "nosuid",	"exec",	  "noexec",  "async",	 "sync",
+					    "auto",	"noauto", "user",    "nouser",	 "users",
+					    "defaults", "nofail", "_netdev", "relatime", "noatime"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strlen(names[i]) == n && !strncmp(opt, names[i], n))
+			return true;
+	return (n > 2 && !strncmp(opt, "x-", 2)) || (n > 8 && !strncmp(opt, "comment=", 8));
+}
+
+/* One -o option: ours, ignored, or passed to libfuse. */
+static int mount_option(struct options *o, struct store *st, char *opt)
+{
+	char *eq = strchr(opt, '=');
+	const char *v = eq ? eq + 1 : NULL;
+	size_t kl = eq ? (size_t)(eq - opt) : strlen(opt);
+	if (ignored(opt, kl))
+		return -1;
+#define KEY(k) (kl == strlen(k) && !strncmp(opt, k, kl))
+	if (KEY("gcroots") && v && *v) {
+		o->gcroots = arena_strdup(&o->strings, v);
+	} else if (KEY("threads")) {
+		return set_threads(o, v);
+	} else if (KEY("log") && v && *v) {
+		o->log = arena_strdup(&o->strings, v);
+	} else if (KEY("watch") && !v) {
+		o->watch = true;
+	} else if (KEY("store-dir") || KEY("real-store") || KEY("db")) {
+		char name[32], *err = NULL;
+		snprintf(name, sizeof(name), "--%.*s", (int)kl, opt);
+		if (store_option(st, name, v, &err) < 0) {
+			int rc = usage_error("%s", err);
+			free(err);
+			return rc;
+		}
+	} else {
+		buf_addc(&o->fuse_opts, ',');
+		buf_adds(&o->fuse_opts, opt);
+	}
+#undef KEY
+	return -1;
+}
+
+static int mount_options(struct options *o, struct store *st, const char *list)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	int rc = -1;
+	for (char *opt = strtok_r(copy, ",", &save); opt && rc < 0;
+	     opt = strtok_r(NULL, ",", &save))
+		rc = mount_option(o, st, opt);
+	free(copy);
+	return rc;
+}
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int options_parse(int argc, char **argv, struct options *o, struct store *st)
+{
+	o->threads = 8;
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i], *v;
+		char *err = NULL;
+		int r;
+		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+			fputs(usage_text, stdout);
+			fputs(cli_store_help, stdout);
+			fputs(usage_tail, stdout);
+			return 0;
+		} else if (!strcmp(s, "-V") || !strcmp(s, "--version")) {
+			printf("bundlefs %s (libfuse %s)\n", BUNDLEFS_VERSION, fuse_pkgversion());
+			return 0;
+		} else if (!strcmp(s, "-f") || !strcmp(s, "--foreground")) {
+			o->foreground = true;
+		} else if (!strcmp(s, "-d") || !strcmp(s, "--debug")) {
+			o->debug = o->foreground = true;
+		} else if (!strcmp(s, "-s")) {
+			o->single = true;
+		} else if (!strcmp(s, "--no-openat2")) {
+			o->no_openat2 = true;
+		} else if (!strcmp(s, "--mount-rw")) {
+			o->mount_rw = true;
+		} else if (!strcmp(s, "--watch")) {
+			o->watch = true;
+		} else if (!strncmp(s, "-o", 2)) {
+			v = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!v)
+				return usage_error("%s needs a value", "-o");
+			if ((r = mount_options(o, st, v)) >= 0)
+				return r;
+		} else if (cli_opt(argc, argv, &i, "--threads", &v)) {
+			if ((r = set_threads(o, v)) >= 0)
+				return r;
+		} else if (cli_opt(argc, argv, &i, "--gcroots", &o->gcroots)) {
+			if (!o->gcroots || !*o->gcroots)
+				return usage_error("--gcroots needs a directory or none%s", "");
+		} else if (cli_opt(argc, argv, &i, "--log", &o->log)) {
+			if (!o->log || !*o->log)
+				return usage_error("--log needs a file%s", "");
+		} else if ((r = cli_store_arg(st, argc, argv, &i, &err)) != 0) {
+			if (r < 0) {
+				int rc = usage_error("%s", err);
+				free(err);
+				return rc;
+			}
+		} else if (s[0] == '-' && s[1]) {
+			return usage_error("unknown option %s", s);
+		} else if (!o->mountpoint) {
+			o->mountpoint = s;
+		} else if (!o->spec) {
+			o->spec = s;
+		} else {
+			return usage_error("unexpected argument %s", s);
+		}
+	}
+	if (!o->mountpoint || !o->spec)
+		return usage_error("%s", "need a MOUNTPOINT and a SPEC");
+	/* mount.fuse3 passes the source (the spec) first. */
+	if (!is_dir(o->mountpoint) && is_dir(o->spec)) {
+		const char *t = o->mountpoint;
+		o->mountpoint = o->spec;
+		o->spec = t;
+	}
+	char *err = NULL;
+	if (store_finish(st, &err) < 0) {
+		int rc = usage_error("%s", err);
+		free(err);
+		return rc;
+	}
+	return -1;
+}
+
+void options_free(struct options *o)
+{
+	buf_free(&o->fuse_opts);
+	arena_free(&o->strings);
+}

@@ -1,0 +1,28 @@
+/* options: bundlefs's command line, as a user types it and as mount(8)
+ * gives it through mount.fuse3 (`bundlefs SPEC MOUNTPOINT -o OPTIONS`, for
+ * `mount -t fuse.bundlefs` and fstab lines). */
+#ifndef BUNDLEFS_OPTIONS_H
+#define BUNDLEFS_OPTIONS_H
+
+#include "store.h"
+#include "util.h"
+
+#include <stdbool.h>
+
+struct options {
+	const char *mountpoint, *spec;
+	const char *gcroots;  /* NULL: the default; "none": none */
+	const char *log;      /* --log FILE, or NULL */
+	struct buf fuse_opts; /* ",opt,opt" for libfuse */
+	struct arena strings; /* values taken from -o lists */
+	bool foreground, debug, single, no_openat2, watch, mount_rw;
+	unsigned threads;
+};
+
+/* Parses argv into `o` and the store settings into `st`. Returns -1 to go
+ * on, else the status to exit with (after --help, --version or a usage
+ * error, which it reports). */
+int options_parse(int argc, char **argv, struct options *o, struct store *st);
+void options_free(struct options *o);
+
+#endif

@@ -1,0 +1,31 @@
+/* reload: reads the spec again and replaces the set of bundles, all or
+ * nothing.
+ *
+ * A spec with any problem changes nothing: the problems are logged (and
+ * kept for `bundlectl reload`), and the mount goes on serving what it
+ * served. Otherwise bundles the new spec asks for unchanged keep their
+ * state (no cache dropped, no closure resolved again); bundles added,
+ * removed or changed are the only names the kernel is told to forget.
+ * Containers running from a removed or changed bundle keep the tree they
+ * have (see bundle.h). Triggered by SIGHUP, by `bundlectl reload` (the
+ * control socket) and, with -o watch, by the spec file changing. */
+#ifndef BUNDLEFS_RELOAD_H
+#define BUNDLEFS_RELOAD_H
+
+#include "bfs.h"
+
+/* Starts the thread that lets the kernel forget retired versions. Returns
+ * 0 or -errno. */
+errint_t reload_start(struct bfs *fs);
+void reload_stop(struct bfs *fs);
+
+/* Reloads; fills *out (out->problems malloc'ed, or NULL). Returns 0 or
+ * -EINVAL when the spec has problems. */
+errint_t reload_run(struct bfs *fs, struct reload_result *out);
+
+/* Reloads whenever the spec file is written or replaced (inotify on its
+ * directory, so that editors that write a new file and rename it over
+ * the old one are seen). Returns 0 or -errno. */
+errint_t reload_watch(struct bfs *fs);
+
+#endif

@@ -1,0 +1,179 @@
+/* mountctl: status and reload, from the daemon's control socket. */
+#include "mountctl.h"
+#include "mounts.h"
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Sends `cmd` to the daemon serving `mountpoint`; returns its JSON reply
+ * (parsed), or NULL after saying why on stderr. */
+static cJSON *request(const char *mountpoint, const char *cmd)
+{
+	char *mnt = mounts_abspath(mountpoint);
+	struct mountent m;
+	int found = mounts_at(mnt, &m);
+	if (found <= 0 || !mounts_is_bundlefs(&m)) {
+		fprintf(stderr, "bundlectl: %s: %s\n", mnt,
+			found < 0 ? strerror(-found) : "no bundlefs mount there");
+		free(mnt);
+		return NULL;
+	}
+	struct sockaddr_un sun;
+	socklen_t len = mounts_control_addr(m.major, m.minor, &sun);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, len) < 0) {
+		fprintf(stderr, "bundlectl: %s: its daemon does not answer (%s)\n", mnt,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(mnt);
+		return NULL;
+	}
+	free(mnt);
+	struct buf line = {0};
+	buf_addf(&line, "%s\n", cmd);
+	if (send(fd, line.data, line.len, MSG_NOSIGNAL) < 0) {
+		buf_free(&line);
+		close(fd);
+		perror("bundlectl: control socket");
+		return NULL;
+	}
+	buf_free(&line);
+	struct buf reply = {0};
+	char chunk[4096];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_add(&reply, chunk, (size_t)n);
+	close(fd);
+	cJSON *doc = reply.data ? cJSON_Parse(reply.data) : NULL;
+	buf_free(&reply);
+	if (!doc) {
+		fprintf(stderr, "bundlectl: %s: no answer from the daemon\n", mountpoint);
+		return NULL;
+	}
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(doc, "error");
+	if (cJSON_IsString(err)) {
+		fprintf(stderr, "bundlectl: %s: %s\n", mountpoint, err->valuestring);
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void human_bytes(double b, char *out, size_t n)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+	while (b >= 1024 && u < 4) {
+		b /= 1024;
+		u++;
+	}
+	snprintf(out, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+}
+
+static void human_time(double secs, char *out, size_t n)
+{
+	long s = (long)secs;
+	if (s < 60)
+		snprintf(out, n, "%lds", s);
+	else if (s < 3600)
+		snprintf(out, n, "%ldm%02lds", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(out, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
+	else
+		snprintf(out, n, "%ldd%02ldh", s / 86400, s / 3600 % 24);
+}
+
+static void print_problems(const cJSON *arr, const char *indent, FILE *f)
+{
+	const cJSON *p;
+	cJSON_ArrayForEach(p, arr)
+	{
+		if (cJSON_IsString(p))
+			fprintf(f, "%s%s\n", indent, p->valuestring);
+	}
+}
+
+int mountctl_status(const char *mountpoint, bool json)
+{
+	cJSON *doc = request(mountpoint, "status");
+	if (!doc)
+		return 1;
+	if (json) {
+		char *s = cJSON_Print(doc);
+		puts(s);
+		free(s);
+		cJSON_Delete(doc);
+		return 0;
+	}
+	char up[32], rss[32], when[64];
+	human_time(num(doc, "uptime"), up, sizeof(up));
+	human_bytes(num(doc, "rss"), rss, sizeof(rss));
+	time_t loaded = (time_t)num(doc, "loaded");
+	struct tm tm;
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&loaded, &tm));
+	printf("%s: bundlefs %s, pid %.0f, up %s, %.0f nodes, RSS %s\n", str(doc, "mountpoint"),
+	       str(doc, "version"), num(doc, "pid"), up, num(doc, "nodes"), rss);
+	printf("spec %s, loaded %s (generation %.0f)\n", str(doc, "spec"), when,
+	       num(doc, "generation"));
+	const cJSON *rl = cJSON_GetObjectItemCaseSensitive(doc, "last_reload");
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rl, "ok"))) {
+		printf("last reload failed; still serving the spec loaded before:\n");
+		print_problems(cJSON_GetObjectItemCaseSensitive(rl, "problems"), "  ", stdout);
+	}
+	printf("\n%-24s %-10s %6s %10s %9s %10s\n", "BUNDLE", "STATE", "PATHS", "SIZE", "REQUESTS",
+	       "SERVED");
+	const cJSON *b;
+	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(doc, "bundles"))
+	{
+		char paths[16] = "-", size[32] = "-", served[32];
+		if (!strcmp(str(b, "state"), "ready")) {
+			snprintf(paths, sizeof(paths), "%.0f", num(b, "paths"));
+			human_bytes(num(b, "bytes"), size, sizeof(size));
+		}
+		human_bytes(num(b, "served"), served, sizeof(served));
+		printf("%-24s %-10s %6s %10s %9.0f %10s\n", str(b, "name"), str(b, "state"), paths,
+		       size, num(b, "requests"), served);
+		print_problems(cJSON_GetObjectItemCaseSensitive(b, "problems"), "    ", stdout);
+	}
+	cJSON_Delete(doc);
+	return 0;
+}
+
+int mountctl_reload(const char *mountpoint)
+{
+	cJSON *doc = request(mountpoint, "reload");
+	if (!doc)
+		return 1;
+	int rc = 0;
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "ok"))) {
+		printf("%s: reloaded, generation %.0f\n", mountpoint, num(doc, "generation"));
+	} else {
+		print_problems(cJSON_GetObjectItemCaseSensitive(doc, "problems"), "", stderr);
+		fprintf(stderr,
+			"bundlectl: %s: the spec has problems; still serving generation %.0f\n",
+			mountpoint, num(doc, "generation"));
+		rc = 2;
+	}
+	cJSON_Delete(doc);
+	return rc;
+}
