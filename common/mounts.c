@@ -90,11 +90,21 @@ int mounts_at(const char *point, struct mountent *m)
 	return e < 0 ? e : x.found;
 }
 
-int mounts_by_id(uint64_t id, struct mountent *m)
+bool mounts_path_under(const char *path, const char *top)
 {
-	struct match x = {.id = id, .out = m};
+	size_t n = strlen(top);
+	while (n > 1 && top[n - 1] == '/')
+		n--;
+	return !strncmp(path, top, n) && (path[n] == 0 || path[n] == '/' || n == 1);
+}
+
+int mounts_find(const struct mountid *id, struct mountent *m)
+{
+	struct match x = {.id = id->id, .out = m};
 	int e = mounts_each(with_id, &x);
-	return e < 0 ? e : x.found;
+	if (e < 0)
+		return e;
+	return x.found && m->major == id->major && m->minor == id->minor;
 }
 
 bool mounts_is_bundlefs(const struct mountent *m)

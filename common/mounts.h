@@ -26,7 +26,19 @@ int mounts_each(bool (*fn)(void *ctx, const struct mountent *m), void *ctx);
 int mounts_at(const char *point, struct mountent *m);
 
 /* The mount with id `id`: 1 with *m filled, 0 when it is gone, -errno. */
-int mounts_by_id(uint64_t id, struct mountent *m);
+/* A mount as a daemon knows its own: its id, and its device (an id alone
+ * is reused once the mount is gone). */
+struct mountid {
+	uint64_t id;
+	unsigned major, minor;
+};
+
+/* Is `path` `top` or below it (lexically)? */
+bool mounts_path_under(const char *path, const char *top);
+
+/* Finds the mount `id` (same id, same device) into *m. Returns 1, 0 when
+ * it is gone, or -errno. */
+int mounts_find(const struct mountid *id, struct mountent *m);
 
 /* Is this mount a bundlefs mount? */
 bool mounts_is_bundlefs(const struct mountent *m);

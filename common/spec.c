@@ -7,6 +7,8 @@
 #include "json.h"
 #include "words.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -899,4 +901,42 @@ bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
 			return false;
 	}
 	return true;
+}
+
+static cJSON *json_strv(const char *const *v)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; v && v[i]; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+	return a;
+}
+
+char *spec_bundle_json(const struct bundle *b)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON *o = cJSON_AddObjectToObject(root, b->name);
+	cJSON_AddItemToObject(o, "args", json_strv(b->args));
+	cJSON_AddBoolToObject(o, "readonly", b->readonly);
+	cJSON_AddStringToObject(o, "os", b->os);
+	cJSON_AddStringToObject(o, "arch", b->arch);
+	if (b->nmounts) {
+		cJSON *ms = cJSON_AddObjectToObject(o, "mounts");
+		for (size_t i = 0; i < b->nmounts; i++) {
+			const struct spec_mount *m = &b->mounts[i];
+			cJSON *x = cJSON_AddObjectToObject(ms, m->dest);
+			cJSON_AddStringToObject(x, "type", m->type);
+			cJSON_AddStringToObject(x, "source", m->source);
+			if (m->options)
+				cJSON_AddItemToObject(x, "options", json_strv(m->options));
+		}
+	}
+	if (b->closure)
+		cJSON_AddStringToObject(o, "closure", b->closure);
+	if (b->npaths)
+		cJSON_AddItemToObject(o, "paths", json_strv(b->paths));
+	char *out = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (!out)
+		abort(); /* cJSON fails only when allocation fails */
+	return out;
 }

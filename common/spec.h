@@ -56,6 +56,11 @@ int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
 	       const struct store *st, struct diags *d);
 void spec_free(struct spec *sp);
 const struct bundle *spec_find(const struct spec *sp, const char *name);
+/* The bundle in the JSON syntax: `{"NAME": {...}}`, which spec_parse
+ * reads back into an equal bundle (spec_bundle_equal). Returns a
+ * malloc'ed string. */
+char *spec_bundle_json(const struct bundle *b);
+
 /* Do a and b ask for the same bundle (name, args, settings, mounts,
  * closure source and paths), wherever in their specs they are written? */
 bool spec_bundle_equal(const struct bundle *a, const struct bundle *b);

@@ -14,7 +14,7 @@
  *           -> gcroots.lock (gcroots.c: registering roots)
  *
  * The node table's lock (nodes.c), the handle caches' locks (hcache.c) and
- * the list of opened handles (handles.c) are leaves: nothing else is
+ * the slots of opened handles (handles.c) are leaves: nothing else is
  * locked and no I/O is done while one is held. Kernel notifications are
  * sent with no lock held: the kernel may wait for a request that waits
  * for a lock. */
@@ -26,11 +26,13 @@
 #include "devio.h"
 #include "gcroots.h"
 #include "handles.h"
+#include "mounts.h"
 #include "nodes.h"
 #include "spec.h"
 #include "store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 #include <time.h>
@@ -76,11 +78,17 @@ struct bfs {
 	bool zero_open; /* answer OPEN and OPENDIR with ENOSYS: the mount is read-only */
 
 	void *session;		/* the struct fuse_session, for notifications */
+	struct state *state;	/* what a successor takes over (state.h) */
+	struct loop *loop;	/* the workers (loop.h) */
+	struct daemon *daemon;	/* daemon.h: what a hand-over passes on */
+	_Atomic int supervisor_pid; /* as it said (supervisor.h), or 0 */
+	/* A live upgrade in progress (control.c): the workers stopped, the
+	 * new daemon restoring; handover ends it. */
+	pthread_mutex_t handover_lock;
+	pthread_cond_t handover_cond;
+	enum { HANDOVER_NONE, HANDOVER_STOPPED, HANDOVER_DONE, HANDOVER_FAILED } handover;
 	const char *mountpoint; /* absolute */
-	int mntfd;		/* O_PATH descriptor of the mount's root: ours, whatever
-				   is mounted over it later */
-	uint64_t mnt_id;
-	unsigned dev_major, dev_minor; /* the connection's device */
+	struct mountid mnt; /* the mount (its device is the connection's) */
 };
 
 /* The FUSE operations (ll.c). */

@@ -5,6 +5,8 @@
 #include "ocicfg.h"
 #include "strmap.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -56,13 +58,14 @@ struct bstate {
 	uint64_t retry_at; /* CLOCK_MONOTONIC, ms */
 	unsigned backoff_ms;
 	uint64_t logged; /* hash of the problems last logged, so they are logged once */
+	atomic_bool resolving; /* read without the lock, which resolving holds */
 	char *problems;	 /* the problems of the last failure */
 	atomic_uint_fast64_t requests, served;
 };
 
 struct bundles {
-	struct specref *specref;
-	struct bstate **v; /* parallel to the spec's bundles, sorted by name */
+	struct specref *specref; /* the spec it was read from, or NULL (restored) */
+	struct bstate **v;	 /* sorted by name */
 	size_t n;
 };
 
@@ -96,8 +99,9 @@ void bundle_registry_free(struct bundle_registry *r)
 	free(r);
 }
 
+/* A new bundle state; `serial` 0 takes the next one. */
 static struct bstate *bstate_new(struct specref *r, const struct bundle *spec,
-				 const struct bundle_env *env)
+				 const struct bundle_env *env, uint64_t serial)
 {
 	struct bstate *b = xcalloc(1, sizeof(*b));
 	atomic_init(&b->refs, 1);
@@ -107,7 +111,9 @@ static struct bstate *bstate_new(struct specref *r, const struct bundle *spec,
 	b->env = env;
 	struct bundle_registry *reg = env->registry;
 	pthread_mutex_lock(&reg->lock);
-	b->serial = ++reg->next;
+	b->serial = serial ? serial : ++reg->next;
+	if (b->serial > reg->next)
+		reg->next = b->serial;
 	strmap_put(&reg->by_serial, (const char *)&b->serial, sizeof(b->serial), b);
 	pthread_mutex_unlock(&reg->lock);
 	return b;
@@ -172,7 +178,7 @@ struct bundles *bundles_new(struct spec *sp, const struct bundle_env *env,
 		struct bstate *old = prev ? bundles_find(prev, s->bundles[i].name) : NULL;
 		set->v[i] = old && spec_bundle_equal(old->spec, &s->bundles[i])
 				? bundle_get(old)
-				: bstate_new(set->specref, &s->bundles[i], env);
+				: bstate_new(set->specref, &s->bundles[i], env, 0);
 	}
 	return set;
 }
@@ -183,7 +189,8 @@ void bundles_put(struct bundles *set)
 		return;
 	for (size_t i = 0; i < set->n; i++)
 		bundle_put(set->v[i]);
-	specref_put(set->specref);
+	if (set->specref)
+		specref_put(set->specref);
 	free(set->v);
 	free(set);
 }
@@ -198,16 +205,15 @@ struct bstate *bundles_at(const struct bundles *set, size_t i)
 	return set->v[i];
 }
 
-struct bstate *bundles_find(const struct bundles *set, const char *name)
+static int cmp_name(const void *key, const void *elem)
 {
-	const struct spec *s = &set->specref->sp;
-	const struct bundle *b = spec_find(s, name);
-	return b ? set->v[b - s->bundles] : NULL;
+	return strcmp(key, (*(struct bstate *const *)elem)->spec->name);
 }
 
-const struct spec *bundles_spec(const struct bundles *set)
+struct bstate *bundles_find(const struct bundles *set, const char *name)
 {
-	return &set->specref->sp;
+	struct bstate **b = bsearch(name, set->v, set->n, sizeof(*set->v), cmp_name);
+	return b ? *b : NULL;
 }
 
 const char *bundle_name(const struct bstate *b)
@@ -257,7 +263,9 @@ errint_t bundle_ready(struct bstate *b)
 	pthread_mutex_lock(&b->lock);
 	if (b->state == BS_UNRESOLVED || (b->state == BS_RETRY && now_ms() >= b->retry_at)) {
 		struct diags d = {0};
+		atomic_store(&b->resolving, true);
 		int rc = closure_resolve(env->resolver, &b->specref->sp, b->spec, &b->closure, &d);
+		atomic_store(&b->resolving, false);
 		if (rc == 0) {
 			/* Rooted before it is served. */
 			errint_t e = gcroots_add(env->gcroots, env->st, b->closure->roots,
@@ -288,6 +296,14 @@ errint_t bundle_ready(struct bstate *b)
 	return rc;
 }
 
+bool bundle_is_ready(struct bstate *b)
+{
+	pthread_mutex_lock(&b->lock);
+	bool ready = b->state == BS_READY;
+	pthread_mutex_unlock(&b->lock);
+	return ready;
+}
+
 const struct closure *bundle_closure(const struct bstate *b)
 {
 	return b->closure;
@@ -308,7 +324,16 @@ void bundle_account(struct bstate *b, uint64_t bytes)
 void bundle_info(struct bstate *b, struct bundle_info *out)
 {
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&b->lock);
+	out->requests = atomic_load_explicit(&b->requests, memory_order_relaxed);
+	out->served = atomic_load_explicit(&b->served, memory_order_relaxed);
+	/* (Not waiting for a resolution, which may take a while.) */
+	while (pthread_mutex_trylock(&b->lock) != 0) {
+		if (atomic_load(&b->resolving)) {
+			out->state = "resolving";
+			return;
+		}
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
 	out->state = state_names[b->state];
 	if (b->state == BS_READY) {
 		out->paths = b->closure->n;
@@ -317,6 +342,174 @@ void bundle_info(struct bstate *b, struct bundle_info *out)
 	if (b->problems)
 		out->problems = xstrdup(b->problems);
 	pthread_mutex_unlock(&b->lock);
-	out->requests = atomic_load_explicit(&b->requests, memory_order_relaxed);
-	out->served = atomic_load_explicit(&b->served, memory_order_relaxed);
+}
+
+/* ---- what a successor restores (state.h) ----------------------------------- */
+
+struct doc {
+	cJSON *versions;
+	bool ok;
+};
+
+/* One live version into the document. Called with the registry locked. */
+static void add_version(struct doc *doc, struct bstate *b)
+{
+	char *text = spec_bundle_json(b->spec);
+	cJSON *spec = cJSON_Parse(text);
+	free(text);
+	if (!spec) {
+		doc->ok = false;
+		return;
+	}
+	cJSON *v = cJSON_CreateObject();
+	cJSON_AddNumberToObject(v, "serial", (double)b->serial);
+	cJSON_AddStringToObject(v, "file", b->specref->sp.file);
+	const unsigned lines[] = {b->spec->line, b->spec->args_line, b->spec->closure_line,
+				  b->spec->paths_line};
+	cJSON *l = cJSON_AddArrayToObject(v, "lines");
+	for (size_t i = 0; i < ARRAY_SIZE(lines); i++)
+		cJSON_AddItemToArray(l, cJSON_CreateNumber(lines[i]));
+	cJSON_AddItemToObject(v, "bundle", spec);
+	cJSON_AddItemToArray(doc->versions, v);
+}
+
+char *bundles_document(const struct bundle_env *env, const struct bundles *current,
+		       uint64_t generation, double loaded)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddNumberToObject(root, "generation", (double)generation);
+	cJSON_AddNumberToObject(root, "loaded", loaded);
+	cJSON *cur = cJSON_AddArrayToObject(root, "current");
+	for (size_t i = 0; i < current->n; i++)
+		cJSON_AddItemToArray(cur, cJSON_CreateNumber((double)current->v[i]->serial));
+	struct doc doc = {.versions = cJSON_AddArrayToObject(root, "versions"), .ok = true};
+	/* Every version that lives: the current ones and those that
+	 * containers still use. */
+	struct bundle_registry *reg = env->registry;
+	pthread_mutex_lock(&reg->lock);
+	cJSON_AddNumberToObject(root, "next_serial", (double)reg->next);
+	for (size_t i = 0; i < reg->by_serial.cap; i++)
+		if (reg->by_serial.slots[i].key)
+			add_version(&doc, reg->by_serial.slots[i].val);
+	pthread_mutex_unlock(&reg->lock);
+	char *out = doc.ok ? cJSON_PrintUnformatted(root) : NULL;
+	cJSON_Delete(root);
+	return out;
+}
+
+static int cmp_bstate(const void *a, const void *b)
+{
+	return strcmp((*(struct bstate *const *)a)->spec->name,
+		      (*(struct bstate *const *)b)->spec->name);
+}
+
+struct bundle_hold {
+	struct bstate **v;
+	size_t n;
+};
+
+void bundles_hold_free(struct bundle_hold *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->n; i++)
+		bundle_put(h->v[i]);
+	free(h->v);
+	free(h);
+}
+
+size_t bundles_hold_retired(const struct bundle_hold *h, const struct bundles *current,
+			    uint64_t **serials)
+{
+	uint64_t *out = xcalloc(h->n + 1, sizeof(*out));
+	size_t n = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		bool cur = false;
+		for (size_t k = 0; k < current->n && !cur; k++)
+			cur = current->v[k] == h->v[i];
+		if (!cur)
+			out[n++] = h->v[i]->serial;
+	}
+	*serials = out;
+	return n;
+}
+
+errint_t bundles_restore(const char *text, size_t len, const struct bundle_env *env,
+			 struct bundles **current, uint64_t *generation, double *loaded,
+			 struct bundle_hold **hold)
+{
+	cJSON *root = cJSON_ParseWithLength(text, len);
+	const cJSON *versions = cJSON_GetObjectItemCaseSensitive(root, "versions");
+	const cJSON *cur = cJSON_GetObjectItemCaseSensitive(root, "current");
+	if (!cJSON_IsArray(versions) || !cJSON_IsArray(cur)) {
+		cJSON_Delete(root);
+		return -EPROTO;
+	}
+	*generation = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(root, "generation"));
+	*loaded = cJSON_GetNumberValue(cJSON_GetObjectItem(root, "loaded"));
+	/* Every version first, each from its own spec, with its serial. */
+	struct bstate **made = xcalloc((size_t)cJSON_GetArraySize(versions) + 1, sizeof(*made));
+	size_t nmade = 0;
+	errint_t rc = 0;
+	const cJSON *v;
+	cJSON_ArrayForEach(v, versions)
+	{
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "bundle");
+		const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(v, "file"));
+		char *json = b ? cJSON_PrintUnformatted(b) : NULL;
+		struct specref *ref = xcalloc(1, sizeof(*ref));
+		atomic_init(&ref->refs, 1);
+		struct diags d = {0};
+		if (!json || spec_parse(&ref->sp, file ? file : "spec", json, strlen(json), env->st,
+					&d) < 0 ||
+		    ref->sp.n != 1) {
+			rc = -EPROTO;
+			free(json);
+			diag_clear(&d);
+			free(ref);
+			break;
+		}
+		free(json);
+		/* Messages keep naming the lines of the spec it was read from. */
+		struct bundle *bd = &ref->sp.bundles[0];
+		const cJSON *l = cJSON_GetObjectItem(v, "lines");
+		unsigned *lines[] = {&bd->line, &bd->args_line, &bd->closure_line, &bd->paths_line};
+		for (int i = 0; i < 4 && cJSON_GetArraySize(l) == 4; i++)
+			*lines[i] = (unsigned)cJSON_GetNumberValue(cJSON_GetArrayItem(l, i));
+		uint64_t serial = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(v, "serial"));
+		made[nmade++] = bstate_new(ref, bd, env, serial);
+		specref_put(ref); /* the bundle holds it */
+	}
+	/* The current set: references to the restored versions. */
+	struct bundles *set = xcalloc(1, sizeof(*set));
+	set->v = xcalloc((size_t)cJSON_GetArraySize(cur) + 1, sizeof(*set->v));
+	const cJSON *c;
+	cJSON_ArrayForEach(c, cur)
+	{
+		struct bstate *b = rc ? NULL : bundles_by_serial(env, (uint64_t)cJSON_GetNumberValue(c));
+		if (!b) {
+			rc = -EPROTO;
+			break;
+		}
+		set->v[set->n++] = b;
+	}
+	if (set->n > 1)
+		qsort(set->v, set->n, sizeof(*set->v), cmp_bstate);
+	uint64_t next = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(root, "next_serial"));
+	if (next > env->registry->next)
+		env->registry->next = next;
+	/* Every version is held until the nodes are restored (then the set
+	 * and the nodes hold what lives on). */
+	struct bundle_hold *h = xcalloc(1, sizeof(*h));
+	h->v = made;
+	h->n = nmade;
+	cJSON_Delete(root);
+	if (rc) {
+		bundles_put(set);
+		bundles_hold_free(h);
+		return rc;
+	}
+	*current = set;
+	*hold = h;
+	return 0;
 }

@@ -52,8 +52,24 @@ size_t bundles_count(const struct bundles *set);
 struct bstate *bundles_at(const struct bundles *set, size_t i);
 /* The bundle named `name`, or NULL. */
 struct bstate *bundles_find(const struct bundles *set, const char *name);
-/* The spec the set was made from. */
-const struct spec *bundles_spec(const struct bundles *set);
+/* A successor's bundles (state.h). bundles_document writes every live
+ * version (its spec, its serial) and which ones the current set holds;
+ * bundles_restore makes them again, with the same serials: the current
+ * set in *current, and every version held in *hold until the caller has
+ * restored the nodes that use them (bundles_hold_free). */
+struct bundle_hold;
+char *bundles_document(const struct bundle_env *env, const struct bundles *current,
+		       uint64_t generation, double loaded);
+errint_t bundles_restore(const char *text, size_t len, const struct bundle_env *env,
+			 struct bundles **current, uint64_t *generation, double *loaded,
+			 struct bundle_hold **hold);
+void bundles_hold_free(struct bundle_hold *h);
+/* The serials of the held versions that `current` does not hold (retired
+ * ones, which running containers may still use), in *serials (malloc'ed). */
+size_t bundles_hold_retired(const struct bundle_hold *h, const struct bundles *current,
+			    uint64_t **serials);
+/* Was the bundle resolved (its GC roots registered)? */
+bool bundle_is_ready(struct bstate *b);
 
 struct bstate *bundle_get(struct bstate *b);
 void bundle_put(struct bstate *b);

@@ -1,5 +1,9 @@
 /* control: status and reload over an abstract Unix socket. */
 #include "control.h"
+#include "daemon.h"
+#include "loop.h"
+#include "service.h"
+#include "state.h"
 #include "log.h"
 #include "mounts.h"
 #include "reload.h"
@@ -52,11 +56,23 @@ char *control_status(struct bfs *fs)
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	cJSON_AddNumberToObject(root, "pid", getpid());
+	int super = atomic_load(&fs->supervisor_pid);
+	if (super > 0)
+		cJSON_AddNumberToObject(root, "supervisor", super);
+	else
+		cJSON_AddNullToObject(root, "supervisor");
 	cJSON_AddStringToObject(root, "version", BUNDLEFS_VERSION);
 	cJSON_AddStringToObject(root, "mountpoint", fs->mountpoint);
 	cJSON_AddStringToObject(root, "spec", fs->spec_path);
 	cJSON_AddNumberToObject(root, "started", seconds(&fs->started));
 	cJSON_AddNumberToObject(root, "uptime", seconds(&now) - seconds(&fs->started));
+	if (fs->state) {
+		struct state_history h;
+		state_history(fs->state, &h);
+		cJSON_AddNumberToObject(root, "mounted", h.mounted);
+		cJSON_AddNumberToObject(root, "failovers", h.failovers);
+		cJSON_AddNumberToObject(root, "upgrades", h.upgrades);
+	}
 	cJSON_AddNumberToObject(root, "nodes", (double)fs->nodes.live);
 	cJSON_AddNumberToObject(root, "rss", (double)rss_kib() * 1024);
 
@@ -121,22 +137,122 @@ static char *error_doc(const char *msg)
 	return out;
 }
 
-static void serve(struct bfs *fs, int c)
+/* ---- live upgrade: handing the connection over --------------------------------- */
+
+/* Reads one line (without its newline) from the client. */
+static bool read_line(int c, char *line, size_t size)
 {
-	char line[64];
 	size_t n = 0;
-	while (n < sizeof(line) - 1) {
+	while (n < size - 1) {
 		ssize_t r = read(c, line + n, 1);
-		if (r <= 0 || line[n] == '\n')
+		if (r <= 0)
+			return false;
+		if (line[n] == '\n')
 			break;
 		n++;
 	}
 	line[n] = 0;
+	return true;
+}
+
+static void say(int c, const char *msg)
+{
+	send(c, msg, strlen(msg), MSG_NOSIGNAL);
+}
+
+/* `takeover FORMAT`, from a new daemon (takeover.c). It gets the
+ * connection's descriptors and checks it can read the state; the workers
+ * stop at a request boundary; it restores the nodes and says it serves;
+ * this daemon leaves (daemon_serve). If the new one goes away before it
+ * serves, the workers start again. */
+static void hand_over(struct bfs *fs, int c, const char *args, bool trusted)
+{
+	struct daemon *d = fs->daemon;
+	unsigned format = 0;
+	if (!trusted || !d) {
+		say(c, "error: permission denied\n");
+		return;
+	}
+	if (sscanf(args, "%u", &format) != 1 || format != STATE_FORMAT) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "error: the state is in format %u, the new daemon reads %u\n",
+			 STATE_FORMAT, format);
+		say(c, msg);
+		return;
+	}
+	/* No reload while the connection changes hands: held until this
+	 * daemon leaves, or given back. */
+	pthread_mutex_lock(&fs->reload_lock);
+	int fds[SUPER_NFDS], n = 0;
+	unsigned mask = 0;
+	for (int i = 0; i < SUPER_NFDS; i++) {
+		int fd = i == SUPER_IX(SUPER_FD_LINK) ? d->link : d->sfds.fd[i];
+		if (fd >= 0 && i != SUPER_IX(SUPER_FD_EXE)) {
+			fds[n++] = fd;
+			mask |= 1u << i;
+		}
+	}
+	char msg[64];
+	int len = snprintf(msg, sizeof(msg), "ok %u %d\n", mask, atomic_load(&fs->supervisor_pid));
+	char ctl[CMSG_SPACE(sizeof(fds))];
+	memset(ctl, 0, sizeof(ctl));
+	struct iovec iov = {msg, (size_t)len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			   .msg_controllen = CMSG_SPACE(n * sizeof(int))};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	char line[64];
+	if (sendmsg(c, &m, MSG_NOSIGNAL) < 0 || !read_line(c, line, sizeof(line)) ||
+	    strcmp(line, "stop")) {
+		pthread_mutex_unlock(&fs->reload_lock);
+		return;
+	}
+	daemon_leaving(d, true);
+	pthread_mutex_lock(&fs->handover_lock);
+	fs->handover = HANDOVER_STOPPED;
+	pthread_mutex_unlock(&fs->handover_lock);
+	loop_stop(fs->loop);
+	say(c, "stopped\n");
+	unsigned long pid = 0;
+	bool served = read_line(c, line, sizeof(line)) && sscanf(line, "serving %lu", &pid) == 1;
+	if (served) {
+		char note[64];
+		snprintf(note, sizeof(note), "MAINPID=%lu", pid);
+		service_notify(note);
+	} else {
+		daemon_leaving(d, false);
+		pthread_mutex_unlock(&fs->reload_lock);
+	}
+	pthread_mutex_lock(&fs->handover_lock);
+	fs->handover = served ? HANDOVER_DONE : HANDOVER_FAILED;
+	pthread_cond_broadcast(&fs->handover_cond);
+	pthread_mutex_unlock(&fs->handover_lock);
+	/* The listening socket is the new daemon's now: this one accepts
+	 * nothing more while it leaves. */
+	while (served)
+		pause();
+}
+
+static void serve(struct bfs *fs, int c)
+{
+	char line[64];
+	if (!read_line(c, line, sizeof(line)))
+		return;
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
 	bool trusted = getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
 		       (cred.uid == 0 || cred.uid == geteuid());
 	char *doc;
+	if (!strncmp(line, "takeover ", 9)) {
+		/* (the client waits for the hand-over: no timeout) */
+		struct timeval none = {0};
+		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		hand_over(fs, c, line + 9, trusted);
+		return;
+	}
 	if (!strcmp(line, "status"))
 		doc = control_status(fs);
 	else if (!strcmp(line, "reload"))
@@ -178,24 +294,28 @@ static void *control_thread(void *arg)
 	return NULL;
 }
 
-errint_t control_start(struct bfs *fs)
+int control_listen(const struct bfs *fs)
 {
 	struct sockaddr_un sun;
-	socklen_t len = mounts_control_addr(fs->dev_major, fs->dev_minor, &sun);
+	socklen_t len = mounts_control_addr(fs->mnt.major, fs->mnt.minor, &sun);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sun, len) < 0 || listen(fd, 16) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, len) < 0 || listen(fd, 64) < 0) {
 		int e = errno;
 		close(fd);
 		return -e;
 	}
+	return fd;
+}
+
+errint_t control_start(struct bfs *fs, int fd)
+{
 	struct listener *l = xmalloc(sizeof(*l));
 	*l = (struct listener){fs, fd};
 	pthread_t t;
 	int e = pthread_create(&t, NULL, control_thread, l);
 	if (e) {
-		close(fd);
 		free(l);
 		return -e;
 	}

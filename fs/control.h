@@ -6,15 +6,22 @@
  * and disappears with the daemon. A client sends one line, "status" or
  * "reload", and reads one JSON document back. Anyone may ask for the
  * status (the mount's contents are readable by all anyway); a reload is
- * done only for root and for the daemon's own user (SO_PEERCRED). */
+ * done only for root and for the daemon's own user (SO_PEERCRED), as is
+ * "takeover FORMAT", by which a new daemon takes the mount over (a live
+ * upgrade, takeover.h): it gets the connection's descriptors, tells this
+ * daemon to "stop" (its workers stop at a request boundary, "stopped"),
+ * restores, and says "serving PID"; this daemon then leaves. If it goes
+ * away before that, the workers start again. */
 #ifndef BUNDLEFS_CONTROL_H
 #define BUNDLEFS_CONTROL_H
 
 #include "bfs.h"
 
-/* Binds the socket and serves it from a thread of its own. Returns 0 or
- * -errno. */
-errint_t control_start(struct bfs *fs);
+/* Binds the socket and listens. Returns the descriptor or -errno. */
+int control_listen(const struct bfs *fs);
+/* Serves the listening socket `fd` (control_listen's, or one taken over
+ * from a predecessor) from a thread of its own. Returns 0 or -errno. */
+errint_t control_start(struct bfs *fs, int fd);
 
 /* The status document (malloc'ed JSON). */
 char *control_status(struct bfs *fs);

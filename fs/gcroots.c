@@ -146,6 +146,19 @@ static struct rootcount *count_of(struct gcroots *g, const char *base)
 	return c;
 }
 
+void gcroots_adopt(struct gcroots *g, int fd, const char *dir)
+{
+	g->fd = fd;
+	g->dir = xstrdup(dir);
+}
+
+void gcroots_release(struct gcroots *g)
+{
+	free(g->dir);
+	g->dir = NULL;
+	g->fd = -1;
+}
+
 errint_t gcroots_add(struct gcroots *g, const struct store *st, const char *const *bases, size_t n)
 {
 	errint_t rc = 0;

@@ -30,6 +30,12 @@ char *gcroots_default(const struct store *st);
 void gcroots_init(struct gcroots *g);
 /* Creates this daemon's directory below `top`. Returns 0 or -errno. */
 errint_t gcroots_open(struct gcroots *g, const char *top);
+/* Takes over the directory a predecessor made (`fd`, open and locked, at
+ * `dir`): its roots stay as they are. */
+void gcroots_adopt(struct gcroots *g, int fd, const char *dir);
+/* Forgets the directory without removing it: it is handed over. */
+void gcroots_release(struct gcroots *g);
+
 /* Registers store paths (base names) for one more bundle; nothing when no
  * directory is open. Returns 0 or -errno. */
 errint_t gcroots_add(struct gcroots *g, const struct store *st, const char *const *bases, size_t n);

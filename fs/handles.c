@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 static void handle_free(struct handle *h)
@@ -55,7 +57,10 @@ void handles_init(struct bfs *fs, unsigned files, unsigned dirs)
 	hs->files = hcache_new(files, file_make, destroy, fs);
 	hs->dirs = hcache_new(dirs, dir_make, destroy, fs);
 	pthread_mutex_init(&hs->lock, NULL);
-	hs->opened.prev = hs->opened.next = &hs->opened;
+	/* Different in every daemon (never 0: no handle). */
+	while (!hs->epoch)
+		if (getrandom(&hs->epoch, sizeof(hs->epoch), 0) != sizeof(hs->epoch))
+			hs->epoch = (uint32_t)getpid() ^ (uint32_t)time(NULL);
 }
 
 void handles_fini(struct bfs *fs)
@@ -63,27 +68,44 @@ void handles_fini(struct bfs *fs)
 	struct handles *hs = &fs->handles;
 	hcache_free(hs->files);
 	hcache_free(hs->dirs);
-	while (hs->opened.next != &hs->opened) {
-		struct handle *h = hs->opened.next;
-		hs->opened.next = h->next;
-		handle_free(h);
-	}
-	hs->opened.prev = &hs->opened;
+	for (uint32_t i = 0; i < hs->nslots; i++)
+		if (hs->slots[i])
+			handle_free(hs->slots[i]);
+	free(hs->slots);
+	free(hs->free);
 	pthread_mutex_destroy(&hs->lock);
 }
 
-static struct handle *opened(uint64_t fh)
+/* The slot of an opened handle `fh`, when this daemon opened it. */
+static bool slot_of(const struct handles *hs, uint64_t fh, uint32_t *slot)
 {
-	return (struct handle *)(uintptr_t)fh;
+	uint32_t i = (uint32_t)fh - 1;
+	if ((uint32_t)(fh >> 32) != hs->epoch || (uint32_t)fh == 0)
+		return false;
+	*slot = i;
+	return true;
 }
 
-static errint_t borrow(struct hcache *c, struct node *n, uint64_t fh, struct hold *out)
+static struct handle *opened(struct handles *hs, uint64_t fh)
+{
+	uint32_t i;
+	struct handle *h = NULL;
+	if (!slot_of(hs, fh, &i))
+		return NULL;
+	pthread_mutex_lock(&hs->lock);
+	if (i < hs->nslots)
+		h = hs->slots[i];
+	pthread_mutex_unlock(&hs->lock);
+	return h;
+}
+
+static errint_t borrow(struct handles *hs, struct hcache *c, struct node *n, uint64_t fh,
+		       struct hold *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (fh) {
-		out->h = opened(fh);
+	/* (A predecessor's handle: as if there were none.) */
+	if (fh && (out->h = opened(hs, fh)))
 		return 0;
-	}
 	errint_t e = hcache_get(c, n, &out->ref);
 	if (e < 0)
 		return e;
@@ -93,14 +115,14 @@ static errint_t borrow(struct hcache *c, struct node *n, uint64_t fh, struct hol
 
 errint_t handles_file(struct bfs *fs, struct node *n, uint64_t fh, struct hold *out)
 {
-	return borrow(fs->handles.files, n, fh, out);
+	return borrow(&fs->handles, fs->handles.files, n, fh, out);
 }
 
 errint_t handles_readdir(struct bfs *fs, struct node *n, uint64_t fh, off_t off, tree_emit_fn *emit,
 			 void *ctx)
 {
 	struct hold hold;
-	errint_t e = borrow(fs->handles.dirs, n, fh, &hold);
+	errint_t e = borrow(&fs->handles, fs->handles.dirs, n, fh, &hold);
 	if (e < 0)
 		return e;
 	pthread_mutex_lock(&hold.h->lock);
@@ -130,24 +152,36 @@ errint_t handles_open(struct bfs *fs, struct node *n, bool dir, uint64_t *fh)
 	if (e < 0)
 		return e;
 	pthread_mutex_lock(&hs->lock);
-	h->next = hs->opened.next;
-	h->prev = &hs->opened;
-	hs->opened.next->prev = h;
-	hs->opened.next = h;
+	uint32_t i;
+	if (hs->nfree) {
+		i = hs->free[--hs->nfree];
+	} else {
+		if (hs->nslots == hs->cap) {
+			hs->cap = hs->cap ? 2 * hs->cap : 64;
+			hs->slots = xreallocarray(hs->slots, hs->cap, sizeof(*hs->slots));
+			hs->free = xreallocarray(hs->free, hs->cap, sizeof(*hs->free));
+		}
+		i = hs->nslots++;
+	}
+	hs->slots[i] = h;
 	pthread_mutex_unlock(&hs->lock);
-	*fh = (uint64_t)(uintptr_t)h;
+	*fh = (uint64_t)hs->epoch << 32 | (i + 1);
 	return 0;
 }
 
 void handles_release(struct bfs *fs, uint64_t fh)
 {
-	struct handle *h = opened(fh);
-	if (!h)
-		return;
 	struct handles *hs = &fs->handles;
+	uint32_t i;
+	struct handle *h = NULL;
+	if (!slot_of(hs, fh, &i))
+		return;
 	pthread_mutex_lock(&hs->lock);
-	h->prev->next = h->next;
-	h->next->prev = h->prev;
+	if (i < hs->nslots && (h = hs->slots[i])) {
+		hs->slots[i] = NULL;
+		hs->free[hs->nfree++] = i;
+	}
 	pthread_mutex_unlock(&hs->lock);
-	handle_free(h);
+	if (h)
+		handle_free(h);
 }

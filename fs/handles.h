@@ -3,7 +3,7 @@
  *
  * An OPEN or OPENDIR that the daemon answers (on a mount forced rw, where
  * opens must be seen to refuse writes) creates a struct handle, and fi->fh
- * carries its address; RELEASE frees it. On the default read-only mount
+ * names it (see struct handles); RELEASE frees it. On the default read-only mount
  * the kernel opens without asking (see hcache.h) and requests arrive with
  * fi->fh == 0: they borrow a handle from a bounded cache instead. Either
  * way a handler gets a `struct hold`, uses hold.h, and gives it back. */
@@ -24,16 +24,21 @@ struct handle {
 	pthread_mutex_t lock; /* directories: one reader of the stream at a time;
 				 taken before the node table's lock */
 	bool is_dir;
-	struct handle *prev, *next; /* opened handles, freed at exit if the kernel
-				       never released them (a lazy unmount) */
 };
 
 /* The handles of one mount. */
 struct handles {
 	struct hcache *files; /* file contents, for reads without a handle */
 	struct hcache *dirs;  /* directory streams, likewise */
-	pthread_mutex_t lock; /* a leaf: guards the list of opened handles */
-	struct handle opened; /* its head */
+	/* Opened handles, by slot: the kernel's file handle is this
+	 * daemon's epoch (high 32 bits) and the slot + 1, so that a handle a
+	 * predecessor opened (a takeover) is known for what it is, and its
+	 * requests are served as those without a handle are. Those the kernel
+	 * never released (a lazy unmount) are freed at exit. */
+	pthread_mutex_t lock; /* a leaf: guards the slots */
+	struct handle **slots;
+	uint32_t nslots, cap, *free, nfree;
+	uint32_t epoch;
 };
 
 /* Sets up the caches, holding at most `files` and `dirs` handles. */
@@ -59,7 +64,7 @@ void handles_put(struct hold *hold);
 errint_t handles_readdir(struct bfs *fs, struct node *n, uint64_t fh, off_t off, tree_emit_fn *emit,
 			 void *ctx);
 
-/* OPEN and OPENDIR: a new handle for `n`, its address in *fh. RELEASE and
+/* OPEN and OPENDIR: a new handle for `n`, its name in *fh. RELEASE and
  * RELEASEDIR free it. Return 0 or -errno. */
 errint_t handles_open(struct bfs *fs, struct node *n, bool dir, uint64_t *fh);
 void handles_release(struct bfs *fs, uint64_t fh);

@@ -72,8 +72,10 @@ static errint_t lookup_entry(struct bfs *fs, struct node *dir, const char *name,
 static struct node *node_or_reply(fuse_req_t req, fuse_ino_t ino)
 {
 	struct node *n = nodes_get(&fsof(req)->nodes, ino);
-	if (!n)
+	if (!n || tree_is_dead(n)) {
 		fuse_reply_err(req, ESTALE);
+		return NULL;
+	}
 	return n;
 }
 

@@ -115,6 +115,59 @@ static char *child_key(const struct node *parent, const char *name, size_t *len)
 	return k;
 }
 
+/* ---- the journal (see nodes.h); all called with the lock held ---------- */
+
+static void journal_snapshot(struct nodes *t);
+
+static bool node_add_record(struct nodes *t, const struct node *n, uint64_t count)
+{
+	const char *name = n->shared ? (n->rel ? n->rel : "") : n->key + sizeof(node_id);
+	size_t len = n->shared ? strlen(name) : n->keylen - sizeof(node_id);
+	return t->journal.add(t->journal.ctx, n, name, len, count);
+}
+
+static void journal_add(struct nodes *t, const struct node *n)
+{
+	if (t->journal.add && !node_add_record(t, n, 1))
+		journal_snapshot(t); /* (the table already has the node) */
+}
+
+static void journal_lookup(struct nodes *t, node_id id, uint64_t count)
+{
+	if (t->journal.lookup && !t->journal.lookup(t->journal.ctx, id, count))
+		journal_snapshot(t);
+}
+
+static void journal_forget(struct nodes *t, node_id id, uint64_t count)
+{
+	if (t->journal.forget && !t->journal.forget(t->journal.ctx, id, count))
+		journal_snapshot(t);
+}
+
+/* Every live node but the root, with its count. */
+static void journal_snapshot(struct nodes *t)
+{
+	t->journal.snapshot_begin(t->journal.ctx);
+	for (size_t c = 0; c < MAX_CHUNKS && t->chunks[c]; c++)
+		for (size_t i = 0; i < CHUNK_SIZE; i++) {
+			struct node *n = t->chunks[c][i];
+			if (n && n->id != NODES_ROOT_ID && !node_add_record(t, n, n->nlookup)) {
+				fputs("bundlefs: the node table no longer fits its journal\n",
+				      stderr);
+				abort();
+			}
+		}
+	t->journal.snapshot_end(t->journal.ctx);
+}
+
+void nodes_set_journal(struct nodes *t, const struct nodes_journal *j)
+{
+	pthread_mutex_lock(&t->lock);
+	t->journal = *j;
+	journal_snapshot(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
 struct node *nodes_lookup_child(struct nodes *t, struct node *parent, const char *name)
 {
 	size_t nl = strlen(name);
@@ -124,8 +177,10 @@ struct node *nodes_lookup_child(struct nodes *t, struct node *parent, const char
 	memcpy(k + sizeof(parent->id), name, nl);
 	pthread_mutex_lock(&t->lock);
 	struct node *n = strmap_get(&t->children, k, sizeof(parent->id) + nl);
-	if (n)
+	if (n) {
 		n->nlookup++;
+		journal_lookup(t, n->id, 1);
+	}
 	pthread_mutex_unlock(&t->lock);
 	if (k != stackkey)
 		free(k);
@@ -170,6 +225,8 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 	}
 	if (n) {
 		free(key);
+		n->nlookup++;
+		journal_lookup(t, n->id, 1);
 	} else {
 		n = alloc_node(t, proto);
 		n->key = key;
@@ -182,10 +239,74 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 		} else {
 			n->parent = NULL;
 		}
+		n->nlookup++;
+		journal_add(t, n);
 	}
-	n->nlookup++;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+struct node *nodes_restore(struct nodes *t, node_id id, uint32_t gen, struct node *parent,
+			   const char *name, const struct node *proto, uint64_t nlookup,
+			   bool hidden)
+{
+	size_t kl;
+	char *key;
+	struct strmap *map;
+	if (proto->shared) {
+		uint64_t ident[2] = {proto->bdev, proto->bino};
+		key = xmalloc(sizeof(ident));
+		memcpy(key, ident, sizeof(ident));
+		kl = sizeof(ident);
+		map = &t->shared;
+	} else {
+		key = child_key(parent, name, &kl);
+		map = &t->children;
+	}
+	pthread_mutex_lock(&t->lock);
+	struct node *n = xmalloc(sizeof(*n));
+	*n = *proto;
+	n->id = id;
+	n->gen = gen;
+	n->nlookup = nlookup;
+	n->pins = 0;
+	n->rel = proto->rel ? xstrdup(proto->rel) : NULL;
+	n->key = key;
+	n->keylen = kl;
+	n->attr.blksize = n->attr.blksize ? n->attr.blksize : 4096;
+	if (n->bundle)
+		t->owner.hold(n->bundle);
+	/* Restored in the kernel's order of making them: a later node under
+	 * the same key is the one a lookup finds now. */
+	if (!hidden) {
+		struct node *old = strmap_del(map, key, kl);
+		if (old)
+			old->in_map = false;
+		strmap_put(map, key, kl, n);
+	}
+	n->in_map = !hidden;
+	n->parent = proto->shared ? NULL : parent;
+	if (n->parent)
+		n->parent->pins++;
+	slot_set(t, id, n);
+	t->live++;
+	if (id >= t->next)
+		t->next = id + 1;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void nodes_restored(struct nodes *t, uint32_t max_gen)
+{
+	pthread_mutex_lock(&t->lock);
+	for (node_id id = t->next; id-- > NODES_ROOT_ID + 1;)
+		if (!nodes_get(t, id)) {
+			GROW(t->free_ids, t->nfree, t->free_cap);
+			t->free_ids[t->nfree++] = id;
+		}
+	if (t->next_gen <= max_gen)
+		t->next_gen = max_gen + 1;
+	pthread_mutex_unlock(&t->lock);
 }
 
 /* The child `name` of `parent` by the children map, taken out of it when
@@ -225,6 +346,7 @@ void nodes_forget(struct nodes *t, node_id id, uint64_t count)
 		return;
 	}
 	n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
+	journal_forget(t, id, count);
 	while (n && n->id != NODES_ROOT_ID && n->nlookup == 0 && n->pins == 0) {
 		struct node *parent = n->parent;
 		if (n->in_map)

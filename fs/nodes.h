@@ -69,9 +69,27 @@ struct nodes_owner {
 	void (*release)(struct bstate *b);
 };
 
+/* Where the table records what it tells the kernel, so that a successor
+ * can take the table over (state.h): written under the table's lock,
+ * before the kernel hears of the node or the count. A write that does not
+ * fit returns false; the table then writes a snapshot of every live node
+ * in its place (snapshot_begin, add with each node's count, snapshot_end).
+ * `name` is the node's name in its parent, or for a shared node its path
+ * below the store. */
+struct nodes_journal {
+	bool (*add)(void *ctx, const struct node *n, const char *name, size_t namelen,
+		    uint64_t count);
+	bool (*lookup)(void *ctx, node_id id, uint64_t n);
+	bool (*forget)(void *ctx, node_id id, uint64_t n);
+	void (*snapshot_begin)(void *ctx);
+	void (*snapshot_end)(void *ctx);
+	void *ctx;
+};
+
 struct nodes {
 	pthread_mutex_t lock;
 	struct nodes_owner owner;
+	struct nodes_journal journal; /* all NULL: none */
 	struct node ***chunks; /* fixed array of chunk pointers */
 	node_id next;	       /* next never-used id */
 	node_id *free_ids;
@@ -111,6 +129,21 @@ node_id nodes_child_id(struct nodes *t, struct node *parent, const char *name);
 /* Makes the child `name` of `parent` found by no new lookup (it lives on
  * while the kernel holds it). Returns whether there was one. */
 bool nodes_unmap_child(struct nodes *t, struct node *parent, const char *name);
+
+/* From now on, records everything in `j`, starting with a snapshot of
+ * what the table holds. */
+void nodes_set_journal(struct nodes *t, const struct nodes_journal *j);
+
+/* A successor restores a node the kernel holds, with its id, generation
+ * and lookups, made from `proto` (as nodes_add makes one) as a child of
+ * `parent` named `name` (for a shared node, `name` is ignored); found by
+ * later lookups unless `hidden`. Call nodes_restored once every node is
+ * back. */
+struct node *nodes_restore(struct nodes *t, node_id id, uint32_t gen, struct node *parent,
+			   const char *name, const struct node *proto, uint64_t nlookup,
+			   bool hidden);
+/* Ids not restored are free; generations go on above `max_gen`. */
+void nodes_restored(struct nodes *t, uint32_t max_gen);
 
 /* Drops n lookups; frees the node (and unpinned ancestors) when none are
  * left. */

@@ -1,6 +1,7 @@
 /* options: parsing bundlefs's arguments. */
 #include "options.h"
 #include "cli.h"
+#include "mounts.h"
 
 #include <fuse_lowlevel.h>
 
@@ -13,6 +14,7 @@
 static const char usage_text[] =
     "usage: bundlefs [OPTIONS] MOUNTPOINT SPEC\n"
     "       bundlefs SPEC MOUNTPOINT -o OPTIONS     (as mount.fuse3 calls it)\n"
+    "       bundlefs --takeover MOUNTPOINT          (a live upgrade)\n"
     "\n"
     "Mounts every bundle of SPEC as MOUNTPOINT/NAME/{config.json,rootfs/}, an OCI\n"
     "runtime bundle whose rootfs is the bundle's Nix closure, served read-only\n"
@@ -49,6 +51,12 @@ static const char usage_tail[] =
     "removed or changed appear, disappear or change at once; running containers\n"
     "keep what they have; a spec with errors changes nothing.\n"
     "`bundlectl status MOUNTPOINT` shows the daemon and every bundle.\n"
+    "\n"
+    "If the daemon dies, a supervisor process starts another that takes the\n"
+    "mount over: readers and containers see a pause, not an error.\n"
+    "`bundlefs --takeover MOUNTPOINT`, run from a new binary, takes the mount\n"
+    "over from the running daemon the same way (with its options and spec),\n"
+    "and returns once it serves; the old daemon exits.\n"
     "\n"
     "The mount is always ro,nosuid,nodev; as root it is also allow_other with\n"
     "default_permissions, so containers running as any user can read it.\n"
@@ -141,6 +149,15 @@ static bool is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static void absolute(struct options *o, const char **path)
+{
+	if (!*path || **path == '/')
+		return;
+	char *abs = mounts_abspath(*path);
+	*path = arena_strdup(&o->strings, abs);
+	free(abs);
+}
+
 int options_parse(int argc, char **argv, struct options *o, struct store *st)
 {
 	o->threads = 8;
@@ -202,11 +219,15 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 	if (!o->mountpoint || !o->spec)
 		return usage_error("%s", "need a MOUNTPOINT and a SPEC");
 	/* mount.fuse3 passes the source (the spec) first. */
-	if (!is_dir(o->mountpoint) && is_dir(o->spec)) {
+	if (!o->reparse && !is_dir(o->mountpoint) && is_dir(o->spec)) {
 		const char *t = o->mountpoint;
 		o->mountpoint = o->spec;
 		o->spec = t;
 	}
+	/* The daemon works from /: relative paths are made absolute now. */
+	absolute(o, &o->log);
+	if (o->gcroots && strcmp(o->gcroots, "none"))
+		absolute(o, &o->gcroots);
 	char *err = NULL;
 	if (store_finish(st, &err) < 0) {
 		int rc = usage_error("%s", err);

@@ -17,6 +17,12 @@ struct options {
 	struct arena strings; /* values taken from -o lists */
 	bool foreground, debug, single, no_openat2, watch, mount_rw;
 	unsigned threads;
+	/* Set by the caller: arguments parsed once already, by a daemon whose
+	 * mount is now up. Nothing is looked at on the file system (stat of
+	 * a mount point nobody serves yet would never return), and which of
+	 * MOUNTPOINT and SPEC comes first is not worked out: the caller
+	 * knows them. */
+	bool reparse;
 };
 
 /* Parses argv into `o` and the store settings into `st`. Returns -1 to go

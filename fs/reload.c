@@ -3,6 +3,7 @@
 #include "log.h"
 #include "mounts.h"
 #include "service.h"
+#include "state.h"
 #include "tree.h"
 
 #include <errno.h>
@@ -73,6 +74,9 @@ errint_t reload_run(struct bfs *fs, struct reload_result *out)
 		diag_clear(&d);
 	} else {
 		struct bundles *next = bundles_new(&sp, &fs->env, fs->bundles);
+		/* A successor finds the new set before anything of it is served. */
+		state_save_bundles(fs->state, &fs->env, next, fs->generation + 1,
+				   (double)r.at.tv_sec + r.at.tv_nsec / 1e9);
 		pthread_rwlock_wrlock(&fs->gen_lock);
 		struct bundles *old = fs->bundles;
 		fs->bundles = next;
@@ -133,7 +137,7 @@ static void reap(struct bfs *fs)
 			snprintf(root_path, sizeof(root_path), "/" VERSIONS_DIR "/%s", name);
 			char *point = xasprintf("%s%s", fs->mountpoint, root_path);
 			node_id versions = nodes_child_id(&fs->nodes, root, VERSIONS_DIR);
-			if (!mounts_any_under(fs->dev_major, fs->dev_minor, root_path, point) &&
+			if (!mounts_any_under(fs->mnt.major, fs->mnt.minor, root_path, point) &&
 			    versions)
 				ll_forget_entry(fs, versions, name);
 			free(point);

@@ -4,6 +4,7 @@
 #include "backing.h"
 #include "bfs.h"
 #include "hcache.h"
+#include "state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -465,6 +466,41 @@ size_t tree_reloaded(struct bfs *fs, const struct bundles *old, struct node *roo
 		}
 	}
 	return n;
+}
+
+void tree_restore_node(struct bfs *fs, const struct jnode *j)
+{
+	struct node p = {0}, *parent = NULL;
+	errint_t e = -ENOENT;
+	if (j->shared) {
+		struct stat st;
+		int fd = backing_open_path(&fs->backing, j->name, &st);
+		if (fd >= 0) {
+			close(fd);
+			struct bstate *b = j->serial ? bundles_by_serial(&fs->env, j->serial) : NULL;
+			e = backing_proto(fs, b, xstrdup(j->name), -1, j->name, &st, &p);
+			if (b)
+				bundle_put(b); /* the node takes its own */
+		}
+	} else if ((parent = nodes_get(&fs->nodes, j->parent)) && kinds[parent->kind].lookup) {
+		e = kinds[parent->kind].lookup(fs, parent, j->name, -1, &p);
+	}
+	/* Never another file under the old id: a backing entry must be the
+	 * very file it was (the store may have changed under the name). */
+	bool dead = e < 0 || (j->shared && p.kind != NK_BFILE) ||
+		    (j->bino && (p.bdev != j->bdev || p.bino != j->bino)) || p.kind != j->kind;
+	if (dead) {
+		free(p.rel);
+		/* (kept as it was: a later snapshot writes it again) */
+		p = (struct node){.kind = NK_DEAD,
+				  .shared = j->shared,
+				  .rel = j->shared ? xstrdup(j->name) : NULL,
+				  .bdev = j->bdev,
+				  .bino = j->bino,
+				  .attr = {.mode = j->mode}};
+	}
+	nodes_restore(&fs->nodes, j->id, j->gen, parent, j->name, &p, j->nlookup, dead);
+	free(p.rel);
 }
 
 void tree_init(struct bfs *fs, unsigned dirpaths)

@@ -35,8 +35,15 @@ enum node_kind {
 	NK_VDIR,
 	NK_BDIR,
 	NK_BFILE,
+	NK_DEAD, /* restored by a successor, but no longer there */
 	NK_COUNT
 };
+
+/* A node that answers nothing but ESTALE. */
+static inline bool tree_is_dead(const struct node *n)
+{
+	return n->kind == NK_DEAD;
+}
 
 /* The directory of bundle versions, a name no bundle may have. */
 #define VERSIONS_DIR SPEC_RESERVED_NAME
@@ -91,6 +98,13 @@ void tree_leave(struct bfs *fs, bool entered);
  * kernel must forget once the lock is released. */
 struct bundles;
 size_t tree_reloaded(struct bfs *fs, const struct bundles *old, struct node *root, char ***names);
+
+/* A successor restores node `j` (state.h) the way it was made: found
+ * again under its parent by its name (or, shared, by its path below the
+ * store), with the id, generation and lookups it had; one that cannot be
+ * found again is restored dead. */
+struct jnode;
+void tree_restore_node(struct bfs *fs, const struct jnode *j);
 
 /* Looks `name` up in directory `dir` and takes a lookup on the node found.
  * `dirfd`, when >= 0, is a descriptor of dir's backing directory to look

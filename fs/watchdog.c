@@ -16,14 +16,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int unmount_detach(const char *mnt, uint64_t mnt_id)
+int unmount_detach(const char *mnt, const struct mountid *id)
 {
 	struct mountent top, ours;
 	int found = mounts_at(mnt, &top);
 	if (found < 0)
 		return found;
-	if (!found || top.id != mnt_id)
-		return mounts_by_id(mnt_id, &ours) == 1 ? -EBUSY : -ENOENT;
+	if (!found || top.id != id->id || top.major != id->major || top.minor != id->minor)
+		return mounts_find(id, &ours) == 1 ? -EBUSY : -ENOENT;
 	if (geteuid() == 0) {
 		if (umount2(mnt, MNT_DETACH) == 0)
 			return 0;
@@ -56,14 +56,16 @@ static void close_all_but(int keep)
 	closedir(d);
 }
 
-int watchdog_start(const char *mnt, uint64_t mnt_id)
+int watchdog_start(const char *mnt, const struct mountid *id, int *wfd)
 {
 	/* The daemon keeps the writing end open until it exits; the
 	 * watchdog reads. */
 	int keep;
 	pid_t pid = service_fork(false, &keep);
-	if (pid != 0)
+	if (pid != 0) {
+		*wfd = keep;
 		return pid < 0 ? pid : 0;
+	}
 
 	/* The watchdog. It must outlive signals meant for the daemon, also
 	 * those sent to the daemon's whole process group or session. */
@@ -84,7 +86,7 @@ int watchdog_start(const char *mnt, uint64_t mnt_id)
 	 * to go (mountinfo polls POLLPRI when mounts change). */
 	int mi = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
 	for (;;) {
-		int e = unmount_detach(mnt, mnt_id);
+		int e = unmount_detach(mnt, id);
 		if (e != -EBUSY || mi < 0)
 			_exit(0);
 		struct pollfd pfd = {.fd = mi, .events = POLLPRI};

@@ -2,7 +2,7 @@
  * general: always the daemon's own mount, never one stacked on it.
  *
  * A small child process, in a session of its own, waits on a pipe that
- * only the daemon holds open. When the pipe closes and the daemon's mount
+ * only the daemon and its supervisor (supervisor.h) hold open. When the pipe closes and the daemon's mount
  * (recognised by its mount id) is still in place, the daemon died without
  * unmounting: the watchdog detaches the mount so that it does not stay
  * wedged. (libfuse's auto_unmount cannot be used: its helper probes the
@@ -11,16 +11,19 @@
 #ifndef BUNDLEFS_WATCHDOG_H
 #define BUNDLEFS_WATCHDOG_H
 
+#include "mounts.h"
+
 #include <stdint.h>
 
-/* Detaches the mount `mnt_id` at `mnt` (lazily: what is open stays
+/* Detaches the mount `id` at `mnt` (lazily: what is open stays
  * usable), if it is the topmost mount there: umount2 acts on the topmost,
  * and a mount stacked on ours is not ours to remove. Returns 0, -EBUSY
  * when another mount covers ours, -ENOENT when ours is gone, or -errno. */
-int unmount_detach(const char *mnt, uint64_t mnt_id);
+int unmount_detach(const char *mnt, const struct mountid *id);
 
-/* Starts the watchdog for the mount `mnt_id` at `mnt`. Returns 0 or
- * -errno. */
-int watchdog_start(const char *mnt, uint64_t mnt_id);
+/* Starts the watchdog for the mount `id` at `mnt`; *wfd is the
+ * pipe's write end, held by the daemon and by its supervisor (the watchdog
+ * acts when every holder is gone). Returns 0 or -errno. */
+int watchdog_start(const char *mnt, const struct mountid *id, int *wfd);
 
 #endif

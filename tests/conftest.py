@@ -4,6 +4,7 @@
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -32,6 +33,14 @@ def run(cmd, check=True, **kw):
             % (cmd, p.returncode, p.stdout[-2000:], p.stderr[-2000:])
         )
     return p
+
+
+def wait_for(cond, what, timeout=10):
+    """Waits until cond() holds; fails with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
 
 
 def bundlectl(*args, check=True, **kw):

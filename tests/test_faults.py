@@ -99,8 +99,7 @@ def test_stale_roots_of_a_killed_daemon_are_removed(tmp_path, tiny):
     try:
         os.listdir(m1.path("t", "rootfs"))
         assert roots_of(m1.proc.pid)
-        m1.proc.kill()
-        m1.proc.wait()
+        m1.kill_all()
     finally:
         m1.cleanup()
     assert roots_of(m1.proc.pid)  # left behind by SIGKILL
@@ -117,30 +116,37 @@ def test_gcroots_none(tmp_path, tiny):
 
 def test_killing_the_process_group_does_not_wedge_the_mount(tmp_path, tiny):
     # `kill -9 -- -PGID` reaches every process of the daemon's group; the
-    # watchdog lives in a session of its own and still detaches the mount.
+    # supervisor and the watchdog live in sessions of their own: a
+    # successor serves on, and when it and the supervisor are killed too,
+    # the watchdog detaches the mount.
     spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     p = subprocess.Popen([BUNDLEFS, "-f", str(mnt), spec], start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    m = bfsmount.Mount.__new__(bfsmount.Mount)
+    m.mountpoint, m.proc, m.errlog = str(mnt), p, None
     try:
         deadline = time.monotonic() + 10
         while not is_mounted(mnt):
             assert time.monotonic() < deadline and p.poll() is None, "did not mount"
             time.sleep(0.01)
-        os.listdir(mnt / "t" / "rootfs")
+        m.wait_serving(deadline)
+        before = os.listdir(mnt / "t" / "rootfs")
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
+        deadline = time.monotonic() + 10
+        while not m.status() or m.status()["pid"] == p.pid:
+            assert time.monotonic() < deadline, "no successor after a group kill"
+            time.sleep(0.01)
+        assert os.listdir(mnt / "t" / "rootfs") == before
+        m.kill_all()
         deadline = time.monotonic() + 10
         while is_mounted(mnt):
             assert time.monotonic() < deadline, "mount left behind by a group kill"
             time.sleep(0.05)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        if is_mounted(mnt):
-            run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+        m.cleanup()
     m = Mount(mnt, spec)  # the mountpoint works again
     try:
         assert os.listdir(m.path("t", "rootfs"))

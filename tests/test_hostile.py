@@ -385,18 +385,22 @@ def test_a_reused_inode_number_is_not_the_old_file(mount, fake):
             f.read()
     # (The daemon closes the deleted file when it evicts it; the inode is
     # free for reuse a moment later. New files are made beside the deleted
-    # one, where the filesystem allocates from the same inode group, and
-    # the one that gets its number is moved to the other store path.)
+    # one, where ext4 gives the lowest free number of the same inode group,
+    # and the one that gets its number is moved to the other store path.
+    # Files deleted earlier, by other tests, may leave lower numbers free:
+    # those are filled first, in bursts.)
     reused = None
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     k = 0
     while not reused and time.monotonic() < deadline:
-        p = fake.real / a / ("new%d" % k)
-        p.write_text("mine-%d" % k)
-        if os.stat(p).st_ino == ino:
-            reused = "new%d" % k
-            os.rename(p, fake.real / b / reused)
-        k += 1
+        for _ in range(500):
+            p = fake.real / a / ("new%d" % k)
+            p.write_text("mine-%d" % k)
+            if os.stat(p).st_ino == ino:
+                reused = "new%d" % k
+                os.rename(p, fake.real / b / reused)
+                break
+            k += 1
         time.sleep(0.01)
     assert reused, "the filesystem did not reuse the inode number"
     served = "%s%s/%s/%s" % (m.path("y", "rootfs"), STORE, b, reused)

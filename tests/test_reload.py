@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import (BUNDLECTL, BUNDLEFS, STORE, Mount, bfsmount, bundlectl, is_mounted, run,
-                      write_spec)
+                      wait_for, write_spec)
 
 
 def roots_of(pid):
@@ -22,13 +22,6 @@ def roots_of(pid):
 
 def status(mnt):
     return json.loads(bundlectl("status", "--json", str(mnt)).stdout)
-
-
-def wait_for(cond, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 READER_LOOP = "PATH=%s/bin; i=0; while [ $i -lt 40 ]; do cat %s/bin/entrypoint > /dev/null || echo FAIL; " \
@@ -137,8 +130,7 @@ def test_sigkill_after_a_refused_stack_leaves_no_dead_mount(tmp_path, tiny):
     m = Mount(tmp_path / "mnt", spec)
     try:
         assert run([BUNDLEFS, m.mountpoint, spec], check=False).returncode == 1
-        m.proc.kill()
-        m.proc.wait()
+        m.kill_all()
         wait_for(lambda: not is_mounted(m.mountpoint), "dead mount left behind")
     finally:
         m.cleanup()
@@ -160,8 +152,7 @@ def test_unmounting_leaves_a_mount_stacked_on_ours_alone(tmp_path, tiny):
             types = [l.split(" - ")[1].split()[0] for l in f if l.split()[4] == m.mountpoint]
         assert types == ["fuse.bundlefs", "tmpfs"], types
         assert "another mount covers it" in m.stderr()
-        m.proc.kill()
-        m.proc.wait()
+        m.kill_all()
         time.sleep(0.5)
         assert is_mounted(m.mountpoint)
         run(["umount", m.mountpoint])  # the tmpfs
@@ -199,9 +190,11 @@ def test_systemd_notifications(tmp_path, tiny):
     mnt.mkdir()
     p = subprocess.Popen([BUNDLEFS, "-f", str(mnt), spec], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
+    successor = supervisor = None
     try:
         msg = n.poll(10)
         assert msg == "READY=1", n.messages
+        supervisor = status(str(mnt))["supervisor"]
         # READY=1 only once the mount serves: the kernel's INIT has been
         # answered, and a request goes through at once.
         assert is_mounted(mnt)
@@ -211,15 +204,31 @@ def test_systemd_notifications(tmp_path, tiny):
         p.send_signal(signal.SIGHUP)
         assert n.poll(10).startswith("RELOADING=1\nMONOTONIC_USEC=")
         assert n.poll(10) == "READY=1"
-        p.send_signal(signal.SIGTERM)
+        # The daemon dies: its successor is the service's main process.
+        p.kill()
+        p.wait()
+        msg = n.poll(10)
+        assert msg and msg.startswith("MAINPID="), n.messages
+        successor = int(msg.split("=")[1])
+        assert status(str(mnt))["pid"] == successor
+        os.kill(successor, signal.SIGHUP)
+        assert n.poll(10).startswith("RELOADING=1\nMONOTONIC_USEC=")
+        assert n.poll(10) == "READY=1"
+        os.kill(successor, signal.SIGTERM)
         assert n.poll(10) == "STOPPING=1"
-        assert p.wait(10) == 0
+        wait_for(lambda: not is_mounted(mnt), "the mount stays")
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
         if is_mounted(mnt):
             run(["fusermount3", "-u", "-z", str(mnt)])
+        for pid in (successor, supervisor):
+            try:
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_mount_command_and_fstab(tmp_path, nix, tiny):
@@ -329,6 +338,8 @@ def test_systemd_unit_is_valid(tmp_path):
     from conftest import BUILD
     unit = open(os.path.join(BUILD, "bundlefs@.service")).read()
     assert "Type=notify" in unit and "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    # Successors announce themselves; a dead daemon does not end the service.
+    assert "NotifyAccess=all" in unit and "ExitType=cgroup" in unit
     exec_start = next(l for l in unit.splitlines() if l.startswith("ExecStart="))
     binary = exec_start.split("=", 1)[1].split()[0]
     unit = "\n".join(l for l in unit.replace(binary, BUNDLEFS).splitlines()

@@ -135,6 +135,16 @@ int mountctl_status(const char *mountpoint, bool json)
 	       str(doc, "version"), num(doc, "pid"), up, num(doc, "nodes"), rss);
 	printf("spec %s, loaded %s (generation %.0f)\n", str(doc, "spec"), when,
 	       num(doc, "generation"));
+	const cJSON *super = cJSON_GetObjectItemCaseSensitive(doc, "supervisor");
+	if (cJSON_IsNumber(super) && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(doc, "mounted"))) {
+		char mounted[32];
+		human_time(num(doc, "uptime") + (num(doc, "started") - num(doc, "mounted")), mounted,
+			   sizeof(mounted));
+		printf("supervisor pid %.0f; mounted %s ago; since then failovers %.0f, upgrades %.0f\n",
+		       super->valuedouble, mounted, num(doc, "failovers"), num(doc, "upgrades"));
+	} else {
+		printf("no supervisor: if the daemon dies, the mount goes\n");
+	}
 	const cJSON *rl = cJSON_GetObjectItemCaseSensitive(doc, "last_reload");
 	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rl, "ok"))) {
 		printf("last reload failed; still serving the spec loaded before:\n");

@@ -231,5 +231,27 @@ static void bundles_equal(void)
 	spec_free(&b);
 }
 
-UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_full), CASE(errors), CASE(nul_and_limits),
+/* A bundle written as JSON reads back as the same bundle. */
+static void json_round_trip(void)
+{
+	struct spec a;
+	struct diags d;
+	CHECK_INT(parse("[x]\nargs = /bin/a 'b \"c' \\\\d \xc3\xa9\nreadonly = true\narch = aarch64\n"
+			"mount = /d bind /s ro,rbind\nmount = /e tmpfs t\n"
+			"closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n",
+			&a, &d),
+		  0);
+	for (size_t i = 0; i < a.n; i++) {
+		char *json = spec_bundle_json(&a.bundles[i]);
+		struct spec b;
+		CHECK_INT(spec_parse(&b, "j", json, strlen(json), &st, &d), 0);
+		CHECK_INT(b.n, 1);
+		CHECK(b.n == 1 && spec_bundle_equal(&a.bundles[i], &b.bundles[0]));
+		spec_free(&b);
+		free(json);
+	}
+	spec_free(&a);
+}
+
+UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip), CASE(json_full), CASE(errors), CASE(nul_and_limits),
 	  CASE(every_problem_reported))

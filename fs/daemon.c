@@ -1,0 +1,371 @@
+/* daemon: setting up, serving and ending a mount's daemon. */
+#include "daemon.h"
+#include "control.h"
+#include "log.h"
+#include "loop.h"
+#include "mounts.h"
+#include "reload.h"
+#include "service.h"
+#include "state.h"
+#include "tree.h"
+#include "watchdog.h"
+
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Out of descriptors: close every cached one not in use. */
+static void reclaim(void *ctx)
+{
+	struct bfs *f = ctx;
+	handles_trim(f);
+	tree_trim(f);
+}
+
+/* Raises the soft limit on open descriptors to the hard one, and returns
+ * the limit. */
+static unsigned raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (unsigned)rl.rlim_cur;
+}
+
+static unsigned clamp(unsigned x, unsigned lo, unsigned hi)
+{
+	return x < lo ? lo : x > hi ? hi : x;
+}
+
+static void hold_bundle(struct bstate *b)
+{
+	bundle_get(b);
+}
+
+void daemon_prepare(struct daemon *d)
+{
+	*d = (struct daemon){.link = -1};
+	pthread_mutex_init(&d->link_lock, NULL);
+	for (int i = 0; i < SUPER_NFDS; i++)
+		d->sfds.fd[i] = -1;
+	d->fs.daemon = d;
+	store_init(&d->fs.st);
+}
+
+errint_t daemon_init(struct daemon *d, struct spec *sp)
+{
+	struct bfs *f = &d->fs;
+	const struct options *o = &d->o;
+	errint_t e = store_open(&f->st);
+	if (e < 0)
+		return e;
+	clock_gettime(CLOCK_REALTIME, &f->started);
+	f->loaded = f->started;
+	f->uid = geteuid();
+	f->gid = getegid();
+	backing_init(&f->backing, f->st.fd, o->no_openat2, reclaim, f);
+	f->resolver = resolver_new(&f->st);
+	gcroots_init(&f->gcroots);
+	f->env = (struct bundle_env){.st = &f->st,
+				     .resolver = f->resolver,
+				     .gcroots = &f->gcroots,
+				     .registry = bundle_registry_new()};
+	if (sp) {
+		f->bundles = bundles_new(sp, &f->env, NULL);
+		f->generation = 1;
+	}
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	/* A reload is not starved by a steady stream of lookups. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&f->gen_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&f->reload_lock, NULL);
+	pthread_cond_init(&f->retired_cond, NULL);
+	pthread_mutex_init(&f->handover_lock, NULL);
+	pthread_cond_init(&f->handover_cond, NULL);
+	nodes_init(&f->nodes, &(struct nodes_owner){hold_bundle, bundle_put});
+	/* The handle caches share what descriptors are left once each worker
+	 * thread has a request in flight (a path and the file it reopens),
+	 * and a few for the rest. */
+	unsigned limit = raise_nofile();
+	unsigned reserve = 2 * o->threads + 32;
+	unsigned budget = limit > reserve + 12 ? limit - reserve : 12;
+	tree_init(f, clamp(budget / 4, 2, 64));
+	handles_init(f, clamp(budget / 2, 4, 64), clamp(budget / 4, 2, 64));
+	/* Opens can skip the daemon only while the kernel itself refuses
+	 * writes; with a read-write mount OPEN must stay to answer EROFS. */
+	f->zero_open = !o->mount_rw;
+	d->inited = true;
+	return 0;
+}
+
+void daemon_leaving(struct daemon *d, bool leaving)
+{
+	pthread_mutex_lock(&d->link_lock);
+	d->leaving = leaving;
+	pthread_mutex_unlock(&d->link_lock);
+}
+
+void daemon_fini(struct daemon *d)
+{
+	struct bfs *f = &d->fs;
+	daemon_leaving(d, true);
+	if (d->inited) {
+		reload_stop(f);
+		if (f->session)
+			fuse_session_destroy(f->session);
+		handles_fini(f);
+		tree_fini(f);
+		nodes_destroy(&f->nodes);
+		bundles_put(f->bundles);
+		bundle_registry_free(f->env.registry);
+		gcroots_close(&f->gcroots);
+		resolver_free(f->resolver);
+		free(f->last_reload.problems);
+		free(f->retired);
+		pthread_rwlock_destroy(&f->gen_lock);
+		pthread_mutex_destroy(&f->reload_lock);
+		pthread_cond_destroy(&f->retired_cond);
+		pthread_mutex_destroy(&f->handover_lock);
+		pthread_cond_destroy(&f->handover_cond);
+	}
+	state_close(f->state);
+	buf_free(&d->fuse_opts);
+	free(f->spec_path);
+	store_free(&f->st);
+	options_free(&d->o);
+}
+
+int daemon_plan_logging(struct daemon *d)
+{
+	d->log_file = d->o.log;
+	d->log_syslog = !d->o.log && log_syslog_available();
+	if (d->o.log) {
+		int fd = open(d->o.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+		if (fd < 0) {
+			fprintf(stderr, "bundlefs: --log %s: %s\n", d->o.log, strerror(errno));
+			return -1;
+		}
+		close(fd);
+	} else if (!d->o.foreground && !d->log_syslog) {
+		fprintf(stderr, "bundlefs: no syslog on this machine (/dev/log): messages of the "
+				"background daemon are lost; give --log FILE to keep them\n");
+	}
+	return 0;
+}
+
+void daemon_detach_logging(struct daemon *d)
+{
+	if (d->o.foreground || d->stdio_dropped)
+		return;
+	if (d->log_file)
+		log_to_file(d->log_file);
+	else if (d->log_syslog)
+		log_to_syslog();
+	else
+		log_to_nothing();
+	/* Let go of the terminal (or the pipe) the command was run on. */
+	service_drop_stdio();
+	d->stdio_dropped = true;
+}
+
+errint_t daemon_session(struct daemon *d)
+{
+	struct buf *b = &d->fuse_opts;
+	buf_reset(b);
+	buf_adds(b, d->o.mount_rw ? "rw" : "ro");
+	buf_adds(b, ",nosuid,nodev,default_permissions,fsname=bundlefs,subtype=bundlefs");
+	if (geteuid() == 0)
+		buf_adds(b, ",allow_other");
+	if (d->o.fuse_opts.len)
+		buf_adds(b, d->o.fuse_opts.data);
+	char *fargv[] = {"bundlefs", "-o", b->data, d->o.debug ? "-d" : NULL, NULL};
+	struct fuse_args fargs = FUSE_ARGS_INIT(d->o.debug ? 4 : 3, fargv);
+	d->se = fuse_session_new(&fargs, &bfs_ops, sizeof(bfs_ops), &d->fs);
+	fuse_opt_free_args(&fargs);
+	if (!d->se)
+		return -EINVAL;
+	d->fs.session = d->se;
+	return 0;
+}
+
+/* ---- signals ---------------------------------------------------------------- */
+
+void daemon_block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* SIGTERM and SIGINT detach the mount lazily instead of tearing the
+ * session down under open files; SIGHUP reloads. */
+static void *signal_thread(void *arg)
+{
+	struct daemon *d = arg;
+	struct bfs *fs = &d->fs;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	int sig;
+	while (sigwait(&set, &sig) == 0) {
+		if (sig == SIGHUP) {
+			reload_run(fs, NULL);
+			continue;
+		}
+		if (d->o.foreground)
+			log_msg("%s: unmounting %s", strsignal(sig), fs->mountpoint);
+		service_notify("STOPPING=1");
+		errint_t e = unmount_detach(fs->mountpoint, &fs->mnt);
+		if (e == -EBUSY)
+			log_msg("not unmounting %s: another mount covers it", fs->mountpoint);
+		else if (e < 0 && e != -ENOENT)
+			log_msg("unmounting %s: %s", fs->mountpoint, strerror(-e));
+	}
+	return NULL;
+}
+
+/* ---- the supervisor's link ---------------------------------------------------- */
+
+/* The supervisor says its pid; when it dies, another one takes its place
+ * (serving goes on). */
+static void *link_thread(void *arg)
+{
+	struct daemon *d = arg;
+	struct timespec started;
+	clock_gettime(CLOCK_MONOTONIC, &started);
+	unsigned quick = 0;
+	for (;;) {
+		struct pollfd p = {.fd = d->link, .events = POLLIN};
+		if (poll(&p, 1, -1) < 0 || !(p.revents & (POLLHUP | POLLERR | POLLIN)))
+			continue;
+		if (!(p.revents & (POLLHUP | POLLERR))) {
+			int pid = supervisor_said_pid(d->link);
+			if (pid > 0) {
+				atomic_store(&d->fs.supervisor_pid, pid);
+				continue;
+			}
+			char c;
+			if (recv(d->link, &c, 1, MSG_DONTWAIT | MSG_PEEK) != 0)
+				continue;
+		}
+		struct mountent m;
+		pthread_mutex_lock(&d->link_lock);
+		if (d->leaving) {
+			/* Its descriptors may be closed, their numbers reused,
+			 * or another daemon's now: wait and see. */
+			pthread_mutex_unlock(&d->link_lock);
+			usleep(100000);
+			continue;
+		}
+		if (mounts_find(&d->fs.mnt, &m) == 0) {
+			pthread_mutex_unlock(&d->link_lock);
+			return NULL; /* nothing left to supervise */
+		}
+		/* One that dies at once, again and again, is not started
+		 * forever. */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		quick = now.tv_sec - started.tv_sec < 2 ? quick + 1 : 0;
+		started = now;
+		int old = d->link, link;
+		int pid = quick > 3 ? -ECHILD : supervisor_start(&d->sfds, &link);
+		pthread_mutex_unlock(&d->link_lock);
+		if (pid < 0) {
+			atomic_store(&d->fs.supervisor_pid, 0);
+			log_msg("the supervisor died, and another cannot be started (%s): if this "
+				"daemon dies too, the mount goes",
+				pid == -ECHILD ? "each one dies at once" : strerror(-pid));
+			return NULL;
+		}
+		log_msg("the supervisor died; another took its place");
+		atomic_store(&d->fs.supervisor_pid, pid);
+		d->link = link;
+		close(old);
+	}
+}
+
+void daemon_services(struct daemon *d)
+{
+	struct bfs *fs = &d->fs;
+	errint_t e;
+	int cfd = d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)];
+	if ((e = cfd < 0 ? -ENOTCONN : control_start(fs, cfd)) < 0)
+		log_msg("no control socket (%s): bundlectl status and reload will not reach "
+			"this mount",
+			strerror(-e));
+	if ((e = reload_start(fs)) < 0)
+		log_msg("retired bundle versions will stay cached (%s)", strerror(-e));
+	if (d->o.watch && (e = reload_watch(fs)) < 0)
+		log_msg("cannot watch %s (%s): reload with SIGHUP", fs->spec_path, strerror(-e));
+	pthread_t t;
+	if (pthread_create(&t, NULL, signal_thread, d) == 0)
+		pthread_detach(t);
+	if (d->link >= 0 && pthread_create(&t, NULL, link_thread, d) == 0)
+		pthread_detach(t);
+}
+
+/* ---- serving -------------------------------------------------------------------- */
+
+int daemon_serve(struct daemon *d, void (*serving)(struct daemon *d))
+{
+	struct bfs *fs = &d->fs;
+	unsigned threads = d->o.single ? 1 : d->o.threads;
+	for (;;) {
+		errint_t e = loop_start(&fs->loop, d->se, threads);
+		if (e < 0) {
+			log_msg("cannot start the workers: %s", strerror(-e));
+			return 1;
+		}
+		if (serving) {
+			serving(d);
+			serving = NULL;
+		}
+		int rc = loop_wait(fs->loop);
+		loop_free(fs->loop);
+		fs->loop = NULL;
+		if (rc != 2) {
+			daemon_leaving(d, true); /* the mount is gone */
+			return rc;
+		}
+		/* Stopped for a live upgrade (control.c): the new daemon
+		 * restores, then says whether it serves. */
+		pthread_mutex_lock(&fs->handover_lock);
+		while (fs->handover == HANDOVER_STOPPED)
+			pthread_cond_wait(&fs->handover_cond, &fs->handover_lock);
+		bool done = fs->handover == HANDOVER_DONE;
+		fs->handover = HANDOVER_NONE;
+		pthread_mutex_unlock(&fs->handover_lock);
+		if (done) {
+			/* The new daemon holds everything: the connection, the
+			 * state, the GC roots and their lock, the links. Leave
+			 * without touching any of it. */
+			log_msg("handed %s over", fs->mountpoint);
+			_exit(0);
+		}
+		log_msg("the new daemon did not take %s over; serving on", fs->mountpoint);
+	}
+}

@@ -1,0 +1,77 @@
+/* daemon: what every way of starting bundlefs shares: setting the mount's
+ * state up, the FUSE session, the services (control socket, reloads,
+ * signals, the supervisor's link) and the loop, and what happens when it
+ * ends: an unmount, or a hand-over to a new daemon.
+ *
+ * A daemon starts in one of three ways (main.c): it mounts (main.c), it
+ * succeeds one that died (takeover.c, started by the supervisor), or it
+ * takes the connection over from a running one (takeover.c, a live
+ * upgrade). */
+#ifndef BUNDLEFS_DAEMON_H
+#define BUNDLEFS_DAEMON_H
+
+#include "bfs.h"
+#include "options.h"
+#include "supervisor.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+struct fuse_session;
+
+struct daemon {
+	struct options o;
+	struct bfs fs;
+	struct fuse_session *se;
+	struct buf fuse_opts;
+	const char *log_file; /* after detaching, messages go here, */
+	bool log_syslog;      /* or to syslog, or nowhere */
+	struct super_fds sfds; /* what a supervisor holds (SUPER_FD_* order) */
+	int link;	       /* our end of the supervisor's link, or -1 */
+	/* Set once the daemon leaves: its descriptors are going, so no
+	 * supervisor may be started on them. Guarded by link_lock. */
+	bool leaving;
+	pthread_mutex_t link_lock;
+	bool stdio_dropped;
+	bool inited; /* by daemon_init */
+};
+
+/* An empty daemon: no descriptors, no link. */
+void daemon_prepare(struct daemon *d);
+
+/* Sets up everything the handlers use. The bundles come from `sp` (taken
+ * over), or when it is NULL from the state region (a successor). Returns 0
+ * or -errno. */
+errint_t daemon_init(struct daemon *d, struct spec *sp);
+void daemon_fini(struct daemon *d);
+
+/* Whether the daemon is leaving (or handing over): then a supervisor that
+ * dies is not replaced, as what it would get is going, or another daemon's
+ * now. */
+void daemon_leaving(struct daemon *d, bool leaving);
+
+/* Decides where messages go once detached; a problem is printed. Returns
+ * 0 or -1. */
+int daemon_plan_logging(struct daemon *d);
+/* From now on, messages go where planned and stdio is let go (background
+ * daemons only). */
+void daemon_detach_logging(struct daemon *d);
+
+/* The FUSE session, with the mount options of d->o. Returns 0 or -errno. */
+errint_t daemon_session(struct daemon *d);
+
+/* Starts the control socket, the reaper of retired versions, --watch,
+ * the signal thread and the watch on the supervisor's link. */
+void daemon_services(struct daemon *d);
+
+/* Serves until the mount goes (returns 0), the loop fails (1), or the
+ * connection is handed over to a new daemon (then it does not return: the
+ * process exits without touching the mount). `serving` is called once
+ * the workers run. */
+int daemon_serve(struct daemon *d, void (*serving)(struct daemon *d));
+
+/* Signals that the daemon blocks and handles (main.c blocks them before
+ * any thread starts). */
+void daemon_block_signals(void);
+
+#endif

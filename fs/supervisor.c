@@ -1,0 +1,330 @@
+/* supervisor: a process that keeps the connection across daemons. */
+#include "supervisor.h"
+#include "log.h"
+#include "mounts.h"
+#include "options.h"
+#include "service.h"
+#include "state.h"
+#include "watchdog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How many successors in a row may fail to start before the mount is
+ * given up (and detached, as a dead daemon's is). */
+#define MAX_FAILED_STARTS 3
+/* How many successors in a row may crash (a signal that is a fault, not
+ * a kill) within CRASH_SECONDS of serving before the mount is given up:
+ * a request that kills every daemon it reaches is sent again to each. */
+#define MAX_CRASHES 3
+#define CRASH_SECONDS 10
+
+/* Puts `fds` at the SUPER_FD_* numbers (kept across exec) and closes
+ * every other descriptor above stderr. */
+static errint_t place_fds(const struct super_fds *fds)
+{
+	/* Everything moved above the fixed numbers first, so that placing one
+	 * does not overwrite another (as low as may be: the limit on
+	 * descriptors may be low). */
+	int tmp[SUPER_NFDS];
+	for (int i = 0; i < SUPER_NFDS; i++) {
+		tmp[i] = fds->fd[i] < 0 ? -1 : fcntl(fds->fd[i], F_DUPFD, SUPER_FD_FUSE + SUPER_NFDS);
+		if (fds->fd[i] >= 0 && tmp[i] < 0)
+			return -errno;
+	}
+	for (int i = 0; i < SUPER_NFDS; i++) {
+		if (tmp[i] < 0) {
+			close(SUPER_FD_FUSE + i);
+		} else if (dup2(tmp[i], SUPER_FD_FUSE + i) < 0) {
+			return -errno;
+		}
+	}
+	close_range(SUPER_FD_FUSE + SUPER_NFDS, ~0U, 0);
+	return 0;
+}
+
+static void fixed_fds(struct super_fds *fds)
+{
+	for (int i = 0; i < SUPER_NFDS; i++) {
+		int fd = SUPER_FD_FUSE + i;
+		fds->fd[i] = fcntl(fd, F_GETFD) < 0 ? -1 : fd;
+	}
+}
+
+errint_t supervisor_exec(const struct super_fds *fds, const char *role)
+{
+	errint_t e = place_fds(fds);
+	if (e < 0)
+		return e;
+	/* (The mount point, for ps.) */
+	char mnt[4096];
+	state_peek_mountpoint(SUPER_FD_STATE, mnt, sizeof(mnt));
+	char *argv[] = {"bundlefs", (char *)role, mnt, NULL};
+	fexecve(SUPER_FD_EXE, argv, environ);
+	return -errno;
+}
+
+/* Waits for the daemon at the other end of `link` to say "ok" (a
+ * successor serving). Returns 0, or -1 if it went away or said nothing in
+ * time. */
+static int wait_ok(int link, int seconds)
+{
+	struct pollfd p = {.fd = link, .events = POLLIN};
+	if (poll(&p, 1, seconds * 1000) <= 0)
+		return -1;
+	char msg[16];
+	ssize_t n = recv(link, msg, sizeof(msg), 0);
+	return n == 2 && !memcmp(msg, "ok", 2) ? 0 : -1;
+}
+
+/* The daemon may send the descriptor of its binary (after a live upgrade,
+ * a new one): successors are started from it. */
+static void take_exe(struct super_fds *fds, int link)
+{
+	char buf[8];
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {buf, sizeof(buf)};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			   .msg_controllen = sizeof(ctl)};
+	if (recvmsg(link, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+		return;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (c && c->cmsg_type == SCM_RIGHTS) {
+		int fd;
+		memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+		close(fds->fd[SUPER_IX(SUPER_FD_EXE)]);
+		fds->fd[SUPER_IX(SUPER_FD_EXE)] = fd;
+	}
+}
+
+static void say_pid(int link)
+{
+	char msg[32];
+	int n = snprintf(msg, sizeof(msg), "pid %d", (int)getpid());
+	send(link, msg, (size_t)n, MSG_NOSIGNAL);
+}
+
+int supervisor_said_pid(int link)
+{
+	char msg[32];
+	ssize_t n = recv(link, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+	int pid;
+	if (n <= 0)
+		return 0;
+	msg[n] = 0;
+	return sscanf(msg, "pid %d", &pid) == 1 ? pid : 0;
+}
+
+/* Starts a successor; returns its link end (and *pid), or -1. */
+static int start_successor(const struct super_fds *fds, pid_t *child)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct super_fds mine = *fds;
+		mine.fd[SUPER_IX(SUPER_FD_LINK)] = sv[1];
+		supervisor_exec(&mine, "--successor");
+		_exit(127);
+	}
+	close(sv[1]);
+	say_pid(sv[0]);
+	if (wait_ok(sv[0], 30) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(sv[0]);
+		return -1;
+	}
+	*child = pid;
+	return sv[0];
+}
+
+/* Whether successor `pid`, whose link just closed, died of a fault. */
+static bool crashed(pid_t pid)
+{
+	int status;
+	if (pid <= 0 || waitpid(pid, &status, 0) != pid || !WIFSIGNALED(status))
+		return false;
+	switch (WTERMSIG(status)) {
+	case SIGSEGV:
+	case SIGBUS:
+	case SIGABRT:
+	case SIGILL:
+	case SIGFPE:
+	case SIGSYS:
+	case SIGTRAP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Logs where the daemon logs once in the background (its --log FILE, or
+ * syslog). */
+static void start_logging(const struct state *st, const char *mnt)
+{
+	char **argv;
+	const char *cwd;
+	int argc = state_args(st, &argv, &cwd);
+	struct options o = {.reparse = true};
+	struct store s;
+	store_init(&s);
+	if ((mounts_path_under(cwd, mnt) || chdir(cwd) == 0) && options_parse(argc, argv, &o, &s) < 0) {
+		if (o.log)
+			log_to_file(o.log);
+		else if (log_syslog_available())
+			log_to_syslog();
+	}
+	if (chdir("/") < 0) {
+		/* nothing relies on it */
+	}
+	options_free(&o);
+	store_free(&s);
+	free(argv);
+}
+
+static _Noreturn void supervise(struct super_fds fds)
+{
+	prctl(PR_SET_NAME, "bundlefs-super");
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	service_drop_stdio();
+
+	struct state *st;
+	uint32_t format;
+	int sfd = dup(fds.fd[SUPER_IX(SUPER_FD_STATE)]);
+	if (sfd < 0 || state_open(sfd, &st, &format) < 0)
+		_exit(1);
+	struct mountid id;
+	struct mount_paths paths;
+	state_mount(st, &id, &paths);
+	const char *mnt = paths.mountpoint;
+	start_logging(st, mnt);
+	int link = fds.fd[SUPER_IX(SUPER_FD_LINK)];
+	say_pid(link);
+	int failed = 0, crashes = 0;
+	pid_t child = 0; /* the serving daemon, when it is a successor */
+	struct timespec served = {0};
+	for (;;) {
+		struct pollfd p = {.fd = link, .events = POLLIN};
+		if (poll(&p, 1, -1) < 0)
+			continue;
+		if (p.revents & POLLIN) {
+			char peek;
+			if (recv(link, &peek, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+				/* A live upgrade: the serving daemon is not this
+				 * process's child any more. */
+				take_exe(&fds, link);
+				child = 0;
+				while (waitpid(-1, NULL, WNOHANG) > 0)
+					;
+				continue;
+			}
+		}
+		/* The daemon is gone. Gone with its mount (an unmount): done. */
+		struct mountent m;
+		int found = mounts_find(&id, &m);
+		if (found == 0)
+			_exit(0);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (crashed(child) && now.tv_sec - served.tv_sec < CRASH_SECONDS) {
+			if (++crashes >= MAX_CRASHES) {
+				log_msg("%s: %d successors in a row crashed soon after they "
+					"started serving: unmounting",
+					mnt, crashes);
+				unmount_detach(mnt, &id);
+				_exit(1);
+			}
+		} else {
+			crashes = 0;
+		}
+		/* Successors that left after a live upgrade. */
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		log_msg("the daemon serving %s is gone; starting another", mnt);
+		close(link);
+		child = 0;
+		link = start_successor(&fds, &child);
+		if (link >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &served);
+			failed = 0;
+			continue;
+		}
+		if (++failed >= MAX_FAILED_STARTS) {
+			log_msg("%s: %d successors in a row did not start: unmounting", mnt, failed);
+			unmount_detach(mnt, &id);
+			_exit(1);
+		}
+		sleep(1);
+		/* try again: a link whose peer is gone */
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+			close(sv[1]);
+			link = sv[0];
+		}
+	}
+}
+
+_Noreturn void supervisor_main(void)
+{
+	struct super_fds fds;
+	fixed_fds(&fds);
+	supervise(fds);
+}
+
+int supervisor_start(const struct super_fds *fds, int *link)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		/* Out of the daemon's process group at once (a kill of the
+		 * group must not reach it); exec'd, so that it holds nothing of
+		 * the daemon's but the descriptors it needs. */
+		setsid();
+		struct super_fds mine = *fds;
+		mine.fd[SUPER_IX(SUPER_FD_LINK)] = sv[1];
+		supervisor_exec(&mine, "--supervisor");
+		_exit(127);
+	}
+	close(sv[1]);
+	/* It runs once it says so: until then, it is not counted on. */
+	struct pollfd p = {.fd = sv[0], .events = POLLIN};
+	if (poll(&p, 1, 10000) <= 0 || supervisor_said_pid(sv[0]) != pid) {
+		kill(pid, SIGKILL);
+		close(sv[0]);
+		return -ETIMEDOUT;
+	}
+	*link = sv[0];
+	return pid;
+}
