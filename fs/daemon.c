@@ -302,7 +302,7 @@ static void *link_thread(void *arg)
 			return NULL;
 		}
 		log_msg("the supervisor died; another took its place");
-		atomic_store(&d->fs.supervisor_pid, pid);
+		atomic_store(&d->fs.supervisor_pid, 0); /* until it says its pid */
 		d->link = link;
 		close(old);
 	}

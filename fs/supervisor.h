@@ -41,12 +41,12 @@ struct super_fds {
 	int fd[SUPER_NFDS];
 };
 
-/* Starts a supervisor (the binary `fds` names, exec'd) for the daemon
- * holding `fds` (its link end is made here; *link is the daemon's end).
- * Returns the supervisor's pid once it runs (in a session of its own), or
- * -errno.
+/* Starts a supervisor (the binary `fds` names, exec'd, in a session of
+ * its own) for the daemon holding `fds` (its link end is made here; *link
+ * is the daemon's end). Returns the supervisor's pid or -errno; it is
+ * counted on once it says so.
  *
- * On the link, the supervisor says "pid N" (its own) when it starts; the
+ * On the link, the supervisor says "pid N" (its own) when it runs; the
  * daemon may send the descriptor of a new binary (after a live upgrade);
  * a successor says "ok" once it serves. */
 int supervisor_start(const struct super_fds *fds, int *link);
