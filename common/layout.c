@@ -3,8 +3,10 @@
 #include "layout.h"
 #include "ocicfg.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Binary search for the first n bytes of `name` among d's kids: returns the
  * kid, or NULL with its insertion point in *pos. */
@@ -36,8 +38,16 @@ static struct layout_dir *add_child(struct layout *l, struct layout_dir *d, cons
 	struct layout_dir *found = find_kid(d, name, n, &lo);
 	if (found)
 		return found;
+	if (d->kind == LAYOUT_FILE) {
+		d->kind = LAYOUT_DIR;
+		d->mode = 0755;
+		d->data = NULL;
+		d->len = 0;
+	}
 	struct layout_dir *c = arena_alloc(&l->arena, sizeof(*c));
 	c->name = arena_strndup(&l->arena, name, n);
+	c->kind = LAYOUT_DIR;
+	c->mode = 0755;
 	/* Copying on every insert is quadratic, but a layout has a handful of
 	 * entries per directory. */
 	struct layout_dir **kids = arena_alloc(&l->arena, (d->nkids + 1) * sizeof(*kids));
@@ -52,6 +62,8 @@ static struct layout_dir *add_child(struct layout *l, struct layout_dir *d, cons
 	return c;
 }
 
+/* The entry for `path`, its parents made directories (even a file bind's
+ * mount point with mounts below it: the runtime then reports the bind). */
 static struct layout_dir *add_path(struct layout *l, const char *path)
 {
 	struct layout_dir *d = l->root;
@@ -69,20 +81,156 @@ static struct layout_dir *add_path(struct layout *l, const char *path)
 	return d;
 }
 
-void layout_build(struct layout *l, const struct bundle *b, const struct store *st)
+static void make_file(struct layout_dir *e, const char *data, size_t len, mode_t mode)
+{
+	if (e->kind == LAYOUT_DIR && !e->nkids) {
+		e->kind = LAYOUT_FILE;
+		e->mode = mode;
+		e->data = data;
+		e->len = len;
+	}
+}
+
+static void recount(struct layout_dir *d)
+{
+	d->nsubdirs = 0;
+	for (size_t i = 0; i < d->nkids; i++) {
+		recount(d->kids[i]);
+		d->nsubdirs += d->kids[i]->kind == LAYOUT_DIR;
+	}
+}
+
+/* The mode= option of a mount (octal, as mount(8) takes it), or -1. */
+static long mode_option(const char *const *opts)
+{
+	long mode = -1;
+	for (size_t i = 0; opts && opts[i]; i++) {
+		if (strncmp(opts[i], "mode=", 5))
+			continue;
+		char *end;
+		long v = strtol(opts[i] + 5, &end, 8);
+		if (end != opts[i] + 5 && !*end && v >= 0 && v <= 07777)
+			mode = v;
+	}
+	return mode;
+}
+
+static bool is_bind(const struct ocimount *m)
+{
+	if (!strcmp(m->type, "bind"))
+		return true;
+	for (size_t i = 0; m->options && m->options[i]; i++)
+		if (!strcmp(m->options[i], "bind") || !strcmp(m->options[i], "rbind"))
+			return true;
+	return false;
+}
+
+static unsigned mount_line(const struct bundle *b, const char *dest)
+{
+	for (size_t i = 0; i < b->nmounts; i++)
+		if (!strcmp(b->mounts[i].dest, dest))
+			return b->mounts[i].line;
+	return b->line;
+}
+
+/* What a bind of `source` needs as its mount point: 0 a directory, 1 a
+ * file, or -errno after a message. */
+static int bind_kind(const struct bundle *b, const struct ocimount *m, const char *file,
+		     struct diags *d)
+{
+	struct stat st;
+	if (m->source[0] != '/')
+		return 0; /* relative to the bundle: the runtime's business */
+	if (stat(m->source, &st) < 0) {
+		int e = errno;
+		diag_add(d, "%s:%u: bundle \"%s\": mount %s: source %s: %s", file,
+			 mount_line(b, m->dest), b->name, m->dest, m->source, strerror(e));
+		return e == ENOENT || e == ENOTDIR ? -EAGAIN : -EINVAL;
+	}
+	if (S_ISDIR(st.st_mode))
+		return 0;
+	if (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ||
+	    S_ISSOCK(st.st_mode))
+		return 1;
+	diag_add(d, "%s:%u: bundle \"%s\": mount %s: source %s is neither a file nor a directory",
+		 file, mount_line(b, m->dest), b->name, m->dest, m->source);
+	return -EINVAL;
+}
+
+static bool mounted_at(const struct ocimount *m, size_t n, const char *dest)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(m[i].dest, dest))
+			return true;
+	return false;
+}
+
+/* /etc/passwd and /etc/group with root and the bundle's user, as
+ * dockerTools.fakeNss writes them, where no mount provides them. */
+static void add_users(struct layout *l, const struct bundle *b, const struct ocimount *m, size_t n)
+{
+	if (!b->user || mounted_at(m, n, "/etc"))
+		return;
+	struct buf pw = {0}, gr = {0};
+	buf_adds(&pw, "root:x:0:0:root:/root:/bin/sh\n");
+	if (b->uid != 0)
+		buf_addf(&pw, "user:x:%u:%u:user:/:/bin/sh\n", b->uid, b->gid);
+	buf_adds(&pw, "nobody:x:65534:65534:nobody:/var/empty:/bin/false\n");
+	buf_adds(&gr, "root:x:0:\n");
+	if (b->gid != 0 && b->gid != 65534)
+		buf_addf(&gr, "user:x:%u:\n", b->gid);
+	for (size_t i = 0; i < b->ngids; i++) {
+		uint32_t g = b->gids[i];
+		bool seen = g == 0 || g == b->gid || g == 65534;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = b->gids[j] == g;
+		if (!seen)
+			buf_addf(&gr, "group%u:x:%u:%s\n", g, g, b->uid ? "user" : "root");
+	}
+	buf_adds(&gr, "nogroup:x:65534:\n");
+	if (!mounted_at(m, n, "/etc/passwd"))
+		make_file(add_path(l, "/etc/passwd"), arena_strndup(&l->arena, pw.data, pw.len),
+			  pw.len, 0644);
+	if (!mounted_at(m, n, "/etc/group"))
+		make_file(add_path(l, "/etc/group"), arena_strndup(&l->arena, gr.data, gr.len),
+			  gr.len, 0644);
+	buf_free(&pw);
+	buf_free(&gr);
+}
+
+int layout_build(struct layout *l, const struct bundle *b, const char *file,
+		 const struct store *st, struct diags *d)
 {
 	memset(l, 0, sizeof(*l));
 	l->root = arena_alloc(&l->arena, sizeof(*l->root));
 	l->root->name = "";
+	l->root->mode = 0755;
 	add_path(l, "/dev");
 	add_path(l, "/proc");
 	add_path(l, "/sys");
 	size_t n;
 	struct ocimount *m = ocicfg_mounts(b, &n);
-	for (size_t i = 0; i < n; i++)
-		add_path(l, m[i].dest);
+	int rc = 0;
+	/* Shorter destinations first (sorted), so that a mount inside a
+	 * file bind's destination is seen as such. */
+	for (size_t i = 0; i < n; i++) {
+		struct layout_dir *e = add_path(l, m[i].dest);
+		long mode = mode_option(m[i].options);
+		int kind = is_bind(&m[i]) ? bind_kind(b, &m[i], file, d) : 0;
+		if (kind < 0 && rc != -EINVAL)
+			rc = kind;
+		if (kind == 1)
+			make_file(e, NULL, 0, 0644);
+		else if (mode >= 0)
+			e->mode = (mode_t)mode;
+	}
+	add_users(l, b, m, n);
 	free(m);
 	add_path(l, st->dir)->is_store = true;
+	recount(l->root);
+	if (rc < 0)
+		layout_free(l);
+	return rc;
 }
 
 void layout_free(struct layout *l)

@@ -1,7 +1,10 @@
-/* layout: the directories a bundle's rootfs has besides its store paths:
- * dev, proc and sys (as buildContainer creates them), every mount
- * destination of config.json with its parents (so that runc can mount on
- * a read-only root), and the store directory that holds the closure. */
+/* layout: the entries a bundle's rootfs has besides its store paths:
+ * dev, proc and sys (as buildContainer creates them), a mount point for
+ * every mount of config.json with its parents (so that runc can mount on
+ * a read-only root): a directory, or an empty file for a bind mount of a
+ * file, with the mode the mount's mode= option gives; /etc/passwd and
+ * /etc/group when the bundle names a user; and the store directory that
+ * holds the closure. */
 #ifndef BUNDLEFS_LAYOUT_H
 #define BUNDLEFS_LAYOUT_H
 
@@ -9,13 +12,23 @@
 #include "store.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
+
+enum layout_kind {
+	LAYOUT_DIR,
+	LAYOUT_FILE, /* a file: the mount point of a file bind, or `data` */
+};
 
 struct layout_dir {
-	const char *name;	  /* "" for the rootfs itself */
+	const char *name; /* "" for the rootfs itself */
+	enum layout_kind kind;
+	mode_t mode;		  /* permission bits */
+	const char *data;	  /* a file's contents (NULL: empty) */
+	size_t len;
 	struct layout_dir **kids; /* sorted by name */
 	size_t nkids;
 	bool is_store;	   /* the store directory: its entries are the closure */
-	unsigned nsubdirs; /* kids that are directories (all are) */
+	unsigned nsubdirs; /* kids that are directories */
 };
 
 struct layout {
@@ -23,7 +36,13 @@ struct layout {
 	struct arena arena;
 };
 
-void layout_build(struct layout *l, const struct bundle *b, const struct store *st);
+/* Builds the layout of `b` (from `file`, its spec, for messages). Bind
+ * mount sources are looked at now: a directory gets a directory, any other
+ * file a file. Returns 0, or after adding "FILE:LINE: ..." to `d`: -EAGAIN
+ * when a source is missing (it may appear), -EINVAL when it cannot be a
+ * mount point. On failure `l` holds nothing. */
+int layout_build(struct layout *l, const struct bundle *b, const char *file,
+		 const struct store *st, struct diags *d);
 void layout_free(struct layout *l);
 struct layout_dir *layout_child(const struct layout_dir *d, const char *name);
 

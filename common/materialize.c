@@ -177,31 +177,6 @@ static int copy_entry(struct mat *m, int sdir, int ddir, const char *name, unsig
 	return rc;
 }
 
-static int make_skeleton(struct mat *m, int dfd, const struct layout_dir *ld, int *storefd_out)
-{
-	for (size_t i = 0; i < ld->nkids; i++) {
-		const struct layout_dir *k = ld->kids[i];
-		size_t plen = m->path.len;
-		buf_addc(&m->path, '/');
-		buf_adds(&m->path, k->name);
-		if (mkdirat(dfd, k->name, 0755) < 0 && errno != EEXIST)
-			return fail(m, "%s: %s", m->path.data, strerror(errno));
-		int sub = openat(dfd, k->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0)
-			return fail(m, "%s: %s", m->path.data, strerror(errno));
-		fchmod(sub, 0755);
-		int rc = make_skeleton(m, sub, k, storefd_out);
-		if (rc == 0 && k->is_store)
-			*storefd_out = dup(sub);
-		close(sub);
-		if (rc)
-			return rc;
-		m->path.len = plen;
-		m->path.data[plen] = 0;
-	}
-	return 0;
-}
-
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -212,6 +187,41 @@ static int write_all(int fd, const char *p, size_t n)
 			return -1;
 		p += w;
 		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int make_skeleton(struct mat *m, int dfd, const struct layout_dir *ld, int *storefd_out)
+{
+	for (size_t i = 0; i < ld->nkids; i++) {
+		const struct layout_dir *k = ld->kids[i];
+		size_t plen = m->path.len;
+		buf_addc(&m->path, '/');
+		buf_adds(&m->path, k->name);
+		if (k->kind == LAYOUT_FILE) {
+			int fd = openat(dfd, k->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					0600);
+			if (fd < 0 || write_all(fd, k->data ? k->data : "", k->len) < 0 ||
+			    fchmod(fd, k->mode) < 0 || close(fd) < 0)
+				return fail(m, "%s: %s", m->path.data, strerror(errno));
+			m->path.len = plen;
+			m->path.data[plen] = 0;
+			continue;
+		}
+		if (mkdirat(dfd, k->name, 0755) < 0 && errno != EEXIST)
+			return fail(m, "%s: %s", m->path.data, strerror(errno));
+		int sub = openat(dfd, k->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return fail(m, "%s: %s", m->path.data, strerror(errno));
+		fchmod(sub, k->mode);
+		int rc = make_skeleton(m, sub, k, storefd_out);
+		if (rc == 0 && k->is_store)
+			*storefd_out = dup(sub);
+		close(sub);
+		if (rc)
+			return rc;
+		m->path.len = plen;
+		m->path.data[plen] = 0;
 	}
 	return 0;
 }
@@ -232,8 +242,8 @@ static int make_writable_cb(const char *path, const struct stat *st, int flag, s
 	return 0;
 }
 
-int materialize(struct store *st, const struct bundle *b, const struct closure *c, const char *dir,
-		char **err)
+int materialize(struct store *st, const struct bundle *b, const char *file,
+		const struct closure *c, const char *dir, char **err)
 {
 	struct mat m = {.root = geteuid() == 0};
 	int dfd = -1, storefd = -1, rc = -1;
@@ -264,7 +274,12 @@ int materialize(struct store *st, const struct bundle *b, const struct closure *
 	free(cfg);
 
 	struct layout l;
-	layout_build(&l, b, st);
+	struct diags d = {0};
+	if (layout_build(&l, b, file, st, &d) < 0) {
+		fail(&m, "%s", d.n ? d.msg[0] : "the rootfs layout cannot be built");
+		diag_clear(&d);
+		goto out;
+	}
 	buf_adds(&m.path, dir);
 	buf_adds(&m.path, "/rootfs");
 	if (mkdirat(dfd, "rootfs", 0755) < 0) {

@@ -1,4 +1,6 @@
-/* ocicfg: renders config.json with cJSON.
+/* ocicfg: renders config.json with cJSON: buildContainer's document, made
+ * valid OCI (no "options": null) unless the bundle asks for compat =
+ * buildcontainer, plus the bundle's optional process settings.
  *
  * Byte compatibility with buildContainer rests on three facts about Nix's
  * builtins.toJSON: attribute names come out sorted bytewise (we sort every
@@ -111,13 +113,24 @@ char *ocicfg_render(const struct bundle *b, bool pretty, size_t *len)
 	cJSON *r = cJSON_AddObjectToObject(root, "root");
 	cJSON_AddStringToObject(r, "path", "rootfs");
 	cJSON_AddBoolToObject(r, "readonly", b->readonly);
+	if (b->hostname)
+		cJSON_AddStringToObject(root, "hostname", b->hostname);
 
 	cJSON *proc = cJSON_AddObjectToObject(root, "process");
 	cJSON_AddItemToObject(proc, "args", strings(b->args));
 	cJSON *user = cJSON_AddObjectToObject(proc, "user");
-	cJSON_AddNumberToObject(user, "uid", 0);
-	cJSON_AddNumberToObject(user, "gid", 0);
-	cJSON_AddStringToObject(proc, "cwd", "/");
+	cJSON_AddNumberToObject(user, "uid", b->user ? b->uid : 0);
+	cJSON_AddNumberToObject(user, "gid", b->user ? b->gid : 0);
+	if (b->ngids) {
+		cJSON *g = cJSON_AddArrayToObject(user, "additionalGids");
+		for (size_t i = 0; i < b->ngids; i++)
+			cJSON_AddItemToArray(g, cJSON_CreateNumber(b->gids[i]));
+	}
+	cJSON_AddStringToObject(proc, "cwd", b->cwd ? b->cwd : "/");
+	if (b->nenv)
+		cJSON_AddItemToObject(proc, "env", strings(b->env));
+	if (b->terminal)
+		cJSON_AddBoolToObject(proc, "terminal", true);
 
 	size_t nm;
 	struct ocimount *m = ocicfg_mounts(b, &nm);
@@ -127,8 +140,12 @@ char *ocicfg_render(const struct bundle *b, bool pretty, size_t *len)
 		cJSON_AddStringToObject(o, "destination", m[i].dest);
 		cJSON_AddStringToObject(o, "type", m[i].type);
 		cJSON_AddStringToObject(o, "source", m[i].source);
-		cJSON_AddItemToObject(o, "options",
-				      m[i].options ? strings(m[i].options) : cJSON_CreateNull());
+		/* The runtime spec wants an array or nothing: buildContainer
+		 * writes null (Nix's toJSON of an absent list). */
+		if (m[i].options)
+			cJSON_AddItemToObject(o, "options", strings(m[i].options));
+		else if (b->buildcontainer)
+			cJSON_AddItemToObject(o, "options", cJSON_CreateNull());
 		cJSON_AddItemToArray(mounts, o);
 	}
 	free(m);

@@ -1,6 +1,9 @@
 /* ocicfg: the OCI runtime config.json of a bundle, as nixpkgs'
  * ociTools.buildContainer writes it, plus the user's mounts, which
- * buildContainer accepts but drops. */
+ * buildContainer accepts but drops, and the bundle's optional process
+ * settings (env, cwd, hostname, user, terminal). By default it is valid
+ * against the runtime-spec schema; compat = buildcontainer gives
+ * buildContainer's exact bytes. */
 #ifndef BUNDLEFS_OCICFG_H
 #define BUNDLEFS_OCICFG_H
 
@@ -11,7 +14,8 @@
 
 struct ocimount {
 	const char *dest, *type, *source;
-	const char *const *options; /* NULL renders as "options": null */
+	const char *const *options; /* NULL: none ("options": null in
+				       compat = buildcontainer, else omitted) */
 };
 
 /* The system mounts merged with the bundle's own (a user mount replaces a
@@ -19,9 +23,10 @@ struct ocimount {
  * Returns a malloc'ed array of *n entries that points into `b`. */
 struct ocimount *ocicfg_mounts(const struct bundle *b, size_t *n);
 
-/* Renders config.json. Compact output is byte for byte what Nix's
- * builtins.toJSON produces for buildContainer's attribute set: no
- * whitespace, object keys sorted. `pretty` indents it for people. Returns
+/* Renders config.json. Compact output is laid out as Nix's
+ * builtins.toJSON lays out buildContainer's attribute set (no whitespace,
+ * object keys sorted); with compat = buildcontainer and no optional
+ * settings, it is byte for byte that. `pretty` indents it for people. Returns
  * a malloc'ed NUL-terminated string of *len bytes. */
 char *ocicfg_render(const struct bundle *b, bool pretty, size_t *len);
 

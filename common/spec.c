@@ -15,7 +15,22 @@
 #include <string.h>
 
 /* The keys of a bundle (see `keys` below for their names and forms). */
-enum key { K_ARGS, K_READONLY, K_OS, K_ARCH, K_MOUNT, K_CLOSURE, K_PATHS, NKEYS };
+enum key {
+	K_ARGS,
+	K_READONLY,
+	K_OS,
+	K_ARCH,
+	K_MOUNT,
+	K_CLOSURE,
+	K_PATHS,
+	K_COMPAT,
+	K_ENV,
+	K_CWD,
+	K_HOSTNAME,
+	K_USER,
+	K_TERMINAL,
+	NKEYS
+};
 
 /* A bundle while it is being read: lists grow here, then move into the
  * arena when the bundle is complete. */
@@ -292,6 +307,7 @@ enum form {
 	F_FILE,	  /* one word: an absolute file name */
 	F_WORDS,  /* words */
 	F_MOUNT,  /* DESTINATION TYPE SOURCE [OPTION,OPTION...] */
+	F_ITEM,	  /* the value as it is, one item of a list (a repeated key) */
 };
 
 static const struct keydef {
@@ -306,6 +322,12 @@ static const struct keydef {
     [K_MOUNT] = {.conf = "mount", .json = "mounts", .form = F_MOUNT, .repeat = true},
     [K_CLOSURE] = {.conf = "closure", .json = "closure", .form = F_FILE},
     [K_PATHS] = {.conf = "paths", .json = "paths", .form = F_WORDS},
+    [K_COMPAT] = {.conf = "compat", .json = "compat", .form = F_STRING},
+    [K_ENV] = {.conf = "env", .json = "env", .form = F_ITEM, .repeat = true},
+    [K_CWD] = {.conf = "cwd", .json = "cwd", .form = F_STRING},
+    [K_HOSTNAME] = {.conf = "hostname", .json = "hostname", .form = F_STRING},
+    [K_USER] = {.conf = "user", .json = "user", .form = F_STRING},
+    [K_TERMINAL] = {.conf = "terminal", .json = "terminal", .form = F_BOOL},
 };
 
 static enum key key_lookup(const char *k, size_t n, bool json)
@@ -418,6 +440,105 @@ static void apply_mount(struct parser *p, struct draft *dr, const struct json_me
 	add_mount(dr, &m);
 }
 
+/* env: KEY=VALUE, KEY a name a shell could set; each KEY once. */
+static void apply_env(struct parser *p, struct draft *dr, const struct json *v)
+{
+	const char *const *a;
+	size_t n;
+	if (!(a = json_strings(p, v, "env", &n)))
+		return;
+	const char **all = arena_alloc(&p->sp->arena, (dr->b.nenv + n + 1) * sizeof(*all));
+	if (dr->b.nenv)
+		memcpy(all, dr->b.env, dr->b.nenv * sizeof(*all));
+	for (size_t i = 0; i < n; i++) {
+		const struct json *item = v->items[i];
+		const char *eq = strchr(a[i], '=');
+		size_t klen = eq ? (size_t)(eq - a[i]) : 0;
+		bool ok = klen > 0 && !(a[i][0] >= '0' && a[i][0] <= '9');
+		for (size_t j = 0; ok && j < klen; j++) {
+			char c = a[i][j];
+			ok = c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			     (c >= '0' && c <= '9');
+		}
+		if (!ok) {
+			err_at(p, item->line, item->col,
+			       "env: expected NAME=VALUE (NAME of letters, digits and _), not "
+			       "\"%.100s\"",
+			       a[i]);
+			return;
+		}
+		for (size_t j = 0; j < dr->b.nenv; j++) {
+			if (!strncmp(all[j], a[i], klen + 1)) {
+				err_at(p, item->line, item->col, "env: %.*s is set twice", (int)klen,
+				       a[i]);
+				return;
+			}
+		}
+		all[dr->b.nenv++] = a[i];
+	}
+	all[dr->b.nenv] = NULL;
+	dr->b.env = all;
+}
+
+static bool parse_id(const char **s, uint32_t *out)
+{
+	char *end;
+	if (**s < '0' || **s > '9')
+		return false;
+	errno = 0;
+	unsigned long v = strtoul(*s, &end, 10);
+	if (errno || v > 0xfffffffeUL)
+		return false;
+	*out = (uint32_t)v;
+	*s = end;
+	return true;
+}
+
+/* user: UID:GID[,GID...] (numbers: names would need the container's
+ * passwd file). */
+static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
+{
+	if (!json_want(p, v, JSON_STRING, "user"))
+		return;
+	const char *s = v->str;
+	uint32_t uid, gid, g;
+	bool ok = parse_id(&s, &uid) && *s++ == ':' && parse_id(&s, &gid);
+	size_t n = 0;
+	for (const char *c = s; *c; c++)
+		n += *c == ',';
+	uint32_t *gids = arena_alloc(&p->sp->arena, (n ? n : 1) * sizeof(*gids));
+	size_t k = 0;
+	while (ok && *s == ',') {
+		s++;
+		ok = parse_id(&s, &g);
+		gids[k++] = g;
+	}
+	if (!ok || *s) {
+		err_at(p, v->line, v->col,
+		       "user: expected UID:GID or UID:GID,GID,... (numbers), not \"%.100s\"", v->str);
+		return;
+	}
+	dr->b.user = v->str;
+	dr->b.uid = uid;
+	dr->b.gid = gid;
+	dr->b.gids = gids;
+	dr->b.ngids = k;
+}
+
+static const char *check_hostname(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > 64)
+		return "hostname: expected 1 to 64 characters";
+	for (const char *c = h; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
+			return "hostname: expected letters, digits, '-' and '.'";
+	if (h[0] == '-' || h[0] == '.')
+		return "hostname: may not start with '-' or '.'";
+	return NULL;
+}
+
 static void apply(struct parser *p, struct draft *dr, enum key k, const struct json *v)
 {
 	char why[400];
@@ -479,6 +600,42 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		dr->b.paths = a;
 		dr->b.npaths = n;
 		dr->b.paths_line = v->line;
+		break;
+	case K_COMPAT:
+		if (!json_want(p, v, JSON_STRING, name))
+			break;
+		if (strcmp(v->str, "oci") && strcmp(v->str, "buildcontainer"))
+			err_at(p, v->line, v->col,
+			       "compat: expected oci or buildcontainer, not \"%.100s\"", v->str);
+		else
+			dr->b.buildcontainer = v->str[0] == 'b';
+		break;
+	case K_ENV:
+		apply_env(p, dr, v);
+		break;
+	case K_CWD:
+		if (!json_want(p, v, JSON_STRING, name))
+			break;
+		if (v->str[0] != '/' || strlen(v->str) >= 4096)
+			err_at(p, v->line, v->col, "cwd: expected an absolute path, not \"%.100s\"",
+			       v->str);
+		else
+			dr->b.cwd = v->str;
+		break;
+	case K_HOSTNAME:
+		if (!json_want(p, v, JSON_STRING, name))
+			break;
+		if ((e = check_hostname(v->str)))
+			err_at(p, v->line, v->col, "%s", e);
+		else
+			dr->b.hostname = v->str;
+		break;
+	case K_USER:
+		apply_user(p, dr, v);
+		break;
+	case K_TERMINAL:
+		if (json_want(p, v, JSON_TRUE, name))
+			dr->b.terminal = v->type == JSON_TRUE;
 		break;
 	case NKEYS:
 		break;
@@ -605,6 +762,10 @@ static struct json *conf_read(struct parser *p, enum key k, const char *val, uns
 		return NULL;
 	case F_STRING:
 		return jstr(p, arena_strdup(&p->sp->arena, val), line);
+	case F_ITEM: {
+		char *one = arena_strdup(&p->sp->arena, val);
+		return jstrings(p, &one, 1, line);
+	}
 	case F_FILE:
 		n = split(p, val, line, col, &w);
 		if (n < 0)
@@ -892,7 +1053,10 @@ bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
 {
 	if (strcmp(a->name, b->name) || !strv_eq(a->args, b->args) || a->readonly != b->readonly ||
 	    !str_eq(a->os, b->os) || !str_eq(a->arch, b->arch) || !str_eq(a->closure, b->closure) ||
-	    !strv_eq(a->paths, b->paths) || a->nmounts != b->nmounts)
+	    !strv_eq(a->paths, b->paths) || a->nmounts != b->nmounts ||
+	    a->buildcontainer != b->buildcontainer || !strv_eq(a->env, b->env) ||
+	    !str_eq(a->cwd, b->cwd) || !str_eq(a->hostname, b->hostname) ||
+	    !str_eq(a->user, b->user) || a->terminal != b->terminal)
 		return false;
 	for (size_t i = 0; i < a->nmounts; i++) {
 		const struct spec_mount *x = &a->mounts[i], *y = &b->mounts[i];
@@ -934,6 +1098,18 @@ char *spec_bundle_json(const struct bundle *b)
 		cJSON_AddStringToObject(o, "closure", b->closure);
 	if (b->npaths)
 		cJSON_AddItemToObject(o, "paths", json_strv(b->paths));
+	if (b->buildcontainer)
+		cJSON_AddStringToObject(o, "compat", "buildcontainer");
+	if (b->nenv)
+		cJSON_AddItemToObject(o, "env", json_strv(b->env));
+	if (b->cwd)
+		cJSON_AddStringToObject(o, "cwd", b->cwd);
+	if (b->hostname)
+		cJSON_AddStringToObject(o, "hostname", b->hostname);
+	if (b->user)
+		cJSON_AddStringToObject(o, "user", b->user);
+	if (b->terminal)
+		cJSON_AddBoolToObject(o, "terminal", true);
 	char *out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (!out)

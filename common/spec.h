@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #define SPEC_MAX_SIZE	  (16u << 20)
 #define SPEC_MAX_LINE	  (64u << 10)
@@ -39,6 +40,19 @@ struct bundle {
 	const char *const *paths; /* extra roots (full store paths), NULL-terminated */
 	size_t npaths;
 	unsigned paths_line;
+	/* compat = buildcontainer: config.json byte for byte as buildContainer
+	 * writes it ("options": null and all); else valid OCI. */
+	bool buildcontainer;
+	/* The optional process settings; absent (NULL, false) changes
+	 * nothing in config.json. */
+	const char *const *env; /* KEY=VALUE, NULL-terminated */
+	size_t nenv;
+	const char *cwd, *hostname;
+	const char *user; /* "UID:GID[,GID...]", as written */
+	uint32_t uid, gid;
+	const uint32_t *gids; /* additional groups */
+	size_t ngids;
+	bool terminal;
 };
 
 struct spec {

@@ -265,6 +265,12 @@ errint_t bundle_ready(struct bstate *b)
 		struct diags d = {0};
 		atomic_store(&b->resolving, true);
 		int rc = closure_resolve(env->resolver, &b->specref->sp, b->spec, &b->closure, &d);
+		if (rc == 0) {
+			/* Mount points are decided now, by their sources. */
+			rc = layout_build(&b->layout, b->spec, b->specref->sp.file, env->st, &d);
+			if (rc < 0)
+				closure_release(env->resolver, b->closure);
+		}
 		atomic_store(&b->resolving, false);
 		if (rc == 0) {
 			/* Rooted before it is served. */
@@ -275,7 +281,6 @@ errint_t bundle_ready(struct bstate *b)
 					b->spec->name, env->gcroots->dir, strerror(-e));
 			if (b->state == BS_RETRY)
 				log_msg("bundle \"%s\": resolved", b->spec->name);
-			layout_build(&b->layout, b->spec, env->st);
 			b->state = BS_READY;
 			b->backoff_ms = 0;
 			b->logged = 0;

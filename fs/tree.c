@@ -35,6 +35,15 @@ static struct nattr synth_dir(const struct bfs *fs, uint32_t nsubdirs)
 	return synth_attr(fs, S_IFDIR | 0755, 2 + nsubdirs, 4096);
 }
 
+/* A skeleton entry: a directory, or a file (a file bind's mount point,
+ * /etc/passwd), with its layout's mode. */
+static struct nattr layout_attr(const struct bfs *fs, const struct layout_dir *ld, uint32_t nsub)
+{
+	if (ld->kind == LAYOUT_FILE)
+		return synth_attr(fs, S_IFREG | ld->mode, 1, ld->len);
+	return synth_attr(fs, S_IFDIR | ld->mode, 2 + nsub, 4096);
+}
+
 /* Backing entries are served with the store's attributes. */
 static struct nattr backing_attr(const struct stat *st)
 {
@@ -160,7 +169,10 @@ static bool versions_entry(struct bfs *fs, struct node *dir, size_t i, const cha
 static struct node vdir_proto(struct bfs *fs, struct bstate *b, const struct layout_dir *ld)
 {
 	uint32_t sub = ld->nsubdirs + (ld->is_store ? (uint32_t)bundle_closure(b)->ndirs : 0);
-	return (struct node){.kind = NK_VDIR, .bundle = b, .ldir = ld, .attr = synth_dir(fs, sub)};
+	return (struct node){.kind = ld->kind == LAYOUT_FILE ? NK_VFILE : NK_VDIR,
+			     .bundle = b,
+			     .ldir = ld,
+			     .attr = layout_attr(fs, ld, sub)};
 }
 
 static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
@@ -260,7 +272,7 @@ static bool vdir_entry(struct bfs *fs, struct node *dir, size_t i, const char **
 	const struct layout_dir *ld = dir->ldir;
 	if (i < ld->nkids) {
 		*name = ld->kids[i]->name;
-		*type = DT_DIR;
+		*type = ld->kids[i]->kind == LAYOUT_FILE ? DT_REG : DT_DIR;
 		return true;
 	}
 	const struct closure *c = bundle_closure(dir->bundle);
@@ -270,6 +282,16 @@ static bool vdir_entry(struct bfs *fs, struct node *dir, size_t i, const char **
 	*name = c->base[i];
 	*type = (unsigned char)IFTODT(c->st[i].st_mode);
 	return true;
+}
+
+/* ---- NK_VFILE: a file of the skeleton ---------------------------------------- */
+
+static errint_t vfile_open(struct bfs *fs, struct node *n, struct content *c)
+{
+	c->fd = -1;
+	c->data = n->ldir->data ? n->ldir->data : "";
+	c->len = n->ldir->len;
+	return 0;
 }
 
 /* ---- NK_BDIR: a directory of a store path ----------------------------------- */
@@ -429,6 +451,7 @@ static const struct kind_ops {
     [NK_BUNDLE] = {.lookup = bundle_lookup, .entry = bundle_entry},
     [NK_CONFIG] = {.open = config_open},
     [NK_VDIR] = {.lookup = vdir_lookup, .entry = vdir_entry},
+    [NK_VFILE] = {.open = vfile_open},
     [NK_BDIR] = {.lookup = bdir_lookup, .opendir = bdir_opendir, .readdir = bdir_readdir},
     [NK_BFILE] = {.open = bfile_open, .readlink = bfile_readlink},
 };

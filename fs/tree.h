@@ -7,6 +7,7 @@
  *         config.json           NK_CONFIG   rendered on first access
  *         rootfs/               NK_VDIR     the layout's root
  *           dev/ proc/ sys/ ... NK_VDIR     layout directories
+ *           etc/passwd          NK_VFILE    layout files (and file mount points)
  *           nix/store/          NK_VDIR     is_store: its entries are the closure
  *             <hash>-<name>/    NK_BDIR     a store path's directory
  *               bin/app         NK_BFILE    a store file or symlink (shared)
@@ -36,6 +37,7 @@ enum node_kind {
 	NK_BDIR,
 	NK_BFILE,
 	NK_DEAD, /* restored by a successor, but no longer there */
+	NK_VFILE, /* (the values are in the state region: new kinds go last) */
 	NK_COUNT
 };
 

@@ -1,7 +1,10 @@
-# config.json: `bundlectl config` must print the bytes that nixpkgs'
-# buildContainer writes. The expected bytes come from the real Nix
-# evaluator (nix-instantiate) running buildContainer's expression
-# (tests/data/buildcontainer.nix), not from bundlefs.
+# config.json: with `compat = buildcontainer`, `bundlectl config` must
+# print the bytes that nixpkgs' buildContainer writes; by default, the same
+# document made valid OCI (no "options": null), which the runtime-spec
+# schema accepts. The expected bytes come from the real Nix evaluator
+# (nix-instantiate) running buildContainer's expression
+# (tests/data/buildcontainer.nix), not from bundlefs; the schema is the one
+# Debian packages with the runtime-spec.
 import json
 import os
 import subprocess
@@ -49,10 +52,17 @@ CASES = {
 }
 
 
+def without_null_options(config):
+    """buildContainer's bytes, less every "options":null member."""
+    out = config.replace(b'"options":null,', b"")
+    assert b":null" not in out
+    return out
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_config_bytes_equal_buildcontainer(tmp_path, case):
     body, params = CASES[case]
-    spec = write_spec(tmp_path, "[b]\n" + body)
+    spec = write_spec(tmp_path, "[b]\ncompat = buildcontainer\n" + body)
     got = bundlectl("config", spec, "b").stdout
     assert got == nix_config(tmp_path, params)
 
@@ -60,9 +70,23 @@ def test_config_bytes_equal_buildcontainer(tmp_path, case):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_json_spec_gives_same_config(tmp_path, case):
     _, params = CASES[case]
-    spec = write_spec(tmp_path, json.dumps({"b": params}), "spec.json")
+    spec = write_spec(tmp_path, json.dumps({"b": dict(params, compat="buildcontainer")}),
+                      "spec.json")
     got = bundlectl("config", spec, "b").stdout
     assert got == nix_config(tmp_path, params)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_default_config_is_buildcontainer_made_valid(tmp_path, case):
+    body, params = CASES[case]
+    want = without_null_options(nix_config(tmp_path, params))
+    conf = write_spec(tmp_path, "[b]\n" + body)
+    js = write_spec(tmp_path, json.dumps({"b": params}), "spec.json")
+    oci = write_spec(tmp_path, "[b]\ncompat = oci\n" + body, "oci.conf")
+    for spec in (conf, js, oci):
+        got = bundlectl("config", spec, "b").stdout
+        assert got == want
+        validate(json.loads(got))
 
 
 def test_user_mounts_are_honoured(tmp_path):
@@ -83,7 +107,8 @@ def test_user_mounts_are_honoured(tmp_path):
         "mount = /dev/shm tmpfs tmpfs\n"
         "mount = /a/b/c tmpfs tmpfs ''\n" % SP,
     )
-    js = write_spec(tmp_path, json.dumps({"b": params}), "spec.json")
+    js = write_spec(tmp_path, json.dumps({"b": dict(params, compat="buildcontainer")}),
+                    "spec.json")
     want = nix_config(tmp_path, params)
     assert bundlectl("config", js, "b").stdout == want
     doc = json.loads(want)
@@ -94,7 +119,8 @@ def test_user_mounts_are_honoured(tmp_path):
     # option list: one empty word is an error, not [].
     conf3 = write_spec(tmp_path, "".join(open(conf).readlines()[:5]), "three.conf")
     del mounts["/a/b/c"]
-    assert bundlectl("config", conf3, "b").stdout == nix_config(tmp_path, params)
+    assert bundlectl("config", conf3, "b").stdout == without_null_options(
+        nix_config(tmp_path, params))
     p = bundlectl("config", conf, "b", check=False)
     assert p.returncode == 2 and b"spec.conf:6: empty mount option" in p.stderr
 
@@ -105,3 +131,92 @@ def test_pretty_is_the_same_document(tmp_path):
     pretty = bundlectl("config", "--pretty", spec, "b").stdout
     assert b"\n" in pretty and b"\n" not in compact
     assert json.loads(pretty) == json.loads(compact)
+
+
+# -- valid OCI, and the optional settings ---------------------------------
+
+SCHEMA_DIR = "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema"
+
+
+def validate(doc):
+    """Checks `doc` against the OCI runtime-spec config schema (its $refs
+    resolved from the schema's own directory)."""
+    import jsonschema
+    with open(os.path.join(SCHEMA_DIR, "config-schema.json")) as f:
+        schema = json.load(f)
+    resolver = jsonschema.RefResolver("file://%s/" % SCHEMA_DIR, schema)
+    jsonschema.validate(doc, schema, resolver=resolver)
+
+
+def test_the_schema_check_can_fail():
+    # The check above is real: buildContainer's own document fails it.
+    import jsonschema
+    doc = {"ociVersion": "1.0.0", "root": {"path": "rootfs"},
+           "mounts": [{"destination": "/proc", "type": "proc", "source": "proc",
+                       "options": None}]}
+    with pytest.raises(jsonschema.ValidationError):
+        validate(doc)
+
+
+SETTINGS_CONF = """[b]
+args = %s/bin/hello
+env = PATH=/bin:/usr/bin
+env = GREETING=hi there=you
+cwd = /srv/app
+hostname = box-1.example
+user = 1000:100,27,44
+terminal = true
+mount = /tmp tmpfs tmpfs mode=1777
+""" % SP
+
+SETTINGS_JSON = {"b": {
+    "args": [SP + "/bin/hello"],
+    "env": ["PATH=/bin:/usr/bin", "GREETING=hi there=you"],
+    "cwd": "/srv/app", "hostname": "box-1.example", "user": "1000:100,27,44",
+    "terminal": True,
+    "mounts": {"/tmp": {"type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}},
+}}
+
+
+def test_optional_settings_reach_config_json(tmp_path):
+    conf = write_spec(tmp_path, SETTINGS_CONF)
+    js = write_spec(tmp_path, json.dumps(SETTINGS_JSON), "spec.json")
+    got = bundlectl("config", conf, "b").stdout
+    assert bundlectl("config", js, "b").stdout == got
+    doc = json.loads(got)
+    validate(doc)
+    p = doc["process"]
+    assert p["env"] == ["PATH=/bin:/usr/bin", "GREETING=hi there=you"]
+    assert p["cwd"] == "/srv/app" and p["terminal"] is True
+    assert p["user"] == {"uid": 1000, "gid": 100, "additionalGids": [27, 44]}
+    assert doc["hostname"] == "box-1.example"
+    # Everything else is the document without the settings.
+    plain = json.loads(bundlectl("config", write_spec(
+        tmp_path, "[b]\nargs = %s/bin/hello\nmount = /tmp tmpfs tmpfs mode=1777\n" % SP,
+        "plain.conf"), "b").stdout)
+    for k in ("env", "terminal"):
+        del p[k]
+    p["cwd"], p["user"] = "/", {"uid": 0, "gid": 0}
+    del doc["hostname"]
+    assert doc == plain
+
+
+@pytest.mark.parametrize("line,message", [
+    ("env = 1X=y", "env: expected NAME=VALUE"),
+    ("env = NOEQUALS", "env: expected NAME=VALUE"),
+    ("env = A=1\nenv = A=2", "env: A is set twice"),
+    ("cwd = relative/dir", "cwd: expected an absolute path"),
+    ("hostname = bad_name", "hostname: expected letters, digits"),
+    ("user = root", "user: expected UID:GID"),
+    ("user = 1000", "user: expected UID:GID"),
+    ("user = 1000:100,", "user: expected UID:GID"),
+    ("user = 1000:4294967295", "user: expected UID:GID"),
+    ("terminal = yes", "terminal: expected true or false"),
+    ("compat = docker", "compat: expected oci or buildcontainer"),
+])
+def test_bad_settings_are_reported_at_their_line(tmp_path, line, message):
+    spec = write_spec(tmp_path, "[b]\nargs = %s/bin/hello\n%s\n" % (SP, line))
+    p = bundlectl("config", spec, "b", check=False)
+    last = 2 + line.count("\n") + 1
+    assert p.returncode == 2
+    assert ("spec.conf:%d: %s" % (last, message)).encode() in p.stderr, p.stderr

@@ -50,10 +50,18 @@ def test_tree(tmp_path, mount, nix, app, tiny):
         assert f.read() == bundlectl("config", spec, "app").stdout
     rootfs = m.path("app", "rootfs")
     assert sorted(os.listdir(rootfs)) == ["data", "dev", "etc", "nix", "proc", "sys"]
-    for d in ["dev", "proc", "sys", "data/in/here", "etc/resolv.conf", "dev/pts", "dev/shm",
-              "dev/mqueue", "sys/fs/cgroup", "nix/store"]:
+    for d in ["dev", "proc", "sys", "data/in/here", "dev/pts", "dev/mqueue", "sys/fs/cgroup",
+              "nix/store"]:
         st = os.lstat(os.path.join(rootfs, d))
         assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755, d
+    # A mount point takes the mode of its mount's mode= option (as the
+    # directory runc mounts a tmpfs on gives the tmpfs its mode) ...
+    st = os.lstat(os.path.join(rootfs, "dev/shm"))
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o1777
+    # ... and a bind of a file gets an empty file to be mounted on.
+    st = os.lstat(os.path.join(rootfs, "etc/resolv.conf"))
+    assert stat.S_ISREG(st.st_mode) and st.st_size == 0
+    assert sorted(os.listdir(os.path.join(rootfs, "etc"))) == ["resolv.conf"]
     assert sorted(os.listdir(rootfs + STORE)) == [os.path.basename(p) for p in nix.closure(app)]
     assert sorted(os.listdir(m.path("t", "rootfs") + STORE)) == [
         os.path.basename(p) for p in nix.closure(tiny)]

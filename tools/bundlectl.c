@@ -3,6 +3,7 @@
  * directory (the way ociTools.buildContainer builds it). */
 #include "cli.h"
 #include "closure.h"
+#include "layout.h"
 #include "materialize.h"
 #include "mountctl.h"
 #include "ocicfg.h"
@@ -182,6 +183,15 @@ static int cmd_check(struct opts *o)
 			continue;
 		}
 		closure_release(r, c);
+		/* The mount points, as the mount decides them (bind sources). */
+		struct layout l;
+		struct diags d = {0};
+		if (layout_build(&l, order[i], sp.file, &o->st, &d) < 0)
+			bad++;
+		else
+			layout_free(&l);
+		diag_print(&d, stderr, NULL);
+		diag_clear(&d);
 	}
 	resolver_free(r);
 	free(order);
@@ -218,7 +228,7 @@ static int cmd_bundle(struct opts *o, int cmd)
 			closure_release(r, c);
 		} else {
 			char *err = NULL;
-			if (materialize(&o->st, b, c, o->pos[2], &err) < 0) {
+			if (materialize(&o->st, b, sp.file, c, o->pos[2], &err) < 0) {
 				fprintf(stderr, "bundlectl: %s\n", err);
 				free(err);
 				rc = 1;

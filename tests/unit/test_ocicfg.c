@@ -5,6 +5,9 @@
 #include "ocicfg.h"
 #include "unit.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #define SYS_MOUNTS_AFTER_DEV                                                                       \
 	"{\"destination\":\"/dev/"                                                                 \
 	"mqueue\",\"options\":[\"nosuid\",\"noexec\",\"nodev\"],\"source\":"                       \
@@ -35,11 +38,68 @@ static const char expected_default[] = NAMESPACES
 static void buildcontainer_default(void)
 {
 	const char *args[] = {"/nix/store/00000000000000000000000000000000-x/bin/x", NULL};
-	struct bundle b = {.name = "x", .args = args, .nargs = 1, .os = "linux", .arch = "x86_64"};
+	struct bundle b = {.name = "x",
+			   .args = args,
+			   .nargs = 1,
+			   .os = "linux",
+			   .arch = "x86_64",
+			   .buildcontainer = true};
 	size_t len;
 	char *s = ocicfg_render(&b, false, &len);
 	CHECK_STR(s, expected_default);
 	CHECK_INT(len, strlen(expected_default));
+	free(s);
+}
+
+/* buildContainer's bytes without every "options":null member. */
+static char *without_null_options(const char *doc)
+{
+	static const char null_opts[] = "\"options\":null,";
+	char *out = xstrdup(doc), *p;
+	while ((p = strstr(out, null_opts)))
+		memmove(p, p + strlen(null_opts), strlen(p + strlen(null_opts)) + 1);
+	return out;
+}
+
+static void oci_default(void)
+{
+	/* Without compat = buildcontainer: the same document, valid OCI. */
+	const char *args[] = {"/nix/store/00000000000000000000000000000000-x/bin/x", NULL};
+	struct bundle b = {.name = "x", .args = args, .nargs = 1, .os = "linux", .arch = "x86_64"};
+	size_t len;
+	char *s = ocicfg_render(&b, false, &len);
+	char *want = without_null_options(expected_default);
+	CHECK(strlen(want) < strlen(expected_default));
+	CHECK_STR(s, want);
+	free(want);
+	free(s);
+}
+
+static void settings(void)
+{
+	const char *args[] = {"/x", NULL};
+	const char *env[] = {"PATH=/bin", "A=b c", NULL};
+	const uint32_t gids[] = {27, 44};
+	struct bundle b = {.args = args,
+			   .nargs = 1,
+			   .os = "linux",
+			   .arch = "x86_64",
+			   .env = env,
+			   .nenv = 2,
+			   .cwd = "/srv",
+			   .hostname = "box",
+			   .user = "1000:100,27,44",
+			   .uid = 1000,
+			   .gid = 100,
+			   .gids = gids,
+			   .ngids = 2,
+			   .terminal = true};
+	size_t len;
+	char *s = ocicfg_render(&b, false, &len);
+	CHECK(strstr(s, "\"hostname\":\"box\",\"linux\":") != NULL);
+	CHECK(strstr(s, "\"process\":{\"args\":[\"/x\"],\"cwd\":\"/srv\",\"env\":[\"PATH=/bin\","
+			"\"A=b c\"],\"terminal\":true,\"user\":{\"additionalGids\":[27,44],"
+			"\"gid\":100,\"uid\":1000}}") != NULL);
 	free(s);
 }
 
@@ -69,7 +129,8 @@ static void user_mounts_merged(void)
 			   .arch = "arm64",
 			   .readonly = true,
 			   .mounts = m,
-			   .nmounts = 2};
+			   .nmounts = 2,
+			   .buildcontainer = true};
 	size_t len;
 	char *s = ocicfg_render(&b, false, &len);
 	const char *want = NAMESPACES
@@ -83,4 +144,5 @@ static void user_mounts_merged(void)
 	free(s);
 }
 
-UNIT_MAIN(CASE(buildcontainer_default), CASE(escapes), CASE(user_mounts_merged))
+UNIT_MAIN(CASE(buildcontainer_default), CASE(oci_default), CASE(settings), CASE(escapes),
+	  CASE(user_mounts_merged))

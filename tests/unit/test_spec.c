@@ -219,6 +219,12 @@ static void bundles_equal(void)
 	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\narch = aarch64\n",
 	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nclosure = /c\n",
 	    "[x]\nargs = /bin/a 'b c'\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\ncompat = buildcontainer\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nenv = A=1\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\ncwd = /a\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nhostname = a\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nuser = 0:0\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nterminal = true\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(changed); i++) {
 		struct spec c;
@@ -238,9 +244,12 @@ static void json_round_trip(void)
 	struct diags d;
 	CHECK_INT(parse("[x]\nargs = /bin/a 'b \"c' \\\\d \xc3\xa9\nreadonly = true\narch = aarch64\n"
 			"mount = /d bind /s ro,rbind\nmount = /e tmpfs t\n"
-			"closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n",
+			"closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n"
+			"[z]\nargs = /z\ncompat = buildcontainer\nenv = A=1\nenv = B=x y\ncwd = /w\n"
+			"hostname = h\nuser = 1:2,3,4\nterminal = true\n",
 			&a, &d),
 		  0);
+	CHECK_INT(a.n, 3);
 	for (size_t i = 0; i < a.n; i++) {
 		char *json = spec_bundle_json(&a.bundles[i]);
 		struct spec b;

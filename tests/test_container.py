@@ -1,0 +1,110 @@
+# Containers real programs run in, under runc and crun: the optional
+# process settings reach the process, a bind of a file has a file to be
+# mounted on, a tmpfs keeps the mode its mount asks for, and the user is
+# known to /etc/passwd and /etc/group.
+import pytest
+
+from conftest import STORE, write_spec
+
+
+def out(p):
+    assert p.returncode == 0, p.stderr.decode()
+    return p.stdout.decode()
+
+
+def test_settings_binds_and_modes_reach_the_container(tmp_path, mount, runtime, nix, tiny):
+    bb = [p for p in nix.closure(tiny) if p.endswith("-busybox")][0]
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("a file from the host\n")
+    script = ("echo $GREETING; echo $PATH; pwd; hostname; id; stat -c %a /tmp; "
+              "cat /etc/hostfile; touch /tmp/w && echo tmp-writable")
+    spec = write_spec(tmp_path, f"""[t]
+args = {bb}/bin/sh -c '{script}'
+readonly = true
+env = GREETING=hello there
+env = PATH={bb}/bin
+cwd = /tmp
+hostname = box-1
+user = 1000:100,27
+mount = /tmp tmpfs tmpfs mode=1777
+mount = /etc/hostfile bind {hostfile} rbind,ro
+""")
+    m = mount(spec)
+    lines = out(runtime.run(m.path("t"))).splitlines()
+    assert lines == [
+        "hello there", bb + "/bin", "/tmp", "box-1",
+        "uid=1000(user) gid=100(user) groups=27(group27)",
+        "1777", "a file from the host", "tmp-writable"]
+
+
+def test_passwd_and_group_served_only_with_a_user(tmp_path, mount, tiny):
+    spec = write_spec(tmp_path, "[u]\nargs = %s/bin/sh\nuser = 0:0\n"
+                      "[n]\nargs = %s/bin/sh\n"
+                      "[m]\nargs = %s/bin/sh\nuser = 5:5\nmount = /etc bind /etc rbind,ro\n"
+                      % (tiny, tiny, tiny))
+    m = mount(spec)
+    with open(m.path("u", "rootfs", "etc", "passwd")) as f:
+        assert f.read().startswith("root:x:0:0:")
+    import os
+    assert "etc" not in os.listdir(m.path("n", "rootfs"))
+    # A mount of /etc provides them: nothing is served under it.
+    assert os.listdir(m.path("m", "rootfs", "etc")) == []
+
+
+@pytest.mark.parametrize("source,problem", [
+    ("/nonexistent/file", "No such file or directory"),
+    ("FIFO", "is neither a file nor a directory"),
+])
+def test_a_bind_source_that_cannot_be_mounted_is_a_bundle_error(tmp_path, mount, tiny, source,
+                                                                problem):
+    import errno
+    import os
+    if source == "FIFO":
+        source = str(tmp_path / "fifo")
+        os.mkfifo(source)
+    spec = write_spec(tmp_path, "[ok]\nargs = %s/bin/sh\n[bad]\nargs = %s/bin/sh\n"
+                      "mount = /x bind %s rbind\n" % (tiny, tiny, source))
+    m = mount(spec)
+    with pytest.raises(OSError) as e:
+        os.listdir(m.path("bad", "rootfs"))
+    assert e.value.errno == errno.EIO
+    assert os.listdir(m.path("ok", "rootfs") + STORE)
+    from conftest import bundlectl
+    st = bundlectl("status", m.mountpoint).stdout.decode()
+    assert "spec.conf:5: bundle \"bad\": mount /x: source %s" % source in st and problem in st, st
+    p = bundlectl("check", "--db", "none", write_spec(tmp_path, open(spec).read(), "c.conf"),
+                  check=False)
+    assert p.returncode == 2 and problem.encode() in p.stderr
+
+
+def test_every_served_config_is_valid_oci(tmp_path, mount, tiny):
+    from test_config import validate
+    import json
+    spec = write_spec(tmp_path, f"""[plain]
+args = {tiny}/bin/sh
+[mounts]
+args = {tiny}/bin/sh -c 'echo hi'
+readonly = true
+mount = /data bind /srv
+mount = /proc proc proc
+mount = /tmp tmpfs tmpfs mode=1777,size=64k
+[settings]
+args = {tiny}/bin/sh
+env = A=1
+cwd = /
+hostname = h
+user = 1:2,3
+terminal = true
+[compat]
+args = {tiny}/bin/sh
+compat = buildcontainer
+""")
+    m = mount(spec)
+    import jsonschema
+    for name in ["plain", "mounts", "settings"]:
+        with open(m.path(name, "config.json")) as f:
+            validate(json.load(f))
+    # The buildContainer bytes are not valid OCI: the check can tell.
+    with open(m.path("compat", "config.json")) as f:
+        with pytest.raises(jsonschema.ValidationError):
+            validate(json.load(f))
