@@ -345,20 +345,23 @@ int daemon_serve(struct daemon *d, void (*serving)(struct daemon *d))
 			serving = NULL;
 		}
 		int rc = loop_wait(fs->loop);
-		loop_free(fs->loop);
-		fs->loop = NULL;
 		if (rc != 2) {
+			loop_free(fs->loop);
+			fs->loop = NULL;
 			daemon_leaving(d, true); /* the mount is gone */
 			return rc;
 		}
 		/* Stopped for a live upgrade (control.c): the new daemon
-		 * restores, then says whether it serves. */
+		 * restores, then says whether it serves. (The loop is freed
+		 * only then: the hand-over may still be stopping it.) */
 		pthread_mutex_lock(&fs->handover_lock);
 		while (fs->handover == HANDOVER_STOPPED)
 			pthread_cond_wait(&fs->handover_cond, &fs->handover_lock);
 		bool done = fs->handover == HANDOVER_DONE;
 		fs->handover = HANDOVER_NONE;
 		pthread_mutex_unlock(&fs->handover_lock);
+		loop_free(fs->loop);
+		fs->loop = NULL;
 		if (done) {
 			/* The new daemon holds everything: the connection, the
 			 * state, the GC roots and their lock, the links. Leave
