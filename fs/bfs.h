@@ -87,6 +87,8 @@ struct bfs {
 	pthread_mutex_t handover_lock;
 	pthread_cond_t handover_cond;
 	enum { HANDOVER_NONE, HANDOVER_STOPPED, HANDOVER_DONE, HANDOVER_FAILED } handover;
+	const char *state_dir;	 /* overlay.h: where writable roots keep changes */
+	struct overlays *overlays; /* overlay.h */
 	const char *mountpoint; /* absolute */
 	struct mountid mnt; /* the mount (its device is the connection's) */
 };

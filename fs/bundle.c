@@ -61,6 +61,9 @@ struct bstate {
 	atomic_bool resolving; /* read without the lock, which resolving holds */
 	char *problems;	 /* the problems of the last failure */
 	atomic_uint_fast64_t requests, served;
+	/* readonly = false: its writable root (overlay.h). Guarded by lock. */
+	enum bundle_overlay overlay;
+	char *overlay_problem;
 };
 
 struct bundles {
@@ -158,6 +161,7 @@ void bundle_put(struct bstate *b)
 	}
 	free(b->config);
 	free(b->problems);
+	free(b->overlay_problem);
 	pthread_mutex_destroy(&b->lock);
 	specref_put(b->specref);
 	free(b);
@@ -339,13 +343,37 @@ void bundle_info(struct bstate *b, struct bundle_info *out)
 		}
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	}
-	out->state = state_names[b->state];
+	out->state = b->overlay == BO_FAILED ? "failed" : state_names[b->state];
 	if (b->state == BS_READY) {
 		out->paths = b->closure->n;
 		out->bytes = closure_bytes(b->env->resolver, b->closure);
 	}
-	if (b->problems)
+	if (b->overlay == BO_FAILED)
+		out->problems = xstrdup(b->overlay_problem);
+	else if (b->problems)
 		out->problems = xstrdup(b->problems);
+	pthread_mutex_unlock(&b->lock);
+}
+
+const struct bundle *bundle_spec(const struct bstate *b)
+{
+	return b->spec;
+}
+
+enum bundle_overlay bundle_overlay(struct bstate *b)
+{
+	pthread_mutex_lock(&b->lock);
+	enum bundle_overlay o = b->overlay;
+	pthread_mutex_unlock(&b->lock);
+	return o;
+}
+
+void bundle_set_overlay(struct bstate *b, enum bundle_overlay o, const char *problem)
+{
+	pthread_mutex_lock(&b->lock);
+	b->overlay = o;
+	free(b->overlay_problem);
+	b->overlay_problem = problem ? xstrdup(problem) : NULL;
 	pthread_mutex_unlock(&b->lock);
 }
 

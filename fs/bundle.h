@@ -103,4 +103,14 @@ struct bundle_info {
 };
 void bundle_info(struct bstate *b, struct bundle_info *out);
 
+/* The bundle as its spec says it. */
+const struct bundle *bundle_spec(const struct bstate *b);
+
+/* The writable root of a readonly = false bundle (overlay.h): not mounted
+ * yet, mounted, or failed (then its rootfs answers EIO and `problem` is
+ * what bundle_info reports). */
+enum bundle_overlay { BO_NONE, BO_MOUNTED, BO_FAILED };
+enum bundle_overlay bundle_overlay(struct bstate *b);
+void bundle_set_overlay(struct bstate *b, enum bundle_overlay o, const char *problem);
+
 #endif

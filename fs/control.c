@@ -1,4 +1,4 @@
-/* control: status and reload over an abstract Unix socket. */
+/* control: status, reload and reset over an abstract Unix socket. */
 #include "control.h"
 #include "daemon.h"
 #include "loop.h"
@@ -6,6 +6,7 @@
 #include "state.h"
 #include "log.h"
 #include "mounts.h"
+#include "overlay.h"
 #include "reload.h"
 
 #include <cjson/cJSON.h>
@@ -137,6 +138,23 @@ static char *error_doc(const char *msg)
 	return out;
 }
 
+/* `reset NAME`: the bundle's writes discarded (overlay.h). */
+static char *reset_doc(struct bfs *fs, const char *name)
+{
+	if (!spec_valid_name(name, strlen(name)) || !strcmp(name, SPEC_RESERVED_NAME))
+		return error_doc("reset: not a bundle name");
+	char *msg;
+	errint_t e = overlay_reset(fs, name, &msg);
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddBoolToObject(root, "ok", e == 0);
+	if (msg)
+		cJSON_AddStringToObject(root, "error", msg);
+	free(msg);
+	char *out = cJSON_Print(root);
+	cJSON_Delete(root);
+	return out;
+}
+
 /* ---- live upgrade: handing the connection over --------------------------------- */
 
 /* Reads one line (without its newline) from the client. */
@@ -238,7 +256,7 @@ static void hand_over(struct bfs *fs, int c, const char *args, bool trusted)
 
 static void serve(struct bfs *fs, int c)
 {
-	char line[64];
+	char line[320];
 	if (!read_line(c, line, sizeof(line)))
 		return;
 	struct ucred cred;
@@ -257,6 +275,8 @@ static void serve(struct bfs *fs, int c)
 		doc = control_status(fs);
 	else if (!strcmp(line, "reload"))
 		doc = trusted ? reload_doc(fs) : error_doc("reload: permission denied");
+	else if (!strncmp(line, "reset ", 6))
+		doc = trusted ? reset_doc(fs, line + 6) : error_doc("reset: permission denied");
 	else
 		doc = error_doc("unknown command");
 	size_t len = strlen(doc);

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mounts.h"
+#include "overlay.h"
 #include "reload.h"
 #include "service.h"
 #include "state.h"
@@ -112,6 +113,9 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	/* Opens can skip the daemon only while the kernel itself refuses
 	 * writes; with a read-write mount OPEN must stay to answer EROFS. */
 	f->zero_open = !o->mount_rw;
+	f->state_dir = o->state_dir;
+	if ((e = overlays_start(f)) < 0)
+		return e;
 	d->inited = true;
 	return 0;
 }
@@ -128,6 +132,7 @@ void daemon_fini(struct daemon *d)
 	struct bfs *f = &d->fs;
 	daemon_leaving(d, true);
 	if (d->inited) {
+		overlays_stop(f);
 		reload_stop(f);
 		if (f->session)
 			fuse_session_destroy(f->session);

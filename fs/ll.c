@@ -8,6 +8,7 @@
  * file straight into the FUSE device. */
 #include "bfs.h"
 #include "handles.h"
+#include "overlay.h"
 #include "tree.h"
 
 #include <fuse_lowlevel.h>
@@ -144,6 +145,27 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, FOREVER);
 }
 
+/* A READLINK answered once a bundle's writable root is mounted. */
+struct pending_link {
+	fuse_req_t req;
+	struct bfs *fs;
+	struct bstate *b; /* a reference */
+	fuse_ino_t ino;
+	char target[64];
+};
+
+static void link_ready(void *ctx)
+{
+	struct pending_link *p = ctx;
+	fuse_reply_readlink(p->req, p->target);
+	/* Not mounted (its closure cannot be resolved yet): the kernel must
+	 * not keep the target cached, so that the next use asks again. */
+	if (bundle_overlay(p->b) == BO_NONE)
+		fuse_lowlevel_notify_inval_inode(p->fs->session, p->ino, 0, 0);
+	bundle_put(p->b);
+	free(p);
+}
+
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct node *n = node_or_reply(req, ino);
@@ -156,6 +178,19 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	buf[len] = 0;
+	/* A bundle's name, followed: a writable root is mounted first
+	 * (overlay.h), and the answer comes from the overlay thread. */
+	if (n->kind == NK_LINK && !bundle_spec(n->bundle)->readonly &&
+	    (size_t)len < sizeof(((struct pending_link *)0)->target)) {
+		struct pending_link *p = xmalloc(sizeof(*p));
+		p->req = req;
+		p->fs = fsof(req);
+		p->b = bundle_get(n->bundle);
+		p->ino = ino;
+		memcpy(p->target, buf, (size_t)len + 1);
+		overlay_ensure(fsof(req), n->bundle, link_ready, p);
+		return;
+	}
 	fuse_reply_readlink(req, buf);
 }
 

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 /* Registers served closures as GC roots, in a directory of this mount's
@@ -196,6 +197,13 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		goto out;
 	}
 	fs->mnt = (struct mountid){me.id, me.major, me.minor};
+	/* Writable roots are mounts below this one (overlay.h): shared, so
+	 * that they reach the mount namespaces made from this one that take
+	 * mounts from it (slave or shared), as those mounted later would. */
+	if (geteuid() == 0 && mount(NULL, mnt, NULL, MS_SHARED, NULL) < 0)
+		log_msg("%s: cannot make the mount shared (%s): writable roots reach only this "
+			"mount namespace and those made after them",
+			mnt, strerror(errno));
 	/* No file handles: open_by_handle_at must not reach nodes by id. The
 	 * INIT reply also tells us when the mount serves. */
 	fs->devio.no_export = true;

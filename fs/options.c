@@ -18,7 +18,9 @@ static const char usage_text[] =
     "\n"
     "Mounts every bundle of SPEC as MOUNTPOINT/NAME/{config.json,rootfs/}, an OCI\n"
     "runtime bundle whose rootfs is the bundle's Nix closure, served read-only\n"
-    "from the store without copying. Then: runc run -b MOUNTPOINT/NAME ID\n"
+    "from the store without copying (with readonly = false, under an overlay\n"
+    "that keeps what containers write in --state-dir). Then:\n"
+    "runc run -b MOUNTPOINT/NAME ID\n"
     "The command returns once the mount serves; the daemon stays in the\n"
     "background.\n"
     "\n"
@@ -33,10 +35,14 @@ static const char usage_text[] =
     "  --log FILE          in the background, log to FILE (default: syslog, when\n"
     "                      the machine has one)\n"
     "  --watch             reload when the spec file is written or replaced\n"
+    "  --state-dir DIR     where the writable roots of readonly = false bundles\n"
+    "                      keep their changes, one directory per mount point and\n"
+    "                      bundle (default " DEFAULT_STATE_DIR ")\n"
     "  -o OPT[,OPT...]     mount options: gcroots=DIR, threads=N, log=FILE, watch,\n"
-    "                      store-dir=DIR, real-store=DIR, db=FILE, and FUSE\n"
-    "                      options; rw, dev, suid and the like (which mount(8)\n"
-    "                      adds) are ignored: the mount is always ro,nodev,nosuid\n"
+    "                      state-dir=DIR, store-dir=DIR, real-store=DIR, db=FILE,\n"
+    "                      and FUSE options; rw, dev, suid and the like (which\n"
+    "                      mount(8) adds) are ignored: the mount is always\n"
+    "                      ro,nodev,nosuid\n"
     "  --no-openat2        resolve store paths one component at a time even where\n"
     "                      the kernel has openat2 (the fallback, for testing it)\n"
     "  --mount-rw          mount read-write, so that writes reach the daemon,\n"
@@ -60,7 +66,9 @@ static const char usage_tail[] =
     "\n"
     "The mount is always ro,nosuid,nodev; as root it is also allow_other with\n"
     "default_permissions, so containers running as any user can read it.\n"
-    "Unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`, or SIGTERM.\n"
+    "Unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`, or SIGTERM;\n"
+    "once writable roots are mounted (mounts below the mount), lazily: SIGTERM,\n"
+    "`umount -l` or `fusermount3 -u -z`.\n"
     "Exit status: 0 after a clean unmount, 1 on a failure, 2 for a bad spec\n"
     "or bad usage.\n";
 
@@ -114,6 +122,8 @@ static int mount_option(struct options *o, struct store *st, char *opt)
 		return set_threads(o, v);
 	} else if (KEY("log") && v && *v) {
 		o->log = arena_strdup(&o->strings, v);
+	} else if (KEY("state-dir") && v && *v) {
+		o->state_dir = arena_strdup(&o->strings, v);
 	} else if (KEY("watch") && !v) {
 		o->watch = true;
 	} else if (KEY("store-dir") || KEY("real-store") || KEY("db")) {
@@ -200,6 +210,9 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 		} else if (cli_opt(argc, argv, &i, "--log", &o->log)) {
 			if (!o->log || !*o->log)
 				return usage_error("--log needs a file%s", "");
+		} else if (cli_opt(argc, argv, &i, "--state-dir", &o->state_dir)) {
+			if (!o->state_dir || !*o->state_dir)
+				return usage_error("--state-dir needs a directory%s", "");
 		} else if ((r = cli_store_arg(st, argc, argv, &i, &err)) != 0) {
 			if (r < 0) {
 				int rc = usage_error("%s", err);
@@ -226,6 +239,9 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 	}
 	/* The daemon works from /: relative paths are made absolute now. */
 	absolute(o, &o->log);
+	if (!o->state_dir)
+		o->state_dir = DEFAULT_STATE_DIR;
+	absolute(o, &o->state_dir);
 	if (o->gcroots && strcmp(o->gcroots, "none"))
 		absolute(o, &o->gcroots);
 	char *err = NULL;

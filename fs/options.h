@@ -9,10 +9,14 @@
 
 #include <stdbool.h>
 
+/* Where writable roots keep their changes unless --state-dir says. */
+#define DEFAULT_STATE_DIR "/var/lib/bundlefs"
+
 struct options {
 	const char *mountpoint, *spec;
 	const char *gcroots;  /* NULL: the default; "none": none */
 	const char *log;      /* --log FILE, or NULL */
+	const char *state_dir; /* writable roots' changes (overlay.h), absolute */
 	struct buf fuse_opts; /* ",opt,opt" for libfuse */
 	struct arena strings; /* values taken from -o lists */
 	bool foreground, debug, single, no_openat2, watch, mount_rw;

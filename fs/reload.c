@@ -2,6 +2,7 @@
 #include "reload.h"
 #include "log.h"
 #include "mounts.h"
+#include "overlay.h"
 #include "service.h"
 #include "state.h"
 #include "tree.h"
@@ -49,6 +50,10 @@ static void retire(struct bfs *fs, const struct bundles *old, const struct bundl
 			continue;
 		GROW(fs->retired, fs->nretired, fs->retired_cap);
 		fs->retired[fs->nretired++] = bundle_serial(b);
+		/* Its writable root leaves the mount point (running containers
+		 * keep theirs): else it would keep the version mounted on. */
+		if (!bundle_spec(b)->readonly)
+			overlay_detach(fs, b);
 	}
 	/* The reaper looks a second later: not while the reloaded bundles
 	 * are first used. */

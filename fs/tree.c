@@ -188,6 +188,10 @@ static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name
 		return 0;
 	}
 	if (!strcmp(name, "rootfs")) {
+		/* A writable root that cannot be mounted is not served
+		 * read-only instead (overlay.h). */
+		if (!bundle_spec(dir->bundle)->readonly && bundle_overlay(dir->bundle) == BO_FAILED)
+			return -EIO;
 		errint_t e = bundle_ready(dir->bundle);
 		if (e < 0)
 			return e;

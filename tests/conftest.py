@@ -68,9 +68,13 @@ def abort_mount(path):
 
 
 class Mount(bfsmount.Mount):
-    """A running `bundlefs -f` (the one under test) on a fresh mountpoint."""
+    """A running `bundlefs -f` (the one under test) on a fresh mountpoint;
+    writable roots keep their changes beside it (MOUNTPOINT.state), not in
+    the machine's /var/lib/bundlefs."""
 
     def __init__(self, mountpoint, spec, args=(), env=None):
+        if "--state-dir" not in args:
+            args = tuple(args) + ("--state-dir", str(mountpoint) + ".state")
         super().__init__(BUNDLEFS, mountpoint, spec, args, env)
 
 
@@ -92,6 +96,8 @@ def mount(tmp_path):
             rc = m.stop()
             if rc != 0:
                 failures.append("bundlefs exited %d: %s" % (rc, m.stderr()))
+    # (After every stop: a test may mount again where it mounted before.)
+    for m in mounts:
         if is_mounted(m.mountpoint):
             failures.append("%s still mounted" % m.mountpoint)
         m.cleanup()
@@ -174,14 +180,16 @@ class Runc:
 class Crun(Runc):
     """Runs containers with Debian's crun. crun refuses this machine's
     hybrid cgroup layout: each run gets a mount namespace of its own with
-    cgroup2 on /sys/fs/cgroup, and crun manages no cgroup."""
+    cgroup2 on /sys/fs/cgroup, and crun manages no cgroup. The namespace
+    takes later mounts from the host's shared ones (a slave), as a
+    runtime's namespace on a systemd host does."""
 
     def run(self, bundle, timeout=60):
         cid = "bfs-" + uuid.uuid4().hex[:12]
         script = ('mount -t cgroup2 none /sys/fs/cgroup && exec crun --root "$1" '
                   '--cgroup-manager=disabled run -b "$2" "$3"')
         return subprocess.run(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", self.root,
+            ["unshare", "-m", "--propagation", "slave", "sh", "-c", script, "sh", self.root,
              bundle, cid],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

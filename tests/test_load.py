@@ -222,7 +222,7 @@ def test_bundles_with_the_same_closure_share_it(tmp_path, nix, app):
     # resolved once is shared by every bundle with the same roots.
     real = nix.build("realistic")
     n = 2000
-    spec = write_spec(tmp_path, "".join("[b%d]\nargs = %s/bin/x %d\n" % (i, real if i % 2 else app, i)
+    spec = write_spec(tmp_path, "".join("[b%d]\nargs = %s/bin/x %d\nreadonly = true\n" % (i, real if i % 2 else app, i)
                                         for i in range(n)))
     with bfsmount.Mount(BUNDLEFS, tmp_path / "mnt", spec, ("--gcroots", "none")) as m:
         before = daemon_rss_kib(m.proc.pid)

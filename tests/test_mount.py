@@ -40,8 +40,8 @@ def dump(root):
 def test_tree(tmp_path, mount, nix, app, tiny):
     spec = write_spec(
         tmp_path,
-        "[app]\nargs = %s/bin/app\nmount = /data/in/here bind /srv rbind,ro\n"
-        "mount = /etc/resolv.conf bind /etc/resolv.conf\n[t]\nargs = %s/bin/sh\n" % (app, tiny),
+        "[app]\nargs = %s/bin/app\nreadonly = true\nmount = /data/in/here bind /srv rbind,ro\n"
+        "mount = /etc/resolv.conf bind /etc/resolv.conf\n[t]\nargs = %s/bin/sh\nreadonly = true\n" % (app, tiny),
     )
     m = mount(spec)
     assert sorted(os.listdir(m.mountpoint)) == ["app", "t"]
@@ -172,7 +172,8 @@ def fallocate(p):
 def test_every_write_is_erofs(tmp_path, mount, tiny, extra):
     # With `-o rw` the kernel forwards the calls, so the daemon's own
     # handlers must answer EROFS; the default ro mount answers in the VFS.
-    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    # (A readonly = false bundle writes to its own overlay: test_writable.)
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\nreadonly = true\n" % tiny)
     m = mount(spec, *extra)
     rootfs = m.path("t", "rootfs")
     bundle = os.path.realpath(m.path("t"))  # the version the name points to
@@ -249,7 +250,8 @@ def test_mounting_reads_only_the_spec(tmp_path, mount, nix):
 
 
 def test_shared_files_are_one_node(tmp_path, mount, app):
-    spec = write_spec(tmp_path, "[a]\nargs = %s/bin/app\n[b]\nargs = %s/bin/app\n" % (app, app))
+    spec = write_spec(tmp_path, "[a]\nargs = %s/bin/app\nreadonly = true\n"
+                      "[b]\nargs = %s/bin/app\nreadonly = true\n" % (app, app))
     m = mount(spec)
     fa = m.path("a", "rootfs") + app + "/bin/app"
     fb = m.path("b", "rootfs") + app + "/bin/app"
@@ -278,8 +280,10 @@ def test_large_file_reads_match(tmp_path, mount, nix):
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "fusermount3", "umount"])
 def test_unmount_ends_the_daemon_cleanly(tmp_path, tiny, how):
+    # (Writable roots are mounts below the mount: then only a lazy unmount
+    # or SIGTERM ends it, see test_writable.)
     from conftest import Mount
-    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\nreadonly = true\n" % tiny)
     m = Mount(tmp_path / "mnt", spec)
     try:
         os.listdir(m.path("t", "rootfs"))
@@ -297,7 +301,7 @@ def test_unmount_ends_the_daemon_cleanly(tmp_path, tiny, how):
 
 
 def test_daemonizes_once_mounted(tmp_path, tiny):
-    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\nreadonly = true\n" % tiny)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     p = run([BUNDLEFS, str(mnt), spec], timeout=20)

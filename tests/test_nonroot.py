@@ -98,7 +98,7 @@ def test_unprivileged_daemon_serves_the_closure_from_the_database(fuse_for_all, 
     db = readonly_copy_of_the_database(home)
     spec = os.path.join(home, "spec.conf")
     with open(spec, "w") as f:
-        f.write("[a]\nargs = %s/bin/app\n" % app)
+        f.write("[a]\nargs = %s/bin/app\nreadonly = true\n" % app)
     m = UserMount(home, spec, "--db", db, "--gcroots", "none")
     try:
         assert as_user(["ls", m.mnt]).stdout.split() == [b"a"]
@@ -148,6 +148,30 @@ def test_a_log_without_its_index_is_reported_not_misread(fuse_for_all, home, nix
         p = as_user(["ls", os.path.join(m.mnt, "a", "rootfs")])
         assert p.returncode != 0 and b"Input/output error" in p.stderr
         assert "write-ahead log is in use" in m.stderr()
+        m.unmount()
+    finally:
+        if m.proc.poll() is None:
+            m.proc.kill()
+
+
+def test_a_writable_root_without_the_privilege_to_mount_it_is_an_error(fuse_for_all, home, nix,
+                                                                        app):
+    # readonly = false needs an overlayfs mount, which an unprivileged
+    # daemon cannot make: the bundle's rootfs answers EIO, and the reason
+    # names the bundle; it is never served read-only instead.
+    db = readonly_copy_of_the_database(home)
+    spec = os.path.join(home, "spec.conf")
+    with open(spec, "w") as f:
+        f.write("[ro]\nargs = %s/bin/app\nreadonly = true\n[w]\nargs = %s/bin/app\n" % (app, app))
+    state = os.path.join(home, "state")
+    m = UserMount(home, spec, "--db", db, "--gcroots", "none", "--state-dir", state)
+    try:
+        p = as_user(["ls", os.path.join(m.mnt, "w", "rootfs")])
+        assert p.returncode != 0 and b"Input/output error" in p.stderr
+        assert ('spec.conf:4: bundle "w": readonly = false needs a writable root, and mounting '
+                'overlayfs on') in m.stderr()
+        assert "Operation not permitted" in m.stderr()
+        assert as_user(["ls", os.path.join(m.mnt, "ro", "rootfs") + STORE]).returncode == 0
         m.unmount()
     finally:
         if m.proc.poll() is None:

@@ -235,7 +235,7 @@ def test_mount_command_and_fstab(tmp_path, nix, tiny):
     # mount(8) runs mount.fuse3, which runs `bundlefs SPEC MOUNTPOINT -o
     # OPTIONS` from the system's PATH. In a mount namespace of its own the
     # test puts the built bundlefs on that PATH and its own line in fstab.
-    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\nreadonly = true\n" % tiny)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     os.symlink(BUNDLEFS, bindir / "bundlefs")

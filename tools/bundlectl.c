@@ -31,6 +31,8 @@ static const char usage_text[] =
     "  status [--json] MOUNTPOINT  show a running mount: its daemon and every\n"
     "                              bundle's state, closure and traffic\n"
     "  reload MOUNTPOINT           make a running mount read its spec again\n"
+    "  reset MOUNTPOINT NAME       discard what containers wrote in bundle NAME's\n"
+    "                              writable root (readonly = false)\n"
     "\n"
     "Every command takes --help and --version.\n"
     "Exit status: 0 success, 1 failure, 2 bad spec or bad usage.\n"
@@ -57,6 +59,12 @@ static const char *const cmd_usage[] = {
     "Makes the bundlefs mount at MOUNTPOINT read its spec again (as SIGHUP does)\n"
     "and waits for it. A spec with problems changes nothing: they are printed as\n"
     "FILE:LINE: message and the exit status is 2.\n",
+    "usage: bundlectl reset MOUNTPOINT NAME\n"
+    "Discards everything containers wrote in the writable root of bundle NAME\n"
+    "(readonly = false) of the mount at MOUNTPOINT: its directory under the\n"
+    "mount's --state-dir is emptied, and a mounted writable root mounted again,\n"
+    "empty. Works for a bundle the spec no longer has. Containers running on it\n"
+    "keep what they see until they exit.\n",
 };
 
 static void usage(FILE *f)
@@ -247,9 +255,9 @@ static int cmd_bundle(struct opts *o, int cmd)
 
 int main(int argc, char **argv)
 {
-	static const char *const cmds[] = {"check",	  "config", "closure",
-					   "materialize", "status", "reload"};
-	static const int nargs[] = {1, 2, 2, 3, 1, 1};
+	static const char *const cmds[] = {"check",  "config", "closure", "materialize",
+					   "status", "reload", "reset"};
+	static const int nargs[] = {1, 2, 2, 3, 1, 1, 2};
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
@@ -308,6 +316,9 @@ int main(int argc, char **argv)
 			break;
 		case 5:
 			rc = mountctl_reload(o.pos[0]);
+			break;
+		case 6:
+			rc = mountctl_reset(o.pos[0], o.pos[1]);
 			break;
 		default:
 			rc = cmd_bundle(&o, cmd);

@@ -1,4 +1,4 @@
-/* mountctl: status and reload, from the daemon's control socket. */
+/* mountctl: status, reload and reset, from the daemon's control socket. */
 #include "mountctl.h"
 #include "mounts.h"
 #include "util.h"
@@ -183,6 +183,28 @@ int mountctl_reload(const char *mountpoint)
 			"bundlectl: %s: the spec has problems; still serving generation %.0f\n",
 			mountpoint, num(doc, "generation"));
 		rc = 2;
+	}
+	cJSON_Delete(doc);
+	return rc;
+}
+
+int mountctl_reset(const char *mountpoint, const char *name)
+{
+	char req[320];
+	if (snprintf(req, sizeof(req), "reset %s", name) >= (int)sizeof(req) || strchr(name, '\n')) {
+		fprintf(stderr, "bundlectl: \"%s\" is not a bundle name\n", name);
+		return 2;
+	}
+	cJSON *doc = request(mountpoint, req);
+	if (!doc)
+		return 1;
+	int rc = 0;
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "ok"))) {
+		printf("%s: bundle %s: writes discarded\n", mountpoint, name);
+	} else {
+		const char *e = str(doc, "error");
+		fprintf(stderr, "bundlectl: %s: %s\n", mountpoint, e && *e ? e : "reset failed");
+		rc = 1;
 	}
 	cJSON_Delete(doc);
 	return rc;
