@@ -429,3 +429,28 @@ struct json *json_get(const struct json *obj, const char *key)
 			return obj->members[i].val;
 	return NULL;
 }
+
+void json_put_string(struct buf *b, const char *s)
+{
+	buf_addc(b, '"');
+	while (*s) {
+		/* Runs that need no escape are added at once. */
+		size_t n = 0;
+		while (s[n] && s[n] != '"' && s[n] != '\\' && (unsigned char)s[n] >= 0x20)
+			n++;
+		buf_add(b, s, n);
+		s += n;
+		if (!*s)
+			break;
+		unsigned char c = (unsigned char)*s++;
+		if (c == '"' || c == '\\')
+			buf_add(b, c == '"' ? "\\\"" : "\\\\", 2);
+		else if (c == '\n')
+			buf_add(b, "\\n", 2);
+		else if (c == '\t')
+			buf_add(b, "\\t", 2);
+		else
+			buf_addf(b, "\\u%04x", c);
+	}
+	buf_addc(b, '"');
+}

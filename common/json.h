@@ -46,6 +46,9 @@ struct json *json_parse(struct arena *a, const char *text, size_t len, unsigned 
 			unsigned col0, unsigned max_depth, struct json_error *e);
 
 const char *json_type_name(enum json_type t);
+/* Appends `s` to `b` as a JSON string (quoted, escaped). */
+struct buf;
+void json_put_string(struct buf *b, const char *s);
 struct json *json_get(const struct json *obj, const char *key);
 
 #endif

@@ -1,6 +1,7 @@
 /* bundle: sets of bundles and per-bundle lazy state: config.json, closure
  * and rootfs layout. */
 #include "bundle.h"
+#include "json.h"
 #include "log.h"
 #include "ocicfg.h"
 #include "strmap.h"
@@ -379,55 +380,46 @@ void bundle_set_overlay(struct bstate *b, enum bundle_overlay o, const char *pro
 
 /* ---- what a successor restores (state.h) ----------------------------------- */
 
-struct doc {
-	cJSON *versions;
-	bool ok;
-};
-
 /* One live version into the document. Called with the registry locked. */
-static void add_version(struct doc *doc, struct bstate *b)
+static void add_version(struct buf *o, bool first, struct bstate *b)
 {
-	char *text = spec_bundle_json(b->spec);
-	cJSON *spec = cJSON_Parse(text);
+	const struct bundle *sb = b->spec;
+	buf_addf(o, "%s{\"serial\":%llu,\"file\":", first ? "" : ",",
+		 (unsigned long long)b->serial);
+	json_put_string(o, b->specref->sp.file);
+	buf_addf(o, ",\"lines\":[%u,%u,%u,%u],\"bundle\":", sb->line, sb->args_line,
+		 sb->closure_line, sb->paths_line);
+	char *text = spec_bundle_json(sb);
+	buf_adds(o, text);
 	free(text);
-	if (!spec) {
-		doc->ok = false;
-		return;
-	}
-	cJSON *v = cJSON_CreateObject();
-	cJSON_AddNumberToObject(v, "serial", (double)b->serial);
-	cJSON_AddStringToObject(v, "file", b->specref->sp.file);
-	const unsigned lines[] = {b->spec->line, b->spec->args_line, b->spec->closure_line,
-				  b->spec->paths_line};
-	cJSON *l = cJSON_AddArrayToObject(v, "lines");
-	for (size_t i = 0; i < ARRAY_SIZE(lines); i++)
-		cJSON_AddItemToArray(l, cJSON_CreateNumber(lines[i]));
-	cJSON_AddItemToObject(v, "bundle", spec);
-	cJSON_AddItemToArray(doc->versions, v);
+	buf_addc(o, '}');
 }
 
 char *bundles_document(const struct bundle_env *env, const struct bundles *current,
 		       uint64_t generation, double loaded)
 {
-	cJSON *root = cJSON_CreateObject();
-	cJSON_AddNumberToObject(root, "generation", (double)generation);
-	cJSON_AddNumberToObject(root, "loaded", loaded);
-	cJSON *cur = cJSON_AddArrayToObject(root, "current");
+	/* (Written by hand, not through cJSON: it is written at start and at
+	 * every reload, for specs of thousands of bundles.) */
+	struct buf o = {0};
+	buf_addf(&o, "{\"generation\":%llu,\"loaded\":%.9f,\"current\":[",
+		 (unsigned long long)generation, loaded);
 	for (size_t i = 0; i < current->n; i++)
-		cJSON_AddItemToArray(cur, cJSON_CreateNumber((double)current->v[i]->serial));
-	struct doc doc = {.versions = cJSON_AddArrayToObject(root, "versions"), .ok = true};
+		buf_addf(&o, "%s%llu", i ? "," : "", (unsigned long long)current->v[i]->serial);
+	buf_adds(&o, "],\"versions\":[");
 	/* Every version that lives: the current ones and those that
 	 * containers still use. */
 	struct bundle_registry *reg = env->registry;
 	pthread_mutex_lock(&reg->lock);
-	cJSON_AddNumberToObject(root, "next_serial", (double)reg->next);
-	for (size_t i = 0; i < reg->by_serial.cap; i++)
-		if (reg->by_serial.slots[i].key)
-			add_version(&doc, reg->by_serial.slots[i].val);
+	bool first = true;
+	for (size_t i = 0; i < reg->by_serial.cap; i++) {
+		if (reg->by_serial.slots[i].key) {
+			add_version(&o, first, reg->by_serial.slots[i].val);
+			first = false;
+		}
+	}
+	buf_addf(&o, "],\"next_serial\":%llu}", (unsigned long long)reg->next);
 	pthread_mutex_unlock(&reg->lock);
-	char *out = doc.ok ? cJSON_PrintUnformatted(root) : NULL;
-	cJSON_Delete(root);
-	return out;
+	return o.data;
 }
 
 static int cmp_bstate(const void *a, const void *b)
