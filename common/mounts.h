@@ -25,7 +25,6 @@ int mounts_each(bool (*fn)(void *ctx, const struct mountent *m), void *ctx);
  * when nothing is mounted there, -errno. */
 int mounts_at(const char *point, struct mountent *m);
 
-/* The mount with id `id`: 1 with *m filled, 0 when it is gone, -errno. */
 /* A mount as a daemon knows its own: its id, and its device (an id alone
  * is reused once the mount is gone). */
 struct mountid {
