@@ -1,6 +1,7 @@
 /* layout: builds the rootfs skeleton shared by the daemon and by
  * `bundlectl materialize`, so that both produce the same tree. */
 #include "layout.h"
+#include "closure.h"
 #include "ocicfg.h"
 
 #include <errno.h>
@@ -199,7 +200,7 @@ static void add_users(struct layout *l, const struct bundle *b, const struct oci
 }
 
 int layout_build(struct layout *l, const struct bundle *b, const char *file,
-		 const struct store *st, struct diags *d)
+		 const struct store *st, const struct closure *c, struct diags *d)
 {
 	memset(l, 0, sizeof(*l));
 	l->root = arena_alloc(&l->arena, sizeof(*l->root));
@@ -209,7 +210,7 @@ int layout_build(struct layout *l, const struct bundle *b, const char *file,
 	add_path(l, "/proc");
 	add_path(l, "/sys");
 	size_t n;
-	struct ocimount *m = ocicfg_mounts(b, &n);
+	struct ocimount *m = ocicfg_mounts(b, NULL, &n);
 	int rc = 0;
 	/* Shorter destinations first (sorted), so that a mount inside a
 	 * file bind's destination is seen as such. */
@@ -225,8 +226,21 @@ int layout_build(struct layout *l, const struct bundle *b, const char *file,
 			e->mode = (mode_t)mode;
 	}
 	add_users(l, b, m, n);
-	free(m);
-	add_path(l, st->dir)->is_store = true;
+	ocicfg_mounts_free(m, n);
+	struct layout_dir *store = add_path(l, st->dir);
+	if (!b->data_bind || !c) {
+		store->is_store = true;
+	} else {
+		/* data = bind: the runtime binds each store path on its own
+		 * mount point. */
+		for (size_t i = 0; i < c->n; i++) {
+			struct layout_dir *e = add_child(l, store, c->base[i], strlen(c->base[i]));
+			if (!S_ISDIR(c->st[i].st_mode))
+				make_file(e, NULL, 0, 0444);
+			else
+				e->mode = 0555;
+		}
+	}
 	recount(l->root);
 	if (rc < 0)
 		layout_free(l);

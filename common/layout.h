@@ -4,7 +4,7 @@
  * a read-only root): a directory, or an empty file for a bind mount of a
  * file, with the mode the mount's mode= option gives; /etc/passwd and
  * /etc/group when the bundle names a user; and the store directory that
- * holds the closure. */
+ * holds the closure (or, with data = bind, a mount point per store path). */
 #ifndef BUNDLEFS_LAYOUT_H
 #define BUNDLEFS_LAYOUT_H
 
@@ -36,13 +36,16 @@ struct layout {
 	struct arena arena;
 };
 
-/* Builds the layout of `b` (from `file`, its spec, for messages). Bind
+/* Builds the layout of `b` (from `file`, its spec, for messages), whose
+ * closure is `c` (with data = bind, its store paths become mount points in
+ * the store directory; without, the store directory serves them). Bind
  * mount sources are looked at now: a directory gets a directory, any other
  * file a file. Returns 0, or after adding "FILE:LINE: ..." to `d`: -EAGAIN
  * when a source is missing (it may appear), -EINVAL when it cannot be a
  * mount point. On failure `l` holds nothing. */
+struct closure;
 int layout_build(struct layout *l, const struct bundle *b, const char *file,
-		 const struct store *st, struct diags *d);
+		 const struct store *st, const struct closure *c, struct diags *d);
 void layout_free(struct layout *l);
 struct layout_dir *layout_child(const struct layout_dir *d, const char *name);
 

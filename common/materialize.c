@@ -264,7 +264,7 @@ int materialize(struct store *st, const struct bundle *b, const char *file,
 		goto out;
 	}
 	size_t len;
-	char *cfg = ocicfg_render(b, false, &len);
+	char *cfg = ocicfg_render(b, NULL, false, &len); /* (a copy: no binds) */
 	int cfd = openat(dfd, "config.json", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	if (cfd < 0 || write_all(cfd, cfg, len) < 0 || close(cfd) < 0) {
 		free(cfg);
@@ -275,7 +275,7 @@ int materialize(struct store *st, const struct bundle *b, const char *file,
 
 	struct layout l;
 	struct diags d = {0};
-	if (layout_build(&l, b, file, st, &d) < 0) {
+	if (layout_build(&l, b, file, st, NULL, &d) < 0) {
 		fail(&m, "%s", d.n ? d.msg[0] : "the rootfs layout cannot be built");
 		diag_clear(&d);
 		goto out;

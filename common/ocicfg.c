@@ -9,22 +9,29 @@
  * \b \f \n \r \t or \u00xx, leaving other UTF-8 as it is (cJSON's string
  * printer does the same). */
 #include "ocicfg.h"
+#include "closure.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* buildContainer's sysMounts, in the order of their destinations. */
 #define OPTS(...) ((const char *const[]){__VA_ARGS__, NULL})
 static const struct ocimount sys_mounts[] = {
-    {"/dev", "tmpfs", "tmpfs", OPTS("nosuid", "strictatime", "mode=755", "size=65536k")},
-    {"/dev/mqueue", "mqueue", "mqueue", OPTS("nosuid", "noexec", "nodev")},
-    {"/dev/pts", "devpts", "devpts",
-     OPTS("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=755", "gid=5")},
-    {"/dev/shm", "tmpfs", "shm", OPTS("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")},
-    {"/proc", "proc", "proc", NULL},
-    {"/sys", "sysfs", "sysfs", OPTS("nosuid", "noexec", "nodev", "ro")},
-    {"/sys/fs/cgroup", "cgroup", "cgroup", OPTS("nosuid", "noexec", "nodev", "relatime", "ro")},
+    {.dest = "/dev", .type = "tmpfs", .source = "tmpfs",
+     .options = OPTS("nosuid", "strictatime", "mode=755", "size=65536k")},
+    {.dest = "/dev/mqueue", .type = "mqueue", .source = "mqueue",
+     .options = OPTS("nosuid", "noexec", "nodev")},
+    {.dest = "/dev/pts", .type = "devpts", .source = "devpts",
+     .options = OPTS("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=755", "gid=5")},
+    {.dest = "/dev/shm", .type = "tmpfs", .source = "shm",
+     .options = OPTS("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")},
+    {.dest = "/proc", .type = "proc", .source = "proc"},
+    {.dest = "/sys", .type = "sysfs", .source = "sysfs",
+     .options = OPTS("nosuid", "noexec", "nodev", "ro")},
+    {.dest = "/sys/fs/cgroup", .type = "cgroup", .source = "cgroup",
+     .options = OPTS("nosuid", "noexec", "nodev", "relatime", "ro")},
 };
 
 static int cmp_dest(const void *a, const void *b)
@@ -32,13 +39,14 @@ static int cmp_dest(const void *a, const void *b)
 	return strcmp(((const struct ocimount *)a)->dest, ((const struct ocimount *)b)->dest);
 }
 
-struct ocimount *ocicfg_mounts(const struct bundle *b, size_t *n)
+struct ocimount *ocicfg_mounts(const struct bundle *b, const struct ocibinds *binds, size_t *n)
 {
-	size_t cap = ARRAY_SIZE(sys_mounts) + b->nmounts, k = 0;
-	struct ocimount *m = xreallocarray(NULL, cap, sizeof(*m));
+	size_t nb = binds ? binds->closure->n : 0;
+	size_t cap = ARRAY_SIZE(sys_mounts) + b->nmounts + nb, k = 0;
+	struct ocimount *m = xreallocarray(NULL, cap ? cap : 1, sizeof(*m));
 	for (size_t i = 0; i < b->nmounts; i++) {
 		const struct spec_mount *u = &b->mounts[i];
-		m[k++] = (struct ocimount){u->dest, u->type, u->source, u->options};
+		m[k++] = (struct ocimount){u->dest, u->type, u->source, u->options, NULL};
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(sys_mounts); i++) {
 		bool replaced = false;
@@ -48,8 +56,26 @@ struct ocimount *ocicfg_mounts(const struct bundle *b, size_t *n)
 			m[k++] = sys_mounts[i];
 	}
 	qsort(m, k, sizeof(*m), cmp_dest);
+	/* After the others, in the closure's order: the store directory
+	 * (a mount point of its own, or none) comes before its entries. */
+	static const char *const bind_opts[] = {"bind", "ro", "nosuid", "nodev", NULL};
+	for (size_t i = 0; i < nb; i++) {
+		const char *base = binds->closure->base[i];
+		size_t dl = strlen(binds->dir) + 1 + strlen(base) + 1;
+		char *o = xmalloc(dl + strlen(binds->real) + 1 + strlen(base) + 1);
+		sprintf(o, "%s/%s", binds->dir, base);
+		sprintf(o + dl, "%s/%s", binds->real, base);
+		m[k++] = (struct ocimount){o, "bind", o + dl, bind_opts, o};
+	}
 	*n = k;
 	return m;
+}
+
+void ocicfg_mounts_free(struct ocimount *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(m[i].owned);
+	free(m);
 }
 
 static cJSON *strings(const char *const *v)
@@ -92,7 +118,8 @@ static void sort_keys(cJSON *o)
 	free(v);
 }
 
-char *ocicfg_render(const struct bundle *b, bool pretty, size_t *len)
+char *ocicfg_render(const struct bundle *b, const struct ocibinds *binds, bool pretty,
+		    size_t *len)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "ociVersion", "1.0.0");
@@ -133,7 +160,7 @@ char *ocicfg_render(const struct bundle *b, bool pretty, size_t *len)
 		cJSON_AddBoolToObject(proc, "terminal", true);
 
 	size_t nm;
-	struct ocimount *m = ocicfg_mounts(b, &nm);
+	struct ocimount *m = ocicfg_mounts(b, binds, &nm);
 	cJSON *mounts = cJSON_AddArrayToObject(root, "mounts");
 	for (size_t i = 0; i < nm; i++) {
 		cJSON *o = cJSON_CreateObject();
@@ -148,7 +175,7 @@ char *ocicfg_render(const struct bundle *b, bool pretty, size_t *len)
 			cJSON_AddItemToObject(o, "options", cJSON_CreateNull());
 		cJSON_AddItemToArray(mounts, o);
 	}
-	free(m);
+	ocicfg_mounts_free(m, nm);
 
 	sort_keys(root);
 	char *out = pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);

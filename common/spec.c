@@ -27,6 +27,7 @@ enum key {
 	K_HOSTNAME,
 	K_USER,
 	K_TERMINAL,
+	K_DATA,
 	NKEYS
 };
 
@@ -326,6 +327,7 @@ static const struct keydef {
     [K_HOSTNAME] = {.conf = "hostname", .json = "hostname", .form = F_STRING},
     [K_USER] = {.conf = "user", .json = "user", .form = F_STRING},
     [K_TERMINAL] = {.conf = "terminal", .json = "terminal", .form = F_BOOL},
+    [K_DATA] = {.conf = "data", .json = "data", .form = F_STRING},
 };
 
 static enum key key_lookup(const char *k, size_t n, bool json)
@@ -634,6 +636,15 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 	case K_TERMINAL:
 		if (json_want(p, v, JSON_TRUE, name))
 			dr->b.terminal = v->type == JSON_TRUE;
+		break;
+	case K_DATA:
+		if (!json_want(p, v, JSON_STRING, name))
+			break;
+		if (strcmp(v->str, "fuse") && strcmp(v->str, "bind"))
+			err_at(p, v->line, v->col, "data: expected fuse or bind, not \"%.100s\"",
+			       v->str);
+		else
+			dr->b.data_bind = v->str[0] == 'b';
 		break;
 	case NKEYS:
 		break;
@@ -1054,7 +1065,8 @@ bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
 	    !strv_eq(a->paths, b->paths) || a->nmounts != b->nmounts ||
 	    a->buildcontainer != b->buildcontainer || !strv_eq(a->env, b->env) ||
 	    !str_eq(a->cwd, b->cwd) || !str_eq(a->hostname, b->hostname) ||
-	    !str_eq(a->user, b->user) || a->terminal != b->terminal)
+	    !str_eq(a->user, b->user) || a->terminal != b->terminal ||
+	    a->data_bind != b->data_bind)
 		return false;
 	for (size_t i = 0; i < a->nmounts; i++) {
 		const struct spec_mount *x = &a->mounts[i], *y = &b->mounts[i];
@@ -1126,6 +1138,8 @@ char *spec_bundle_json(const struct bundle *b)
 		put_str(&o, "user", b->user);
 	if (b->terminal)
 		buf_adds(&o, ",\"terminal\":true");
+	if (b->data_bind)
+		put_str(&o, "data", "bind");
 	buf_adds(&o, "}}");
 	return o.data;
 }

@@ -53,6 +53,9 @@ struct bundle {
 	const uint32_t *gids; /* additional groups */
 	size_t ngids;
 	bool terminal;
+	/* data = bind: the runtime binds each closure store path itself
+	 * (config.json lists them); the rootfs has their mount points. */
+	bool data_bind;
 };
 
 struct spec {

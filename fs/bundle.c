@@ -226,14 +226,24 @@ const char *bundle_name(const struct bstate *b)
 	return b->spec->name;
 }
 
-void bundle_config(struct bstate *b, const char **data, size_t *len)
+errint_t bundle_config(struct bstate *b, const char **data, size_t *len)
 {
+	/* data = bind: config.json lists the closure. */
+	if (b->spec->data_bind) {
+		errint_t e = bundle_ready(b);
+		if (e < 0)
+			return e;
+	}
 	pthread_mutex_lock(&b->lock);
-	if (!b->config)
-		b->config = ocicfg_render(b->spec, false, &b->config_len);
+	if (!b->config) {
+		struct ocibinds binds = {b->env->st->dir, b->env->st->real, b->closure};
+		b->config = ocicfg_render(b->spec, b->spec->data_bind ? &binds : NULL, false,
+					  &b->config_len);
+	}
 	*data = b->config;
 	*len = b->config_len;
 	pthread_mutex_unlock(&b->lock);
+	return 0;
 }
 
 static uint64_t now_ms(void)
@@ -272,7 +282,8 @@ errint_t bundle_ready(struct bstate *b)
 		int rc = closure_resolve(env->resolver, &b->specref->sp, b->spec, &b->closure, &d);
 		if (rc == 0) {
 			/* Mount points are decided now, by their sources. */
-			rc = layout_build(&b->layout, b->spec, b->specref->sp.file, env->st, &d);
+			rc = layout_build(&b->layout, b->spec, b->specref->sp.file, env->st,
+					  b->closure, &d);
 			if (rc < 0)
 				closure_release(env->resolver, b->closure);
 		}

@@ -81,8 +81,9 @@ uint64_t bundle_serial(const struct bstate *b);
 struct bstate *bundles_by_serial(const struct bundle_env *env, uint64_t serial);
 
 const char *bundle_name(const struct bstate *b);
-/* config.json, rendered once. Never fails. */
-void bundle_config(struct bstate *b, const char **data, size_t *len);
+/* config.json, rendered once. Fails (-EIO) only for a data = bind
+ * bundle whose closure cannot be resolved: its config lists the closure. */
+errint_t bundle_config(struct bstate *b, const char **data, size_t *len);
 /* Resolves the closure and builds the layout once. Returns 0, or -EIO
  * when the closure cannot be resolved (the problems are logged once). */
 errint_t bundle_ready(struct bstate *b);

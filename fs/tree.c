@@ -181,7 +181,9 @@ static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name
 	if (!strcmp(name, "config.json")) {
 		const char *data;
 		size_t len;
-		bundle_config(dir->bundle, &data, &len);
+		errint_t e = bundle_config(dir->bundle, &data, &len);
+		if (e < 0)
+			return e;
 		p->kind = NK_CONFIG;
 		p->bundle = dir->bundle;
 		p->attr = synth_attr(fs, S_IFREG | 0444, 1, len);
@@ -217,8 +219,7 @@ static bool bundle_entry(struct bfs *fs, struct node *dir, size_t i, const char 
 static errint_t config_open(struct bfs *fs, struct node *n, struct content *c)
 {
 	c->fd = -1;
-	bundle_config(n->bundle, &c->data, &c->len);
-	return 0;
+	return bundle_config(n->bundle, &c->data, &c->len);
 }
 
 /* ---- backing entries -------------------------------------------------------- */

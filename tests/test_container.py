@@ -108,3 +108,30 @@ compat = buildcontainer
     with open(m.path("compat", "config.json")) as f:
         with pytest.raises(jsonschema.ValidationError):
             validate(json.load(f))
+
+
+@pytest.mark.parametrize("readonly", ["true", "false"])
+def test_data_bind_lets_the_runtime_bind_the_closure(tmp_path, mount, runtime, nix, app, readonly):
+    # data = bind: config.json binds each store path of the closure,
+    # read-only, and the rootfs holds only their (empty) mount points; the
+    # container runs from the real store and sees its closure only.
+    import json
+    import os
+    from test_config import validate
+    closure = nix.closure(app)
+    spec = write_spec(tmp_path, "[b]\nargs = %s/bin/app one\nreadonly = %s\ndata = bind\n"
+                      % (app, readonly))
+    m = mount(spec)
+    with open(m.path("b", "config.json")) as f:
+        doc = json.load(f)
+    validate(doc)
+    binds = [x for x in doc["mounts"] if x["type"] == "bind"]
+    assert sorted(x["destination"] for x in binds) == sorted(closure)
+    assert all(x["source"] == x["destination"] and "ro" in x["options"] for x in binds)
+    store = m.path("b", "rootfs") + STORE
+    assert sorted(os.listdir(store)) == sorted(os.path.basename(p) for p in closure)
+    assert os.listdir(os.path.join(store, os.path.basename(app))) == []
+    assert out(runtime.run(m.path("b"))) == (
+        "app: starting\nHello from bundlefs!\nargv[1]=one\n")
+    from conftest import bundlectl
+    assert bundlectl("config", spec, "b").stdout == open(m.path("b", "config.json"), "rb").read()

@@ -194,7 +194,7 @@ static int cmd_check(struct opts *o)
 		/* The mount points, as the mount decides them (bind sources). */
 		struct layout l;
 		struct diags d = {0};
-		if (layout_build(&l, order[i], sp.file, &o->st, &d) < 0)
+		if (layout_build(&l, order[i], sp.file, &o->st, NULL, &d) < 0)
 			bad++;
 		else
 			layout_free(&l);
@@ -219,12 +219,23 @@ static int cmd_bundle(struct opts *o, int cmd)
 	if (!b) {
 		rc = 1;
 	} else if (cmd == 1) {
-		size_t len;
-		char *cfg = ocicfg_render(b, o->pretty, &len);
-		fwrite(cfg, 1, len, stdout);
-		if (o->pretty)
-			putchar('\n');
-		free(cfg);
+		/* data = bind: the closure is in config.json. */
+		struct resolver *r = b->data_bind ? resolver_new(&o->st) : NULL;
+		const struct closure *c = NULL;
+		if (r && resolve(o, &sp, b, r, &c) < 0) {
+			rc = EXIT_BADSPEC;
+		} else {
+			struct ocibinds binds = {o->st.dir, o->st.real, c};
+			size_t len;
+			char *cfg = ocicfg_render(b, c ? &binds : NULL, o->pretty, &len);
+			fwrite(cfg, 1, len, stdout);
+			if (o->pretty)
+				putchar('\n');
+			free(cfg);
+		}
+		if (c)
+			closure_release(r, c);
+		resolver_free(r);
 	} else {
 		struct resolver *r = resolver_new(&o->st);
 		const struct closure *c;

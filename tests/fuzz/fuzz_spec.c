@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Whatever parses must also render. */
 		for (size_t i = 0; i < sp.n; i++) {
 			size_t len;
-			free(ocicfg_render(&sp.bundles[i], false, &len));
+			free(ocicfg_render(&sp.bundles[i], NULL, false, &len));
 		}
 		spec_free(&sp);
 	} else if (d.n == 0) {

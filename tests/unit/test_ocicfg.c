@@ -45,7 +45,7 @@ static void buildcontainer_default(void)
 			   .arch = "x86_64",
 			   .buildcontainer = true};
 	size_t len;
-	char *s = ocicfg_render(&b, false, &len);
+	char *s = ocicfg_render(&b, NULL, false, &len);
 	CHECK_STR(s, expected_default);
 	CHECK_INT(len, strlen(expected_default));
 	free(s);
@@ -67,7 +67,7 @@ static void oci_default(void)
 	const char *args[] = {"/nix/store/00000000000000000000000000000000-x/bin/x", NULL};
 	struct bundle b = {.name = "x", .args = args, .nargs = 1, .os = "linux", .arch = "x86_64"};
 	size_t len;
-	char *s = ocicfg_render(&b, false, &len);
+	char *s = ocicfg_render(&b, NULL, false, &len);
 	char *want = without_null_options(expected_default);
 	CHECK(strlen(want) < strlen(expected_default));
 	CHECK_STR(s, want);
@@ -95,7 +95,7 @@ static void settings(void)
 			   .ngids = 2,
 			   .terminal = true};
 	size_t len;
-	char *s = ocicfg_render(&b, false, &len);
+	char *s = ocicfg_render(&b, NULL, false, &len);
 	CHECK(strstr(s, "\"hostname\":\"box\",\"linux\":") != NULL);
 	CHECK(strstr(s, "\"process\":{\"args\":[\"/x\"],\"cwd\":\"/srv\",\"env\":[\"PATH=/bin\","
 			"\"A=b c\"],\"terminal\":true,\"user\":{\"additionalGids\":[27,44],"
@@ -110,7 +110,7 @@ static void escapes(void)
 	const char *args[] = {"a\"b\\c\n\t\r\x01\x1f\x7f/\xc3\xa9", NULL};
 	struct bundle b = {.args = args, .nargs = 1, .os = "linux", .arch = "x86_64"};
 	size_t len;
-	char *s = ocicfg_render(&b, false, &len);
+	char *s = ocicfg_render(&b, NULL, false, &len);
 	CHECK(strstr(s, "\"args\":[\"a\\\"b\\\\c\\n\\t\\r\\u0001\\u001f\x7f/\xc3\xa9\"]") != NULL);
 	free(s);
 }
@@ -132,7 +132,7 @@ static void user_mounts_merged(void)
 			   .nmounts = 2,
 			   .buildcontainer = true};
 	size_t len;
-	char *s = ocicfg_render(&b, false, &len);
+	char *s = ocicfg_render(&b, NULL, false, &len);
 	const char *want = NAMESPACES
 	    "\"mounts\":[{\"destination\":\"/a\",\"options\":[\"rbind\",\"ro\"],"
 	    "\"source\":\"/srv\",\"type\":\"bind\"},{\"destination\":\"/dev\",\"options\":null,"
