@@ -199,8 +199,8 @@ static void add_users(struct layout *l, const struct bundle *b, const struct oci
 	buf_free(&gr);
 }
 
-int layout_build(struct layout *l, const struct bundle *b, const char *file,
-		 const struct store *st, const struct closure *c, struct diags *d)
+int layout_build(struct layout *l, const struct bundle *b, const char *file, const struct store *st,
+		 const struct closure *c, struct diags *d)
 {
 	memset(l, 0, sizeof(*l));
 	l->root = arena_alloc(&l->arena, sizeof(*l->root));

@@ -22,8 +22,8 @@ enum layout_kind {
 struct layout_dir {
 	const char *name; /* "" for the rootfs itself */
 	enum layout_kind kind;
-	mode_t mode;		  /* permission bits */
-	const char *data;	  /* a file's contents (NULL: empty) */
+	mode_t mode;	  /* permission bits */
+	const char *data; /* a file's contents (NULL: empty) */
 	size_t len;
 	struct layout_dir **kids; /* sorted by name */
 	size_t nkids;
@@ -44,8 +44,8 @@ struct layout {
  * when a source is missing (it may appear), -EINVAL when it cannot be a
  * mount point. On failure `l` holds nothing. */
 struct closure;
-int layout_build(struct layout *l, const struct bundle *b, const char *file,
-		 const struct store *st, const struct closure *c, struct diags *d);
+int layout_build(struct layout *l, const struct bundle *b, const char *file, const struct store *st,
+		 const struct closure *c, struct diags *d);
 void layout_free(struct layout *l);
 struct layout_dir *layout_child(const struct layout_dir *d, const char *name);
 

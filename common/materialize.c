@@ -199,8 +199,8 @@ static int make_skeleton(struct mat *m, int dfd, const struct layout_dir *ld, in
 		buf_addc(&m->path, '/');
 		buf_adds(&m->path, k->name);
 		if (k->kind == LAYOUT_FILE) {
-			int fd = openat(dfd, k->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-					0600);
+			int fd = openat(dfd, k->name,
+					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 			if (fd < 0 || write_all(fd, k->data ? k->data : "", k->len) < 0 ||
 			    fchmod(fd, k->mode) < 0 || close(fd) < 0)
 				return fail(m, "%s: %s", m->path.data, strerror(errno));
@@ -242,8 +242,8 @@ static int make_writable_cb(const char *path, const struct stat *st, int flag, s
 	return 0;
 }
 
-int materialize(struct store *st, const struct bundle *b, const char *file,
-		const struct closure *c, const char *dir, char **err)
+int materialize(struct store *st, const struct bundle *b, const char *file, const struct closure *c,
+		const char *dir, char **err)
 {
 	struct mat m = {.root = geteuid() == 0};
 	int dfd = -1, storefd = -1, rc = -1;

@@ -9,7 +9,7 @@
 /* Creates `dir` (which must not exist) holding config.json and rootfs/
  * for bundle `b` of spec `file`. On failure removes what it created and
  * returns -1 with a message in *err. */
-int materialize(struct store *st, const struct bundle *b, const char *file,
-		const struct closure *c, const char *dir, char **err);
+int materialize(struct store *st, const struct bundle *b, const char *file, const struct closure *c,
+		const char *dir, char **err);
 
 #endif

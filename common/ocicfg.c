@@ -19,18 +19,30 @@
 /* buildContainer's sysMounts, in the order of their destinations. */
 #define OPTS(...) ((const char *const[]){__VA_ARGS__, NULL})
 static const struct ocimount sys_mounts[] = {
-    {.dest = "/dev", .type = "tmpfs", .source = "tmpfs",
+    {.dest = "/dev",
+     .type = "tmpfs",
+     .source = "tmpfs",
      .options = OPTS("nosuid", "strictatime", "mode=755", "size=65536k")},
-    {.dest = "/dev/mqueue", .type = "mqueue", .source = "mqueue",
+    {.dest = "/dev/mqueue",
+     .type = "mqueue",
+     .source = "mqueue",
      .options = OPTS("nosuid", "noexec", "nodev")},
-    {.dest = "/dev/pts", .type = "devpts", .source = "devpts",
+    {.dest = "/dev/pts",
+     .type = "devpts",
+     .source = "devpts",
      .options = OPTS("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=755", "gid=5")},
-    {.dest = "/dev/shm", .type = "tmpfs", .source = "shm",
+    {.dest = "/dev/shm",
+     .type = "tmpfs",
+     .source = "shm",
      .options = OPTS("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")},
     {.dest = "/proc", .type = "proc", .source = "proc"},
-    {.dest = "/sys", .type = "sysfs", .source = "sysfs",
+    {.dest = "/sys",
+     .type = "sysfs",
+     .source = "sysfs",
      .options = OPTS("nosuid", "noexec", "nodev", "ro")},
-    {.dest = "/sys/fs/cgroup", .type = "cgroup", .source = "cgroup",
+    {.dest = "/sys/fs/cgroup",
+     .type = "cgroup",
+     .source = "cgroup",
      .options = OPTS("nosuid", "noexec", "nodev", "relatime", "ro")},
 };
 
@@ -118,8 +130,7 @@ static void sort_keys(cJSON *o)
 	free(v);
 }
 
-char *ocicfg_render(const struct bundle *b, const struct ocibinds *binds, bool pretty,
-		    size_t *len)
+char *ocicfg_render(const struct bundle *b, const struct ocibinds *binds, bool pretty, size_t *len)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "ociVersion", "1.0.0");

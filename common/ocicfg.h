@@ -16,7 +16,7 @@ struct ocimount {
 	const char *dest, *type, *source;
 	const char *const *options; /* NULL: none ("options": null in
 				       compat = buildcontainer, else omitted) */
-	char *owned; /* a bind of a store path: dest and source live here */
+	char *owned;		    /* a bind of a store path: dest and source live here */
 };
 
 /* The system mounts merged with the bundle's own (a user mount replaces a
@@ -40,7 +40,6 @@ void ocicfg_mounts_free(struct ocimount *m, size_t n);
  * object keys sorted); with compat = buildcontainer and no optional
  * settings, it is byte for byte that. `pretty` indents it for people. Returns
  * a malloc'ed NUL-terminated string of *len bytes. */
-char *ocicfg_render(const struct bundle *b, const struct ocibinds *binds, bool pretty,
-		    size_t *len);
+char *ocicfg_render(const struct bundle *b, const struct ocibinds *binds, bool pretty, size_t *len);
 
 #endif

@@ -469,8 +469,8 @@ static void apply_env(struct parser *p, struct draft *dr, const struct json *v)
 		}
 		for (size_t j = 0; j < dr->b.nenv; j++) {
 			if (!strncmp(all[j], a[i], klen + 1)) {
-				err_at(p, item->line, item->col, "env: %.*s is set twice", (int)klen,
-				       a[i]);
+				err_at(p, item->line, item->col, "env: %.*s is set twice",
+				       (int)klen, a[i]);
 				return;
 			}
 		}
@@ -515,7 +515,8 @@ static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 	}
 	if (!ok || *s) {
 		err_at(p, v->line, v->col,
-		       "user: expected UID:GID or UID:GID,GID,... (numbers), not \"%.100s\"", v->str);
+		       "user: expected UID:GID or UID:GID,GID,... (numbers), not \"%.100s\"",
+		       v->str);
 		return;
 	}
 	dr->b.user = v->str;
@@ -1065,8 +1066,7 @@ bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
 	    !strv_eq(a->paths, b->paths) || a->nmounts != b->nmounts ||
 	    a->buildcontainer != b->buildcontainer || !strv_eq(a->env, b->env) ||
 	    !str_eq(a->cwd, b->cwd) || !str_eq(a->hostname, b->hostname) ||
-	    !str_eq(a->user, b->user) || a->terminal != b->terminal ||
-	    a->data_bind != b->data_bind)
+	    !str_eq(a->user, b->user) || a->terminal != b->terminal || a->data_bind != b->data_bind)
 		return false;
 	for (size_t i = 0; i < a->nmounts; i++) {
 		const struct spec_mount *x = &a->mounts[i], *y = &b->mounts[i];

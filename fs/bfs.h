@@ -77,20 +77,20 @@ struct bfs {
 	gid_t gid;
 	bool zero_open; /* answer OPEN and OPENDIR with ENOSYS: the mount is read-only */
 
-	void *session;		/* the struct fuse_session, for notifications */
-	struct state *state;	/* what a successor takes over (state.h) */
-	struct loop *loop;	/* the workers (loop.h) */
-	struct daemon *daemon;	/* daemon.h: what a hand-over passes on */
+	void *session;		    /* the struct fuse_session, for notifications */
+	struct state *state;	    /* what a successor takes over (state.h) */
+	struct loop *loop;	    /* the workers (loop.h) */
+	struct daemon *daemon;	    /* daemon.h: what a hand-over passes on */
 	_Atomic int supervisor_pid; /* as it said (supervisor.h), or 0 */
 	/* A live upgrade in progress (control.c): the workers stopped, the
 	 * new daemon restoring; handover ends it. */
 	pthread_mutex_t handover_lock;
 	pthread_cond_t handover_cond;
 	enum { HANDOVER_NONE, HANDOVER_STOPPED, HANDOVER_DONE, HANDOVER_FAILED } handover;
-	const char *state_dir;	 /* overlay.h: where writable roots keep changes */
+	const char *state_dir;	   /* overlay.h: where writable roots keep changes */
 	struct overlays *overlays; /* overlay.h */
-	const char *mountpoint; /* absolute */
-	struct mountid mnt; /* the mount (its device is the connection's) */
+	const char *mountpoint;	   /* absolute */
+	struct mountid mnt;	   /* the mount (its device is the connection's) */
 };
 
 /* The FUSE operations (ll.c). */

@@ -58,9 +58,9 @@ struct bstate {
 	size_t config_len;
 	uint64_t retry_at; /* CLOCK_MONOTONIC, ms */
 	unsigned backoff_ms;
-	uint64_t logged; /* hash of the problems last logged, so they are logged once */
+	uint64_t logged;       /* hash of the problems last logged, so they are logged once */
 	atomic_bool resolving; /* read without the lock, which resolving holds */
-	char *problems;	 /* the problems of the last failure */
+	char *problems;	       /* the problems of the last failure */
 	atomic_uint_fast64_t requests, served;
 	/* readonly = false: its writable root (overlay.h). Guarded by lock. */
 	enum bundle_overlay overlay;
@@ -496,8 +496,9 @@ errint_t bundles_restore(const char *text, size_t len, const struct bundle_env *
 		struct specref *ref = xcalloc(1, sizeof(*ref));
 		atomic_init(&ref->refs, 1);
 		struct diags d = {0};
-		if (!json || spec_parse(&ref->sp, file ? file : "spec", json, strlen(json), env->st,
-					&d) < 0 ||
+		if (!json ||
+		    spec_parse(&ref->sp, file ? file : "spec", json, strlen(json), env->st, &d) <
+			0 ||
 		    ref->sp.n != 1) {
 			rc = -EPROTO;
 			free(json);
@@ -522,7 +523,8 @@ errint_t bundles_restore(const char *text, size_t len, const struct bundle_env *
 	const cJSON *c;
 	cJSON_ArrayForEach(c, cur)
 	{
-		struct bstate *b = rc ? NULL : bundles_by_serial(env, (uint64_t)cJSON_GetNumberValue(c));
+		struct bstate *b =
+		    rc ? NULL : bundles_by_serial(env, (uint64_t)cJSON_GetNumberValue(c));
 		if (!b) {
 			rc = -EPROTO;
 			break;

@@ -157,8 +157,7 @@ static char *reset_doc(struct bfs *fs, const char *name)
 
 /* ---- live upgrade: handing the connection over --------------------------------- */
 
-/* Reads one line (without its newline) from the client. */
-static bool read_line(int c, char *line, size_t size)
+bool control_read_line(int c, char *line, size_t size)
 {
 	size_t n = 0;
 	while (n < size - 1) {
@@ -193,7 +192,8 @@ static void hand_over(struct bfs *fs, int c, const char *args, bool trusted)
 	}
 	if (sscanf(args, "%u", &format) != 1 || format != STATE_FORMAT) {
 		char msg[128];
-		snprintf(msg, sizeof(msg), "error: the state is in format %u, the new daemon reads %u\n",
+		snprintf(msg, sizeof(msg),
+			 "error: the state is in format %u, the new daemon reads %u\n",
 			 STATE_FORMAT, format);
 		say(c, msg);
 		return;
@@ -215,7 +215,9 @@ static void hand_over(struct bfs *fs, int c, const char *args, bool trusted)
 	char ctl[CMSG_SPACE(sizeof(fds))];
 	memset(ctl, 0, sizeof(ctl));
 	struct iovec iov = {msg, (size_t)len};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+	struct msghdr m = {.msg_iov = &iov,
+			   .msg_iovlen = 1,
+			   .msg_control = ctl,
 			   .msg_controllen = CMSG_SPACE(n * sizeof(int))};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 	cm->cmsg_level = SOL_SOCKET;
@@ -223,7 +225,7 @@ static void hand_over(struct bfs *fs, int c, const char *args, bool trusted)
 	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
 	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
 	char line[64];
-	if (sendmsg(c, &m, MSG_NOSIGNAL) < 0 || !read_line(c, line, sizeof(line)) ||
+	if (sendmsg(c, &m, MSG_NOSIGNAL) < 0 || !control_read_line(c, line, sizeof(line)) ||
 	    strcmp(line, "stop")) {
 		pthread_mutex_unlock(&fs->reload_lock);
 		return;
@@ -235,7 +237,8 @@ static void hand_over(struct bfs *fs, int c, const char *args, bool trusted)
 	loop_stop(fs->loop);
 	say(c, "stopped\n");
 	unsigned long pid = 0;
-	bool served = read_line(c, line, sizeof(line)) && sscanf(line, "serving %lu", &pid) == 1;
+	bool served =
+	    control_read_line(c, line, sizeof(line)) && sscanf(line, "serving %lu", &pid) == 1;
 	if (served) {
 		char note[64];
 		snprintf(note, sizeof(note), "MAINPID=%lu", pid);
@@ -257,7 +260,7 @@ static void hand_over(struct bfs *fs, int c, const char *args, bool trusted)
 static void serve(struct bfs *fs, int c)
 {
 	char line[320];
-	if (!read_line(c, line, sizeof(line)))
+	if (!control_read_line(c, line, sizeof(line)))
 		return;
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);

@@ -26,4 +26,8 @@ errint_t control_start(struct bfs *fs, int fd);
 /* The status document (malloc'ed JSON). */
 char *control_status(struct bfs *fs);
 
+/* Reads one line (without its newline) from the connection `c`, one byte
+ * at a time (nothing after it is consumed). */
+bool control_read_line(int c, char *line, size_t size);
+
 #endif

@@ -24,8 +24,8 @@ struct daemon {
 	struct bfs fs;
 	struct fuse_session *se;
 	struct buf fuse_opts;
-	const char *log_file; /* after detaching, messages go here, */
-	bool log_syslog;      /* or to syslog, or nowhere */
+	const char *log_file;  /* after detaching, messages go here, */
+	bool log_syslog;       /* or to syslog, or nowhere */
 	struct super_fds sfds; /* what a supervisor holds (SUPER_FD_* order) */
 	int link;	       /* our end of the supervisor's link, or -1 */
 	/* Set once the daemon leaves: its descriptors are going, so no

@@ -79,7 +79,8 @@ static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
 	if (d->injecting && h->unique == INJECTED_UNIQUE) {
 		if (h->error == 0)
 			patch_init(d, iov, count, &copy);
-		d->injected_len = h->error ? 0 : flatten(iov, count, d->injected, sizeof(d->injected));
+		d->injected_len =
+		    h->error ? 0 : flatten(iov, count, d->injected, sizeof(d->injected));
 		return (ssize_t)h->len; /* for libfuse, written */
 	}
 	uint64_t init = atomic_load(&d->init_unique);
@@ -119,8 +120,8 @@ errint_t devio_inject_init(struct fuse_session *se, struct devio *d)
 		return -EPROTO;
 	size_t len = sizeof(struct fuse_in_header) + inlen;
 	uint8_t *req = xcalloc(1, len);
-	*(struct fuse_in_header *)req =
-	    (struct fuse_in_header){.len = (uint32_t)len, .opcode = FUSE_INIT, .unique = INJECTED_UNIQUE};
+	*(struct fuse_in_header *)req = (struct fuse_in_header){
+	    .len = (uint32_t)len, .opcode = FUSE_INIT, .unique = INJECTED_UNIQUE};
 	memcpy(req + sizeof(struct fuse_in_header), in, inlen);
 	d->injecting = true;
 	d->injected_len = 0;

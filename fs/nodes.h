@@ -90,8 +90,8 @@ struct nodes {
 	pthread_mutex_t lock;
 	struct nodes_owner owner;
 	struct nodes_journal journal; /* all NULL: none */
-	struct node ***chunks; /* fixed array of chunk pointers */
-	node_id next;	       /* next never-used id */
+	struct node ***chunks;	      /* fixed array of chunk pointers */
+	node_id next;		      /* next never-used id */
 	node_id *free_ids;
 	size_t nfree, free_cap;
 	uint32_t next_gen;

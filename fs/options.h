@@ -14,11 +14,11 @@
 
 struct options {
 	const char *mountpoint, *spec;
-	const char *gcroots;  /* NULL: the default; "none": none */
-	const char *log;      /* --log FILE, or NULL */
+	const char *gcroots;   /* NULL: the default; "none": none */
+	const char *log;       /* --log FILE, or NULL */
 	const char *state_dir; /* writable roots' changes (overlay.h), absolute */
-	struct buf fuse_opts; /* ",opt,opt" for libfuse */
-	struct arena strings; /* values taken from -o lists */
+	struct buf fuse_opts;  /* ",opt,opt" for libfuse */
+	struct arena strings;  /* values taken from -o lists */
 	bool foreground, debug, single, no_openat2, watch, mount_rw;
 	unsigned threads;
 	/* Set by the caller: arguments parsed once already, by a daemon whose

@@ -28,7 +28,7 @@ struct overlays {
 	pthread_cond_t cond;
 	struct job *head, **tail;
 	bool stopping, started;
-	pthread_t thread; /* started on first use: after the daemon forked */
+	pthread_t thread;	  /* started on first use: after the daemon forked */
 	pthread_mutex_t mounting; /* one mount_one at a time (the thread, a reset) */
 };
 
@@ -45,8 +45,8 @@ static void escape(struct buf *b, const char *path)
 		unsigned char u = (unsigned char)*c;
 		if (u == '/')
 			buf_addc(b, '-');
-		else if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
-			 u == '.' || u == '_')
+		else if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+			 (u >= '0' && u <= '9') || u == '.' || u == '_')
 			buf_addc(b, (char)u);
 		else
 			buf_addf(b, "%%%02X", u);
@@ -166,11 +166,11 @@ static void mount_one(struct bfs *fs, struct bstate *b)
 	}
 	if (e < 0) {
 		const struct bundle *sb = bundle_spec(b);
-		char *msg = xasprintf("%s:%u: bundle \"%s\": readonly = false needs a writable root, "
-				      "and %s%s%s failed: %s",
-				      fs->spec_path, sb->line, sb->name, what,
-				      *what == '/' ? "" : " on ", *what == '/' ? "" : target,
-				      strerror(-e));
+		char *msg =
+		    xasprintf("%s:%u: bundle \"%s\": readonly = false needs a writable root, "
+			      "and %s%s%s failed: %s",
+			      fs->spec_path, sb->line, sb->name, what, *what == '/' ? "" : " on ",
+			      *what == '/' ? "" : target, strerror(-e));
 		log_msg("%s", msg);
 		bundle_set_overlay(b, BO_FAILED, msg);
 		free(msg);
@@ -262,8 +262,9 @@ void overlay_ensure(struct bfs *fs, struct bstate *b, void (*done)(void *ctx), v
 		int e = pthread_create(&o->thread, NULL, run, fs);
 		if (e) {
 			pthread_mutex_unlock(&o->lock);
-			char *msg = xasprintf("bundle \"%s\": no thread to mount its writable root: %s",
-					      bundle_name(b), strerror(e));
+			char *msg =
+			    xasprintf("bundle \"%s\": no thread to mount its writable root: %s",
+				      bundle_name(b), strerror(e));
 			log_msg("%s", msg);
 			bundle_set_overlay(b, BO_FAILED, msg);
 			free(msg);
@@ -320,9 +321,10 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 		mount_one(fs, b);
 		if (bundle_overlay(b) != BO_MOUNTED && !e) {
 			e = -EIO;
-			*msg = xasprintf("bundle \"%s\": its writable root could not be mounted again "
-					 "(see bundlectl status)",
-					 name);
+			*msg =
+			    xasprintf("bundle \"%s\": its writable root could not be mounted again "
+				      "(see bundlectl status)",
+				      name);
 		}
 	}
 	bundle_put(b);

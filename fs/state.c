@@ -118,7 +118,9 @@ errint_t state_peek_format(int fd, uint32_t *format)
 
 void state_peek_mountpoint(int fd, char *buf, size_t size)
 {
-	size_t n = size < sizeof(((struct header *)0)->mountpoint) ? size : sizeof(((struct header *)0)->mountpoint);
+	size_t n = size < sizeof(((struct header *)0)->mountpoint)
+		       ? size
+		       : sizeof(((struct header *)0)->mountpoint);
 	ssize_t r = pread(fd, buf, n, offsetof(struct header, mountpoint));
 	if (r <= 0)
 		r = 0;
@@ -297,8 +299,7 @@ static bool append(struct state *s, const struct jrec *r, const char *name, size
 	return true;
 }
 
-static bool j_add(void *ctx, const struct node *n, const char *name, size_t namelen,
-		  uint64_t count)
+static bool j_add(void *ctx, const struct node *n, const char *name, size_t namelen, uint64_t count)
 {
 	struct jrec r = {.type = J_ADD,
 			 .flags = n->shared ? J_SHARED : 0,

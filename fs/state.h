@@ -95,11 +95,11 @@ void state_journal(struct state *s, struct nodes_journal *j);
 struct jnode {
 	node_id id, parent; /* parent: 0 for shared nodes */
 	uint32_t gen;
-	uint32_t mode;	/* its type, for one that cannot be found again */
-	uint8_t kind;	/* the tree's, opaque here */
-	bool shared;	/* name is the backing path, not a name in parent */
+	uint32_t mode; /* its type, for one that cannot be found again */
+	uint8_t kind;  /* the tree's, opaque here */
+	bool shared;   /* name is the backing path, not a name in parent */
 	uint64_t nlookup;
-	uint64_t serial; /* its bundle's, or 0 */
+	uint64_t serial;     /* its bundle's, or 0 */
 	uint64_t bdev, bino; /* a backing entry's identity, or 0 */
 	const char *name;
 };

@@ -27,7 +27,7 @@
 /* How many successors in a row may crash (a signal that is a fault, not
  * a kill) within CRASH_SECONDS of serving before the mount is given up:
  * a request that kills every daemon it reaches is sent again to each. */
-#define MAX_CRASHES 3
+#define MAX_CRASHES   3
 #define CRASH_SECONDS 10
 
 /* Puts `fds` at the SUPER_FD_* numbers (kept across exec) and closes
@@ -39,7 +39,8 @@ static errint_t place_fds(const struct super_fds *fds)
 	 * descriptors may be low). */
 	int tmp[SUPER_NFDS];
 	for (int i = 0; i < SUPER_NFDS; i++) {
-		tmp[i] = fds->fd[i] < 0 ? -1 : fcntl(fds->fd[i], F_DUPFD, SUPER_FD_FUSE + SUPER_NFDS);
+		tmp[i] =
+		    fds->fd[i] < 0 ? -1 : fcntl(fds->fd[i], F_DUPFD, SUPER_FD_FUSE + SUPER_NFDS);
 		if (fds->fd[i] >= 0 && tmp[i] < 0)
 			return -errno;
 	}
@@ -95,8 +96,8 @@ static void take_exe(struct super_fds *fds, int link)
 	char buf[8];
 	char ctl[CMSG_SPACE(sizeof(int))];
 	struct iovec iov = {buf, sizeof(buf)};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			   .msg_controllen = sizeof(ctl)};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
 	if (recvmsg(link, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
 		return;
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
@@ -186,7 +187,8 @@ static void start_logging(const struct state *st, const char *mnt)
 	struct options o = {.reparse = true};
 	struct store s;
 	store_init(&s);
-	if ((mounts_path_under(cwd, mnt) || chdir(cwd) == 0) && options_parse(argc, argv, &o, &s) < 0) {
+	if ((mounts_path_under(cwd, mnt) || chdir(cwd) == 0) &&
+	    options_parse(argc, argv, &o, &s) < 0) {
 		if (o.log)
 			log_to_file(o.log);
 		else if (log_syslog_available())
@@ -274,7 +276,8 @@ static _Noreturn void supervise(struct super_fds fds)
 			continue;
 		}
 		if (++failed >= MAX_FAILED_STARTS) {
-			log_msg("%s: %d successors in a row did not start: unmounting", mnt, failed);
+			log_msg("%s: %d successors in a row did not start: unmounting", mnt,
+				failed);
 			unmount_detach(mnt, &id);
 			_exit(1);
 		}

@@ -34,7 +34,7 @@ enum {
 };
 
 /* The index of SUPER_FD_x in struct super_fds. */
-#define SUPER_IX(x) ((x) - SUPER_FD_FUSE)
+#define SUPER_IX(x) ((x)-SUPER_FD_FUSE)
 
 /* What the supervisor holds, in SUPER_FD_* order (from SUPER_FD_FUSE). */
 struct super_fds {

@@ -1,5 +1,6 @@
 /* takeover: a new daemon on a live connection. */
 #include "takeover.h"
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "mounts.h"
@@ -188,7 +189,8 @@ static void serving(struct daemon *d)
 	struct stat st;
 	if (d->o.watch && stat(d->fs.spec_path, &st) == 0 &&
 	    (st.st_mtim.tv_sec > d->fs.loaded.tv_sec ||
-	     (st.st_mtim.tv_sec == d->fs.loaded.tv_sec && st.st_mtim.tv_nsec >= d->fs.loaded.tv_nsec)))
+	     (st.st_mtim.tv_sec == d->fs.loaded.tv_sec &&
+	      st.st_mtim.tv_nsec >= d->fs.loaded.tv_nsec)))
 		reload_run(&d->fs, NULL);
 }
 
@@ -240,27 +242,12 @@ struct old {
 	int c; /* the control connection to the running daemon */
 };
 
-static bool line_from(int c, char *line, size_t size)
-{
-	size_t n = 0;
-	while (n < size - 1) {
-		ssize_t r = read(c, line + n, 1);
-		if (r <= 0)
-			return false;
-		if (line[n] == '\n')
-			break;
-		n++;
-	}
-	line[n] = 0;
-	return true;
-}
-
 static int stop_old(void *ctx)
 {
 	struct old *o = ctx;
 	char line[32];
-	if (send(o->c, "stop\n", 5, MSG_NOSIGNAL) < 0 || !line_from(o->c, line, sizeof(line)) ||
-	    strcmp(line, "stopped"))
+	if (send(o->c, "stop\n", 5, MSG_NOSIGNAL) < 0 ||
+	    !control_read_line(o->c, line, sizeof(line)) || strcmp(line, "stopped"))
 		return -1;
 	return 0;
 }
@@ -291,8 +278,8 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 	int fds[SUPER_NFDS];
 	char ctl[CMSG_SPACE(sizeof(fds))];
 	struct iovec iov = {msg, sizeof(msg) - 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			    .msg_controllen = sizeof(ctl)};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
 	ssize_t r = recvmsg(o->c, &mh, MSG_CMSG_CLOEXEC);
 	unsigned mask;
 	int super = 0;
@@ -324,8 +311,8 @@ static void give_exe(struct daemon *d)
 	char ctl[CMSG_SPACE(sizeof(int))];
 	memset(ctl, 0, sizeof(ctl));
 	struct iovec iov = {"exe", 3};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-			   .msg_controllen = sizeof(ctl)};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;

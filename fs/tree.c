@@ -505,7 +505,8 @@ void tree_restore_node(struct bfs *fs, const struct jnode *j)
 		int fd = backing_open_path(&fs->backing, j->name, &st);
 		if (fd >= 0) {
 			close(fd);
-			struct bstate *b = j->serial ? bundles_by_serial(&fs->env, j->serial) : NULL;
+			struct bstate *b =
+			    j->serial ? bundles_by_serial(&fs->env, j->serial) : NULL;
 			e = backing_proto(fs, b, xstrdup(j->name), -1, j->name, &st, &p);
 			if (b)
 				bundle_put(b); /* the node takes its own */

@@ -36,7 +36,7 @@ enum node_kind {
 	NK_VDIR,
 	NK_BDIR,
 	NK_BFILE,
-	NK_DEAD, /* restored by a successor, but no longer there */
+	NK_DEAD,  /* restored by a successor, but no longer there */
 	NK_VFILE, /* (the values are in the state region: new kinds go last) */
 	NK_COUNT
 };

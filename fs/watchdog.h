@@ -2,8 +2,8 @@
  * general: always the daemon's own mount, never one stacked on it.
  *
  * A small child process, in a session of its own, waits on a pipe that
- * only the daemon and its supervisor (supervisor.h) hold open. When the pipe closes and the daemon's mount
- * (recognised by its mount id) is still in place, the daemon died without
+ * only the daemon and its supervisor (supervisor.h) hold open. When the pipe closes and the
+ * daemon's mount (recognised by its mount id) is still in place, the daemon died without
  * unmounting: the watchdog detaches the mount so that it does not stay
  * wedged. (libfuse's auto_unmount cannot be used: its helper probes the
  * mount by opening it, which a mount that opens directories without asking

@@ -136,11 +136,13 @@ int mountctl_status(const char *mountpoint, bool json)
 	printf("spec %s, loaded %s (generation %.0f)\n", str(doc, "spec"), when,
 	       num(doc, "generation"));
 	const cJSON *super = cJSON_GetObjectItemCaseSensitive(doc, "supervisor");
-	if (cJSON_IsNumber(super) && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(doc, "mounted"))) {
+	if (cJSON_IsNumber(super) &&
+	    cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(doc, "mounted"))) {
 		char mounted[32];
-		human_time(num(doc, "uptime") + (num(doc, "started") - num(doc, "mounted")), mounted,
-			   sizeof(mounted));
-		printf("supervisor pid %.0f; mounted %s ago; since then failovers %.0f, upgrades %.0f\n",
+		human_time(num(doc, "uptime") + (num(doc, "started") - num(doc, "mounted")),
+			   mounted, sizeof(mounted));
+		printf("supervisor pid %.0f; mounted %s ago; since then failovers %.0f, upgrades "
+		       "%.0f\n",
 		       super->valuedouble, mounted, num(doc, "failovers"), num(doc, "upgrades"));
 	} else {
 		printf("no supervisor: if the daemon dies, the mount goes\n");
@@ -191,7 +193,8 @@ int mountctl_reload(const char *mountpoint)
 int mountctl_reset(const char *mountpoint, const char *name)
 {
 	char req[320];
-	if (snprintf(req, sizeof(req), "reset %s", name) >= (int)sizeof(req) || strchr(name, '\n')) {
+	if (snprintf(req, sizeof(req), "reset %s", name) >= (int)sizeof(req) ||
+	    strchr(name, '\n')) {
 		fprintf(stderr, "bundlectl: \"%s\" is not a bundle name\n", name);
 		return 2;
 	}

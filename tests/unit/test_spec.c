@@ -242,13 +242,14 @@ static void json_round_trip(void)
 {
 	struct spec a;
 	struct diags d;
-	CHECK_INT(parse("[x]\nargs = /bin/a 'b \"c' \\\\d \xc3\xa9\nreadonly = true\narch = aarch64\n"
-			"mount = /d bind /s ro,rbind\nmount = /e tmpfs t\n"
-			"closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n"
-			"[z]\nargs = /z\ncompat = buildcontainer\nenv = A=1\nenv = B=x y\ncwd = /w\n"
-			"hostname = h\nuser = 1:2,3,4\nterminal = true\n",
-			&a, &d),
-		  0);
+	CHECK_INT(
+	    parse("[x]\nargs = /bin/a 'b \"c' \\\\d \xc3\xa9\nreadonly = true\narch = aarch64\n"
+		  "mount = /d bind /s ro,rbind\nmount = /e tmpfs t\n"
+		  "closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n"
+		  "[z]\nargs = /z\ncompat = buildcontainer\nenv = A=1\nenv = B=x y\ncwd = /w\n"
+		  "hostname = h\nuser = 1:2,3,4\nterminal = true\n",
+		  &a, &d),
+	    0);
 	CHECK_INT(a.n, 3);
 	for (size_t i = 0; i < a.n; i++) {
 		char *json = spec_bundle_json(&a.bundles[i]);
@@ -262,5 +263,5 @@ static void json_round_trip(void)
 	spec_free(&a);
 }
 
-UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip), CASE(json_full), CASE(errors), CASE(nul_and_limits),
-	  CASE(every_problem_reported))
+UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip), CASE(json_full),
+	  CASE(errors), CASE(nul_and_limits), CASE(every_problem_reported))
