@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct job {
@@ -96,6 +97,30 @@ static void add_escaped(struct buf *b, const char *s)
 	}
 }
 
+/* mount(2) and umount2(2) walk paths through this filesystem, so a thread
+ * of the daemon making them waits on the daemon's own answers; killed
+ * then, that thread would stay blocked, and the process (holding the
+ * supervisor's link) would never end: no successor would answer. A child
+ * process that holds no descriptor makes them instead. Returns 0 or
+ * -errno. */
+static errint_t in_child(const char *target, const char *opts)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close_range(0, ~0U, 0);
+		int r = opts ? mount("bundlefs", target, "overlay", MS_NOSUID | MS_NODEV, opts)
+			     : umount2(target, MNT_DETACH);
+		_exit(r < 0 ? errno : 0);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
+}
+
 /* Is an overlay mounted on `target` (a successor finds those its
  * predecessor mounted)? */
 static bool mounted(const char *target)
@@ -158,10 +183,8 @@ static void mount_one(struct bfs *fs, struct bstate *b)
 		/* Directories renamed as they are (not copied), and no index:
 		 * the lower layer is never written, so nothing to index. */
 		buf_adds(&opts, ",redirect_dir=on,index=off");
-		if (mount("bundlefs", target, "overlay", MS_NOSUID | MS_NODEV, opts.data) < 0) {
-			e = -errno;
+		if ((e = in_child(target, opts.data)) < 0)
 			what = "mounting overlayfs";
-		}
 		buf_free(&opts);
 	}
 	if (e < 0) {
@@ -284,8 +307,9 @@ void overlay_ensure(struct bfs *fs, struct bstate *b, void (*done)(void *ctx), v
 void overlay_detach(struct bfs *fs, struct bstate *b)
 {
 	char *target = target_of(fs, b);
-	if (mounted(target) && umount2(target, MNT_DETACH) < 0)
-		log_msg("%s: %s", target, strerror(errno));
+	errint_t e = mounted(target) ? in_child(target, NULL) : 0;
+	if (e < 0)
+		log_msg("%s: %s", target, strerror(-e));
 	free(target);
 }
 

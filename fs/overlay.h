@@ -16,7 +16,9 @@
  * MOUNTPOINT/NAME, which every way in through the name makes, and which
  * waits for the mount), so that mounting stays lazy. mount(2) walks its
  * paths through this very filesystem, so it runs on a thread of its own,
- * never in a request's handler; the READLINK is answered from there. A
+ * never in a request's handler, and in a child process (a daemon killed
+ * in the middle of it must still end); the READLINK is answered from the
+ * thread. A
  * mount that fails (no privilege to mount: not root) makes the bundle's
  * rootfs answer EIO with the reason, never a silently read-only root. */
 #ifndef BUNDLEFS_OVERLAY_H
