@@ -1,6 +1,8 @@
 # Failover and live upgrade: the daemon dies (SIGKILL, any number of
 # times, in the middle of a reload or of resolving a closure) or is
 # replaced by a new binary, while readers and a container use the mount.
+# The bundles under load are read-only ones, read through the FUSE tree
+# (writable roots across a failover: test_writable.py).
 # Nothing may fail: a successor takes the FUSE connection over, the kernel
 # sends again what the dead daemon had not answered, and readers only
 # wait.
@@ -144,7 +146,7 @@ def realistic(nix):
 
 def test_kill_under_readers_and_a_container(tmp_path, realistic, runc):
     real, closure = realistic
-    spec = write_spec(tmp_path, "[r]\nargs = %s\n" % json.dumps(
+    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s\n" % json.dumps(
         [real + "/bin/python3", "-c", WALKER]))
     m = Mount(tmp_path / "mnt", spec)
     try:
@@ -181,7 +183,7 @@ def test_kill_under_readers_and_a_container(tmp_path, realistic, runc):
 
 def test_twenty_kills_in_a_row(tmp_path, realistic):
     real, closure = realistic
-    spec = write_spec(tmp_path, "[r]\nargs = %s/bin/python3\n" % real)
+    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s/bin/python3\n" % real)
     m = Mount(tmp_path / "mnt", spec)
     try:
         rootfs = m.path("r", "rootfs")
@@ -211,7 +213,8 @@ def test_kill_during_reloads(tmp_path, realistic):
     path = tmp_path / "spec.conf"
 
     def variant(i):
-        return "[r]\nargs = %s/bin/python3\n[v]\nargs = %s/bin/bash -c 'echo %d'\n" % (real, real, i)
+        return ("[r]\nreadonly = true\nargs = %s/bin/python3\n"
+                "[v]\nreadonly = true\nargs = %s/bin/bash -c 'echo %d'\n" % (real, real, i))
 
     path.write_text(variant(0))
     m = Mount(tmp_path / "mnt", str(path))
@@ -249,7 +252,7 @@ def test_kill_during_closure_resolution(tmp_path, realistic):
     # it, which takes a while: the daemon dies in the middle, the listing
     # that asked for it is sent to the successor, which resolves again.
     real, closure = realistic
-    spec = write_spec(tmp_path, "[r]\nargs = %s/bin/python3\n" % real)
+    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s/bin/python3\n" % real)
     m = Mount(tmp_path / "mnt", spec, ("--db", "none", "--gcroots", "none"))
     try:
         got = {}
@@ -279,7 +282,7 @@ def test_live_upgrade_under_load(tmp_path, realistic, runc):
     # A new binary (another file: the old one may be gone or replaced)
     # takes the mount over from the running daemon, which leaves.
     real, closure = realistic
-    spec = write_spec(tmp_path, "[r]\nargs = %s\n" % json.dumps(
+    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s\n" % json.dumps(
         [real + "/bin/python3", "-c", WALKER]))
     newbin = tmp_path / "bundlefs-new"
     shutil.copy(BUNDLEFS, newbin)
@@ -343,7 +346,7 @@ def test_takeover_of_what_is_not_a_bundlefs_mount(tmp_path):
 
 def test_killing_the_supervisor_changes_nothing(tmp_path, realistic):
     real, closure = realistic
-    spec = write_spec(tmp_path, "[r]\nargs = %s/bin/python3\n" % real)
+    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s/bin/python3\n" % real)
     m = Mount(tmp_path / "mnt", spec)
     try:
         drop_caches()
@@ -448,7 +451,7 @@ def test_node_ids_stay_the_same_files(tmp_path, realistic):
     # Files held open (the kernel holds their node ids) read the same
     # bytes, with the same inode numbers, from the successor.
     real, closure = realistic
-    spec = write_spec(tmp_path, "[r]\nargs = %s/bin/python3\n" % real)
+    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s/bin/python3\n" % real)
     m = Mount(tmp_path / "mnt", spec)
     try:
         rootfs = m.path("r", "rootfs")
