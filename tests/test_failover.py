@@ -144,32 +144,50 @@ def realistic(nix):
     return r, nix.closure(r)
 
 
-def test_kill_under_readers_and_a_container(tmp_path, realistic, runc):
-    real, closure = realistic
-    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s\n" % json.dumps(
+def walker_spec(tmp_path, real):
+    return write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s\n" % json.dumps(
         [real + "/bin/python3", "-c", WALKER]))
-    m = Mount(tmp_path / "mnt", spec)
-    try:
+
+
+class Load:
+    """4 cold readers of files they have not touched, a runc container
+    walking the whole store, and a probe timing the longest wait, on
+    bundle r of mount m; finish() checks that nothing failed and returns
+    the pause."""
+
+    def __init__(self, tmp_path, m, closure, runc):
+        self.closure = closure
         rootfs = m.path("r", "rootfs")
         drop_caches()
-        readers = Readers(tmp_path, closure, rootfs, 4, 8)
+        self.readers = Readers(tmp_path, closure, rootfs, 4, 8)
         cid = "bfs-" + uuid.uuid4().hex[:12]
         runc.ids.append(cid)
-        container = subprocess.Popen(["runc", "--root", runc.root, "run", "-b", m.path("r"), cid],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        assert container.stdout.readline() == b"started\n"
-        probe = Probe(rootfs + "/nix")
+        self.container = subprocess.Popen(
+            ["runc", "--root", runc.root, "run", "-b", m.path("r"), cid],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.container.stdout.readline() == b"started\n"
+        self.probe = Probe(rootfs + "/nix")
         time.sleep(1)
+
+    def finish(self):
+        out, err = self.container.communicate(timeout=300)
+        pause = self.probe.finish()
+        assert self.readers.result() > 100
+        n, nbytes = closure_files(self.closure)
+        assert self.container.returncode == 0, err
+        assert out.decode() == "read %d files, %d bytes, 0 errors []\n" % (n, nbytes)
+        return pause
+
+
+def test_kill_under_readers_and_a_container(tmp_path, realistic, runc):
+    real, closure = realistic
+    m = Mount(tmp_path / "mnt", walker_spec(tmp_path, real))
+    try:
+        load = Load(tmp_path, m, closure, runc)
         old = m.proc.pid
         new = m.kill_daemon()
         assert new != old
-        out, err = container.communicate(timeout=300)
-        pause = probe.finish()
-        assert readers.result() > 100
-        n, nbytes = closure_files(closure)
-        assert container.returncode == 0, err
-        assert out.decode() == "read %d files, %d bytes, 0 errors []\n" % (n, nbytes)
+        pause = load.finish()
         report("SIGKILL under 4 readers and a container", pause)
         assert pause < 5
         st = m.status()
@@ -282,33 +300,17 @@ def test_live_upgrade_under_load(tmp_path, realistic, runc):
     # A new binary (another file: the old one may be gone or replaced)
     # takes the mount over from the running daemon, which leaves.
     real, closure = realistic
-    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s\n" % json.dumps(
-        [real + "/bin/python3", "-c", WALKER]))
     newbin = tmp_path / "bundlefs-new"
     shutil.copy(BUNDLEFS, newbin)
-    m = Mount(tmp_path / "mnt", spec)
+    m = Mount(tmp_path / "mnt", walker_spec(tmp_path, real))
     try:
         rootfs = m.path("r", "rootfs")
-        drop_caches()
-        readers = Readers(tmp_path, closure, rootfs, 4, 8)
-        cid = "bfs-" + uuid.uuid4().hex[:12]
-        runc.ids.append(cid)
-        container = subprocess.Popen(["runc", "--root", runc.root, "run", "-b", m.path("r"), cid],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        assert container.stdout.readline() == b"started\n"
-        probe = Probe(rootfs + "/nix")
-        time.sleep(1)
+        load = Load(tmp_path, m, closure, runc)
         _, supervisor = m.pids()
         p = run([str(newbin), "--takeover", m.mountpoint], check=False, timeout=60)
         assert p.returncode == 0, p.stderr
         assert m.proc.wait(10) == 0  # the old daemon left
-        out, err = container.communicate(timeout=300)
-        pause = probe.finish()
-        assert readers.result() > 100
-        n, nbytes = closure_files(closure)
-        assert container.returncode == 0, err
-        assert out.decode() == "read %d files, %d bytes, 0 errors []\n" % (n, nbytes)
+        pause = load.finish()
         report("live upgrade under 4 readers and a container", pause)
         st = m.status()
         assert st["upgrades"] == 1 and st["failovers"] == 0
