@@ -75,7 +75,12 @@ struct bfs {
 	struct timespec started;
 	uid_t uid; /* owner of the synthesized entries */
 	gid_t gid;
-	bool zero_open; /* answer OPEN and OPENDIR with ENOSYS: the mount is read-only */
+	/* Answer OPEN (OPENDIR) with ENOSYS: the mount is read-only, and
+	 * files (directories) are opened by the kernel alone. */
+	bool zero_open, zero_opendir;
+	bool passthrough_ok;	/* ask for passthrough (unless --no-passthrough) */
+	unsigned pt_files;	/* slots of its table */
+	struct passthrough *pt; /* store files' backing ids, when the kernel passes through */
 
 	void *session;		    /* the struct fuse_session, for notifications */
 	struct state *state;	    /* what a successor takes over (state.h) */

@@ -75,6 +75,16 @@ char *control_status(struct bfs *fs)
 		cJSON_AddNumberToObject(root, "upgrades", h.upgrades);
 	}
 	cJSON_AddNumberToObject(root, "nodes", (double)fs->nodes.live);
+	cJSON *pt = cJSON_AddObjectToObject(root, "passthrough");
+	cJSON_AddBoolToObject(pt, "on", fs->pt != NULL);
+	if (fs->pt) {
+		struct passthrough_stats ps;
+		passthrough_stats(fs->pt, &ps);
+		cJSON_AddNumberToObject(pt, "backing_files", (double)ps.ids);
+		cJSON_AddNumberToObject(pt, "opens", (double)ps.opens);
+		cJSON_AddNumberToObject(pt, "registered", (double)ps.registered);
+		cJSON_AddNumberToObject(pt, "failed", (double)ps.failed);
+	}
 	cJSON_AddNumberToObject(root, "rss", (double)rss_kib() * 1024);
 
 	pthread_mutex_lock(&fs->reload_lock);

@@ -112,7 +112,9 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	handles_init(f, clamp(budget / 2, 4, 64), clamp(budget / 4, 2, 64));
 	/* Opens can skip the daemon only while the kernel itself refuses
 	 * writes; with a read-write mount OPEN must stay to answer EROFS. */
-	f->zero_open = !o->mount_rw;
+	f->zero_open = f->zero_opendir = !o->mount_rw;
+	f->passthrough_ok = !o->no_passthrough;
+	f->pt_files = o->pt_files;
 	f->state_dir = o->state_dir;
 	if ((e = overlays_start(f)) < 0)
 		return e;
@@ -137,6 +139,7 @@ void daemon_fini(struct daemon *d)
 		if (f->session)
 			fuse_session_destroy(f->session);
 		handles_fini(f);
+		passthrough_free(f->pt);
 		tree_fini(f);
 		nodes_destroy(&f->nodes);
 		bundles_put(f->bundles);

@@ -58,9 +58,12 @@ void handles_init(struct bfs *fs, unsigned files, unsigned dirs)
 	hs->dirs = hcache_new(dirs, dir_make, destroy, fs);
 	pthread_mutex_init(&hs->lock, NULL);
 	/* Different in every daemon (never 0: no handle). */
-	while (!hs->epoch)
+	/* (Without the top bit, which marks passthrough's handles.) */
+	while (!hs->epoch) {
 		if (getrandom(&hs->epoch, sizeof(hs->epoch), 0) != sizeof(hs->epoch))
 			hs->epoch = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+		hs->epoch &= 0x7fffffffu;
+	}
 }
 
 void handles_fini(struct bfs *fs)

@@ -9,6 +9,8 @@
 #include "bfs.h"
 #include "handles.h"
 #include "overlay.h"
+#include "passthrough.h"
+#include "state.h"
 #include "tree.h"
 
 #include <fuse_lowlevel.h>
@@ -96,6 +98,24 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 *
 	 * Nothing changes under the mount: no need to compare mtimes. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+#ifdef FUSE_CAP_PASSTHROUGH
+	/* Store files are read by the kernel itself (passthrough.h). Opens
+	 * then reach the daemon, to attach the backing file; directories
+	 * are still opened by the kernel alone. The backing files' stack
+	 * depth stays libfuse's default (FUSE_BACKING_STACKED_UNDER): the
+	 * store is not on a stacked filesystem, and a writable root's
+	 * overlayfs can stack on this mount. */
+	struct bfs *fs = userdata;
+	if (fs->passthrough_ok && (conn->capable & FUSE_CAP_PASSTHROUGH) &&
+	    passthrough_permitted()) {
+		conn->want |= FUSE_CAP_PASSTHROUGH;
+		conn->max_backing_stack_depth = FUSE_BACKING_STACKED_UNDER;
+		fs->pt = passthrough_new(fuse_session_fd(fs->session),
+					 fs->state ? state_passthrough(fs->state) : NULL,
+					 STATE_PT_SLOTS, fs->pt_files);
+		fs->zero_open = false;
+	}
+#endif
 }
 
 /* Counts a request for the node's bundle (bundlectl status). */
@@ -194,6 +214,22 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
+#ifdef FUSE_CAP_PASSTHROUGH
+struct opening {
+	struct bfs *fs;
+	struct node *n;
+};
+
+/* A descriptor of the store file behind a node, to pass through. */
+static int open_store_file(void *ctx)
+{
+	struct opening *o = ctx;
+	struct content c;
+	errint_t e = tree_open(o->fs, o->n, &c);
+	return e < 0 ? (int)e : c.fd;
+}
+#endif
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct bfs *fs = fsof(req);
@@ -210,6 +246,23 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
+#ifdef FUSE_CAP_PASSTHROUGH
+	if (fs->pt && tree_is_store_file(n)) {
+		struct opening o = {fs, n};
+		int32_t id =
+		    passthrough_open(fs->pt, n->bdev, n->bino, open_store_file, &o, &fi->fh);
+		if (id > 0) {
+			/* (No keep_cache: the kernel refuses it with passthrough,
+			 * and there is no page cache of the mount's own to keep.) */
+			account(n, 0);
+			fi->backing_id = id;
+			fi->noflush = 1;
+			fuse_reply_open(req, fi);
+			return;
+		}
+		/* (Not passed through: read through the daemon.) */
+	}
+#endif
 	errint_t e = handles_open(fs, n, false, &fi->fh);
 	if (e < 0) {
 		reply_err(req, e);
@@ -255,7 +308,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	handles_release(fsof(req), fi->fh);
+	struct bfs *fs = fsof(req);
+	if (!fs->pt || !passthrough_release(fs->pt, fi->fh))
+		handles_release(fs, fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -265,7 +320,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
-	if (fs->zero_open) {
+	if (fs->zero_opendir) {
 		/* The kernel then opens directories itself and caches their
 		 * listings; readdir borrows a stream from a cache. */
 		fuse_reply_err(req, ENOSYS);

@@ -2,6 +2,8 @@
 #include "options.h"
 #include "cli.h"
 #include "mounts.h"
+#include "passthrough.h"
+#include "state.h"
 
 #include <fuse_lowlevel.h>
 
@@ -39,10 +41,17 @@ static const char usage_text[] =
     "                      keep their changes, one directory per mount point and\n"
     "                      bundle (default " DEFAULT_STATE_DIR ")\n"
     "  -o OPT[,OPT...]     mount options: gcroots=DIR, threads=N, log=FILE, watch,\n"
-    "                      state-dir=DIR, store-dir=DIR, real-store=DIR, db=FILE,\n"
+    "                      nopassthrough, passthrough-files=N, state-dir=DIR,\n"
+    "                      store-dir=DIR, real-store=DIR, db=FILE,\n"
     "                      and FUSE options; rw, dev, suid and the like (which\n"
     "                      mount(8) adds) are ignored: the mount is always\n"
     "                      ro,nodev,nosuid\n"
+    "  --no-passthrough    read store files through the daemon even where the kernel\n"
+    "                      could read them itself (FUSE passthrough)\n"
+    "  --passthrough-files N\n"
+    "                      store files nobody has open that stay registered for\n"
+    "                      passthrough, the least recently used let go first\n"
+    "                      (default 1024, at most 16384)\n"
     "  --no-openat2        resolve store paths one component at a time even where\n"
     "                      the kernel has openat2 (the fallback, for testing it)\n"
     "  --mount-rw          mount read-write, so that writes reach the daemon,\n"
@@ -93,6 +102,16 @@ static int set_threads(struct options *o, const char *v)
 	return -1;
 }
 
+static int set_pt_files(struct options *o, const char *v)
+{
+	char *end;
+	long n = v ? strtol(v, &end, 10) : 0;
+	if (!v || *end || n < 1 || n > STATE_PT_SLOTS)
+		return usage_error("passthrough-files needs a number from 1 to %u", STATE_PT_SLOTS);
+	o->pt_files = (unsigned)n;
+	return -1;
+}
+
 /* Options mount(8) and mount.fuse3 pass that mean nothing here (a bundlefs
  * mount is always read-only, nodev and nosuid). */
 static bool ignored(const char *opt, size_t n)
@@ -126,6 +145,10 @@ static int mount_option(struct options *o, struct store *st, char *opt)
 		o->state_dir = arena_strdup(&o->strings, v);
 	} else if (KEY("watch") && !v) {
 		o->watch = true;
+	} else if (KEY("nopassthrough") && !v) {
+		o->no_passthrough = true;
+	} else if (KEY("passthrough-files")) {
+		return set_pt_files(o, v);
 	} else if (KEY("store-dir") || KEY("real-store") || KEY("db")) {
 		char name[32], *err = NULL;
 		snprintf(name, sizeof(name), "--%.*s", (int)kl, opt);
@@ -171,6 +194,7 @@ static void absolute(struct options *o, const char **path)
 int options_parse(int argc, char **argv, struct options *o, struct store *st)
 {
 	o->threads = 8;
+	o->pt_files = 1024;
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i], *v;
 		char *err = NULL;
@@ -181,7 +205,9 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 			fputs(usage_tail, stdout);
 			return 0;
 		} else if (!strcmp(s, "-V") || !strcmp(s, "--version")) {
-			printf("bundlefs %s (libfuse %s)\n", BUNDLEFS_VERSION, fuse_pkgversion());
+			printf("bundlefs %s (libfuse %s, passthrough %s)\n", BUNDLEFS_VERSION,
+			       fuse_pkgversion(),
+			       passthrough_built() ? "built in" : "not built in");
 			return 0;
 		} else if (!strcmp(s, "-f") || !strcmp(s, "--foreground")) {
 			o->foreground = true;
@@ -193,6 +219,8 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 			o->no_openat2 = true;
 		} else if (!strcmp(s, "--mount-rw")) {
 			o->mount_rw = true;
+		} else if (!strcmp(s, "--no-passthrough")) {
+			o->no_passthrough = true;
 		} else if (!strcmp(s, "--watch")) {
 			o->watch = true;
 		} else if (!strncmp(s, "-o", 2)) {
@@ -203,6 +231,9 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 				return r;
 		} else if (cli_opt(argc, argv, &i, "--threads", &v)) {
 			if ((r = set_threads(o, v)) >= 0)
+				return r;
+		} else if (cli_opt(argc, argv, &i, "--passthrough-files", &v)) {
+			if ((r = set_pt_files(o, v)) >= 0)
 				return r;
 		} else if (cli_opt(argc, argv, &i, "--gcroots", &o->gcroots)) {
 			if (!o->gcroots || !*o->gcroots)

@@ -19,8 +19,9 @@ struct options {
 	const char *state_dir; /* writable roots' changes (overlay.h), absolute */
 	struct buf fuse_opts;  /* ",opt,opt" for libfuse */
 	struct arena strings;  /* values taken from -o lists */
-	bool foreground, debug, single, no_openat2, watch, mount_rw;
+	bool foreground, debug, single, no_openat2, watch, mount_rw, no_passthrough;
 	unsigned threads;
+	unsigned pt_files; /* passthrough.h: the table's size */
 	/* Set by the caller: arguments parsed once already, by a daemon whose
 	 * mount is now up. Nothing is looked at on the file system (stat of
 	 * a mount point nobody serves yet would never return), and which of

@@ -15,11 +15,12 @@
 #define MAGIC "BFSSTATE"
 
 /* The region: a header, two areas for the bundles document, two halves
- * of the journal. */
+ * of the journal, the passthrough slots. */
 #define HEADER_SIZE  (64u << 10)
 #define BUNDLES_SIZE (64ull << 20)
 #define HALF_SIZE    (256ull << 20)
-#define REGION_SIZE  (HEADER_SIZE + 2 * BUNDLES_SIZE + 2 * HALF_SIZE)
+#define PT_OFFSET    (HEADER_SIZE + 2 * BUNDLES_SIZE + 2 * HALF_SIZE)
+#define REGION_SIZE  (PT_OFFSET + STATE_PT_SLOTS * sizeof(struct pt_slot))
 
 struct header {
 	char magic[8];
@@ -161,6 +162,11 @@ void state_set_init(struct state *s, const void *in, size_t inlen, const void *o
 	memcpy(h->init_in, in, h->init_in_len);
 	h->init_out_len = (uint32_t)(outlen < sizeof(h->init_out) ? outlen : sizeof(h->init_out));
 	memcpy(h->init_out, out, h->init_out_len);
+}
+
+struct pt_slot *state_passthrough(struct state *s)
+{
+	return (struct pt_slot *)(s->base + PT_OFFSET);
 }
 
 bool state_init(const struct state *s, const void **in, size_t *inlen, const void **out,

@@ -12,7 +12,8 @@
  *     given back, written under the table's lock before the kernel hears
  *     of the node, so that the kernel never holds an id the journal does
  *     not know. When a half of the journal fills, a snapshot of the live
- *     nodes is written to the other half and the halves swap.
+ *     nodes is written to the other half and the halves swap;
+ *   - the backing ids registered for passthrough (passthrough.h).
  *
  * Writing costs a memcpy; nothing is sent anywhere. A successor maps the
  * memfd, checks its format (STATE_FORMAT; another one is refused), and
@@ -23,6 +24,7 @@
 #define BUNDLEFS_STATE_H
 
 #include "nodes.h"
+#include "passthrough.h"
 #include "util.h"
 
 #include <stdbool.h>
@@ -34,7 +36,7 @@
 #ifdef BUNDLEFS_STATE_FORMAT
 #define STATE_FORMAT BUNDLEFS_STATE_FORMAT
 #else
-#define STATE_FORMAT 1
+#define STATE_FORMAT 2
 #endif
 
 struct state;
@@ -55,6 +57,10 @@ void state_peek_mountpoint(int fd, char *buf, size_t size);
 void state_set_init(struct state *s, const void *in, size_t inlen, const void *out, size_t outlen);
 bool state_init(const struct state *s, const void **in, size_t *inlen, const void **out,
 		size_t *outlen);
+
+/* The passthrough table's slots: STATE_PT_SLOTS of them. */
+#define STATE_PT_SLOTS 16384u
+struct pt_slot *state_passthrough(struct state *s);
 
 /* The mount, and the arguments the daemon was started with. */
 struct mountid;

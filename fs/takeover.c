@@ -153,6 +153,8 @@ static int take(struct daemon *d, char ***argv_out, int (*stop_old)(void *ctx), 
 	bundles_hold_free(hold);
 	if (e < 0)
 		log_msg("takeover: the node journal ends early; nodes after that are not known");
+	if (fs->pt)
+		passthrough_adopt(fs->pt);
 	struct nodes_journal j;
 	state_journal(st, &j);
 	nodes_set_journal(&fs->nodes, &j);

@@ -614,6 +614,11 @@ errint_t tree_readdir(struct bfs *fs, struct node *dir, struct dirstream *ds, of
 	}
 }
 
+bool tree_is_store_file(const struct node *n)
+{
+	return n->kind == NK_BFILE && S_ISREG(n->attr.mode);
+}
+
 errint_t tree_open(struct bfs *fs, struct node *n, struct content *c)
 {
 	const struct kind_ops *ops = &kinds[n->kind];

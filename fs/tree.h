@@ -124,6 +124,10 @@ void tree_closedir(struct dirstream *ds);
 errint_t tree_readdir(struct bfs *fs, struct node *dir, struct dirstream *ds, off_t off,
 		      tree_emit_fn *emit, void *ctx);
 
+/* Whether `n` is a regular file of the store (whose bytes tree_open opens
+ * as a descriptor of that file), not one bundlefs makes up. */
+bool tree_is_store_file(const struct node *n);
+
 /* Opens the bytes of regular file `n`. Returns 0 or -errno. */
 errint_t tree_open(struct bfs *fs, struct node *n, struct content *c);
 

@@ -2,6 +2,7 @@
 # real Nix closures the tests build with nix-bin, and a helper that mounts
 # bundlefs for real and checks that it unmounts cleanly.
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +42,16 @@ def wait_for(cond, what, timeout=10):
     while not cond():
         assert time.monotonic() < deadline, what
         time.sleep(0.01)
+
+
+def stop_mount(m):
+    """SIGTERM to whichever daemon serves m now (after a failover, not the
+    one the test started); the mount goes."""
+    pid, _ = m.pids()
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not is_mounted(m.mountpoint), "the mount stays after SIGTERM")
+    if m.proc.poll() is None:
+        assert m.proc.wait(10) == 0
 
 
 def bundlectl(*args, check=True, **kw):

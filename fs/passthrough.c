@@ -1,0 +1,282 @@
+/* passthrough: the backing ids of store files. */
+#include "passthrough.h"
+#include "log.h"
+#include "strmap.h"
+
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+/* The device's ioctls (linux/fuse.h from 6.9 on; Debian 12's headers are
+ * older). */
+#ifndef FUSE_DEV_IOC_BACKING_OPEN
+struct fuse_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
+#define FUSE_DEV_IOC_BACKING_OPEN  _IOW(229, 1, struct fuse_backing_map)
+#define FUSE_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+#endif
+
+bool passthrough_built(void)
+{
+#ifdef FUSE_CAP_PASSTHROUGH
+	return true;
+#else
+	return false;
+#endif
+}
+
+bool passthrough_permitted(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) < 0)
+		return false;
+	return d[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective & CAP_TO_MASK(CAP_SYS_ADMIN);
+}
+
+struct passthrough {
+	pthread_mutex_t lock;
+	int devfd;
+	struct pt_slot *slots;
+	bool own_slots;
+	uint8_t *used;	     /* per slot: opened since the clock hand passed */
+	unsigned n, hand;    /* slots; the clock hand */
+	unsigned live, idle; /* slots with an id; of those, with no open file */
+	unsigned idle_max;
+	struct strmap map; /* (bdev, bino) -> slot + 1 */
+	atomic_bool off;   /* the store cannot be passed through at all */
+	_Atomic uint64_t opens, registered, failed;
+};
+
+struct pt_key {
+	uint64_t bdev, bino;
+};
+_Static_assert(offsetof(struct pt_slot, bino) == offsetof(struct pt_slot, bdev) + 8,
+	       "a slot's key is (bdev, bino), contiguous");
+
+struct passthrough *passthrough_new(int devfd, struct pt_slot *slots, unsigned n, unsigned idle_max)
+{
+	struct passthrough *p = xcalloc(1, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	p->devfd = devfd;
+	p->n = n;
+	p->idle_max = idle_max < n ? idle_max : n;
+	p->own_slots = !slots;
+	p->slots = slots ? slots : xcalloc(n, sizeof(*slots));
+	p->used = xcalloc(n, 1);
+	return p;
+}
+
+void passthrough_free(struct passthrough *p)
+{
+	if (!p)
+		return;
+	strmap_free(&p->map);
+	if (p->own_slots)
+		free(p->slots);
+	free(p->used);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+/* The map's key of a slot: its (bdev, bino), in the slot itself (the map
+ * does not copy keys; a slot's key is removed before it changes). */
+static void map_put(struct passthrough *p, unsigned slot)
+{
+	strmap_put(&p->map, (const char *)&p->slots[slot].bdev, sizeof(struct pt_key),
+		   (void *)(uintptr_t)(slot + 1));
+}
+
+static uint32_t opens_of(struct passthrough *p, unsigned i)
+{
+	return atomic_load_explicit(&p->slots[i].opens, memory_order_relaxed);
+}
+
+/* Gives slot i's id back to the kernel. Under the lock. */
+static void let_go(struct passthrough *p, unsigned i)
+{
+	struct pt_slot *s = &p->slots[i];
+	uint32_t id = (uint32_t)atomic_load_explicit(&s->id, memory_order_relaxed);
+	struct pt_key k = {s->bdev, s->bino};
+	strmap_del(&p->map, (const char *)&k, sizeof(k));
+	/* Cleared first: a successor never adopts an id given back. */
+	atomic_store_explicit(&s->id, 0, memory_order_release);
+	ioctl(p->devfd, FUSE_DEV_IOC_BACKING_CLOSE, &id);
+	p->live--;
+	p->idle--;
+}
+
+/* With `empty`, an empty slot if there is one. Else the next slot the
+ * clock hand finds idle and not opened since it last passed, which is let
+ * go; -1 if none. Under the lock. */
+static int clock_sweep(struct passthrough *p, bool empty)
+{
+	if (empty && p->live < p->n) {
+		for (unsigned k = 0; k < p->n; k++) {
+			unsigned i = (p->hand + k) % p->n;
+			if (atomic_load_explicit(&p->slots[i].id, memory_order_relaxed) <= 0)
+				return (int)i;
+		}
+	}
+	for (unsigned tries = 0; tries < 2 * p->n; tries++) {
+		unsigned i = p->hand;
+		p->hand = (p->hand + 1) % p->n;
+		if (atomic_load_explicit(&p->slots[i].id, memory_order_relaxed) <= 0)
+			continue;
+		if (opens_of(p, i))
+			continue;
+		if (p->used[i]) {
+			p->used[i] = 0;
+			continue;
+		}
+		let_go(p, i);
+		return (int)i;
+	}
+	return -1;
+}
+
+void passthrough_adopt(struct passthrough *p)
+{
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->n; i++) {
+		if (atomic_load_explicit(&p->slots[i].id, memory_order_acquire) > 0) {
+			map_put(p, i);
+			p->live++;
+			p->idle += !opens_of(p, i);
+		}
+	}
+	while (p->idle > p->idle_max && clock_sweep(p, false) >= 0)
+		;
+	pthread_mutex_unlock(&p->lock);
+	if (p->live)
+		log_msg("passthrough: %u backing files taken over", p->live);
+}
+
+/* The slot of (bdev, bino), or -1. Under the lock. */
+static int find(struct passthrough *p, uint64_t bdev, uint64_t bino)
+{
+	struct pt_key k = {bdev, bino};
+	uintptr_t v = (uintptr_t)strmap_get(&p->map, (const char *)&k, sizeof(k));
+	return v ? (int)(v - 1) : -1;
+}
+
+/* Handles of passthrough opens: the top bit (handles.c never sets it) and
+ * the slot. */
+#define PT_FH ((uint64_t)1 << 63)
+
+/* Counts an open of `slot` and makes its handle. Under the lock. */
+static int32_t opened(struct passthrough *p, int slot, uint64_t *fh)
+{
+	if (atomic_fetch_add_explicit(&p->slots[slot].opens, 1, memory_order_relaxed) == 0)
+		p->idle--;
+	p->used[slot] = 1;
+	atomic_fetch_add_explicit(&p->opens, 1, memory_order_relaxed);
+	*fh = PT_FH | (uint64_t)slot;
+	return atomic_load_explicit(&p->slots[slot].id, memory_order_relaxed);
+}
+
+int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
+			 int (*open_file)(void *ctx), void *ctx, uint64_t *fh)
+{
+	if (atomic_load_explicit(&p->off, memory_order_relaxed))
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&p->lock);
+	int slot = find(p, bdev, bino);
+	if (slot >= 0) {
+		int32_t id = opened(p, slot, fh);
+		pthread_mutex_unlock(&p->lock);
+		return id;
+	}
+	pthread_mutex_unlock(&p->lock);
+
+	int fd = open_file(ctx);
+	if (fd < 0)
+		return fd;
+	struct fuse_backing_map map = {.fd = fd};
+	int made = ioctl(p->devfd, FUSE_DEV_IOC_BACKING_OPEN, &map);
+	int err = errno;
+	close(fd);
+	if (made <= 0) {
+		atomic_fetch_add_explicit(&p->failed, 1, memory_order_relaxed);
+		/* Not for a moment (memory, descriptors) but for good: the
+		 * store is on a stacked filesystem, or the daemon may not. */
+		if (made == 0 || err == ELOOP || err == EPERM || err == EOPNOTSUPP ||
+		    err == ENOTTY || err == EINVAL) {
+			if (!atomic_exchange(&p->off, true))
+				log_msg("passthrough: the store's files cannot be passed through "
+					"(%s); reads go through the daemon",
+					made == 0 ? "no id" : strerror(err));
+		}
+		return made == 0 ? -EOPNOTSUPP : -err;
+	}
+
+	pthread_mutex_lock(&p->lock);
+	int32_t give_back = 0, id;
+	if ((slot = find(p, bdev, bino)) >= 0) {
+		/* A concurrent open registered it first. */
+		give_back = made;
+		id = opened(p, slot, fh);
+	} else if ((slot = clock_sweep(p, true)) < 0) {
+		/* Every slot open: this file goes through the daemon. */
+		give_back = made;
+		id = -ENOSPC;
+	} else {
+		struct pt_slot *s = &p->slots[slot];
+		s->bdev = bdev;
+		s->bino = bino;
+		atomic_store_explicit(&s->opens, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->id, made, memory_order_release);
+		p->live++;
+		p->idle++;
+		map_put(p, (unsigned)slot);
+		atomic_fetch_add_explicit(&p->registered, 1, memory_order_relaxed);
+		id = opened(p, slot, fh);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (give_back) {
+		uint32_t gb = (uint32_t)give_back;
+		ioctl(p->devfd, FUSE_DEV_IOC_BACKING_CLOSE, &gb);
+	}
+	return id;
+}
+
+bool passthrough_release(struct passthrough *p, uint64_t fh)
+{
+	if (!(fh & PT_FH))
+		return false;
+	uint64_t slot = fh & ~PT_FH;
+	pthread_mutex_lock(&p->lock);
+	/* (Never below zero: a RELEASE a predecessor counted and did not
+	 * answer comes again.) */
+	if (slot < p->n && atomic_load_explicit(&p->slots[slot].id, memory_order_relaxed) > 0 &&
+	    opens_of(p, (unsigned)slot) &&
+	    atomic_fetch_sub_explicit(&p->slots[slot].opens, 1, memory_order_relaxed) == 1) {
+		p->idle++;
+		while (p->idle > p->idle_max && clock_sweep(p, false) >= 0)
+			;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return true;
+}
+
+void passthrough_stats(struct passthrough *p, struct passthrough_stats *out)
+{
+	pthread_mutex_lock(&p->lock);
+	out->ids = p->live;
+	pthread_mutex_unlock(&p->lock);
+	out->opens = atomic_load(&p->opens);
+	out->registered = atomic_load(&p->registered);
+	out->failed = atomic_load(&p->failed);
+}

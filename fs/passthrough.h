@@ -1,0 +1,83 @@
+/* passthrough: FUSE passthrough of store files (kernel 6.9+, libfuse
+ * 3.16+).
+ *
+ * A store file opened through the mount is answered with a backing id: the
+ * kernel then reads, maps and reads ahead the store file itself, with no
+ * READ request and with one page cache (the store file's), as if the
+ * container had opened the store file. The daemon only answers the OPEN.
+ *
+ * Registering a backing file costs an open(2) and an ioctl, so ids are
+ * kept and reused: one per store file (by device and inode, so the same
+ * library in a hundred bundles is one id). An id is never given back while
+ * a file opened with it is open: the kernel keeps the backing file of an
+ * open inode and refuses another open of that inode with another id, even
+ * for the same file. So each slot counts its opens (OPEN up, RELEASE down;
+ * the handle says which slot). Of the ids with no open file, the `idle`
+ * most recently used are kept (a clock); the others are given back, so
+ * that the daemon pins few store files nobody has open (a file deleted
+ * from the store frees its space once it is let go).
+ *
+ * An id keeps the file it was registered with: a store file replaced
+ * under its name (which Nix never does) is read as it was by the inode
+ * that had it, never as the new file, until the id is let go.
+ *
+ * The table is written to the state region (state.h), so that a successor
+ * adopts the ids and the counts instead of leaking the ids on the
+ * connection and refusing opens of files open across the change: a
+ * slot's id is cleared before its file changes and set after, so a
+ * successor never reads a torn slot.
+ *
+ * Ids belong to the FUSE connection; the daemon never gives them back when
+ * it stops (a successor may adopt them; the kernel drops them with the
+ * connection). */
+#ifndef BUNDLEFS_PASSTHROUGH_H
+#define BUNDLEFS_PASSTHROUGH_H
+
+#include "util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Whether this build can ask for passthrough (its libfuse has it), and
+ * whether this process may register backing files (CAP_SYS_ADMIN). */
+bool passthrough_built(void);
+bool passthrough_permitted(void);
+
+/* One slot of the table, as kept in the state region. */
+struct pt_slot {
+	_Atomic int32_t id;	/* 0: empty */
+	_Atomic uint32_t opens; /* files open with it */
+	uint64_t bdev, bino;
+};
+
+struct passthrough;
+
+/* A table of `n` slots kept in `slots` (the state region's, or NULL for
+ * memory of its own), registering files on the FUSE device `devfd`,
+ * keeping at most `idle` ids with no open file. */
+struct passthrough *passthrough_new(int devfd, struct pt_slot *slots, unsigned n, unsigned idle);
+void passthrough_free(struct passthrough *p);
+
+/* Takes over the ids a predecessor left in the slots. Call it before the
+ * first passthrough_open, once the predecessor no longer writes them. */
+void passthrough_adopt(struct passthrough *p);
+
+/* Opens the file (bdev, bino) for passthrough: its backing id,
+ * registered on a miss from the descriptor `open_file(ctx)` returns (or
+ * -errno), which is closed after. Returns the id (> 0) and the open's
+ * handle in *fh, or -errno (then read the file through the daemon). */
+int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
+			 int (*open_file)(void *ctx), void *ctx, uint64_t *fh);
+/* Ends an open passthrough_open made, if `fh` is one of its handles
+ * (else returns false). */
+bool passthrough_release(struct passthrough *p, uint64_t fh);
+
+struct passthrough_stats {
+	uint64_t ids;	     /* registered now */
+	uint64_t opens;	     /* OPENs answered with an id */
+	uint64_t registered; /* ids made (misses) */
+	uint64_t failed;     /* files that could not be passed through */
+};
+void passthrough_stats(struct passthrough *p, struct passthrough_stats *out);
+
+#endif
