@@ -51,7 +51,7 @@ static const char usage_text[] =
     "  --passthrough-files N\n"
     "                      store files nobody has open that stay registered for\n"
     "                      passthrough, the least recently used let go first\n"
-    "                      (default 1024, at most 16384)\n"
+    "                      (default 1024, at most 16384; 0: only open ones)\n"
     "  --no-openat2        resolve store paths one component at a time even where\n"
     "                      the kernel has openat2 (the fallback, for testing it)\n"
     "  --mount-rw          mount read-write, so that writes reach the daemon,\n"
@@ -106,8 +106,8 @@ static int set_pt_files(struct options *o, const char *v)
 {
 	char *end;
 	long n = v ? strtol(v, &end, 10) : 0;
-	if (!v || *end || n < 1 || n > STATE_PT_SLOTS)
-		return usage_error("passthrough-files needs a number from 1 to %u", STATE_PT_SLOTS);
+	if (!v || !*v || *end || n < 0 || n > STATE_PT_SLOTS)
+		return usage_error("passthrough-files needs a number from 0 to %u", STATE_PT_SLOTS);
 	o->pt_files = (unsigned)n;
 	return -1;
 }

@@ -53,6 +53,7 @@ struct passthrough {
 	bool own_slots;
 	uint8_t *used;	     /* per slot: opened since the clock hand passed */
 	unsigned n, hand;    /* slots; the clock hand */
+	unsigned hi;	     /* slots from here on were never used */
 	unsigned live, idle; /* slots with an id; of those, with no open file */
 	unsigned idle_max;
 	struct strmap map; /* (bdev, bino) -> slot + 1 */
@@ -118,21 +119,22 @@ static void let_go(struct passthrough *p, unsigned i)
 	p->idle--;
 }
 
-/* With `empty`, an empty slot if there is one. Else the next slot the
- * clock hand finds idle and not opened since it last passed, which is let
- * go; -1 if none. Under the lock. */
+/* With `empty`, an empty slot if there is one (the lowest, so that the
+ * slots in use stay below `hi` and the clock walks only those). Else the
+ * next slot the clock hand finds idle and not opened since it last
+ * passed, which is let go; -1 if none. Under the lock. */
 static int clock_sweep(struct passthrough *p, bool empty)
 {
 	if (empty && p->live < p->n) {
-		for (unsigned k = 0; k < p->n; k++) {
-			unsigned i = (p->hand + k) % p->n;
+		for (unsigned i = 0; i < p->hi; i++)
 			if (atomic_load_explicit(&p->slots[i].id, memory_order_relaxed) <= 0)
 				return (int)i;
-		}
+		if (p->hi < p->n)
+			return (int)p->hi++;
 	}
-	for (unsigned tries = 0; tries < 2 * p->n; tries++) {
-		unsigned i = p->hand;
-		p->hand = (p->hand + 1) % p->n;
+	for (unsigned tries = 0; p->hi && tries < 2 * p->hi; tries++) {
+		unsigned i = p->hand % p->hi;
+		p->hand = (i + 1) % p->hi;
 		if (atomic_load_explicit(&p->slots[i].id, memory_order_relaxed) <= 0)
 			continue;
 		if (opens_of(p, i))
@@ -152,6 +154,7 @@ void passthrough_adopt(struct passthrough *p)
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i < p->n; i++) {
 		if (atomic_load_explicit(&p->slots[i].id, memory_order_acquire) > 0) {
+			p->hi = i + 1;
 			map_put(p, i);
 			p->live++;
 			p->idle += !opens_of(p, i);

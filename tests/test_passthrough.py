@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import BUNDLEFS, Mount, run, stop_mount, wait_for, write_spec
+from conftest import BUNDLEFS, Mount, bundlectl, run, stop_mount, wait_for, write_spec
 
 VERSION = run([BUNDLEFS, "--version"]).stdout.decode()
 BUILT = "passthrough built in" in VERSION
@@ -74,6 +74,8 @@ def test_store_files_are_read_by_the_kernel(two, mount, nix, app):
     st = m.status()
     assert st["passthrough"]["registered"] == 1
     assert st["passthrough"]["opens"] == 3
+    human = bundlectl("status", m.mountpoint).stdout.decode()
+    assert "passthrough: 1 store files registered, 3 opens passed through\n" in human
     assert bundle(st, "b")["served"] == 0
     # Mapped and executed through the mount.
     bb = next(p for p in nix.closure(app) if os.path.exists(p + "/bin/busybox"))
@@ -99,6 +101,8 @@ def test_no_passthrough_reads_through_the_daemon(two, mount, nix, app):
     assert digest(m.path("a", "rootfs") + big) == digest(big)
     st = m.status()
     assert st["passthrough"] == {"on": False}
+    human = bundlectl("status", m.mountpoint).stdout.decode()
+    assert "passthrough: off (store files are read through the daemon)\n" in human
     assert bundle(st, "a")["served"] == os.path.getsize(big)
 
 
@@ -204,7 +208,7 @@ def test_ids_of_open_files_are_kept_and_few_idle_ones(tmp_path, mount, nix):
 
 def test_passthrough_files_must_be_a_number_in_range(tmp_path, tiny):
     spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
-    for bad in ("0", "16385", "x"):
+    for bad in ("-1", "16385", "x", ""):
         p = run([BUNDLEFS, str(tmp_path), spec, "--passthrough-files", bad], check=False)
         assert p.returncode == 2
-        assert b"passthrough-files needs a number from 1 to 16384" in p.stderr
+        assert b"passthrough-files needs a number from 0 to 16384" in p.stderr

@@ -147,6 +147,12 @@ int mountctl_status(const char *mountpoint, bool json)
 	} else {
 		printf("no supervisor: if the daemon dies, the mount goes\n");
 	}
+	const cJSON *pt = cJSON_GetObjectItemCaseSensitive(doc, "passthrough");
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pt, "on")))
+		printf("passthrough: %.0f store files registered, %.0f opens passed through\n",
+		       num(pt, "backing_files"), num(pt, "opens"));
+	else if (pt)
+		printf("passthrough: off (store files are read through the daemon)\n");
 	const cJSON *rl = cJSON_GetObjectItemCaseSensitive(doc, "last_reload");
 	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rl, "ok"))) {
 		printf("last reload failed; still serving the spec loaded before:\n");
