@@ -144,19 +144,45 @@ static void journal_forget(struct nodes *t, node_id id, uint64_t count)
 		journal_snapshot(t);
 }
 
-/* Every live node but the root, with its count. */
+static void snapshot_record(struct nodes *t, const struct node *n)
+{
+	if (!node_add_record(t, n, n->nlookup)) {
+		fputs("bundlefs: the node table no longer fits its journal\n", stderr);
+		abort();
+	}
+}
+
+/* Every live node but the root, with its count, each after its parent
+ * (a replay makes a child under its parent): ids are reused, so a child
+ * may have a lower id than its parent. */
 static void journal_snapshot(struct nodes *t)
 {
 	t->journal.snapshot_begin(t->journal.ctx);
+	uint8_t *written = xcalloc(t->next / 8 + 1, 1);
+#define WRITTEN(id) (written[(id) / 8] & (1u << ((id) % 8)))
+	const struct node **chain = NULL;
+	size_t nchain = 0, chain_cap = 0;
 	for (size_t c = 0; c < MAX_CHUNKS && t->chunks[c]; c++)
 		for (size_t i = 0; i < CHUNK_SIZE; i++) {
-			struct node *n = t->chunks[c][i];
-			if (n && n->id != NODES_ROOT_ID && !node_add_record(t, n, n->nlookup)) {
-				fputs("bundlefs: the node table no longer fits its journal\n",
-				      stderr);
-				abort();
+			const struct node *n = t->chunks[c][i];
+			if (!n || n->id == NODES_ROOT_ID || WRITTEN(n->id))
+				continue;
+			/* The node and its ancestors not yet written, top down. */
+			nchain = 0;
+			for (const struct node *a = n;
+			     a && a->id != NODES_ROOT_ID && !WRITTEN(a->id); a = a->parent) {
+				GROW(chain, nchain, chain_cap);
+				chain[nchain++] = a;
+			}
+			while (nchain) {
+				const struct node *a = chain[--nchain];
+				snapshot_record(t, a);
+				written[a->id / 8] |= (uint8_t)(1u << (a->id % 8));
 			}
 		}
+#undef WRITTEN
+	free(chain);
+	free(written);
 	t->journal.snapshot_end(t->journal.ctx);
 }
 

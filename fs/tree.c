@@ -4,6 +4,7 @@
 #include "backing.h"
 #include "bfs.h"
 #include "hcache.h"
+#include "log.h"
 #include "state.h"
 
 #include <errno.h>
@@ -513,6 +514,12 @@ void tree_restore_node(struct bfs *fs, const struct jnode *j)
 		}
 	} else if ((parent = nodes_get(&fs->nodes, j->parent)) && kinds[parent->kind].lookup) {
 		e = kinds[parent->kind].lookup(fs, parent, j->name, -1, &p);
+	} else if (!parent) {
+		/* (A journal written before parents came first: the node
+		 * cannot be found again; the kernel gets ESTALE for it.) */
+		log_msg("takeover: node %llu is under node %llu, which is not known",
+			(unsigned long long)j->id, (unsigned long long)j->parent);
+		return;
 	}
 	/* Never another file under the old id: a backing entry must be the
 	 * very file it was (the store may have changed under the name). */

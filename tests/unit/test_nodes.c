@@ -163,5 +163,66 @@ static void ids_reused_with_new_generation(void)
 	nodes_destroy(&t);
 }
 
+/* A journal that records the order nodes are written in a snapshot. */
+struct order {
+	node_id ids[16], parents[16];
+	int n;
+};
+
+static bool rec_add(void *ctx, const struct node *n, const char *name, size_t len, uint64_t c)
+{
+	struct order *o = ctx;
+	if (o->n < 16) {
+		o->ids[o->n] = n->id;
+		o->parents[o->n++] = n->parent ? n->parent->id : 0;
+	}
+	return true;
+}
+
+static bool rec_count(void *ctx, node_id id, uint64_t n)
+{
+	return true;
+}
+
+static void rec_begin(void *ctx)
+{
+	((struct order *)ctx)->n = 0;
+}
+
+static void rec_end(void *ctx)
+{
+}
+
+static void snapshot_writes_parents_first(void)
+{
+	/* A child gets a reused id lower than its parent's; a snapshot must
+	 * still write the parent first, since a replay makes the child under
+	 * it. */
+	struct nodes t;
+	struct node *root = start(&t);
+	struct node p = dir_proto();
+	struct node *x = nodes_add(&t, root, "x", &p);
+	struct node *d = nodes_add(&t, root, "d", &p);
+	node_id low = x->id;
+	nodes_forget(&t, low, 1);
+	struct node *c = nodes_add(&t, d, "c", &p);
+	CHECK_INT(c->id, low);
+	CHECK(c->id < d->id);
+	struct order o = {0};
+	struct nodes_journal j = {.add = rec_add,
+				  .lookup = rec_count,
+				  .forget = rec_count,
+				  .snapshot_begin = rec_begin,
+				  .snapshot_end = rec_end,
+				  .ctx = &o};
+	nodes_set_journal(&t, &j);
+	CHECK_INT(o.n, 2);
+	CHECK_INT(o.ids[0], d->id);
+	CHECK_INT(o.ids[1], c->id);
+	CHECK_INT(o.parents[1], d->id);
+	nodes_destroy(&t);
+}
+
 UNIT_MAIN(CASE(lookup_counts), CASE(pins_keep_parents), CASE(shared_nodes),
-	  CASE(reused_inode_is_a_new_node), CASE(ids_reused_with_new_generation))
+	  CASE(reused_inode_is_a_new_node), CASE(ids_reused_with_new_generation),
+	  CASE(snapshot_writes_parents_first))
