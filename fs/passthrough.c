@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The device's ioctls (linux/fuse.h from 6.9 on; Debian 12's headers are
@@ -207,6 +208,16 @@ int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
 	int fd = open_file(ctx);
 	if (fd < 0)
 		return fd;
+	/* Registered only under the file's own identity: a node may open
+	 * another inode of the same content (after `nix-store --optimise`),
+	 * and an id under a key that is not its file's would later be given
+	 * to a new file that reuses the key's inode number. Such a node is
+	 * read through the daemon. */
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != bdev || (uint64_t)st.st_ino != bino) {
+		close(fd);
+		return -ESTALE;
+	}
 	struct fuse_backing_map map = {.fd = fd};
 	int made = ioctl(p->devfd, FUSE_DEV_IOC_BACKING_OPEN, &map);
 	int err = errno;

@@ -64,8 +64,9 @@ void passthrough_adopt(struct passthrough *p);
 
 /* Opens the file (bdev, bino) for passthrough: its backing id,
  * registered on a miss from the descriptor `open_file(ctx)` returns (or
- * -errno), which is closed after. Returns the id (> 0) and the open's
- * handle in *fh, or -errno (then read the file through the daemon). */
+ * -errno), which is closed after; -ESTALE when that descriptor is not of
+ * the file (bdev, bino). Returns the id (> 0) and the open's handle in
+ * *fh, or -errno (then read the file through the daemon). */
 int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
 			 int (*open_file)(void *ctx), void *ctx, uint64_t *fh);
 /* Ends an open passthrough_open made, if `fh` is one of its handles
