@@ -57,8 +57,8 @@ void handles_init(struct bfs *fs, unsigned files, unsigned dirs)
 	hs->files = hcache_new(files, file_make, destroy, fs);
 	hs->dirs = hcache_new(dirs, dir_make, destroy, fs);
 	pthread_mutex_init(&hs->lock, NULL);
-	/* Different in every daemon (never 0: no handle). */
-	/* (Without the top bit, which marks passthrough's handles.) */
+	/* Different in every daemon (never 0: no handle), without the top
+	 * bit, which marks passthrough's handles (passthrough.c). */
 	while (!hs->epoch) {
 		if (getrandom(&hs->epoch, sizeof(hs->epoch), 0) != sizeof(hs->epoch))
 			hs->epoch = (uint32_t)getpid() ^ (uint32_t)time(NULL);
