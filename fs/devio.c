@@ -26,12 +26,23 @@ static struct devio *devio_of(void *userdata)
 /* The id of an INIT a successor injects: no request of the kernel's has
  * it (the kernel's ids count up from 1; bit 63 marks a resent one). */
 #define INJECTED_UNIQUE (1ULL << 62)
+#define RESENT_UNIQUE	(1ULL << 63)
+
+/* The request this thread read last was resent. */
+static _Thread_local bool resent;
+
+bool devio_resent(void)
+{
+	return resent;
+}
 
 static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
 {
 	ssize_t n = read(fd, buf, len);
+	resent = false;
 	if (n >= (ssize_t)sizeof(struct fuse_in_header)) {
 		const struct fuse_in_header *h = buf;
+		resent = (h->unique & RESENT_UNIQUE) != 0;
 		if (h->opcode == FUSE_INIT) {
 			struct devio *d = devio_of(userdata);
 			size_t arg = (size_t)n - sizeof(*h);

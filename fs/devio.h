@@ -47,4 +47,10 @@ int devio_attach(struct fuse_session *se, struct devio *d, int fd);
  * the connection: -EPROTO. Returns 0 or -errno. */
 errint_t devio_inject_init(struct fuse_session *se, struct devio *d);
 
+/* Whether the request this thread is handling is one the kernel sent
+ * again (FUSE_NOTIFY_RESEND after a takeover): a predecessor may have
+ * acted on it already and died before answering. libfuse handles a
+ * request in the thread that read it. */
+bool devio_resent(void);
+
 #endif

@@ -7,6 +7,7 @@
  * listings are kept across opens, and reads are spliced from the backing
  * file straight into the FUSE device. */
 #include "bfs.h"
+#include "devio.h"
 #include "handles.h"
 #include "overlay.h"
 #include "passthrough.h"
@@ -309,8 +310,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct bfs *fs = fsof(req);
-	if (!fs->pt || !passthrough_release(fs->pt, fi->fh))
+	/* A RELEASE sent again after a takeover may have been counted by the
+	 * daemon that died: counted twice, an id could be given back while
+	 * its file is open, and the kernel would refuse the next open of that
+	 * file. Not counting it keeps the id (for as long as the mount). */
+	if (!fs->pt || !passthrough_is_handle(fi->fh))
 		handles_release(fs, fi->fh);
+	else if (!devio_resent())
+		passthrough_release(fs->pt, fi->fh);
 	fuse_reply_err(req, 0);
 }
 

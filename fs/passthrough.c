@@ -176,10 +176,6 @@ static int find(struct passthrough *p, uint64_t bdev, uint64_t bino)
 	return v ? (int)(v - 1) : -1;
 }
 
-/* Handles of passthrough opens: the top bit (handles.c never sets it) and
- * the slot. */
-#define PT_FH ((uint64_t)1 << 63)
-
 /* Counts an open of `slot` and makes its handle. Under the lock. */
 static int32_t opened(struct passthrough *p, int slot, uint64_t *fh)
 {
@@ -187,7 +183,7 @@ static int32_t opened(struct passthrough *p, int slot, uint64_t *fh)
 		p->idle--;
 	p->used[slot] = 1;
 	atomic_fetch_add_explicit(&p->opens, 1, memory_order_relaxed);
-	*fh = PT_FH | (uint64_t)slot;
+	*fh = PASSTHROUGH_FH | (uint64_t)slot;
 	return atomic_load_explicit(&p->slots[slot].id, memory_order_relaxed);
 }
 
@@ -266,14 +262,12 @@ int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
 	return id;
 }
 
-bool passthrough_release(struct passthrough *p, uint64_t fh)
+void passthrough_release(struct passthrough *p, uint64_t fh)
 {
-	if (!(fh & PT_FH))
-		return false;
-	uint64_t slot = fh & ~PT_FH;
+	uint64_t slot = fh & ~PASSTHROUGH_FH;
 	pthread_mutex_lock(&p->lock);
-	/* (Never below zero: a RELEASE a predecessor counted and did not
-	 * answer comes again.) */
+	/* (Never below zero, whatever a predecessor left: the caller does
+	 * not count a RELEASE the kernel sent again.) */
 	if (slot < p->n && atomic_load_explicit(&p->slots[slot].id, memory_order_relaxed) > 0 &&
 	    opens_of(p, (unsigned)slot) &&
 	    atomic_fetch_sub_explicit(&p->slots[slot].opens, 1, memory_order_relaxed) == 1) {
@@ -282,7 +276,6 @@ bool passthrough_release(struct passthrough *p, uint64_t fh)
 			;
 	}
 	pthread_mutex_unlock(&p->lock);
-	return true;
 }
 
 void passthrough_stats(struct passthrough *p, struct passthrough_stats *out)

@@ -12,7 +12,11 @@
  * a file opened with it is open: the kernel keeps the backing file of an
  * open inode and refuses another open of that inode with another id, even
  * for the same file. So each slot counts its opens (OPEN up, RELEASE down;
- * the handle says which slot). Of the ids with no open file, the `idle`
+ * the handle says which slot). Across a takeover a count may only err
+ * upwards: a RELEASE the kernel sends again is not counted (the daemon
+ * that died may have counted it; devio_resent), an OPEN sent again is
+ * counted twice, and such an id stays until the mount ends. Of the ids
+ * with no open file, the `idle`
  * most recently used are kept (a clock); the others are given back, so
  * that the daemon pins few store files nobody has open (a file deleted
  * from the store frees its space once it is let go).
@@ -69,9 +73,17 @@ void passthrough_adopt(struct passthrough *p);
  * *fh, or -errno (then read the file through the daemon). */
 int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
 			 int (*open_file)(void *ctx), void *ctx, uint64_t *fh);
-/* Ends an open passthrough_open made, if `fh` is one of its handles
- * (else returns false). */
-bool passthrough_release(struct passthrough *p, uint64_t fh);
+/* Handles of passthrough opens: the top bit (handles.c never sets it) and
+ * the slot. */
+#define PASSTHROUGH_FH ((uint64_t)1 << 63)
+
+static inline bool passthrough_is_handle(uint64_t fh)
+{
+	return fh & PASSTHROUGH_FH;
+}
+
+/* Ends an open passthrough_open made (`fh` is its handle). */
+void passthrough_release(struct passthrough *p, uint64_t fh);
 
 struct passthrough_stats {
 	uint64_t ids;	     /* registered now */
