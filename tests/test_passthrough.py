@@ -135,7 +135,7 @@ def test_a_successor_takes_the_backing_files_over(tmp_path, two, nix, app):
 
 
 @pytest.mark.skipif(not BUILT, reason="this build has no passthrough")
-def test_many_files_beyond_nothing_lost(tmp_path, mount, nix):
+def test_every_file_of_the_closure_reads_the_same(tmp_path, mount, nix):
     # Every file of the realistic closure, read through the mount, equals
     # the store's; each store file is one backing file.
     real = nix.build("realistic")
