@@ -334,7 +334,15 @@ int control_listen(const struct bfs *fs)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&sun, len) < 0 || listen(fd, 64) < 0) {
+	/* The name is the mount's device, which no other live mount has; it
+	 * is taken only by what is left of an ended mount whose device this
+	 * one reuses (its daemon or supervisor still exiting): wait for it to
+	 * go, a few seconds at most. */
+	int r, tries = 0;
+	while ((r = bind(fd, (struct sockaddr *)&sun, len)) < 0 && errno == EADDRINUSE &&
+	       ++tries < 300)
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	if (r < 0 || listen(fd, 64) < 0) {
 		int e = errno;
 		close(fd);
 		return -e;
