@@ -44,6 +44,16 @@ def wait_for(cond, what, timeout=10):
         time.sleep(0.01)
 
 
+def closure_files(paths):
+    """Every file (not symlink) under the given store paths, in walk order."""
+    for top in paths:
+        for dirpath, _, names in os.walk(top):
+            for name in names:
+                p = os.path.join(dirpath, name)
+                if not os.path.islink(p):
+                    yield p
+
+
 def stop_mount(m):
     """SIGTERM to whichever daemon serves m now (after a failover, not the
     one the test started); the mount goes."""

@@ -7,21 +7,14 @@ import os
 
 import pytest
 
-from conftest import BUNDLEFS, Mount, bundlectl, run, stop_mount, wait_for, write_spec
+from conftest import BUNDLEFS, closure_files, Mount, bundlectl, run, stop_mount, wait_for, write_spec
 
 VERSION = run([BUNDLEFS, "--version"]).stdout.decode()
 BUILT = "passthrough built in" in VERSION
 
 
 def largest_file(paths):
-    best = (0, None)
-    for top in paths:
-        for dirpath, _, files in os.walk(top):
-            for name in files:
-                p = os.path.join(dirpath, name)
-                if not os.path.islink(p):
-                    best = max(best, (os.path.getsize(p), p))
-    return best[1]
+    return max(closure_files(paths), key=os.path.getsize)
 
 
 def digest(path):
@@ -143,17 +136,12 @@ def test_every_file_of_the_closure_reads_the_same(tmp_path, mount, nix):
     m = mount(spec)
     n = 0
     inodes = set()
-    for top in nix.closure(real):
-        for dirpath, _, names in os.walk(top):
-            for name in names:
-                p = os.path.join(dirpath, name)
-                if os.path.islink(p):
-                    continue
-                with open(m.path("r", "rootfs") + p, "rb") as f, open(p, "rb") as g:
-                    assert f.read() == g.read(), p
-                st = os.stat(p)
-                inodes.add((st.st_dev, st.st_ino))
-                n += 1
+    for p in closure_files(nix.closure(real)):
+        with open(m.path("r", "rootfs") + p, "rb") as f, open(p, "rb") as g:
+            assert f.read() == g.read(), p
+        st = os.stat(p)
+        inodes.add((st.st_dev, st.st_ino))
+        n += 1
     st = m.status()
     assert bundle(st, "r")["served"] == 0
     assert st["passthrough"]["registered"] == len(inodes)
@@ -171,15 +159,11 @@ def test_ids_of_open_files_are_kept_and_few_idle_ones(tmp_path, mount, nix):
     spec = write_spec(tmp_path, "[r]\nargs = %s/bin/bash\nreadonly = true\n" % real)
     m = mount(spec, "--passthrough-files", "4")
     files, seen = [], set()
-    for top in sorted(nix.closure(real)):
-        for dirpath, _, names in os.walk(top):
-            for name in sorted(names):
-                p = os.path.join(dirpath, name)
-                st = os.lstat(p)
-                if os.path.isfile(p) and not os.path.islink(p) and st.st_size > 0 \
-                        and (st.st_dev, st.st_ino) not in seen:
-                    seen.add((st.st_dev, st.st_ino))
-                    files.append(p)
+    for p in closure_files(sorted(nix.closure(real))):
+        st = os.stat(p)
+        if st.st_size > 0 and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            files.append(p)
     files = files[:6]
 
     def check(p):
