@@ -5,6 +5,7 @@
 #include "nixdb.h"
 #include "refscan.h"
 #include "strmap.h"
+#include "subst.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -48,16 +49,51 @@ struct resolver {
 	struct strmap hashes;  /* hash part -> base */
 	struct strmap scanned; /* base -> struct refs */
 	struct arena scan_arena;
+	/* substitution (see closure.h) */
+	struct subst *subst;
+	bool subst_nix_config;	    /* Nix's settings still to be read */
+	pthread_mutex_t subst_lock; /* a leaf: guards reading them once */
 };
 
 struct resolver *resolver_new(struct store *st)
 {
 	struct resolver *r = xcalloc(1, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->subst_lock, NULL);
 	r->st = st;
 	store_open(st);
 	r->storefd = st->fd;
 	return r;
+}
+
+void resolver_set_subst(struct resolver *r, struct subst *s, bool nix_config)
+{
+	r->subst = s;
+	r->subst_nix_config = nix_config;
+}
+
+int resolver_valid(struct resolver *r, const char *base)
+{
+	char *path = xasprintf("%s/%s", r->st->dir, base), *err = NULL;
+	int rc = -1;
+	pthread_mutex_lock(&r->lock);
+	if (!r->db && r->st->db) {
+		bool busy;
+		r->db = nixdb_open(r->st->db, &err, &busy);
+		free(err);
+		err = NULL;
+	}
+	if (r->db) {
+		rc = nixdb_valid(r->db, path, &err);
+		if (nixdb_is_snapshot(r->db)) {
+			nixdb_close(r->db);
+			r->db = NULL;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	free(err);
+	free(path);
+	return rc < 0 ? -1 : rc;
 }
 
 void resolver_free(struct resolver *r)
@@ -70,6 +106,7 @@ void resolver_free(struct resolver *r)
 	strmap_free(&r->scanned);
 	arena_free(&r->scan_arena);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->subst_lock);
 	free(r);
 }
 
@@ -148,7 +185,10 @@ struct ctx {
 	struct diags *d;
 	struct set set;
 	bool bad;
-	bool permanent; /* some problem will not go away by itself */
+	bool permanent;	      /* some problem will not go away by itself */
+	bool substitute;      /* a root is not valid: follow the caches */
+	const char **invalid; /* those roots */
+	size_t ninvalid, invalidcap;
 };
 
 __attribute__((format(printf, 4, 0))) static void vfail(struct ctx *c, bool permanent,
@@ -252,6 +292,19 @@ static void db_path(void *ctx, const char *path)
 	set_add(&c->set, base, strlen(base));
 }
 
+/* A root that is not valid, and no cache to get it from. */
+static void invalid_root(struct ctx *c, const char *base)
+{
+	const struct store *st = c->r->st;
+	unsigned line = root_line(st, c->b, base);
+	struct stat sb;
+	if (fstatat(c->r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		fail_for_now(c, line, "%s/%s: missing from the store", st->dir, base);
+	else
+		fail_for_now(c, line, "%s/%s is not a valid path in the Nix database %s", st->dir,
+			     base, st->db);
+}
+
 static int from_db(struct ctx *c, const char **roots, size_t nroots)
 {
 	const struct store *st = c->r->st;
@@ -259,15 +312,13 @@ static int from_db(struct ctx *c, const char **roots, size_t nroots)
 	char *err = NULL;
 	for (size_t i = 0; i < nroots; i++) {
 		paths[i] = xasprintf("%s/%s", st->dir, roots[i]);
-		unsigned line = root_line(st, c->b, roots[i]);
-		struct stat sb;
 		int rc = nixdb_valid(c->r->db, paths[i], &err);
-		if (rc == 0 && fstatat(c->r->storefd, roots[i], &sb, AT_SYMLINK_NOFOLLOW) < 0 &&
-		    errno == ENOENT)
-			fail_for_now(c, line, "%s: missing from the store", paths[i]);
-		else if (rc == 0)
-			fail_for_now(c, line, "%s is not a valid path in the Nix database %s",
-				     paths[i], st->db);
+		if (rc == 0 && c->r->subst && !strcmp(st->real, st->dir)) {
+			c->substitute = true; /* (from_subst, after the lock) */
+			GROW(c->invalid, c->ninvalid, c->invalidcap);
+			c->invalid[c->ninvalid++] = roots[i];
+		} else if (rc == 0)
+			invalid_root(c, roots[i]);
 		else if (rc == -2)
 			fail_for_now(c, c->b->line, "%s", err);
 		else if (rc < 0)
@@ -276,7 +327,7 @@ static int from_db(struct ctx *c, const char **roots, size_t nroots)
 		err = NULL;
 	}
 	int rc;
-	if (!c->bad && nroots &&
+	if (!c->bad && !c->substitute && nroots &&
 	    (rc = nixdb_closure(c->r->db, (const char *const *)paths, nroots, db_path, c, &err)) <
 		0) {
 		if (rc == -2)
@@ -406,7 +457,134 @@ static bool use_db(struct ctx *c)
 	return true;
 }
 
-/* Lists the closure's store entries with their attributes. */
+/* ---- source 4: the substituters' narinfo ---------------------------------- */
+
+/* The caches to ask, with Nix's settings read the first time; NULL (with
+ * a problem added) when there are none. Called without the resolver
+ * lock. */
+static struct subst *caches(struct ctx *c)
+{
+	struct resolver *r = c->r;
+	pthread_mutex_lock(&r->subst_lock);
+	char *err = NULL;
+	if (r->subst_nix_config) {
+		if (subst_load_nix_config(r->subst, "nix", &err) == 0)
+			r->subst_nix_config = false;
+	}
+	pthread_mutex_unlock(&r->subst_lock);
+	if (err) {
+		fail_for_now(c, c->b->line, "reading Nix's substituters: %s", err);
+		free(err);
+		return NULL;
+	}
+	return subst_count(r->subst) ? r->subst : NULL;
+}
+
+/* Follows the closure from the roots: through the database from paths
+ * valid here (their closures are valid too: Nix's invariant), through
+ * narinfo from the others, one level at a time, each level's narinfo
+ * fetched in parallel. */
+static int from_subst(struct ctx *c, const char **roots, size_t nroots)
+{
+	struct resolver *r = c->r;
+	const struct store *st = r->st;
+	struct subst *s = caches(c);
+	if (!s) {
+		/* No cache anywhere: as without substitution. */
+		for (size_t i = 0; i < c->ninvalid; i++)
+			invalid_root(c, c->invalid[i]);
+		return -1;
+	}
+	struct set local = {.a = c->set.a};
+	size_t n = 0, levelcap = nroots ? nroots : 1;
+	const char **level = xreallocarray(NULL, levelcap, sizeof(*level));
+	for (size_t i = 0; i < nroots; i++)
+		if (set_add(&c->set, roots[i], strlen(roots[i])))
+			level[n++] = c->set.v[c->set.n - 1];
+	while (n && !c->bad) {
+		const char **absent = xreallocarray(NULL, n, sizeof(*absent));
+		size_t nabsent = 0;
+		pthread_mutex_lock(&r->lock);
+		if (use_db(c) && !c->bad) {
+			for (size_t i = 0; i < n && !c->bad; i++) {
+				char *err = NULL, *path = xasprintf("%s/%s", st->dir, level[i]);
+				int rc = nixdb_valid(r->db, path, &err);
+				if (rc == 1)
+					set_add(&local, level[i], strlen(level[i]));
+				else if (rc == 0)
+					absent[nabsent++] = level[i];
+				else
+					fail_for_now(c, c->b->line, "%s", err);
+				free(err);
+				free(path);
+			}
+			if (r->db && nixdb_is_snapshot(r->db)) {
+				nixdb_close(r->db);
+				r->db = NULL;
+			}
+		}
+		pthread_mutex_unlock(&r->lock);
+		const struct narinfo **ni = xreallocarray(NULL, n, sizeof(*ni));
+		char **why = xreallocarray(NULL, n, sizeof(*why));
+		if (!c->bad && nabsent)
+			subst_lookup(s, st, absent, nabsent, ni, why);
+		size_t next = 0;
+		for (size_t i = 0; i < nabsent && !c->bad; i++) {
+			if (!ni[i]) {
+				fail_for_now(c, root_line(st, c->b, absent[i]),
+					     "%s/%s: missing from the store, and no substituter "
+					     "has it (%s)",
+					     st->dir, absent[i], why[i]);
+				continue;
+			}
+			for (size_t j = 0; j < ni[i]->nrefs; j++) {
+				const char *ref = ni[i]->refs[j];
+				if (set_add(&c->set, ref, strlen(ref))) {
+					/* (this level is in `absent` and `local`
+					 * now: the array holds the next one) */
+					GROW(level, next, levelcap);
+					level[next++] = c->set.v[c->set.n - 1];
+				}
+			}
+		}
+		for (size_t i = 0; i < nabsent && why; i++)
+			free(why[i]);
+		free(why);
+		free(ni);
+		free(absent);
+		n = next;
+	}
+	free(level);
+	/* The closures of the valid paths, from the database at once. */
+	if (!c->bad && local.n) {
+		char **paths = xreallocarray(NULL, local.n, sizeof(*paths));
+		for (size_t i = 0; i < local.n; i++)
+			paths[i] = xasprintf("%s/%s", st->dir, local.v[i]);
+		char *err = NULL;
+		pthread_mutex_lock(&r->lock);
+		int rc = use_db(c) && !c->bad ? nixdb_closure(r->db, (const char *const *)paths,
+							      local.n, db_path, c, &err)
+					      : 0;
+		if (r->db && nixdb_is_snapshot(r->db)) {
+			nixdb_close(r->db);
+			r->db = NULL;
+		}
+		pthread_mutex_unlock(&r->lock);
+		if (rc < 0)
+			fail_for_now(c, c->b->line, "%s", err);
+		free(err);
+		for (size_t i = 0; i < local.n; i++)
+			free(paths[i]);
+		free(paths);
+	}
+	set_free(&local);
+	return c->bad ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------------- */
+
+/* Lists the closure's store entries with their attributes. Entries not in
+ * the store may be absent (st_mode 0) when a cache has them. */
 static void describe(struct ctx *c, struct closure *out)
 {
 	struct resolver *r = c->r;
@@ -416,6 +594,9 @@ static void describe(struct ctx *c, struct closure *out)
 	out->n = c->set.n;
 	out->base = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->base));
 	out->st = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->st));
+	memset(out->st, 0, (out->n + 1) * sizeof(*out->st));
+	const char **missing = NULL;
+	size_t nmissing = 0, cap = 0;
 	for (size_t i = 0; i < out->n; i++) {
 		const char *base = c->set.v[i];
 		struct stat sb;
@@ -423,11 +604,15 @@ static void describe(struct ctx *c, struct closure *out)
 		if (fstatat(r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 			unsigned line =
 			    c->b->closure ? c->b->closure_line : root_line(st, c->b, base);
-			if (errno == ENOENT)
+			if (errno == ENOENT && r->subst && !strcmp(st->real, st->dir)) {
+				GROW(missing, nmissing, cap);
+				missing[nmissing++] = base;
+			} else if (errno == ENOENT) {
 				fail_for_now(c, line, "%s/%s: missing from the store", st->dir,
 					     base);
-			else
+			} else {
 				fail(c, line, "%s/%s: %s", st->dir, base, strerror(errno));
+			}
 			continue;
 		}
 		if (!store_servable(sb.st_mode)) {
@@ -438,6 +623,33 @@ static void describe(struct ctx *c, struct closure *out)
 		out->st[i] = sb;
 		out->ndirs += S_ISDIR(sb.st_mode);
 	}
+	/* Absent paths are listed when a cache has them (already known when
+	 * the closure came from the caches: they remember). */
+	struct subst *s = nmissing && !c->bad ? caches(c) : NULL;
+	for (size_t i = 0; i < nmissing && !s && !c->bad; i++)
+		fail_for_now(c,
+			     c->b->closure ? c->b->closure_line : root_line(st, c->b, missing[i]),
+			     "%s/%s: missing from the store", st->dir, missing[i]);
+	if (s) {
+		const struct narinfo **ni = xreallocarray(NULL, nmissing, sizeof(*ni));
+		char **why = xreallocarray(NULL, nmissing, sizeof(*why));
+		subst_lookup(s, st, missing, nmissing, ni, why);
+		for (size_t i = 0; i < nmissing; i++) {
+			if (ni[i])
+				out->nabsent++;
+			else
+				fail_for_now(c,
+					     c->b->closure ? c->b->closure_line
+							   : root_line(st, c->b, missing[i]),
+					     "%s/%s: missing from the store, and no substituter "
+					     "has it (%s)",
+					     st->dir, missing[i], why[i]);
+			free(why[i]);
+		}
+		free(why);
+		free(ni);
+	}
+	free(missing);
 }
 
 /* Resolves into `out`; the resolver lock is taken only around what it
@@ -470,6 +682,10 @@ static void resolve(struct ctx *c, struct closure *out)
 		from_scan(c, out->roots, out->nroots);
 	}
 	pthread_mutex_unlock(&r->lock);
+	if (c->substitute && !c->bad) {
+		out->source = "substituters";
+		from_subst(c, out->roots, out->nroots);
+	}
 	if (!c->bad)
 		describe(c, out);
 }
@@ -513,6 +729,7 @@ int closure_resolve(struct resolver *r, const struct spec *sp, const struct bund
 	x.set.a = &c->arena;
 	resolve(&x, c);
 	set_free(&x.set);
+	free(x.invalid);
 	if (x.bad) {
 		arena_free(&c->arena);
 		free(sh->key);
@@ -578,9 +795,17 @@ uint64_t closure_bytes(struct resolver *r, const struct closure *c)
 	uint64_t b = atomic_load(&sh->bytes);
 	if (b)
 		return b - 1;
-	for (size_t i = 0; i < c->n; i++)
-		b += tree_bytes(r->storefd, c->base[i], 0);
-	atomic_store(&sh->bytes, b + 1);
+	bool all = true; /* here: absent paths may have come since */
+	for (size_t i = 0; i < c->n; i++) {
+		struct stat st;
+		if (closure_absent(c, i) &&
+		    fstatat(r->storefd, c->base[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			all = false;
+		else
+			b += tree_bytes(r->storefd, c->base[i], 0);
+	}
+	if (all)
+		atomic_store(&sh->bytes, b + 1);
 	return b;
 }
 

@@ -5,7 +5,14 @@
  * `paths`. The closure of the roots comes from, in this order: the
  * bundle's closure file; Nix's SQLite database (ValidPaths and Refs);
  * or scanning store paths for the hash parts of other store entries, the
- * way Nix discovers references after a build. */
+ * way Nix discovers references after a build.
+ *
+ * With substituters (subst.h), a closure may hold store paths the machine
+ * does not have yet: when a root is not valid in the database, the
+ * closure is followed through the caches' narinfo (References) from the
+ * paths that are not valid, and through the database from those that
+ * are; a closure file may list absent paths that a cache has. Such paths
+ * are listed with st_mode 0 ("absent"), to be realised on first use. */
 #ifndef BUNDLEFS_CLOSURE_H
 #define BUNDLEFS_CLOSURE_H
 
@@ -22,6 +29,7 @@ struct closure {
 	struct stat *st;   /* lstat of each (a directory, regular file or symlink) */
 	size_t n;
 	size_t ndirs;	    /* how many of them are directories */
+	size_t nabsent;	    /* how many were not in the store (st_mode 0) */
 	const char **roots; /* the roots it was resolved from, sorted */
 	size_t nroots;
 	const char *source; /* which source answered: for messages */
@@ -36,6 +44,16 @@ struct resolver;
  * st->fd, opening it if needed. */
 struct resolver *resolver_new(struct store *st);
 void resolver_free(struct resolver *r);
+/* Lets closures hold absent paths that these caches have (the resolver
+ * does not own s). With `nix_config`, Nix's own settings are added to s
+ * the first time a path is missing (`nix show-config`). Only for a store
+ * whose bytes are where Nix puts them (st->real is st->dir). */
+struct subst;
+void resolver_set_subst(struct resolver *r, struct subst *s, bool nix_config);
+/* Is store path `base` valid in Nix's database (1), or not (0)? -1 when
+ * that cannot be known (no database, or it failed). A path on disk need
+ * not be valid: Nix writes a substituted path before checking it. */
+int resolver_valid(struct resolver *r, const char *base);
 
 /* Resolves bundle `b` of spec `sp` into *c, a closure shared with every
  * bundle of the same source and roots; give it back with closure_release.
@@ -47,8 +65,13 @@ int closure_resolve(struct resolver *r, const struct spec *sp, const struct bund
 		    const struct closure **c, struct diags *d);
 void closure_release(struct resolver *r, const struct closure *c);
 /* The size of the closure's files (regular files and symlinks), walked
- * once and remembered. */
+ * once and remembered (once every path is here; absent ones count 0). */
 uint64_t closure_bytes(struct resolver *r, const struct closure *c);
+/* Is entry i of the closure a path that was absent when it was resolved? */
+static inline bool closure_absent(const struct closure *c, size_t i)
+{
+	return c->st[i].st_mode == 0;
+}
 /* Index of entry `base` in the closure, or -1. */
 ssize_t closure_find(const struct closure *c, const char *base);
 

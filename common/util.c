@@ -341,3 +341,23 @@ size_t utf8_valid_prefix(const char *s, size_t n)
 	}
 	return n;
 }
+
+int read_stream(int fd, size_t limit, struct buf *out)
+{
+	char chunk[4096];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		if (out->len < limit)
+			buf_add(out, chunk,
+				(size_t)n < limit - out->len ? (size_t)n : limit - out->len);
+	}
+	buf_addc(out, 0);
+	out->len--;
+	return 0;
+}

@@ -82,6 +82,9 @@ void diag_clear(struct diags *d);
  * an open descriptor, which it closes. */
 int read_file(const char *path, size_t limit, char **data, size_t *len);
 int read_fd(int fd, size_t limit, char **data, size_t *len);
+/* Reads a pipe or socket to its end, keeping its first `limit` bytes in
+ * `out` (NUL-terminated). Does not close fd. Returns 0 or -1 (errno). */
+int read_stream(int fd, size_t limit, struct buf *out);
 
 /* Does `s` (of length n) hold valid UTF-8 without NUL bytes? Returns the
  * offset of the first bad byte, or n. */

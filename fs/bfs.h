@@ -11,9 +11,11 @@
  *       -> handle.lock (handles.c: one reader of a directory stream)
  *         -> bstate.lock (bundle.c: one bundle computing its config or closure)
  *           -> resolver lock (closure.c: the database, caches, shared closures)
+ *           -> the substituters' lock (subst.c: narinfo found)
  *           -> gcroots.lock (gcroots.c: registering roots)
  *
- * The node table's lock (nodes.c), the handle caches' locks (hcache.c) and
+ * The node table's lock (nodes.c), the handle caches' locks (hcache.c), the
+ * realiser's lock (realise.c) and
  * the slots of opened handles (handles.c) are leaves: nothing else is
  * locked and no I/O is done while one is held. Kernel notifications are
  * sent with no lock held: the kernel may wait for a request that waits
@@ -94,6 +96,8 @@ struct bfs {
 	enum { HANDOVER_NONE, HANDOVER_STOPPED, HANDOVER_DONE, HANDOVER_FAILED } handover;
 	const char *state_dir;	   /* overlay.h: where writable roots keep changes */
 	struct overlays *overlays; /* overlay.h */
+	struct subst *subst;	   /* the caches absent paths come from, or NULL */
+	struct realiser *realiser; /* realise.h */
 	const char *mountpoint;	   /* absolute */
 	struct mountid mnt;	   /* the mount (its device is the connection's) */
 };

@@ -147,6 +147,17 @@ struct bstate *bundles_by_serial(const struct bundle_env *env, uint64_t serial)
 	return refs ? b : NULL;
 }
 
+/* The store paths a bundle registers as GC roots: its roots, whose
+ * closures Nix then keeps; every path when some were absent (a root not
+ * here yet protects nothing, and what is realised of its closure must
+ * stay). A root for a path not here yet waits for it: Nix's collector
+ * skips it. */
+static size_t rooted(const struct closure *c, const char *const **v)
+{
+	*v = c->nabsent ? c->base : c->roots;
+	return c->nabsent ? c->n : c->nroots;
+}
+
 void bundle_put(struct bstate *b)
 {
 	if (!b || atomic_fetch_sub(&b->refs, 1) != 1)
@@ -156,7 +167,9 @@ void bundle_put(struct bstate *b)
 	strmap_del(&reg->by_serial, (const char *)&b->serial, sizeof(b->serial));
 	pthread_mutex_unlock(&reg->lock);
 	if (b->state == BS_READY) {
-		gcroots_remove(b->env->gcroots, b->env->st, b->closure->roots, b->closure->nroots);
+		const char *const *v;
+		size_t n = rooted(b->closure, &v);
+		gcroots_remove(b->env->gcroots, b->env->st, v, n);
 		closure_release(b->env->resolver, b->closure);
 		layout_free(&b->layout);
 	}
@@ -290,8 +303,9 @@ errint_t bundle_ready(struct bstate *b)
 		atomic_store(&b->resolving, false);
 		if (rc == 0) {
 			/* Rooted before it is served. */
-			errint_t e = gcroots_add(env->gcroots, env->st, b->closure->roots,
-						 b->closure->nroots);
+			const char *const *v;
+			size_t n = rooted(b->closure, &v);
+			errint_t e = gcroots_add(env->gcroots, env->st, v, n);
 			if (e < 0)
 				log_msg("bundle \"%s\": registering GC roots in %s: %s",
 					b->spec->name, env->gcroots->dir, strerror(-e));

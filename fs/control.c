@@ -7,7 +7,9 @@
 #include "log.h"
 #include "mounts.h"
 #include "overlay.h"
+#include "realise.h"
 #include "reload.h"
+#include "subst.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -85,6 +87,23 @@ char *control_status(struct bfs *fs)
 		cJSON_AddNumberToObject(pt, "registered", (double)ps.registered);
 		cJSON_AddNumberToObject(pt, "failed", (double)ps.failed);
 	}
+	cJSON *su = cJSON_AddObjectToObject(root, "substitution");
+	cJSON_AddBoolToObject(su, "on", fs->subst != NULL);
+	if (fs->subst) {
+		struct realise_stats rs;
+		realise_stats(fs, &rs);
+		cJSON *urls = cJSON_AddArrayToObject(su, "substituters");
+		for (size_t i = 0; i < subst_count(fs->subst); i++)
+			cJSON_AddItemToArray(urls, cJSON_CreateString(subst_url(fs->subst, i)));
+		uint64_t fetched, bytes;
+		subst_stats(fs->subst, &fetched, &bytes);
+		cJSON_AddNumberToObject(su, "narinfo", (double)fetched);
+		cJSON_AddNumberToObject(su, "realised", (double)rs.realised);
+		cJSON_AddNumberToObject(su, "failed", (double)rs.failed);
+		cJSON_AddNumberToObject(su, "running", rs.running);
+		cJSON_AddNumberToObject(su, "queued", rs.queued);
+		cJSON_AddNumberToObject(su, "prefetch", rs.prefetch);
+	}
 	cJSON_AddNumberToObject(root, "rss", (double)rss_kib() * 1024);
 
 	pthread_mutex_lock(&fs->reload_lock);
@@ -111,6 +130,11 @@ char *control_status(struct bfs *fs)
 		if (!strcmp(info.state, "ready")) {
 			cJSON_AddNumberToObject(o, "paths", (double)info.paths);
 			cJSON_AddNumberToObject(o, "bytes", (double)info.bytes);
+			size_t local, inflight, missing;
+			realise_count(fs, bundle_closure(b), &local, &inflight, &missing);
+			cJSON_AddNumberToObject(o, "local", (double)local);
+			cJSON_AddNumberToObject(o, "realising", (double)inflight);
+			cJSON_AddNumberToObject(o, "missing", (double)missing);
 		}
 		cJSON_AddNumberToObject(o, "requests", (double)info.requests);
 		cJSON_AddNumberToObject(o, "served", (double)info.served);

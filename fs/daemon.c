@@ -5,9 +5,11 @@
 #include "loop.h"
 #include "mounts.h"
 #include "overlay.h"
+#include "realise.h"
 #include "reload.h"
 #include "service.h"
 #include "state.h"
+#include "subst.h"
 #include "tree.h"
 #include "watchdog.h"
 
@@ -118,6 +120,18 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	f->state_dir = o->state_dir;
 	if ((e = overlays_start(f)) < 0)
 		return e;
+	/* Substitution needs Nix's own store, where nix-store writes, and
+	 * its database, which says when a path written there is valid. */
+	if (!o->no_substitute && !strcmp(f->st.real, f->st.dir) && f->st.db) {
+		f->subst = subst_new();
+		for (size_t i = 0; i < o->nsubstituters; i++) {
+			char *err = NULL;
+			if (subst_add_url(f->subst, o->substituters[i], &err) < 0)
+				free(err); /* (checked by options_parse) */
+		}
+		resolver_set_subst(f->resolver, f->subst, true);
+	}
+	realiser_start(f, o->prefetch);
 	d->inited = true;
 	return 0;
 }
@@ -135,6 +149,7 @@ void daemon_fini(struct daemon *d)
 	daemon_leaving(d, true);
 	if (d->inited) {
 		overlays_stop(f);
+		realiser_stop(f);
 		reload_stop(f);
 		if (f->session)
 			fuse_session_destroy(f->session);
@@ -146,6 +161,7 @@ void daemon_fini(struct daemon *d)
 		bundle_registry_free(f->env.registry);
 		gcroots_close(&f->gcroots);
 		resolver_free(f->resolver);
+		subst_free(f->subst);
 		free(f->last_reload.problems);
 		free(f->retired);
 		pthread_rwlock_destroy(&f->gen_lock);

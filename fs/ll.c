@@ -11,6 +11,7 @@
 #include "handles.h"
 #include "overlay.h"
 #include "passthrough.h"
+#include "realise.h"
 #include "state.h"
 #include "tree.h"
 
@@ -126,6 +127,28 @@ static void account(const struct node *n, uint64_t bytes)
 		bundle_account(n->bundle, bytes);
 }
 
+/* A LOOKUP of a store path that is being realised (realise.h), answered
+ * from the realiser's thread. */
+struct pending_lookup {
+	fuse_req_t req;
+	struct bfs *fs;
+	struct node *dir; /* the kernel holds it while it waits */
+	char name[];
+};
+
+static void lookup_realised(void *ctx, errint_t e)
+{
+	struct pending_lookup *pl = ctx;
+	struct fuse_entry_param ep;
+	if (e == 0)
+		e = lookup_entry(pl->fs, pl->dir, pl->name, -1, &ep);
+	if (e < 0)
+		reply_err(pl->req, e == TREE_NOT_LOCAL ? -EIO : e);
+	else
+		fuse_reply_entry(pl->req, &ep);
+	free(pl);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct bfs *fs = fsof(req);
@@ -135,10 +158,17 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	bool entered = tree_enter(fs, p);
 	errint_t rc = lookup_entry(fs, p, name, -1, &e);
-	if (rc < 0)
+	if (rc == TREE_NOT_LOCAL) {
+		size_t len = strlen(name) + 1;
+		struct pending_lookup *pl = xmalloc(sizeof(*pl) + len);
+		*pl = (struct pending_lookup){req, fs, p};
+		memcpy(pl->name, name, len);
+		realise_demand(fs, name, lookup_realised, pl);
+	} else if (rc < 0) {
 		reply_err(req, rc);
-	else
+	} else {
 		fuse_reply_entry(req, &e);
+	}
 	tree_leave(fs, entered);
 	account(p, 0);
 }
@@ -372,6 +402,7 @@ static bool add_entry(void *ctx, const char *name, unsigned char type, off_t nex
 			 * error. */
 			memset(&e, 0, sizeof(e));
 			e.attr.st_mode = (mode_t)DTTOIF(type);
+			e.attr.st_ino = UNKNOWN_INO; /* (readdir hides ino 0) */
 		}
 	}
 	size_t rem = b->size - b->pos;

@@ -4,6 +4,7 @@
 #include "mounts.h"
 #include "passthrough.h"
 #include "state.h"
+#include "subst.h"
 
 #include <fuse_lowlevel.h>
 
@@ -42,6 +43,7 @@ static const char usage_text[] =
     "                      bundle (default " DEFAULT_STATE_DIR ")\n"
     "  -o OPT[,OPT...]     mount options: gcroots=DIR, threads=N, log=FILE, watch,\n"
     "                      nopassthrough, passthrough-files=N, state-dir=DIR,\n"
+    "                      substituter=URL, nosubstitute, prefetch=N,\n"
     "                      store-dir=DIR, real-store=DIR, db=FILE,\n"
     "                      and FUSE options; rw, dev, suid and the like (which\n"
     "                      mount(8) adds) are ignored: the mount is always\n"
@@ -52,6 +54,15 @@ static const char usage_text[] =
     "                      store files nobody has open that stay registered for\n"
     "                      passthrough, the least recently used let go first\n"
     "                      (default 1024, at most 16384; 0: only open ones)\n"
+    "  --substituter URL   a binary cache (file://, http://, https://) that store\n"
+    "                      paths missing here may come from, besides the\n"
+    "                      substituters of Nix's own settings (nix show-config);\n"
+    "                      repeatable. A bundle whose closure is not all here\n"
+    "                      lists it whole, and Nix realises each missing path\n"
+    "                      (nix-store --realise) when a container first uses it\n"
+    "  --no-substitute     never: a closure must be in the store\n"
+    "  --prefetch N        once a bundle is used, realise its other missing paths\n"
+    "                      in the background, N at a time (default 2; 0: never)\n"
     "  --no-openat2        resolve store paths one component at a time even where\n"
     "                      the kernel has openat2 (the fallback, for testing it)\n"
     "  --mount-rw          mount read-write, so that writes reach the daemon,\n"
@@ -112,6 +123,32 @@ static int set_pt_files(struct options *o, const char *v)
 	return -1;
 }
 
+static int set_prefetch(struct options *o, const char *v)
+{
+	char *end;
+	long n = v ? strtol(v, &end, 10) : 0;
+	if (!v || !*v || *end || n < 0 || n > 64)
+		return usage_error("prefetch needs a number from 0 to 64%s", "");
+	o->prefetch = (unsigned)n;
+	return -1;
+}
+
+static int add_substituter(struct options *o, const char *v)
+{
+	struct subst *s = subst_new();
+	char *err = NULL;
+	int rc = v && *v ? subst_add_url(s, v, &err) : -1;
+	subst_free(s);
+	if (rc < 0) {
+		rc = usage_error("%s", err ? err : "--substituter needs a URL");
+		free(err);
+		return rc;
+	}
+	GROW(o->substituters, o->nsubstituters, o->subcap);
+	o->substituters[o->nsubstituters++] = arena_strdup(&o->strings, v);
+	return -1;
+}
+
 /* Options mount(8) and mount.fuse3 pass that mean nothing here (a bundlefs
  * mount is always read-only, nodev and nosuid). */
 static bool ignored(const char *opt, size_t n)
@@ -149,6 +186,12 @@ static int mount_option(struct options *o, struct store *st, char *opt)
 		o->no_passthrough = true;
 	} else if (KEY("passthrough-files")) {
 		return set_pt_files(o, v);
+	} else if (KEY("substituter")) {
+		return add_substituter(o, v);
+	} else if (KEY("nosubstitute") && !v) {
+		o->no_substitute = true;
+	} else if (KEY("prefetch")) {
+		return set_prefetch(o, v);
 	} else if (KEY("store-dir") || KEY("real-store") || KEY("db")) {
 		char name[32], *err = NULL;
 		snprintf(name, sizeof(name), "--%.*s", (int)kl, opt);
@@ -195,6 +238,7 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 {
 	o->threads = 8;
 	o->pt_files = 1024;
+	o->prefetch = 2;
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i], *v;
 		char *err = NULL;
@@ -221,6 +265,8 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 			o->mount_rw = true;
 		} else if (!strcmp(s, "--no-passthrough")) {
 			o->no_passthrough = true;
+		} else if (!strcmp(s, "--no-substitute")) {
+			o->no_substitute = true;
 		} else if (!strcmp(s, "--watch")) {
 			o->watch = true;
 		} else if (!strncmp(s, "-o", 2)) {
@@ -234,6 +280,12 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 				return r;
 		} else if (cli_opt(argc, argv, &i, "--passthrough-files", &v)) {
 			if ((r = set_pt_files(o, v)) >= 0)
+				return r;
+		} else if (cli_opt(argc, argv, &i, "--substituter", &v)) {
+			if ((r = add_substituter(o, v)) >= 0)
+				return r;
+		} else if (cli_opt(argc, argv, &i, "--prefetch", &v)) {
+			if ((r = set_prefetch(o, v)) >= 0)
 				return r;
 		} else if (cli_opt(argc, argv, &i, "--gcroots", &o->gcroots)) {
 			if (!o->gcroots || !*o->gcroots)
@@ -287,5 +339,6 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 void options_free(struct options *o)
 {
 	buf_free(&o->fuse_opts);
+	free(o->substituters);
 	arena_free(&o->strings);
 }

@@ -22,6 +22,11 @@ struct options {
 	bool foreground, debug, single, no_openat2, watch, mount_rw, no_passthrough;
 	unsigned threads;
 	unsigned pt_files; /* passthrough.h: the table's size */
+	/* realise.h: caches besides Nix's own, none at all, prefetch */
+	const char **substituters;
+	size_t nsubstituters, subcap;
+	bool no_substitute;
+	unsigned prefetch;
 	/* Set by the caller: arguments parsed once already, by a daemon whose
 	 * mount is now up. Nothing is looked at on the file system (stat of
 	 * a mount point nobody serves yet would never return), and which of

@@ -5,6 +5,7 @@
 #include "bfs.h"
 #include "hcache.h"
 #include "log.h"
+#include "realise.h"
 #include "state.h"
 
 #include <errno.h>
@@ -185,6 +186,12 @@ static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name
 		errint_t e = bundle_config(dir->bundle, &data, &len);
 		if (e < 0)
 			return e;
+		/* data = bind: the runtime bind-mounts every store path, so
+		 * all must be here first (realise.h: they are prefetched). */
+		if (bundle_spec(dir->bundle)->data_bind && !realise_all_local(fs, dir->bundle)) {
+			realise_prefetch(fs, dir->bundle);
+			return -EIO;
+		}
 		p->kind = NK_CONFIG;
 		p->bundle = dir->bundle;
 		p->attr = synth_attr(fs, S_IFREG | 0444, 1, len);
@@ -198,6 +205,8 @@ static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name
 		errint_t e = bundle_ready(dir->bundle);
 		if (e < 0)
 			return e;
+		/* First use: what is not here yet starts coming. */
+		realise_prefetch(fs, dir->bundle);
 		*p = vdir_proto(fs, dir->bundle, bundle_rootfs(dir->bundle));
 		return 0;
 	}
@@ -269,6 +278,15 @@ static errint_t vdir_lookup(struct bfs *fs, struct node *dir, const char *name, 
 	ssize_t idx = dir->ldir->is_store ? closure_find(c, name) : -1;
 	if (idx < 0)
 		return -ENOENT;
+	if (closure_absent(c, (size_t)idx)) {
+		/* Absent when resolved: valid now (realised), or not yet. What
+		 * is on disk but not valid may be half written, or refused. */
+		if (!realise_is_local(fs, name))
+			return TREE_NOT_LOCAL;
+		errint_t e =
+		    backing_proto(fs, dir->bundle, xstrdup(name), fs->st.fd, name, NULL, p);
+		return e == -ENOENT ? TREE_NOT_LOCAL : e;
+	}
 	return backing_proto(fs, dir->bundle, xstrdup(name), -1, name, &c->st[idx], p);
 }
 

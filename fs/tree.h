@@ -24,6 +24,7 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <errno.h>
 
 struct bfs;
 
@@ -108,10 +109,14 @@ size_t tree_reloaded(struct bfs *fs, const struct bundles *old, struct node *roo
 struct jnode;
 void tree_restore_node(struct bfs *fs, const struct jnode *j);
 
+/* What a lookup of a closure's store path that is not here yet returns
+ * (closure.h, realise.h): realise it, then look it up again. */
+#define TREE_NOT_LOCAL (-EREMOTE)
+
 /* Looks `name` up in directory `dir` and takes a lookup on the node found.
  * `dirfd`, when >= 0, is a descriptor of dir's backing directory to look
  * up relative to. Returns 0 with *out set, -ENOENT for a name that does not
- * exist (the kernel may cache that), or another -errno. */
+ * exist (the kernel may cache that), TREE_NOT_LOCAL, or another -errno. */
 errint_t tree_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
 		     struct node **out);
 

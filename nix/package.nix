@@ -3,7 +3,7 @@
 # It needs nixpkgs, which the test machines do not have, so it is not
 # evaluated by the tests; nix/bundlefs.nix is the part they exercise.
 # nixpkgs' fuse3 (3.16 or later) has passthrough; build-deps/ is not used.
-{ lib, stdenv, cmake, pkg-config, scdoc, fuse3, cjson, xxHash, sqlite }:
+{ lib, stdenv, cmake, pkg-config, scdoc, fuse3, cjson, xxHash, sqlite, curl, openssl }:
 
 stdenv.mkDerivation {
   pname = "bundlefs";
@@ -11,7 +11,7 @@ stdenv.mkDerivation {
   src = lib.cleanSource ../.;
 
   nativeBuildInputs = [ cmake pkg-config scdoc ];
-  buildInputs = [ fuse3 cjson xxHash sqlite ];
+  buildInputs = [ fuse3 cjson xxHash sqlite curl openssl ];
   cmakeFlags = [ "-DBUILD_TESTING=OFF" "-DBUNDLEFS_SYSTEM_LIBFUSE=ON" ];
 
   meta = {

@@ -18,6 +18,10 @@ import bfsmount  # noqa: E402
 import nixfix  # noqa: E402
 from bfsmount import is_mounted  # noqa: E402,F401
 
+# Daemons never ask the machine's binary caches (a test that wants one
+# names it): a missing path is reported at once, with no network.
+os.environ["NIX_CONFIG"] = "substituters =\n"
+
 BUILD = os.environ.get("BUNDLEFS_BUILD", os.path.join(ROOT, "build"))
 BUNDLEFS = os.path.join(BUILD, "fs", "bundlefs")
 BUNDLECTL = os.path.join(BUILD, "tools", "bundlectl")

@@ -153,6 +153,13 @@ int mountctl_status(const char *mountpoint, bool json)
 		       num(pt, "backing_files"), num(pt, "opens"));
 	else if (pt)
 		printf("passthrough: off (store files are read through the daemon)\n");
+	const cJSON *su = cJSON_GetObjectItemCaseSensitive(doc, "substitution");
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(su, "on"))) {
+		printf("substitution: %.0f paths realised, %.0f failed, %.0f running, %.0f queued "
+		       "(prefetch %.0f at a time)\n",
+		       num(su, "realised"), num(su, "failed"), num(su, "running"),
+		       num(su, "queued"), num(su, "prefetch"));
+	}
 	const cJSON *rl = cJSON_GetObjectItemCaseSensitive(doc, "last_reload");
 	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rl, "ok"))) {
 		printf("last reload failed; still serving the spec loaded before:\n");
@@ -171,6 +178,9 @@ int mountctl_status(const char *mountpoint, bool json)
 		human_bytes(num(b, "served"), served, sizeof(served));
 		printf("%-24s %-10s %6s %10s %9.0f %10s\n", str(b, "name"), str(b, "state"), paths,
 		       size, num(b, "requests"), served);
+		if (num(b, "missing") + num(b, "realising") > 0)
+			printf("    %.0f paths here, %.0f being realised, %.0f not here yet\n",
+			       num(b, "local"), num(b, "realising"), num(b, "missing"));
 		print_problems(cJSON_GetObjectItemCaseSensitive(b, "problems"), "    ", stdout);
 	}
 	cJSON_Delete(doc);

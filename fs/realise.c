@@ -1,0 +1,479 @@
+/* realise: brings absent store paths in through `nix-store --realise`. */
+#include "realise.h"
+#include "bfs.h"
+#include "log.h"
+#include "strmap.h"
+#include "subst.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STDERR_KEEP (64u << 10)
+
+extern char **environ;
+
+struct waiter {
+	void (*done)(void *ctx, errint_t e);
+	void *ctx;
+	struct waiter *next;
+};
+
+struct rpath {
+	char *base;
+	enum { RP_QUEUED, RP_RUNNING, RP_DONE, RP_FAILED } state;
+	bool demand;		/* a lookup waits for it */
+	bool waited;		/* counted in realiser.waited */
+	bool realised;		/* valid: Nix said so (RP_DONE) */
+	struct waiter *waiters; /* the lookups waiting */
+	struct rpath *next;	/* in a queue, while queued */
+	pid_t pid;		/* nix-store, while running */
+	uint64_t failed_at;	/* ms, monotonic */
+};
+
+/* The lock is a leaf: no I/O and no callback runs while it is held. */
+struct realiser {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct bfs *fs;
+	struct strmap paths;	      /* base -> struct rpath */
+	struct rpath *dhead, **dtail; /* wanted by lookups, first come first */
+	struct rpath *phead, **ptail; /* prefetch */
+	unsigned running_demand, running_prefetch, waited, prefetch;
+	uint64_t quiet_until; /* no prefetch starts before (ms) */
+	uint64_t realised, failed;
+	pthread_t *threads;
+	unsigned nthreads;
+	bool stopping;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+errint_t realiser_start(struct bfs *fs, unsigned prefetch)
+{
+	struct realiser *r = xcalloc(1, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	r->fs = fs;
+	r->prefetch = prefetch;
+	r->dtail = &r->dhead;
+	r->ptail = &r->phead;
+	fs->realiser = r;
+	return 0;
+}
+
+static void free_path(struct rpath *p)
+{
+	for (struct waiter *w = p->waiters, *next; w; w = next) {
+		next = w->next;
+		free(w);
+	}
+	free(p->base);
+	free(p);
+}
+
+void realiser_stop(struct bfs *fs)
+{
+	struct realiser *r = fs->realiser;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	/* A successor realises again what was cut short (Nix cleans up
+	 * after a nix-store that is stopped). */
+	for (size_t i = 0; i < r->paths.cap; i++) {
+		struct rpath *p = r->paths.slots[i].key ? r->paths.slots[i].val : NULL;
+		if (p && p->state == RP_RUNNING && p->pid > 0)
+			kill(p->pid, SIGTERM);
+	}
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	for (unsigned i = 0; i < r->nthreads; i++)
+		pthread_join(r->threads[i], NULL);
+	/* (Lookups still waiting are requests the kernel sends again to a
+	 * successor, or no longer waits for.) */
+	for (size_t i = 0; i < r->paths.cap; i++)
+		if (r->paths.slots[i].key && r->paths.slots[i].val)
+			free_path(r->paths.slots[i].val);
+	strmap_free(&r->paths);
+	free(r->threads);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+	fs->realiser = NULL;
+}
+
+/* Runs nix-store --realise for one path. Returns 0, or -1 with why in
+ * *msg (malloc'ed). */
+static int run_nix_store(struct realiser *r, struct rpath *p, char **msg)
+{
+	struct bfs *fs = r->fs;
+	char *path = xasprintf("%s/%s", fs->st.dir, p->base);
+	char *urls = fs->subst ? subst_urls(fs->subst) : xstrdup("");
+	int err[2];
+	if (pipe2(err, O_CLOEXEC) < 0) {
+		*msg = xasprintf("a pipe: %s", strerror(errno));
+		free(path);
+		free(urls);
+		return -1;
+	}
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	char *argv[] = {"nix-store", "--realise", path,	      "--option", "substituters",
+			urls,	     "--option",  "fallback", "false",	  NULL};
+	pid_t pid;
+	int e = posix_spawnp(&pid, "nix-store", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(err[1]);
+	free(urls);
+	if (e) {
+		close(err[0]);
+		*msg = xasprintf("nix-store: %s", strerror(e));
+		free(path);
+		return -1;
+	}
+	pthread_mutex_lock(&r->lock);
+	p->pid = pid;
+	bool stopping = r->stopping;
+	pthread_mutex_unlock(&r->lock);
+	if (stopping)
+		kill(pid, SIGTERM);
+	struct buf out = {0};
+	read_stream(err[0], STDERR_KEEP, &out);
+	close(err[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&r->lock);
+	p->pid = 0;
+	pthread_mutex_unlock(&r->lock);
+	char *text = out.data;
+	size_t len = out.len;
+	int rc = 0;
+	struct stat sb;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		/* Nix's last line says why. */
+		while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+			len--;
+		size_t start = len;
+		while (start && text[start - 1] != '\n')
+			start--;
+		*msg = WIFEXITED(status) ? xasprintf("nix-store --realise failed: %.*s",
+						     (int)(len - start), text + start)
+					 : xasprintf("nix-store --realise was killed by signal %d",
+						     WTERMSIG(status));
+		rc = -1;
+	} else if (fstatat(fs->st.fd, p->base, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		*msg =
+		    xasprintf("nix-store --realise succeeded, but %s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	buf_free(&out);
+	free(path);
+	return rc;
+}
+
+/* Ends a path's realisation: its waiters are answered with the lock
+ * dropped. Called with the lock held. */
+static void finish(struct realiser *r, struct rpath *p, bool ok)
+{
+	p->state = ok ? RP_DONE : RP_FAILED;
+	if (!ok)
+		p->failed_at = now_ms();
+	if (p->waited)
+		r->waited--;
+	p->waited = false;
+	struct waiter *w = p->waiters;
+	p->waiters = NULL;
+	p->demand = false;
+	pthread_mutex_unlock(&r->lock);
+	for (struct waiter *next; w; w = next) {
+		next = w->next;
+		w->done(w->ctx, ok ? 0 : -EIO);
+		free(w);
+	}
+	pthread_mutex_lock(&r->lock);
+}
+
+/* The next job for this thread, or NULL to stop; *wait_ms > 0 asks to
+ * wait that long for prefetch to be allowed. Called with the lock held. */
+static struct rpath *next_job(struct realiser *r, bool *prefetch, long *wait_ms)
+{
+	*wait_ms = -1;
+	if (r->dhead) {
+		struct rpath *p = r->dhead;
+		if (!(r->dhead = p->next))
+			r->dtail = &r->dhead;
+		*prefetch = false;
+		return p;
+	}
+	if (!r->phead || r->running_demand || r->waited || r->running_prefetch >= r->prefetch)
+		return NULL;
+	uint64_t now = now_ms();
+	if (now < r->quiet_until) {
+		*wait_ms = (long)(r->quiet_until - now);
+		return NULL;
+	}
+	struct rpath *p = r->phead;
+	if (!(r->phead = p->next))
+		r->ptail = &r->phead;
+	*prefetch = true;
+	return p;
+}
+
+static void *worker(void *arg)
+{
+	struct realiser *r = arg;
+	struct bfs *fs = r->fs;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stopping) {
+		bool prefetch;
+		long wait_ms;
+		struct rpath *p = next_job(r, &prefetch, &wait_ms);
+		if (!p) {
+			if (wait_ms > 0) {
+				struct timespec t;
+				clock_gettime(CLOCK_MONOTONIC, &t);
+				t.tv_sec += wait_ms / 1000;
+				t.tv_nsec += (wait_ms % 1000) * 1000000;
+				if (t.tv_nsec >= 1000000000) {
+					t.tv_sec++;
+					t.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&r->cond, &r->lock, &t);
+			} else {
+				pthread_cond_wait(&r->cond, &r->lock);
+			}
+			continue;
+		}
+		p->next = NULL;
+		p->state = RP_RUNNING;
+		if (prefetch)
+			r->running_prefetch++;
+		else
+			r->running_demand++;
+		pthread_mutex_unlock(&r->lock);
+		char *msg = NULL;
+		bool ran = false, ok;
+		/* Realising one path realises its references first: many are
+		 * valid by the time their turn comes. */
+		if (resolver_valid(fs->resolver, p->base) == 1) {
+			ok = true;
+		} else {
+			ran = true;
+			ok = run_nix_store(r, p, &msg) == 0;
+		}
+		if (!ok)
+			log_msg("%s/%s: cannot be realised%s: %s", fs->st.dir, p->base,
+				prefetch ? " (prefetch)" : "", msg);
+		free(msg);
+		pthread_mutex_lock(&r->lock);
+		p->realised = ok;
+		if (prefetch)
+			r->running_prefetch--;
+		else
+			r->running_demand--;
+		if (!prefetch || p->waiters)
+			r->quiet_until = now_ms() + REALISE_QUIET_MS;
+		if (ran)
+			*(ok ? &r->realised : &r->failed) += 1;
+		finish(r, p, ok);
+		pthread_cond_broadcast(&r->cond);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* Starts the threads on first use. Called with the lock held. */
+static void ensure_threads(struct realiser *r)
+{
+	if (r->threads)
+		return;
+	unsigned want = REALISE_DEMAND_MAX + r->prefetch;
+	r->threads = xcalloc(want, sizeof(*r->threads));
+	for (unsigned i = 0; i < want; i++) {
+		int e = pthread_create(&r->threads[r->nthreads], NULL, worker, r);
+		if (e) {
+			log_msg("a thread to realise store paths: %s", strerror(e));
+			break;
+		}
+		r->nthreads++;
+	}
+}
+
+static struct rpath *path_of(struct realiser *r, const char *base)
+{
+	size_t len = strlen(base);
+	struct rpath *p = strmap_get(&r->paths, base, len);
+	if (!p) {
+		p = xcalloc(1, sizeof(*p));
+		p->base = xstrdup(base);
+		p->state = RP_DONE; /* (the caller queues it) */
+		strmap_put(&r->paths, p->base, len, p);
+	}
+	return p;
+}
+
+/* Takes p off the prefetch queue. Called with the lock held. */
+static void unqueue_prefetch(struct realiser *r, struct rpath *p)
+{
+	for (struct rpath **q = &r->phead; *q; q = &(*q)->next)
+		if (*q == p) {
+			*q = p->next;
+			if (!*q)
+				r->ptail = q;
+			p->next = NULL;
+			return;
+		}
+}
+
+void realise_demand(struct bfs *fs, const char *base, void (*done)(void *ctx, errint_t e),
+		    void *ctx)
+{
+	struct realiser *r = fs->realiser;
+	pthread_mutex_lock(&r->lock);
+	bool fresh = !strmap_get(&r->paths, base, strlen(base));
+	struct rpath *p = path_of(r, base);
+	errint_t now = 1;
+	if (r->stopping) {
+		now = -EIO;
+	} else if (p->state == RP_FAILED && now_ms() - p->failed_at < REALISE_RETRY_SECS * 1000) {
+		now = -EIO;
+	} else if (p->state == RP_DONE && p->realised && !fresh) {
+		struct stat sb;
+		/* (gone again: collected, or deleted; realised anew) */
+		if (fstatat(fs->st.fd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			now = 0;
+	}
+	if (now <= 0) {
+		pthread_mutex_unlock(&r->lock);
+		done(ctx, now);
+		return;
+	}
+	struct waiter *w = xmalloc(sizeof(*w));
+	*w = (struct waiter){done, ctx, p->waiters};
+	if (!p->waited && p->state == RP_RUNNING) {
+		/* A lookup waits for a prefetch: no other starts meanwhile. */
+		r->waited++;
+		p->waited = true;
+	}
+	p->waiters = w;
+	if (p->state == RP_QUEUED && !p->demand)
+		unqueue_prefetch(r, p);
+	if (p->state != RP_RUNNING && !(p->state == RP_QUEUED && p->demand)) {
+		p->state = RP_QUEUED;
+		p->next = NULL;
+		*r->dtail = p;
+		r->dtail = &p->next;
+	}
+	p->demand = true;
+	ensure_threads(r);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void realise_prefetch(struct bfs *fs, struct bstate *b)
+{
+	struct realiser *r = fs->realiser;
+	const struct closure *c = bundle_closure(b);
+	if (!r || !r->prefetch || !c->nabsent)
+		return;
+	bool queued = false;
+	for (size_t i = 0; i < c->n; i++) {
+		if (!closure_absent(c, i) || resolver_valid(fs->resolver, c->base[i]) == 1)
+			continue;
+		pthread_mutex_lock(&r->lock);
+		if (!r->stopping && !strmap_get(&r->paths, c->base[i], strlen(c->base[i]))) {
+			struct rpath *p = path_of(r, c->base[i]);
+			p->state = RP_QUEUED;
+			*r->ptail = p;
+			r->ptail = &p->next;
+			queued = true;
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+	if (queued) {
+		pthread_mutex_lock(&r->lock);
+		uint64_t quiet = now_ms() + REALISE_QUIET_MS;
+		if (r->quiet_until < quiet)
+			r->quiet_until = quiet;
+		ensure_threads(r);
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+bool realise_is_local(struct bfs *fs, const char *base)
+{
+	struct realiser *r = fs->realiser;
+	pthread_mutex_lock(&r->lock);
+	struct rpath *p = strmap_get(&r->paths, base, strlen(base));
+	bool done = p && p->state == RP_DONE && p->realised;
+	pthread_mutex_unlock(&r->lock);
+	return done || resolver_valid(fs->resolver, base) == 1;
+}
+
+bool realise_all_local(struct bfs *fs, struct bstate *b)
+{
+	const struct closure *c = bundle_closure(b);
+	for (size_t i = 0; c->nabsent && i < c->n; i++)
+		if (closure_absent(c, i) && !realise_is_local(fs, c->base[i]))
+			return false;
+	return true;
+}
+
+void realise_count(struct bfs *fs, const struct closure *c, size_t *local, size_t *inflight,
+		   size_t *missing)
+{
+	struct realiser *r = fs->realiser;
+	*local = *inflight = *missing = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		if (!closure_absent(c, i) || realise_is_local(fs, c->base[i])) {
+			(*local)++;
+			continue;
+		}
+		pthread_mutex_lock(&r->lock);
+		struct rpath *p = strmap_get(&r->paths, c->base[i], strlen(c->base[i]));
+		bool running = p && p->state == RP_RUNNING;
+		pthread_mutex_unlock(&r->lock);
+		(*(running ? inflight : missing))++;
+	}
+}
+
+void realise_stats(struct bfs *fs, struct realise_stats *out)
+{
+	struct realiser *r = fs->realiser;
+	memset(out, 0, sizeof(*out));
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	out->realised = r->realised;
+	out->failed = r->failed;
+	out->running = r->running_demand + r->running_prefetch;
+	for (struct rpath *p = r->dhead; p; p = p->next)
+		out->queued++;
+	for (struct rpath *p = r->phead; p; p = p->next)
+		out->queued++;
+	out->prefetch = r->prefetch;
+	pthread_mutex_unlock(&r->lock);
+}

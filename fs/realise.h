@@ -1,0 +1,62 @@
+/* realise: store paths a served closure lists but the machine does not
+ * have yet (closure.h, "absent"), brought in through Nix.
+ *
+ * A lookup of an absent path waits (its reply deferred, no worker thread
+ * held) while `nix-store --realise` fetches it from the substituters, in a
+ * child process: Nix checks signatures and hashes, writes the store and
+ * registers the path, and, its invariant, the path's references first.
+ * Concurrent first uses of one path wait on one realisation. A path that
+ * cannot be realised answers EIO, with one log line, and is not tried
+ * again for REALISE_RETRY_SECS; the rest of the bundle keeps working.
+ *
+ * Prefetch: once a bundle is first used, its other absent paths are
+ * queued and realised in the background, at most --prefetch at a time,
+ * and only while no lookup is waiting for a realisation, once
+ * REALISE_QUIET_MS have passed since the first use and since the last
+ * realisation a lookup waited for: a starting container, whose first
+ * uses come in bursts, goes first. */
+#ifndef BUNDLEFS_REALISE_H
+#define BUNDLEFS_REALISE_H
+
+#include "closure.h"
+#include "util.h"
+
+#include <stdint.h>
+
+#define REALISE_RETRY_SECS 30
+#define REALISE_QUIET_MS   1000
+#define REALISE_DEMAND_MAX 4 /* realisations for lookups at once */
+
+struct bfs;
+struct bstate;
+
+/* Sets up (threads start on first use); stop waits for the realisations
+ * running (their children end by themselves) and drops queued ones. */
+errint_t realiser_start(struct bfs *fs, unsigned prefetch);
+void realiser_stop(struct bfs *fs);
+
+/* Calls done(ctx, e) once `base` is in the store (e = 0) or cannot be
+ * (-EIO): at once when that is known, else from a realiser thread. */
+void realise_demand(struct bfs *fs, const char *base, void (*done)(void *ctx, errint_t e),
+		    void *ctx);
+/* Queues the absent paths of bundle b's closure for the background. */
+void realise_prefetch(struct bfs *fs, struct bstate *b);
+
+/* Is `base` here and valid (realised, or valid in Nix's database)? */
+bool realise_is_local(struct bfs *fs, const char *base);
+
+/* Is every path of bundle b's (resolved) closure here and valid? */
+bool realise_all_local(struct bfs *fs, struct bstate *b);
+
+/* Of closure c's paths: how many are local, being realised, missing. */
+void realise_count(struct bfs *fs, const struct closure *c, size_t *local, size_t *inflight,
+		   size_t *missing);
+
+struct realise_stats {
+	uint64_t realised, failed; /* realisations run, by outcome */
+	unsigned running, queued;
+	unsigned prefetch;
+};
+void realise_stats(struct bfs *fs, struct realise_stats *out);
+
+#endif

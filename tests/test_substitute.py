@@ -1,0 +1,360 @@
+# Lazy substitution: bundles whose closures are not in the store yet are
+# served from binary caches' narinfo, and each missing store path is
+# realised through Nix when a container first uses it (realise.h). Every
+# store path here is salted (made for this module) and deleted by it; the
+# caches are real ones written by `nix copy`, read from a file:// URL or
+# over loopback HTTP (tools/bincache-serve).
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from conftest import ROOT, bundlectl, run, stop_mount, wait_for, write_spec
+
+SERVE = os.path.join(ROOT, "tools", "bincache-serve")
+SALT = "subst-" + uuid.uuid4().hex[:8]
+NIX = ["--extra-experimental-features", "nix-command", "--option", "build-users-group", ""]
+
+
+def nix_copy(to, paths):
+    run(["nix", *NIX, "copy", "--to", to, *paths])
+
+
+def valid(path):
+    return subprocess.run(["nix-store", "--check-validity", path], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def delete(paths):
+    """Deletes whichever of the paths are here, referrers first (Nix sorts);
+    also what a refused substitution left on disk, not valid."""
+    here = [p for p in paths if valid(p) or os.path.lexists(p)]
+    if here:
+        run(["nix-store", "--delete", *here])
+    assert not any(os.path.lexists(p) for p in paths)
+
+
+class Caches:
+    def __init__(self, nix, d):
+        self.app = nix.build("app", salt=SALT)
+        self.hello = nix.build("hello", salt=SALT)
+        self.script = nix.build("script", salt=SALT)
+        self.closure = nix.closure(self.app)
+        self.hello_closure = nix.closure(self.hello)
+        self.dir = d
+        run(["nix-store", "--generate-binary-cache-key", "bundlefs-test-1", str(d / "sk"),
+             str(d / "pk")])
+        self.pk = (d / "pk").read_text().strip()
+        self.signed = d / "signed"
+        self.unsigned = d / "unsigned"
+        nix_copy("file://%s?secret-key=%s&compression=none" % (self.signed, d / "sk"), [self.app])
+        nix_copy("file://%s?compression=none" % self.unsigned, [self.app])
+        # A cache with only hello's closure.
+        self.partial = d / "partial"
+        nix_copy("file://%s?secret-key=%s&compression=none" % (self.partial, d / "sk"),
+                 [self.hello])
+        # The signed cache, with one byte of script's NAR changed.
+        self.corrupt = d / "corrupt"
+        shutil.copytree(self.signed, self.corrupt)
+        nar = self.nar_of(self.corrupt, self.script)
+        data = bytearray(nar.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        nar.write_bytes(bytes(data))
+
+    def env(self, require_sigs=True):
+        """The daemon's Nix settings: no substituters of the machine's own,
+        this module's key trusted."""
+        e = dict(os.environ)
+        e["NIX_CONFIG"] = "substituters =\ntrusted-public-keys = %s\nrequire-sigs = %s\n" % (
+            self.pk, "true" if require_sigs else "false")
+        return e
+
+    @staticmethod
+    def nar_of(cache, path):
+        """The cache's NAR file of a store path (from its narinfo)."""
+        name = os.path.basename(path)[:32] + ".narinfo"
+        info = dict(line.split(": ", 1) for line in (cache / name).read_text().splitlines()
+                    if ": " in line)
+        return cache / info["URL"]
+
+
+@pytest.fixture(scope="module")
+def caches(nix, tmp_path_factory):
+    c = Caches(nix, tmp_path_factory.mktemp("caches"))
+    yield c
+    delete(c.closure)
+
+
+@pytest.fixture
+def absent(caches):
+    """The module's closure, deleted from the store before the test."""
+    delete(caches.closure)
+    return caches
+
+
+class Server:
+    def __init__(self, root, tmp_path, limit="0"):
+        port_file = str(tmp_path / "port")
+        self.proc = subprocess.Popen([SERVE, str(root), "--port-file", port_file,
+                                      "--limit", limit], stdout=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(port_file), "bincache-serve did not start")
+        self.url = "http://127.0.0.1:%d" % int(open(port_file).read())
+
+    def stats(self):
+        import urllib.request
+        with urllib.request.urlopen(self.url + "/-/stats") as r:
+            return json.load(r)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def server(tmp_path):
+    servers = []
+
+    def start(root, limit="0"):
+        s = Server(root, tmp_path, limit)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def hello_spec(tmp_path, c, extra=""):
+    """hello, in a bundle whose closure is all of app's: a container that
+    touches only part of its closure."""
+    return write_spec(tmp_path, "[h]\nargs = %s/bin/hello one two\npaths = %s\nreadonly = true\n%s"
+                      % (c.hello, c.app, extra))
+
+
+def status_of(m, name):
+    return next(b for b in m.status()["bundles"] if b["name"] == name)
+
+
+def test_runc_runs_a_closure_that_is_not_here(absent, mount, runc, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.signed,
+              "--prefetch", "0", env=c.env())
+    # The whole closure is listed before any of it is here.
+    assert sorted(os.listdir(m.path("h", "rootfs", "nix", "store"))) == \
+        sorted(os.path.basename(p) for p in c.closure)
+    assert not any(valid(p) for p in c.closure)
+    b = status_of(m, "h")
+    assert (b["local"], b["realising"], b["missing"]) == (0, 0, len(c.closure))
+    p = runc.run(m.path("h"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+    # Only what the container touched was realised (hello and glibc, its
+    # closure: Nix realises references first); the rest is still absent.
+    assert sorted(p for p in c.closure if valid(p)) == c.hello_closure
+    b = status_of(m, "h")
+    assert (b["local"], b["missing"]) == (len(c.hello_closure),
+                                         len(c.closure) - len(c.hello_closure))
+    assert m.status()["substitution"]["realised"] >= 1
+
+
+def test_prefetch_realises_the_rest_after_first_use(absent, mount, runc, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.signed, env=c.env())
+    p = runc.run(m.path("h"))
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: status_of(m, "h")["missing"] + status_of(m, "h")["realising"] == 0,
+             "prefetch did not realise the whole closure", timeout=60)
+    run(["nix-store", "--verify-path", *c.closure])
+    # And the served tree is the store's.
+    for path in c.closure:
+        assert sorted(os.listdir(m.path("h", "rootfs") + path)) == sorted(os.listdir(path)) \
+            if os.path.isdir(path) else True
+    out = bundlectl("status", m.mountpoint).stdout.decode()
+    assert "substitution:" in out
+
+
+def test_http_cache_on_loopback(absent, mount, runc, server, tmp_path):
+    c = absent
+    s = server(c.signed)
+    m = mount(hello_spec(tmp_path, c), "--substituter", s.url, "--prefetch", "0",
+              env=c.env())
+    p = runc.run(m.path("h"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+    st = s.stats()
+    # Every narinfo of the closure once (bundlefs resolving, then Nix
+    # realising; Nix asks again for its own), NARs only of hello's closure.
+    assert st["nar"] == len(c.hello_closure)
+    assert st["narinfo"] >= len(c.closure)
+    assert sorted(p for p in c.closure if valid(p)) == c.hello_closure
+
+
+def test_concurrent_first_uses_wait_on_one_realisation(absent, mount, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.signed,
+              "--prefetch", "0", env=c.env())
+    target = m.path("h", "rootfs") + c.hello + "/bin/hello"
+    results = []
+
+    def use():
+        try:
+            results.append(os.stat(target).st_size)
+        except OSError as e:
+            results.append(e)
+
+    threads = [threading.Thread(target=use) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 16 and all(r == os.stat(c.hello + "/bin/hello").st_size
+                                      for r in results), results
+    assert m.status()["substitution"]["realised"] == 1
+
+
+def test_a_corrupt_nar_answers_eio_and_the_rest_serves(absent, mount, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.corrupt,
+              "--prefetch", "0", env=c.env())
+    root = m.path("h", "rootfs")
+    with pytest.raises(OSError) as e:
+        os.stat(root + c.script + "/bin/greet")
+    assert e.value.errno == 5  # EIO, under the path's own name
+    assert not valid(c.script)
+    # (What Nix wrote before refusing it is not served.)
+    # Nix refused it: the hash does not match what the signed narinfo says.
+    assert "cannot be realised" in m.stderr() and os.path.basename(c.script) in m.stderr()
+    assert m.stderr().count("cannot be realised") == 1
+    # A second use within the retry time answers at once, logging nothing.
+    with pytest.raises(OSError):
+        os.stat(root + c.script)
+    assert m.stderr().count("cannot be realised") == 1
+    # The rest of the bundle serves.
+    with open(root + c.hello + "/bin/hello", "rb") as f:
+        assert f.read() == open(c.hello + "/bin/hello", "rb").read()
+    # (Nix realised script's references before refusing script itself.)
+    b = status_of(m, "h")
+    here = [p for p in c.closure if valid(p)]
+    assert c.script not in here and (b["local"], b["missing"]) == (len(here),
+                                                                   len(c.closure) - len(here))
+
+
+def test_an_unsigned_cache_is_refused(absent, mount, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.unsigned,
+              env=c.env())
+    with pytest.raises(OSError) as e:
+        os.listdir(m.path("h", "rootfs"))
+    assert e.value.errno == 5
+    b = status_of(m, "h")
+    assert b["state"] == "retrying"
+    assert any("no signature by a trusted key" in p for p in b["problems"]), b
+    assert not any(valid(p) for p in c.closure)
+    # Without signatures required, the same cache serves.
+    m2 = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.unsigned,
+               "--prefetch", "0", name="mnt2", env=c.env(require_sigs=False))
+    assert os.path.getsize(m2.path("h", "rootfs") + c.hello + "/bin/hello") > 0
+
+
+def test_the_cache_going_away_leaves_local_paths_working(absent, mount, runc, server, tmp_path):
+    c = absent
+    s = server(c.signed)
+    m = mount(hello_spec(tmp_path, c), "--substituter", s.url, "--prefetch", "0",
+              env=c.env())
+    p = runc.run(m.path("h"))
+    assert p.returncode == 0, p.stderr
+    s.stop()
+    p = runc.run(m.path("h"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().startswith("Hello from bundlefs!\n")
+    with pytest.raises(OSError) as e:
+        os.stat(m.path("h", "rootfs") + c.script)
+    assert e.value.errno == 5
+    assert not valid(c.script)
+
+
+def test_realised_paths_are_gc_roots(absent, mount, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.signed,
+              "--prefetch", "0", env=c.env())
+    os.stat(m.path("h", "rootfs") + c.hello + "/bin/hello")
+    assert valid(c.hello)
+    # Nix's collector may not delete what was realised while it serves.
+    roots = run(["nix-store", "--gc", "--print-roots"]).stdout.decode()
+    # (Nix lists the roots of valid paths; the others are waiting roots.)
+    assert all(p in roots for p in c.closure if valid(p))
+    p = run(["nix-store", "--delete", c.hello], check=False)
+    assert p.returncode != 0 and b"still alive" in p.stderr
+    assert all(valid(p) for p in c.hello_closure)
+
+
+def test_a_missing_path_no_cache_has_is_reported(absent, mount, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.partial, env=c.env())
+    with pytest.raises(OSError):
+        os.listdir(m.path("h", "rootfs"))
+    problems = "\n".join(status_of(m, "h")["problems"])
+    assert "%s: missing from the store, and no substituter has it" % c.app in problems
+    assert "not there" in problems
+
+
+def test_no_substitute_keeps_the_old_behaviour(absent, mount, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.signed,
+              "--no-substitute", env=c.env())
+    with pytest.raises(OSError):
+        os.listdir(m.path("h", "rootfs"))
+    assert m.status()["substitution"]["on"] is False
+    assert not any(valid(p) for p in c.closure)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--substituter", "ftp://example"], "only file://, http:// and https://"),
+    (["--substituter", "file://relative"], "absolute path"),
+    (["--prefetch", "x"], "prefetch needs a number"),
+    (["-o", "prefetch=65"], "prefetch needs a number"),
+])
+def test_bad_substitution_options_are_refused(tmp_path, args, message):
+    from conftest import BUNDLEFS
+    spec = write_spec(tmp_path, "[a]\nargs = /nix/store/00000000000000000000000000000000-x/bin/x\n")
+    p = run([BUNDLEFS, *args, str(tmp_path), spec], check=False)
+    assert p.returncode == 2
+    assert message in p.stderr.decode()
+
+
+def test_data_bind_waits_for_the_whole_closure(absent, mount, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c, "data = bind\n"), "--substituter", "file://%s" % c.signed,
+              env=c.env())
+    # The runtime binds every store path: config.json waits for all of them.
+    with pytest.raises(OSError) as e:
+        open(m.path("h", "config.json")).read()
+    assert e.value.errno == 5
+    wait_for(lambda: all(valid(p) for p in c.closure), "prefetch did not realise the closure",
+             timeout=60)
+    cfg = json.loads(open(m.path("h", "config.json")).read())
+    binds = sorted(x["source"] for x in cfg["mounts"] if x["source"].startswith("/nix/store/"))
+    assert binds == c.closure
+
+
+def test_a_lookup_waiting_for_a_realisation_survives_a_failover(absent, mount, server, tmp_path):
+    c = absent
+    s = server(c.signed, limit="1M")  # seconds for hello's closure
+    m = mount(hello_spec(tmp_path, c), "--substituter", s.url, "--prefetch", "0",
+              "--log", str(tmp_path / "log"), env=c.env())
+    target = m.path("h", "rootfs") + c.hello + "/bin/hello"
+    result = []
+    t = threading.Thread(target=lambda: result.append(os.path.getsize(target)))
+    t.start()
+    wait_for(lambda: s.stats()["nar"] > 0, "no NAR was fetched")
+    m.kill_daemon()
+    t.join(120)
+    assert result == [os.path.getsize(c.hello + "/bin/hello")]
+    assert valid(c.hello)
+    stop_mount(m)
