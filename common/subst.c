@@ -176,6 +176,17 @@ static int each_word(struct subst *s, char *v, int (*fn)(struct subst *, const c
 	return 0;
 }
 
+/* A cache of Nix's settings that is not read here (s3://, ssh://...) is
+ * left to Nix: it may still realise paths from it. */
+static int add_nix_url(struct subst *s, const char *url, char **err)
+{
+	char *why = NULL;
+	if (subst_add_url(s, url, &why) < 0)
+		free(why);
+	(void)err;
+	return 0;
+}
+
 int subst_load_config_text(struct subst *s, const char *text, char **err)
 {
 	char *copy = xstrdup(text);
@@ -190,7 +201,7 @@ int subst_load_config_text(struct subst *s, const char *text, char **err)
 		char *v = eq + 3;
 		char *val = xstrdup(v);
 		if (!strcmp(line, "substituters"))
-			rc = each_word(s, val, subst_add_url, err);
+			rc = each_word(s, val, add_nix_url, err);
 		else if (!strcmp(line, "trusted-public-keys"))
 			rc = each_word(s, val, subst_add_key, err);
 		else if (!strcmp(line, "require-sigs"))

@@ -38,7 +38,8 @@ void subst_require_sigs(struct subst *s, bool on);
  * program `nix` names), adding its caches and keys after those given.
  * Returns 0, or -1 with a message in *err. */
 int subst_load_nix_config(struct subst *s, const char *nix, char **err);
-/* Settings given as `nix show-config` prints them ("key = value" lines). */
+/* Settings given as `nix show-config` prints them ("key = value" lines).
+ * Caches of a kind not read here (s3://, ssh://...) are skipped. */
 int subst_load_config_text(struct subst *s, const char *text, char **err);
 
 size_t subst_count(const struct subst *s);

@@ -131,7 +131,12 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 		}
 		resolver_set_subst(f->resolver, f->subst, true);
 	}
-	realiser_start(f, o->prefetch);
+	struct buf extra = {0};
+	for (size_t i = 0; i < o->nsubstituters; i++)
+		buf_addf(&extra, "%s%s", i ? " " : "", o->substituters[i]);
+	buf_addc(&extra, 0);
+	realiser_start(f, o->prefetch, extra.data);
+	buf_free(&extra);
 	d->inited = true;
 	return 0;
 }

@@ -33,6 +33,7 @@ struct rpath {
 	bool demand;		/* a lookup waits for it */
 	bool waited;		/* counted in realiser.waited */
 	bool realised;		/* valid: Nix said so (RP_DONE) */
+	bool early;		/* started by realise_early, nobody waiting yet */
 	struct waiter *waiters; /* the lookups waiting */
 	struct rpath *next;	/* in a queue, while queued */
 	pid_t pid;		/* nix-store, while running */
@@ -50,6 +51,7 @@ struct realiser {
 	unsigned running_demand, running_prefetch, waited, prefetch;
 	uint64_t quiet_until; /* no prefetch starts before (ms) */
 	uint64_t realised, failed;
+	char *extra; /* --substituter caches, for nix-store */
 	pthread_t *threads;
 	unsigned nthreads;
 	bool stopping;
@@ -62,9 +64,10 @@ static uint64_t now_ms(void)
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-errint_t realiser_start(struct bfs *fs, unsigned prefetch)
+errint_t realiser_start(struct bfs *fs, unsigned prefetch, const char *extra)
 {
 	struct realiser *r = xcalloc(1, sizeof(*r));
+	r->extra = extra && *extra ? xstrdup(extra) : NULL;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -114,6 +117,7 @@ void realiser_stop(struct bfs *fs)
 			free_path(r->paths.slots[i].val);
 	strmap_free(&r->paths);
 	free(r->threads);
+	free(r->extra);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);
@@ -126,12 +130,10 @@ static int run_nix_store(struct realiser *r, struct rpath *p, char **msg)
 {
 	struct bfs *fs = r->fs;
 	char *path = xasprintf("%s/%s", fs->st.dir, p->base);
-	char *urls = fs->subst ? subst_urls(fs->subst) : xstrdup("");
 	int err[2];
 	if (pipe2(err, O_CLOEXEC) < 0) {
 		*msg = xasprintf("a pipe: %s", strerror(errno));
 		free(path);
-		free(urls);
 		return -1;
 	}
 	posix_spawn_file_actions_t fa;
@@ -139,13 +141,17 @@ static int run_nix_store(struct realiser *r, struct rpath *p, char **msg)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	char *argv[] = {"nix-store", "--realise", path,	      "--option", "substituters",
-			urls,	     "--option",  "fallback", "false",	  NULL};
+	/* Nix's own settings (nix.conf, NIX_CONFIG) apply as they are; the
+	 * caches bundlefs was given are added. */
+	char *argv[] = {"nix-store", "--realise", path,	      "--option",
+			"fallback",  "false",	  "--option", "extra-substituters",
+			r->extra,    NULL};
+	if (!r->extra)
+		argv[6] = NULL;
 	pid_t pid;
 	int e = posix_spawnp(&pid, "nix-store", &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(err[1]);
-	free(urls);
 	if (e) {
 		close(err[0]);
 		*msg = xasprintf("nix-store: %s", strerror(e));
@@ -283,7 +289,10 @@ static void *worker(void *arg)
 			ran = true;
 			ok = run_nix_store(r, p, &msg) == 0;
 		}
-		if (!ok)
+		pthread_mutex_lock(&r->lock);
+		bool quiet = p->early && !p->waiters;
+		pthread_mutex_unlock(&r->lock);
+		if (!ok && !quiet)
 			log_msg("%s/%s: cannot be realised%s: %s", fs->st.dir, p->base,
 				prefetch ? " (prefetch)" : "", msg);
 		free(msg);
@@ -297,7 +306,14 @@ static void *worker(void *arg)
 			r->quiet_until = now_ms() + REALISE_QUIET_MS;
 		if (ran)
 			*(ok ? &r->realised : &r->failed) += 1;
-		finish(r, p, ok);
+		/* An early start that failed with nobody waiting is forgotten:
+		 * the first lookup tries again, and reports. (A lookup that
+		 * came meanwhile waits, and is told.) */
+		bool forget = !ok && p->early && !p->waiters;
+		p->early = false;
+		finish(r, p, ok || forget);
+		if (forget)
+			p->realised = false;
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -370,6 +386,7 @@ void realise_demand(struct bfs *fs, const char *base, void (*done)(void *ctx, er
 		done(ctx, now);
 		return;
 	}
+	p->early = false;
 	struct waiter *w = xmalloc(sizeof(*w));
 	*w = (struct waiter){done, ctx, p->waiters};
 	if (!p->waited && p->state == RP_RUNNING) {
@@ -390,6 +407,42 @@ void realise_demand(struct bfs *fs, const char *base, void (*done)(void *ctx, er
 	ensure_threads(r);
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
+}
+
+static void early_root(void *ctx, const char *base, size_t n)
+{
+	struct bfs *fs = ctx;
+	struct realiser *r = fs->realiser;
+	char *name = xstrndup(base, n);
+	pthread_mutex_lock(&r->lock);
+	bool known = r->stopping || strmap_get(&r->paths, name, n);
+	pthread_mutex_unlock(&r->lock);
+	/* (Not on disk: certainly not valid. Asking the database would wait
+	 * for its writers.) */
+	struct stat sb;
+	if (!known && fstatat(fs->st.fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+		pthread_mutex_lock(&r->lock);
+		if (!r->stopping && !strmap_get(&r->paths, name, n)) {
+			struct rpath *p = path_of(r, name);
+			p->state = RP_QUEUED;
+			p->demand = p->early = true;
+			*r->dtail = p;
+			r->dtail = &p->next;
+			ensure_threads(r);
+			pthread_cond_broadcast(&r->cond);
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+	free(name);
+}
+
+void realise_early(struct bfs *fs, struct bstate *b)
+{
+	if (!fs->realiser || !fs->subst)
+		return;
+	const struct bundle *sb = bundle_spec(b);
+	for (size_t i = 0; i < sb->nargs; i++)
+		store_find_refs(&fs->st, sb->args[i], early_root, fs);
 }
 
 void realise_prefetch(struct bfs *fs, struct bstate *b)

@@ -9,6 +9,12 @@
  * cannot be realised answers EIO, with one log line, and is not tried
  * again for REALISE_RETRY_SECS; the rest of the bundle keeps working.
  *
+ * Early: when a bundle is first used (its config.json or rootfs looked
+ * up), the store paths its args name (the command) that are not in the
+ * store start being realised at once, while the closure is resolved and the
+ * runtime sets the container up; a lookup then joins the realisation.
+ * (A failure of such a start is not reported until a lookup asks.)
+ *
  * Prefetch: once a bundle is first used, its other absent paths are
  * queued and realised in the background, at most --prefetch at a time,
  * and only while no lookup is waiting for a realisation, once
@@ -32,13 +38,19 @@ struct bstate;
 
 /* Sets up (threads start on first use); stop waits for the realisations
  * running (their children end by themselves) and drops queued ones. */
-errint_t realiser_start(struct bfs *fs, unsigned prefetch);
+/* `extra` (or NULL) is the caches given on the command line, which
+ * nix-store gets as extra-substituters; Nix's own settings apply to it
+ * as they are. */
+errint_t realiser_start(struct bfs *fs, unsigned prefetch, const char *extra);
 void realiser_stop(struct bfs *fs);
 
 /* Calls done(ctx, e) once `base` is in the store (e = 0) or cannot be
  * (-EIO): at once when that is known, else from a realiser thread. */
 void realise_demand(struct bfs *fs, const char *base, void (*done)(void *ctx, errint_t e),
 		    void *ctx);
+/* Starts realising the store paths that bundle b's args name (its
+ * command), where they are not in the store: see "Early" above. */
+void realise_early(struct bfs *fs, struct bstate *b);
 /* Queues the absent paths of bundle b's closure for the background. */
 void realise_prefetch(struct bfs *fs, struct bstate *b);
 

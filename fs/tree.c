@@ -180,6 +180,8 @@ static struct node vdir_proto(struct bfs *fs, struct bstate *b, const struct lay
 static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name, int dirfd,
 			      struct node *p)
 {
+	/* First use: the command starts coming, if it is not here. */
+	realise_early(fs, dir->bundle);
 	if (!strcmp(name, "config.json")) {
 		const char *data;
 		size_t len;

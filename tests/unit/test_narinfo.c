@@ -144,12 +144,14 @@ static void settings_as_nix_prints_them(void)
 	CHECK_INT(subst_add_url(s, "file:///srv/cache/", &err), 0);
 	CHECK_INT(subst_load_config_text(
 		      s,
-		      "max-jobs = 1\nsubstituters = https://cache.example/ file:///srv/cache\n"
+		      "max-jobs = 1\nsubstituters = https://cache.example/ s3://bucket "
+		      "file:///srv/cache\n"
 		      "trusted-public-keys = a-1:wLu6oMesIAKnDRK02azLRnebc01qZcOAc5fTuH8HWeo= "
 		      "b-1:wLu6oMesIAKnDRK02azLRnebc01qZcOAc5fTuH8HWeo=\nrequire-sigs = true\n",
 		      &err),
 		  0);
-	/* Given first, then Nix's; one cache named twice is asked once. */
+	/* Given first, then Nix's; one cache named twice is asked once; a
+	 * kind not read here (s3) is left to Nix. */
 	CHECK_INT(subst_count(s), 2);
 	CHECK_STR(subst_url(s, 0), "file:///srv/cache/");
 	CHECK_STR(subst_url(s, 1), "https://cache.example/");
