@@ -290,13 +290,6 @@ static void *worker(void *arg)
 			ok = run_nix_store(r, p, &msg) == 0;
 		}
 		pthread_mutex_lock(&r->lock);
-		bool quiet = p->early && !p->waiters;
-		pthread_mutex_unlock(&r->lock);
-		if (!ok && !quiet)
-			log_msg("%s/%s: cannot be realised%s: %s", fs->st.dir, p->base,
-				prefetch ? " (prefetch)" : "", msg);
-		free(msg);
-		pthread_mutex_lock(&r->lock);
 		p->realised = ok;
 		if (prefetch)
 			r->running_prefetch--;
@@ -307,13 +300,26 @@ static void *worker(void *arg)
 		if (ran)
 			*(ok ? &r->realised : &r->failed) += 1;
 		/* An early start that failed with nobody waiting is forgotten:
-		 * the first lookup tries again, and reports. (A lookup that
-		 * came meanwhile waits, and is told.) */
+		 * the first lookup tries again, and reports. A failure is
+		 * logged before the lookups waiting for it are answered. */
 		bool forget = !ok && p->early && !p->waiters;
 		p->early = false;
+		pthread_mutex_unlock(&r->lock);
+		if (!ok && !forget)
+			log_msg("%s/%s: cannot be realised%s: %s", fs->st.dir, p->base,
+				prefetch ? " (prefetch)" : "", msg);
+		pthread_mutex_lock(&r->lock);
+		bool late = forget && p->waiters; /* (a lookup came meanwhile) */
+		forget &= !late;
 		finish(r, p, ok || forget);
 		if (forget)
 			p->realised = false;
+		if (late) {
+			pthread_mutex_unlock(&r->lock);
+			log_msg("%s/%s: cannot be realised: %s", fs->st.dir, p->base, msg);
+			pthread_mutex_lock(&r->lock);
+		}
+		free(msg);
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->lock);

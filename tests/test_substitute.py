@@ -377,3 +377,15 @@ def test_the_command_starts_coming_when_the_bundle_is_first_used(absent, mount, 
     # ...and only that: the rest waits for use (prefetch is off here).
     assert sorted(p for p in c.closure if valid(p)) == c.hello_closure
     assert os.path.getsize(m.path("h", "rootfs") + c.hello + "/bin/hello") > 0
+
+
+def test_nix_s_own_substituters_are_used(absent, mount, runc, tmp_path):
+    c = absent
+    env = c.env()
+    env["NIX_CONFIG"] = env["NIX_CONFIG"].replace("substituters =",
+                                                  "substituters = file://%s" % c.signed)
+    m = mount(hello_spec(tmp_path, c), "--prefetch", "0", env=env)
+    p = runc.run(m.path("h"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+    assert m.status()["substitution"]["substituters"] == ["file://%s" % c.signed]
