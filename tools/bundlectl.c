@@ -54,7 +54,9 @@ static const char *const cmd_usage[] = {
     "Shows the bundlefs mount at MOUNTPOINT: its daemon (pid, spec, when it was\n"
     "loaded, uptime, nodes in memory, RSS) and each bundle (not yet resolved,\n"
     "ready, retrying or failed with its problems; closure paths and size;\n"
-    "requests and bytes served). --json prints the daemon's own document.\n",
+    "requests and bytes served; for a closure not all in the store yet, how many\n"
+    "paths are here, being realised, not here yet), and what substitution did.\n"
+    "--json prints the daemon's own document.\n",
     "usage: bundlectl reload MOUNTPOINT\n"
     "Makes the bundlefs mount at MOUNTPOINT read its spec again (as SIGHUP does)\n"
     "and waits for it. A spec with problems changes nothing: they are printed as\n"
