@@ -39,6 +39,7 @@ struct subst {
 	struct key *keys;
 	size_t nkeys, keycap;
 	bool require_sigs;
+	char *cafile;	     /* Nix's ssl-cert-file, or NULL */
 	struct strmap found; /* hash part -> struct narinfo, verified */
 	struct arena arena;
 	uint64_t fetched, bytes;
@@ -72,6 +73,7 @@ void subst_free(struct subst *s)
 		free(s->keys[i].name);
 	free(s->caches);
 	free(s->keys);
+	free(s->cafile);
 	strmap_free(&s->found);
 	arena_free(&s->arena);
 	pthread_mutex_destroy(&s->lock);
@@ -206,6 +208,10 @@ int subst_load_config_text(struct subst *s, const char *text, char **err)
 			rc = each_word(s, val, subst_add_key, err);
 		else if (!strcmp(line, "require-sigs"))
 			s->require_sigs = strcmp(val, "false") != 0;
+		else if (!strcmp(line, "ssl-cert-file") && *val) {
+			free(s->cafile);
+			s->cafile = xstrdup(val);
+		}
 		free(val);
 	}
 	free(copy);
@@ -346,8 +352,22 @@ static void fetch_file(struct fetch *f)
 	f->status = 200;
 }
 
-static void fetch_http(struct fetch *v, size_t n)
+/* The CA certificates HTTPS caches are checked against, as Nix finds
+ * them: its ssl-cert-file setting, NIX_SSL_CERT_FILE, SSL_CERT_FILE; else
+ * libcurl's default. */
+static const char *cafile(const struct subst *s)
 {
+	const char *f = s->cafile;
+	if (!f || !*f)
+		f = getenv("NIX_SSL_CERT_FILE");
+	if (!f || !*f)
+		f = getenv("SSL_CERT_FILE");
+	return f && *f ? f : NULL;
+}
+
+static void fetch_http(const struct subst *s, struct fetch *v, size_t n)
+{
+	const char *ca = cafile(s);
 	CURLM *m = curl_multi_init();
 	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)HTTP_PARALLEL);
 	char(*errbuf)[CURL_ERROR_SIZE] = xcalloc(n ? n : 1, sizeof(*errbuf));
@@ -365,6 +385,8 @@ static void fetch_http(struct fetch *v, size_t n)
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, HTTP_CONNECT_SECS);
 		curl_easy_setopt(h, CURLOPT_TIMEOUT, HTTP_TIMEOUT_SECS);
 		curl_easy_setopt(h, CURLOPT_USERAGENT, "bundlefs");
+		if (ca)
+			curl_easy_setopt(h, CURLOPT_CAINFO, ca);
 		curl_multi_add_handle(m, h);
 	}
 	int running = 1;
@@ -457,7 +479,7 @@ void subst_lookup(struct subst *s, const struct store *st, const char *const *ba
 			for (size_t j = 0; j < k; j++)
 				fetch_file(&v[j]);
 		else
-			fetch_http(v, k);
+			fetch_http(s, v, k);
 		for (size_t j = 0; j < k; j++) {
 			struct fetch *f = &v[j];
 			struct buf *r = &reasons[f->i];

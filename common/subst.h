@@ -2,7 +2,8 @@
  * from, and what they say about store paths.
  *
  * The caches and the keys their narinfo must be signed with are Nix's own
- * settings (`substituters`, `trusted-public-keys`, `require-sigs`, as
+ * settings (`substituters`, `trusted-public-keys`, `require-sigs` and the
+ * CA certificates of HTTPS, `ssl-cert-file` or NIX_SSL_CERT_FILE, as
  * `nix show-config` reports them, so nix.conf and NIX_CONFIG both apply),
  * plus any the caller adds. A narinfo counts only when one of its
  * signatures verifies against a trusted key (unless signatures are not

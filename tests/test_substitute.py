@@ -98,16 +98,20 @@ def absent(caches):
 
 
 class Server:
-    def __init__(self, root, tmp_path, limit="0"):
+    def __init__(self, root, tmp_path, limit="0", tls=None):
         port_file = str(tmp_path / "port")
+        args = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
         self.proc = subprocess.Popen([SERVE, str(root), "--port-file", port_file,
-                                      "--limit", limit], stdout=subprocess.DEVNULL)
+                                      "--limit", limit, *args], stdout=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(port_file), "bincache-serve did not start")
-        self.url = "http://127.0.0.1:%d" % int(open(port_file).read())
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", int(open(port_file).read()))
+        self.cafile = tls[0] if tls else None
 
     def stats(self):
+        import ssl
         import urllib.request
-        with urllib.request.urlopen(self.url + "/-/stats") as r:
+        ctx = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
+        with urllib.request.urlopen(self.url + "/-/stats", context=ctx) as r:
             return json.load(r)
 
     def stop(self):
@@ -120,8 +124,8 @@ class Server:
 def server(tmp_path):
     servers = []
 
-    def start(root, limit="0"):
-        s = Server(root, tmp_path, limit)
+    def start(root, limit="0", tls=None):
+        s = Server(root, tmp_path, limit, tls)
         servers.append(s)
         return s
 
@@ -389,3 +393,27 @@ def test_nix_s_own_substituters_are_used(absent, mount, runc, tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
     assert m.status()["substitution"]["substituters"] == ["file://%s" % c.signed]
+
+
+def test_https_cache_with_nix_s_certificates(absent, mount, runc, server, tmp_path):
+    c = absent
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", key, "-out", cert])
+    s = server(c.signed, tls=(cert, key))
+    # Without the certificate trusted, the cache is refused.
+    m = mount(hello_spec(tmp_path, c), "--substituter", s.url, "--prefetch", "0",
+              name="untrusted", env=c.env())
+    with pytest.raises(OSError):
+        os.listdir(m.path("h", "rootfs"))
+    assert any("certificate" in p for p in status_of(m, "h")["problems"])
+    # Trusted the way Nix is told (NIX_SSL_CERT_FILE): bundlefs and the
+    # nix-store it runs both check the server against it.
+    env = c.env()
+    env["NIX_SSL_CERT_FILE"] = cert
+    m = mount(hello_spec(tmp_path, c), "--substituter", s.url, "--prefetch", "0", env=env)
+    p = runc.run(m.path("h"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+    assert s.stats()["nar"] == len(c.hello_closure)
