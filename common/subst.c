@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -39,7 +40,8 @@ struct subst {
 	struct key *keys;
 	size_t nkeys, keycap;
 	bool require_sigs;
-	char *cafile;	     /* Nix's ssl-cert-file, or NULL */
+	char *cafile; /* Nix's ssl-cert-file, or NULL */
+	atomic_bool cancelled;
 	struct strmap found; /* hash part -> struct narinfo, verified */
 	struct arena arena;
 	uint64_t fetched, bytes;
@@ -390,11 +392,11 @@ static void fetch_http(const struct subst *s, struct fetch *v, size_t n)
 		curl_multi_add_handle(m, h);
 	}
 	int running = 1;
-	while (running) {
+	while (running && !atomic_load(&s->cancelled)) {
 		if (curl_multi_perform(m, &running) != CURLM_OK)
 			break;
 		if (running)
-			curl_multi_poll(m, NULL, 0, 1000, NULL);
+			curl_multi_poll(m, NULL, 0, 100, NULL);
 	}
 	CURLMsg *msg;
 	int left;
@@ -418,6 +420,10 @@ static void fetch_http(const struct subst *s, struct fetch *v, size_t n)
 		if (f->status == 403)
 			f->status = 404;
 	}
+	/* (What a cancel cut short never finished.) */
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].error && !v[i].status)
+			v[i].error = xasprintf("%s: cancelled", v[i].url);
 	for (size_t i = 0; i < n; i++) {
 		curl_multi_remove_handle(m, hs[i]);
 		curl_easy_cleanup(hs[i]);
@@ -528,6 +534,11 @@ void subst_lookup(struct subst *s, const struct store *st, const char *const *ba
 	}
 	free(reasons);
 	free(v);
+}
+
+void subst_cancel(struct subst *s)
+{
+	atomic_store(&s->cancelled, true);
 }
 
 void subst_stats(struct subst *s, uint64_t *fetched, uint64_t *bytes)

@@ -58,6 +58,10 @@ void subst_lookup(struct subst *s, const struct store *st, const char *const *ba
 /* Does a signature of `ni` verify against a trusted key? */
 bool subst_verify(const struct subst *s, const struct narinfo *ni, const struct store *st);
 
+/* Makes fetches in progress, and any later one, fail at once (the
+ * daemon is stopping). */
+void subst_cancel(struct subst *s);
+
 /* What was fetched so far: narinfo files and their bytes. */
 void subst_stats(struct subst *s, uint64_t *fetched, uint64_t *bytes);
 

@@ -339,6 +339,15 @@ bool bundle_is_ready(struct bstate *b)
 	return ready;
 }
 
+bool bundle_may_resolve(struct bstate *b)
+{
+	if (atomic_load(&b->resolving) || pthread_mutex_trylock(&b->lock) != 0)
+		return true; /* (being resolved: its lock is held meanwhile) */
+	bool may = b->state == BS_UNRESOLVED || (b->state == BS_RETRY && now_ms() >= b->retry_at);
+	pthread_mutex_unlock(&b->lock);
+	return may;
+}
+
 const struct closure *bundle_closure(const struct bstate *b)
 {
 	return b->closure;

@@ -70,6 +70,9 @@ size_t bundles_hold_retired(const struct bundle_hold *h, const struct bundles *c
 			    uint64_t **serials);
 /* Was the bundle resolved (its GC roots registered)? */
 bool bundle_is_ready(struct bstate *b);
+/* Might a use of its rootfs resolve it now (not resolved yet, or being
+ * resolved, or due for another try)? Never waits for its lock. */
+bool bundle_may_resolve(struct bstate *b);
 
 struct bstate *bundle_get(struct bstate *b);
 void bundle_put(struct bstate *b);

@@ -269,6 +269,8 @@ static void *signal_thread(void *arg)
 			log_msg("%s: unmounting %s", strsignal(sig), fs->mountpoint);
 		service_notify("STOPPING=1");
 		errint_t e = unmount_detach(fs->mountpoint, &fs->mnt);
+		if (e == 0)
+			realiser_quiesce(fs); /* (no lookup waits on a cache now) */
 		if (e == -EBUSY)
 			log_msg("not unmounting %s: another mount covers it", fs->mountpoint);
 		else if (e < 0 && e != -ENOENT)

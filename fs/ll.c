@@ -127,8 +127,9 @@ static void account(const struct node *n, uint64_t bytes)
 		bundle_account(n->bundle, bytes);
 }
 
-/* A LOOKUP of a store path that is being realised (realise.h), answered
- * from the realiser's thread. */
+/* A LOOKUP answered from a realiser thread (realise.h): of a store path
+ * being realised, or of a rootfs whose closure may be resolved from
+ * binary caches. */
 struct pending_lookup {
 	fuse_req_t req;
 	struct bfs *fs;
@@ -140,6 +141,11 @@ static void lookup_realised(void *ctx, errint_t e)
 {
 	struct pending_lookup *pl = ctx;
 	struct fuse_entry_param ep;
+	if (e == -ECANCELED) { /* (a successor answers it) */
+		fuse_reply_none(pl->req);
+		free(pl);
+		return;
+	}
 	if (e == 0)
 		e = lookup_entry(pl->fs, pl->dir, pl->name, -1, &ep);
 	if (e < 0)
@@ -149,21 +155,41 @@ static void lookup_realised(void *ctx, errint_t e)
 	free(pl);
 }
 
+static struct pending_lookup *pending(fuse_req_t req, struct bfs *fs, struct node *dir,
+				      const char *name)
+{
+	size_t len = strlen(name) + 1;
+	struct pending_lookup *pl = xmalloc(sizeof(*pl) + len);
+	*pl = (struct pending_lookup){req, fs, dir};
+	memcpy(pl->name, name, len);
+	return pl;
+}
+
+static void lookup_later(void *ctx)
+{
+	lookup_realised(ctx, 0);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct bfs *fs = fsof(req);
 	struct node *p = node_or_reply(req, parent);
 	if (!p)
 		return;
+	/* Resolving a closure whose roots are not here fetches narinfo from
+	 * binary caches: that waits on a realiser thread, not on a FUSE
+	 * worker. */
+	if (fs->subst && p->kind == NK_BUNDLE && !strcmp(name, "rootfs") &&
+	    bundle_may_resolve(p->bundle) && !realise_roots_here(fs, p->bundle)) {
+		realise_call(fs, lookup_later, pending(req, fs, p, name));
+		account(p, 0);
+		return;
+	}
 	struct fuse_entry_param e;
 	bool entered = tree_enter(fs, p);
 	errint_t rc = lookup_entry(fs, p, name, -1, &e);
 	if (rc == TREE_NOT_LOCAL) {
-		size_t len = strlen(name) + 1;
-		struct pending_lookup *pl = xmalloc(sizeof(*pl) + len);
-		*pl = (struct pending_lookup){req, fs, p};
-		memcpy(pl->name, name, len);
-		realise_demand(fs, name, lookup_realised, pl);
+		realise_demand(fs, name, lookup_realised, pending(req, fs, p, name));
 	} else if (rc < 0) {
 		reply_err(req, rc);
 	} else {

@@ -40,6 +40,12 @@ struct rpath {
 	uint64_t failed_at;	/* ms, monotonic */
 };
 
+struct call {
+	void (*fn)(void *ctx);
+	void *ctx;
+	struct call *next;
+};
+
 /* The lock is a leaf: no I/O and no callback runs while it is held. */
 struct realiser {
 	pthread_mutex_t lock;
@@ -48,6 +54,7 @@ struct realiser {
 	struct strmap paths;	      /* base -> struct rpath */
 	struct rpath *dhead, **dtail; /* wanted by lookups, first come first */
 	struct rpath *phead, **ptail; /* prefetch */
+	struct call *chead, **ctail;  /* realise_call, first of all */
 	unsigned running_demand, running_prefetch, waited, prefetch;
 	uint64_t quiet_until; /* no prefetch starts before (ms) */
 	uint64_t realised, failed;
@@ -55,6 +62,7 @@ struct realiser {
 	pthread_t *threads;
 	unsigned nthreads;
 	bool stopping;
+	bool silent; /* waiters are dropped (-ECANCELED), not answered */
 };
 
 static uint64_t now_ms(void)
@@ -78,6 +86,7 @@ errint_t realiser_start(struct bfs *fs, unsigned prefetch, const char *extra)
 	r->prefetch = prefetch;
 	r->dtail = &r->dhead;
 	r->ptail = &r->phead;
+	r->ctail = &r->chead;
 	fs->realiser = r;
 	return 0;
 }
@@ -92,26 +101,59 @@ static void free_path(struct rpath *p)
 	free(p);
 }
 
+static void finish(struct realiser *r, struct rpath *p, bool ok);
+
+/* Stops realising: caches stop being waited for, running nix-store
+ * children get SIGTERM (Nix cleans up after them), and queued paths are
+ * not started; the lookups waiting for them are told. Called with the
+ * lock held. */
+static void quiesce(struct bfs *fs, struct realiser *r)
+{
+	if (fs->subst)
+		subst_cancel(fs->subst);
+	r->stopping = true;
+	for (size_t i = 0; i < r->paths.cap; i++) {
+		struct rpath *p = r->paths.slots[i].key ? r->paths.slots[i].val : NULL;
+		if (p && p->state == RP_RUNNING && p->pid > 0)
+			kill(p->pid, SIGTERM);
+	}
+	struct rpath *queued[] = {r->dhead, r->phead};
+	r->dhead = r->phead = NULL;
+	r->dtail = &r->dhead;
+	r->ptail = &r->phead;
+	for (size_t k = 0; k < ARRAY_SIZE(queued); k++)
+		for (struct rpath *p = queued[k], *next; p; p = next) {
+			next = p->next;
+			p->next = NULL;
+			finish(r, p, false);
+		}
+	pthread_cond_broadcast(&r->cond);
+}
+
+void realiser_quiesce(struct bfs *fs)
+{
+	struct realiser *r = fs->realiser;
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (!r->stopping)
+		quiesce(fs, r);
+	pthread_mutex_unlock(&r->lock);
+}
+
 void realiser_stop(struct bfs *fs)
 {
 	struct realiser *r = fs->realiser;
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
-	r->stopping = true;
-	/* A successor realises again what was cut short (Nix cleans up
-	 * after a nix-store that is stopped). */
-	for (size_t i = 0; i < r->paths.cap; i++) {
-		struct rpath *p = r->paths.slots[i].key ? r->paths.slots[i].val : NULL;
-		if (p && p->state == RP_RUNNING && p->pid > 0)
-			kill(p->pid, SIGTERM);
-	}
-	pthread_cond_broadcast(&r->cond);
+	/* From here lookups still waiting are not answered: the kernel sends
+	 * them again to a successor, or no longer waits for them. */
+	r->silent = true;
+	quiesce(fs, r);
 	pthread_mutex_unlock(&r->lock);
 	for (unsigned i = 0; i < r->nthreads; i++)
 		pthread_join(r->threads[i], NULL);
-	/* (Lookups still waiting are requests the kernel sends again to a
-	 * successor, or no longer waits for.) */
 	for (size_t i = 0; i < r->paths.cap; i++)
 		if (r->paths.slots[i].key && r->paths.slots[i].val)
 			free_path(r->paths.slots[i].val);
@@ -215,7 +257,7 @@ static void finish(struct realiser *r, struct rpath *p, bool ok)
 	pthread_mutex_unlock(&r->lock);
 	for (struct waiter *next; w; w = next) {
 		next = w->next;
-		w->done(w->ctx, ok ? 0 : -EIO);
+		w->done(w->ctx, ok ? 0 : r->silent ? -ECANCELED : -EIO);
 		free(w);
 	}
 	pthread_mutex_lock(&r->lock);
@@ -226,7 +268,7 @@ static void finish(struct realiser *r, struct rpath *p, bool ok)
 static struct rpath *next_job(struct realiser *r, bool *prefetch, long *wait_ms)
 {
 	*wait_ms = -1;
-	if (r->dhead) {
+	if (r->dhead && r->running_demand < REALISE_DEMAND_MAX) {
 		struct rpath *p = r->dhead;
 		if (!(r->dhead = p->next))
 			r->dtail = &r->dhead;
@@ -252,7 +294,20 @@ static void *worker(void *arg)
 	struct realiser *r = arg;
 	struct bfs *fs = r->fs;
 	pthread_mutex_lock(&r->lock);
-	while (!r->stopping) {
+	for (;;) {
+		/* (Calls run even when stopping: each answers a request.) */
+		if (r->chead) {
+			struct call *c = r->chead;
+			if (!(r->chead = c->next))
+				r->ctail = &r->chead;
+			pthread_mutex_unlock(&r->lock);
+			c->fn(c->ctx);
+			free(c);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		if (r->stopping)
+			break;
 		bool prefetch;
 		long wait_ms;
 		struct rpath *p = next_job(r, &prefetch, &wait_ms);
@@ -331,7 +386,7 @@ static void ensure_threads(struct realiser *r)
 {
 	if (r->threads)
 		return;
-	unsigned want = REALISE_DEMAND_MAX + r->prefetch;
+	unsigned want = REALISE_DEMAND_MAX + r->prefetch + REALISE_CALLS;
 	r->threads = xcalloc(want, sizeof(*r->threads));
 	for (unsigned i = 0; i < want; i++) {
 		int e = pthread_create(&r->threads[r->nthreads], NULL, worker, r);
@@ -480,6 +535,38 @@ void realise_prefetch(struct bfs *fs, struct bstate *b)
 		pthread_cond_broadcast(&r->cond);
 		pthread_mutex_unlock(&r->lock);
 	}
+}
+
+void realise_call(struct bfs *fs, void (*fn)(void *ctx), void *ctx)
+{
+	struct realiser *r = fs->realiser;
+	pthread_mutex_lock(&r->lock);
+	if (r->stopping) { /* (no thread may take it: done here) */
+		pthread_mutex_unlock(&r->lock);
+		fn(ctx);
+		return;
+	}
+	struct call *c = xmalloc(sizeof(*c));
+	*c = (struct call){fn, ctx, NULL};
+	*r->ctail = c;
+	r->ctail = &c->next;
+	ensure_threads(r);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+bool realise_roots_here(struct bfs *fs, struct bstate *b)
+{
+	struct arena a = {0};
+	const char **roots;
+	size_t n = closure_roots(&fs->st, bundle_spec(b), &a, &roots);
+	bool here = true;
+	for (size_t i = 0; i < n && here; i++) {
+		struct stat sb;
+		here = fstatat(fs->st.fd, roots[i], &sb, AT_SYMLINK_NOFOLLOW) == 0;
+	}
+	arena_free(&a);
+	return here;
 }
 
 bool realise_is_local(struct bfs *fs, const char *base)

@@ -5,6 +5,9 @@
  * held) while `nix-store --realise` fetches it from the substituters, in a
  * child process: Nix checks signatures and hashes, writes the store and
  * registers the path, and, its invariant, the path's references first.
+ * A first rootfs lookup that resolves a closure from the caches is run on
+ * a realiser thread too (realise_call), so no FUSE worker waits on the
+ * network.
  * Concurrent first uses of one path wait on one realisation. A path that
  * cannot be realised answers EIO, with one log line, and is not tried
  * again for REALISE_RETRY_SECS; the rest of the bundle keeps working.
@@ -32,20 +35,26 @@
 #define REALISE_RETRY_SECS 30
 #define REALISE_QUIET_MS   1000
 #define REALISE_DEMAND_MAX 4 /* realisations for lookups at once */
+#define REALISE_CALLS	   2 /* threads left for realise_call meanwhile */
 
 struct bfs;
 struct bstate;
 
-/* Sets up (threads start on first use); stop waits for the realisations
- * running (their children end by themselves) and drops queued ones. */
+/* Sets up (threads start on first use); stop ends the realisations
+ * running (SIGTERM to nix-store) and drops the lookups waiting, which the
+ * kernel sends again to a successor. */
 /* `extra` (or NULL) is the caches given on the command line, which
  * nix-store gets as extra-substituters; Nix's own settings apply to it
  * as they are. */
 errint_t realiser_start(struct bfs *fs, unsigned prefetch, const char *extra);
 void realiser_stop(struct bfs *fs);
+/* The mount is going away (SIGTERM): nothing more is fetched or
+ * realised, and lookups waiting for that are answered EIO now. */
+void realiser_quiesce(struct bfs *fs);
 
 /* Calls done(ctx, e) once `base` is in the store (e = 0) or cannot be
- * (-EIO): at once when that is known, else from a realiser thread. */
+ * (-EIO): at once when that is known, else from a realiser thread. When
+ * the daemon stops, e is -ECANCELED: drop the request, do not answer. */
 void realise_demand(struct bfs *fs, const char *base, void (*done)(void *ctx, errint_t e),
 		    void *ctx);
 /* Starts realising the store paths that bundle b's args name (its
@@ -59,6 +68,15 @@ bool realise_is_local(struct bfs *fs, const char *base);
 
 /* Is every path of bundle b's (resolved) closure here and valid? */
 bool realise_all_local(struct bfs *fs, struct bstate *b);
+
+/* Runs fn(ctx) on a realiser thread: for a request whose answer may wait
+ * on the network (a closure resolved from binary caches), so that no FUSE
+ * worker waits with it. */
+void realise_call(struct bfs *fs, void (*fn)(void *ctx), void *ctx);
+/* Are the store paths bundle b's args and `paths` name all in the store?
+ * (Then resolving its closure asks no cache, unless a closure file lists
+ * more that are not.) */
+bool realise_roots_here(struct bfs *fs, struct bstate *b);
 
 /* Of closure c's paths: how many are local, being realised, missing. */
 void realise_count(struct bfs *fs, const struct closure *c, size_t *local, size_t *inflight,

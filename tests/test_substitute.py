@@ -417,3 +417,38 @@ def test_https_cache_with_nix_s_certificates(absent, mount, runc, server, tmp_pa
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
     assert s.stats()["nar"] == len(c.hello_closure)
+
+
+def test_a_cache_that_never_answers_holds_no_fuse_worker(absent, app, mount, tmp_path):
+    import socket
+    c = absent
+    # Accepts connections (the kernel does, up to the backlog) and never
+    # answers: resolving from it waits until libcurl gives up.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(128)
+    url = "http://127.0.0.1:%d" % hole.getsockname()[1]
+    spec = "".join("[s%d]\nargs = %s/bin/hello %d\nreadonly = true\n" % (i, c.hello, i)
+                   for i in range(6))
+    spec += "[ok]\nargs = %s/bin/app\nreadonly = true\n" % app
+    m = mount(write_spec(tmp_path, spec), "--substituter", url, "--threads", "2",
+              env=c.env())
+    waiting = [threading.Thread(target=lambda i=i: os.path.exists(m.path("s%d" % i, "rootfs",
+                                                                          "x")),
+                                daemon=True) for i in range(6)]
+    for t in waiting:
+        t.start()
+    time.sleep(0.5)  # (every lookup has reached the daemon)
+    # Two FUSE workers and six bundles waiting on the cache: another
+    # bundle is served at once all the same.
+    t0 = time.monotonic()
+    assert sorted(os.listdir(m.path("ok", "rootfs") + "/nix/store"))
+    with open(m.path("ok", "rootfs") + app + "/bin/app", "rb") as f:
+        assert f.read() == open(app + "/bin/app", "rb").read()
+    assert time.monotonic() - t0 < 3
+    assert all(t.is_alive() for t in waiting), "the cache answered?"
+    # Stopping cancels the waits (the fixture checks a clean exit).
+    t0 = time.monotonic()
+    assert m.stop() == 0
+    assert time.monotonic() - t0 < 10
+    hole.close()
