@@ -141,6 +141,16 @@ def hello_spec(tmp_path, c, extra=""):
                       % (c.hello, c.app, extra))
 
 
+HELLO_OUT = "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+
+
+def run_hello(runc, m):
+    """Runs bundle h of mount m; it must print hello's output."""
+    p = runc.run(m.path("h"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode() == HELLO_OUT
+
+
 def status_of(m, name):
     return next(b for b in m.status()["bundles"] if b["name"] == name)
 
@@ -158,9 +168,7 @@ def test_runc_runs_a_closure_that_is_not_here(absent, mount, runc, tmp_path):
     b = status_of(m, "h")
     assert b["local"] + b["realising"] + b["missing"] == len(c.closure)
     assert b["missing"] >= len(c.closure) - len(c.hello_closure)
-    p = runc.run(m.path("h"))
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+    run_hello(runc, m)
     # Only what the container touched was realised (hello and glibc, its
     # closure: Nix realises references first); the rest is still absent.
     assert sorted(p for p in c.closure if valid(p)) == c.hello_closure
@@ -173,8 +181,7 @@ def test_runc_runs_a_closure_that_is_not_here(absent, mount, runc, tmp_path):
 def test_prefetch_realises_the_rest_after_first_use(absent, mount, runc, tmp_path):
     c = absent
     m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.signed, env=c.env())
-    p = runc.run(m.path("h"))
-    assert p.returncode == 0, p.stderr
+    run_hello(runc, m)
     wait_for(lambda: status_of(m, "h")["missing"] + status_of(m, "h")["realising"] == 0,
              "prefetch did not realise the whole closure", timeout=60)
     run(["nix-store", "--verify-path", *c.closure])
@@ -191,12 +198,10 @@ def test_http_cache_on_loopback(absent, mount, runc, server, tmp_path):
     s = server(c.signed)
     m = mount(hello_spec(tmp_path, c), "--substituter", s.url, "--prefetch", "0",
               env=c.env())
-    p = runc.run(m.path("h"))
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+    run_hello(runc, m)
     st = s.stats()
-    # Every narinfo of the closure once (bundlefs resolving, then Nix
-    # realising; Nix asks again for its own), NARs only of hello's closure.
+    # Every narinfo of the closure (bundlefs resolving; Nix asks again for
+    # what it realises), and the NARs of hello's closure only.
     assert st["nar"] == len(c.hello_closure)
     assert st["narinfo"] >= len(c.closure)
     assert sorted(p for p in c.closure if valid(p)) == c.hello_closure
@@ -274,12 +279,9 @@ def test_the_cache_going_away_leaves_local_paths_working(absent, mount, runc, se
     s = server(c.signed)
     m = mount(hello_spec(tmp_path, c), "--substituter", s.url, "--prefetch", "0",
               env=c.env())
-    p = runc.run(m.path("h"))
-    assert p.returncode == 0, p.stderr
+    run_hello(runc, m)
     s.stop()
-    p = runc.run(m.path("h"))
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.decode().startswith("Hello from bundlefs!\n")
+    run_hello(runc, m)
     with pytest.raises(OSError) as e:
         os.stat(m.path("h", "rootfs") + c.script)
     assert e.value.errno == 5
@@ -389,9 +391,7 @@ def test_nix_s_own_substituters_are_used(absent, mount, runc, tmp_path):
     env["NIX_CONFIG"] = env["NIX_CONFIG"].replace("substituters =",
                                                   "substituters = file://%s" % c.signed)
     m = mount(hello_spec(tmp_path, c), "--prefetch", "0", env=env)
-    p = runc.run(m.path("h"))
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+    run_hello(runc, m)
     assert m.status()["substitution"]["substituters"] == ["file://%s" % c.signed]
 
 
@@ -413,9 +413,7 @@ def test_https_cache_with_nix_s_certificates(absent, mount, runc, server, tmp_pa
     env = c.env()
     env["NIX_SSL_CERT_FILE"] = cert
     m = mount(hello_spec(tmp_path, c), "--substituter", s.url, "--prefetch", "0", env=env)
-    p = runc.run(m.path("h"))
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.decode() == "Hello from bundlefs!\nargv[1]=one\nargv[2]=two\n"
+    run_hello(runc, m)
     assert s.stats()["nar"] == len(c.hello_closure)
 
 
