@@ -167,6 +167,7 @@ void daemon_fini(struct daemon *d)
 		gcroots_close(&f->gcroots);
 		resolver_free(f->resolver);
 		subst_free(f->subst);
+		f->subst = NULL;
 		free(f->last_reload.problems);
 		free(f->retired);
 		pthread_rwlock_destroy(&f->gen_lock);
@@ -268,9 +269,16 @@ static void *signal_thread(void *arg)
 		if (d->o.foreground)
 			log_msg("%s: unmounting %s", strsignal(sig), fs->mountpoint);
 		service_notify("STOPPING=1");
+		/* Nothing more is fetched or realised, and no lookup waits on
+		 * a cache: done before the mount is detached, since once it is
+		 * the daemon may finish and free the realiser (and main's
+		 * frame, d) at any moment. link_lock orders it with a
+		 * daemon_fini that started otherwise. */
+		pthread_mutex_lock(&d->link_lock);
+		if (!d->leaving)
+			realiser_quiesce(fs);
+		pthread_mutex_unlock(&d->link_lock);
 		errint_t e = unmount_detach(fs->mountpoint, &fs->mnt);
-		if (e == 0)
-			realiser_quiesce(fs); /* (no lookup waits on a cache now) */
 		if (e == -EBUSY)
 			log_msg("not unmounting %s: another mount covers it", fs->mountpoint);
 		else if (e < 0 && e != -ENOENT)

@@ -29,7 +29,10 @@ struct daemon {
 	struct super_fds sfds; /* what a supervisor holds (SUPER_FD_* order) */
 	int link;	       /* our end of the supervisor's link, or -1 */
 	/* Set once the daemon leaves: its descriptors are going, so no
-	 * supervisor may be started on them. Guarded by link_lock. */
+	 * supervisor may be started on them. Guarded by link_lock, which
+	 * the signal thread also holds while it stops the realiser on a
+	 * SIGTERM (realise.h), so that daemon_fini does not free it meanwhile.
+	 * (link_lock comes before the realiser's lock.) */
 	bool leaving;
 	pthread_mutex_t link_lock;
 	bool stdio_dropped;
