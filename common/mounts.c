@@ -160,41 +160,14 @@ char *mounts_abspath(const char *path)
 	return s;
 }
 
-/* Does one mountinfo (of some namespace) show such a mount? */
-static bool shows(const char *path, unsigned major, unsigned minor, const char *root,
-		  const char *point)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	size_t rl = strlen(root), pl = strlen(point);
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-	char mroot[4096], mpoint[4096];
-	unsigned ma, mi;
-	while (!found && getline(&line, &cap, f) > 0) {
-		if (sscanf(line, "%*u %*u %u:%u %4095s %4095s", &ma, &mi, mroot, mpoint) != 4)
-			continue;
-		unescape(mroot);
-		unescape(mpoint);
-		/* A mount of the filesystem at a path below `root` (a
-		 * container's root is one), or anything mounted below
-		 * `point`. */
-		found = (ma == major && mi == minor && !strncmp(mroot, root, rl) &&
-			 (mroot[rl] == '/' || !mroot[rl])) ||
-			(!strncmp(mpoint, point, pl) && (mpoint[pl] == '/' || !mpoint[pl]));
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
-bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point)
+/* Calls fn with the path of one mountinfo per mount namespace on the
+ * machine (of one process in it), until fn returns true. Returns what fn
+ * returned last, or `unknown` when /proc cannot be read. */
+static bool each_namespace(bool (*fn)(const char *mountinfo, void *ctx), void *ctx, bool unknown)
 {
 	DIR *d = opendir("/proc");
 	if (!d)
-		return true; /* cannot tell: assume it is in use */
+		return unknown;
 	struct strmap seen = {0};
 	struct arena names = {0};
 	bool found = false;
@@ -211,10 +184,118 @@ bool mounts_any_under(unsigned major, unsigned minor, const char *root, const ch
 			continue;
 		strmap_put(&seen, arena_strndup(&names, ns, (size_t)n), (size_t)n, (void *)1);
 		snprintf(path, sizeof(path), "/proc/%ld/mountinfo", pid);
-		found = shows(path, major, minor, root, point);
+		found = fn(path, ctx);
 	}
 	closedir(d);
 	strmap_free(&seen);
 	arena_free(&names);
 	return found;
+}
+
+/* One line of a mountinfo: its fields split in place (octal escapes
+ * decoded), or false for a line that is not one. */
+struct mline {
+	unsigned major, minor;
+	char *root, *point, *fstype, *source, *options;
+};
+
+static bool split_line(char *line, struct mline *m)
+{
+	char *sep = strstr(line, " - ");
+	if (!sep)
+		return false;
+	*sep = 0;
+	char *f[6], *save = NULL, *p = line;
+	for (int i = 0; i < 6; i++, p = NULL)
+		if (!(f[i] = strtok_r(p, " ", &save)))
+			return false;
+	if (sscanf(f[2], "%u:%u", &m->major, &m->minor) != 2)
+		return false;
+	m->root = f[3];
+	m->point = f[4];
+	save = NULL;
+	m->fstype = strtok_r(sep + 3, " \n", &save);
+	m->source = strtok_r(NULL, " \n", &save);
+	m->options = strtok_r(NULL, " \n", &save);
+	if (!m->fstype || !m->source || !m->options)
+		return false;
+	unescape(m->root);
+	unescape(m->point);
+	return true;
+}
+
+/* Calls fn on every line of one mountinfo until it returns true. */
+static bool each_line(const char *path, bool (*fn)(const struct mline *m, void *ctx), void *ctx)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	struct mline m;
+	while (!found && getline(&line, &cap, f) > 0)
+		found = split_line(line, &m) && fn(&m, ctx);
+	free(line);
+	fclose(f);
+	return found;
+}
+
+struct under {
+	unsigned major, minor;
+	const char *root, *point;
+};
+
+/* A mount of the filesystem at a path below `root` (a container's root is
+ * one), or anything mounted below `point`. */
+static bool is_under(const struct mline *m, void *ctx)
+{
+	const struct under *u = ctx;
+	return (m->major == u->major && m->minor == u->minor &&
+		mounts_path_under(m->root, u->root)) ||
+	       mounts_path_under(m->point, u->point);
+}
+
+static bool shows_under(const char *mountinfo, void *ctx)
+{
+	return each_line(mountinfo, is_under, ctx);
+}
+
+bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point)
+{
+	struct under u = {major, minor, root, point};
+	return each_namespace(shows_under, &u, true);
+}
+
+struct overlay_user {
+	const char *upper, *except;
+};
+
+/* An overlay whose upper directory is x->upper, mounted outside
+ * x->except. overlayfs writes its options with seq_show_option: a value's
+ * commas (and blanks, backslashes) come octal-escaped. */
+static bool uses_upper(const struct mline *m, void *ctx)
+{
+	const struct overlay_user *x = ctx;
+	if (strcmp(m->fstype, "overlay") || (x->except && mounts_path_under(m->point, x->except)))
+		return false;
+	char *save = NULL;
+	for (char *o = strtok_r(m->options, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (strncmp(o, "upperdir=", 9))
+			continue;
+		unescape(o);
+		return !strcmp(o + 9, x->upper);
+	}
+	return false;
+}
+
+static bool shows_upper(const char *mountinfo, void *ctx)
+{
+	return each_line(mountinfo, uses_upper, ctx);
+}
+
+bool mounts_overlay_in_use(const char *upper, const char *except)
+{
+	struct overlay_user x = {upper, except};
+	return each_namespace(shows_upper, &x, true);
 }

@@ -48,6 +48,14 @@ bool mounts_is_bundlefs(const struct mountent *m);
  * it? Reads /proc/PID/mountinfo of one process per namespace. */
 bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point);
 
+/* Does any mount namespace on the machine have an overlayfs mounted with
+ * `upper` as its upper directory, at a mount point outside `except`
+ * (NULL: anywhere)? A container's root is such a mount (at "/" in its
+ * namespace); the copies of a daemon's own writable roots, which sit
+ * below its runtime directory in every namespace that takes mounts from
+ * it, are left out by naming that directory. True when it cannot tell. */
+bool mounts_overlay_in_use(const char *upper, const char *except);
+
 /* The address of the control socket of the bundlefs mount whose FUSE
  * connection is device major:minor (an abstract Unix socket). */
 socklen_t mounts_control_addr(unsigned major, unsigned minor, struct sockaddr_un *sun);
