@@ -95,6 +95,8 @@ struct bfs {
 	pthread_cond_t handover_cond;
 	enum { HANDOVER_NONE, HANDOVER_STOPPED, HANDOVER_DONE, HANDOVER_FAILED } handover;
 	const char *state_dir;	   /* overlay.h: where writable roots keep changes */
+	const char *run_dir;	   /* overlay.h: where they are mounted */
+	bool took_over;		   /* this daemon succeeded another (takeover.c) */
 	struct overlays *overlays; /* overlay.h */
 	struct subst *subst;	   /* the caches absent paths come from, or NULL */
 	struct realiser *realiser; /* realise.h */

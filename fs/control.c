@@ -1,4 +1,4 @@
-/* control: status, reload and reset over an abstract Unix socket. */
+/* control: status, reload, reset and prune over an abstract Unix socket. */
 #include "control.h"
 #include "daemon.h"
 #include "loop.h"
@@ -172,18 +172,40 @@ static char *error_doc(const char *msg)
 	return out;
 }
 
-/* `reset NAME`: the bundle's writes discarded (overlay.h). */
+/* `reset NAME`: the bundle starts from a clean root (overlay.h). A name
+ * the spec does not have, or a read-only bundle, is refused: the client
+ * exits 2 for those, as for any bad argument. */
 static char *reset_doc(struct bfs *fs, const char *name)
 {
 	if (!spec_valid_name(name, strlen(name)) || !strcmp(name, SPEC_RESERVED_NAME))
 		return error_doc("reset: not a bundle name");
-	char *msg;
+	char *msg = NULL;
 	errint_t e = overlay_reset(fs, name, &msg);
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddBoolToObject(root, "ok", e == 0);
 	if (msg)
-		cJSON_AddStringToObject(root, "error", msg);
+		cJSON_AddStringToObject(root, e == -ENOENT || e == -EROFS ? "refused" : "error",
+					msg);
 	free(msg);
+	char *out = cJSON_Print(root);
+	cJSON_Delete(root);
+	return out;
+}
+
+/* `prune [dry-run]`: the state no bundle of the spec uses (overlay.h). */
+static char *prune_doc(struct bfs *fs, const char *args)
+{
+	bool dry_run = !strcmp(args, " dry-run");
+	if (*args && !dry_run)
+		return error_doc("prune: unknown argument");
+	cJSON *root = cJSON_CreateObject();
+	cJSON *gens = cJSON_CreateArray();
+	errint_t e = overlay_prune(fs, dry_run, gens);
+	cJSON_AddBoolToObject(root, "ok", e == 0);
+	cJSON_AddStringToObject(root, "state_dir", fs->state_dir);
+	cJSON_AddItemToObject(root, "generations", gens);
+	if (e < 0)
+		cJSON_AddStringToObject(root, "problem", strerror(-e));
 	char *out = cJSON_Print(root);
 	cJSON_Delete(root);
 	return out;
@@ -314,6 +336,8 @@ static void serve(struct bfs *fs, int c)
 		doc = trusted ? reload_doc(fs) : error_doc("reload: permission denied");
 	else if (!strncmp(line, "reset ", 6))
 		doc = trusted ? reset_doc(fs, line + 6) : error_doc("reset: permission denied");
+	else if (!strncmp(line, "prune", 5) && (!line[5] || line[5] == ' '))
+		doc = trusted ? prune_doc(fs, line + 5) : error_doc("prune: permission denied");
 	else
 		doc = error_doc("unknown command");
 	size_t len = strlen(doc);

@@ -118,6 +118,8 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	f->passthrough_ok = !o->no_passthrough;
 	f->pt_files = o->pt_files;
 	f->state_dir = o->state_dir;
+	f->run_dir = o->run_dir;
+	f->took_over = !sp;
 	if ((e = overlays_start(f)) < 0)
 		return e;
 	/* Substitution needs Nix's own store, where nix-store writes, and
@@ -360,6 +362,7 @@ void daemon_services(struct daemon *d)
 		log_msg("retired bundle versions will stay cached (%s)", strerror(-e));
 	if (d->o.watch && (e = reload_watch(fs)) < 0)
 		log_msg("cannot watch %s (%s): reload with SIGHUP", fs->spec_path, strerror(-e));
+	overlays_adopt(fs, fs->took_over);
 	pthread_t t;
 	if (pthread_create(&t, NULL, signal_thread, d) == 0)
 		pthread_detach(t);

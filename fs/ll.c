@@ -222,23 +222,35 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, FOREVER);
 }
 
+static void reply_readlink(fuse_req_t req, struct bfs *fs, struct node *n)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t len = tree_readlink(fs, n, buf, sizeof(buf) - 1);
+	if (len < 0) {
+		reply_err(req, (errint_t)len);
+		return;
+	}
+	buf[len] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
 /* A READLINK answered once a bundle's writable root is mounted. */
 struct pending_link {
 	fuse_req_t req;
 	struct bfs *fs;
+	struct node *n;	  /* the kernel holds it while it waits */
 	struct bstate *b; /* a reference */
-	fuse_ino_t ino;
-	char target[64];
 };
 
 static void link_ready(void *ctx)
 {
 	struct pending_link *p = ctx;
-	fuse_reply_readlink(p->req, p->target);
+	/* Where the name points now: the writable root, once mounted. */
+	reply_readlink(p->req, p->fs, p->n);
 	/* Not mounted (its closure cannot be resolved yet): the kernel must
 	 * not keep the target cached, so that the next use asks again. */
 	if (bundle_overlay(p->b) == BO_NONE)
-		fuse_lowlevel_notify_inval_inode(p->fs->session, p->ino, 0, 0);
+		fuse_lowlevel_notify_inval_inode(p->fs->session, p->n->id, 0, 0);
 	bundle_put(p->b);
 	free(p);
 }
@@ -248,27 +260,15 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct node *n = node_or_reply(req, ino);
 	if (!n)
 		return;
-	char buf[PATH_MAX + 1];
-	ssize_t len = tree_readlink(fsof(req), n, buf, sizeof(buf) - 1);
-	if (len < 0) {
-		reply_err(req, (errint_t)len);
-		return;
-	}
-	buf[len] = 0;
 	/* A bundle's name, followed: a writable root is mounted first
 	 * (overlay.h), and the answer comes from the overlay thread. */
-	if (n->kind == NK_LINK && !bundle_spec(n->bundle)->readonly &&
-	    (size_t)len < sizeof(((struct pending_link *)0)->target)) {
+	if (n->kind == NK_LINK && !bundle_spec(n->bundle)->readonly) {
 		struct pending_link *p = xmalloc(sizeof(*p));
-		p->req = req;
-		p->fs = fsof(req);
-		p->b = bundle_get(n->bundle);
-		p->ino = ino;
-		memcpy(p->target, buf, (size_t)len + 1);
+		*p = (struct pending_link){req, fsof(req), n, bundle_get(n->bundle)};
 		overlay_ensure(fsof(req), n->bundle, link_ready, p);
 		return;
 	}
-	fuse_reply_readlink(req, buf);
+	reply_readlink(req, fsof(req), n);
 }
 
 #ifdef FUSE_CAP_PASSTHROUGH

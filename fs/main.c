@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "mounts.h"
+#include "overlay.h"
 #include "service.h"
 #include "state.h"
 #include "supervisor.h"
@@ -197,13 +198,6 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		goto out;
 	}
 	fs->mnt = (struct mountid){me.id, me.major, me.minor};
-	/* Writable roots are mounts below this one (overlay.h): shared, so
-	 * that they reach the mount namespaces made from this one that take
-	 * mounts from it (slave or shared), as those mounted later would. */
-	if (geteuid() == 0 && mount(NULL, mnt, NULL, MS_SHARED, NULL) < 0)
-		log_msg("%s: cannot make the mount shared (%s): writable roots reach only this "
-			"mount namespace and those made after them",
-			mnt, strerror(errno));
 	/* No file handles: open_by_handle_at must not reach nodes by id. The
 	 * INIT reply also tells us when the mount serves. */
 	fs->devio.no_export = true;
@@ -214,7 +208,10 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		goto out;
 	}
 	int wfd = -1;
-	if ((e = watchdog_start(mnt, &fs->mnt, &wfd)) < 0)
+	char *area = overlay_area(fs);
+	e = watchdog_start(mnt, &fs->mnt, area, &wfd);
+	free(area);
+	if (e < 0)
 		log_msg("no watchdog (%s): if the daemon dies, unmount with fusermount3 -u -z",
 			strerror(-e));
 	start_gcroots(fs, o->gcroots);

@@ -41,9 +41,11 @@ static const char usage_text[] =
     "  --state-dir DIR     where the writable roots of readonly = false bundles\n"
     "                      keep their changes, one directory per mount point and\n"
     "                      bundle (default " DEFAULT_STATE_DIR ")\n"
+    "  --run-dir DIR       where writable roots are mounted while the mount\n"
+    "                      serves, outside the mount (default " DEFAULT_RUN_DIR ")\n"
     "  -o OPT[,OPT...]     mount options: gcroots=DIR, threads=N, log=FILE, watch,\n"
     "                      nopassthrough, passthrough-files=N, state-dir=DIR,\n"
-    "                      substituter=URL, nosubstitute, prefetch=N,\n"
+    "                      run-dir=DIR, substituter=URL, nosubstitute, prefetch=N,\n"
     "                      store-dir=DIR, real-store=DIR, db=FILE,\n"
     "                      and FUSE options; rw, dev, suid and the like (which\n"
     "                      mount(8) adds) are ignored: the mount is always\n"
@@ -86,9 +88,9 @@ static const char usage_tail[] =
     "\n"
     "The mount is always ro,nosuid,nodev; as root it is also allow_other with\n"
     "default_permissions, so containers running as any user can read it.\n"
-    "Unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`, or SIGTERM;\n"
-    "once writable roots are mounted (mounts below the mount), lazily: SIGTERM,\n"
-    "`umount -l` or `fusermount3 -u -z`.\n"
+    "Unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`, or SIGTERM:\n"
+    "writable roots are mounted outside the mount (--run-dir), and go with it;\n"
+    "the daemon exits once the last container running on it has exited.\n"
     "Exit status: 0 after a clean unmount, 1 on a failure, 2 for a bad spec\n"
     "or bad usage.\n";
 
@@ -180,6 +182,8 @@ static int mount_option(struct options *o, struct store *st, char *opt)
 		o->log = arena_strdup(&o->strings, v);
 	} else if (KEY("state-dir") && v && *v) {
 		o->state_dir = arena_strdup(&o->strings, v);
+	} else if (KEY("run-dir") && v && *v) {
+		o->run_dir = arena_strdup(&o->strings, v);
 	} else if (KEY("watch") && !v) {
 		o->watch = true;
 	} else if (KEY("nopassthrough") && !v) {
@@ -296,6 +300,9 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 		} else if (cli_opt(argc, argv, &i, "--state-dir", &o->state_dir)) {
 			if (!o->state_dir || !*o->state_dir)
 				return usage_error("--state-dir needs a directory%s", "");
+		} else if (cli_opt(argc, argv, &i, "--run-dir", &o->run_dir)) {
+			if (!o->run_dir || !*o->run_dir)
+				return usage_error("--run-dir needs a directory%s", "");
 		} else if ((r = cli_store_arg(st, argc, argv, &i, &err)) != 0) {
 			if (r < 0) {
 				int rc = usage_error("%s", err);
@@ -325,6 +332,9 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 	if (!o->state_dir)
 		o->state_dir = DEFAULT_STATE_DIR;
 	absolute(o, &o->state_dir);
+	if (!o->run_dir)
+		o->run_dir = DEFAULT_RUN_DIR;
+	absolute(o, &o->run_dir);
 	if (o->gcroots && strcmp(o->gcroots, "none"))
 		absolute(o, &o->gcroots);
 	char *err = NULL;

@@ -11,12 +11,15 @@
 
 /* Where writable roots keep their changes unless --state-dir says. */
 #define DEFAULT_STATE_DIR "/var/lib/bundlefs"
+/* Where writable roots are mounted, one directory per mount point. */
+#define DEFAULT_RUN_DIR "/run/bundlefs"
 
 struct options {
 	const char *mountpoint, *spec;
 	const char *gcroots;   /* NULL: the default; "none": none */
 	const char *log;       /* --log FILE, or NULL */
 	const char *state_dir; /* writable roots' changes (overlay.h), absolute */
+	const char *run_dir;   /* where writable roots are mounted (overlay.h), absolute */
 	struct buf fuse_opts;  /* ",opt,opt" for libfuse */
 	struct arena strings;  /* values taken from -o lists */
 	bool foreground, debug, single, no_openat2, watch, mount_rw, no_passthrough;

@@ -1,21 +1,31 @@
-/* overlay: mounting, detaching and resetting writable roots. */
+/* overlay: mounting, detaching and resetting writable roots, in an area
+ * of the runtime directory that goes with the mount. */
 #include "overlay.h"
 #include "bfs.h"
 #include "log.h"
 #include "mounts.h"
+#include "realise.h"
+#include "statedir.h"
 #include "tree.h"
 
+#include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* How often generations left by a reset are looked at while a container
+ * may still use them. */
+#define SWEEP_MS 5000
 
 struct job {
 	struct bstate *b; /* a reference */
@@ -24,54 +34,68 @@ struct job {
 	struct job *next;
 };
 
-struct overlays {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct job *head, **tail;
-	bool stopping, started;
-	pthread_t thread;	  /* started on first use: after the daemon forked */
-	pthread_mutex_t mounting; /* one mount_one at a time (the thread, a reset) */
+/* A generation a reset left, removed once no mount uses it. */
+struct discarded {
+	char *dir; /* the bundle's state directory */
+	unsigned gen;
 };
 
-/* The mount point, as a file name: '/' becomes '-', and every byte but
- * letters, digits, '.' and '_' is written %XX, so that no two mount
- * points share a directory. */
-static void escape(struct buf *b, const char *path)
-{
-	if (!path[1]) {
-		buf_addc(b, '-');
-		return;
-	}
-	for (const char *c = path + 1; *c; c++) {
-		unsigned char u = (unsigned char)*c;
-		if (u == '/')
-			buf_addc(b, '-');
-		else if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
-			 (u >= '0' && u <= '9') || u == '.' || u == '_')
-			buf_addc(b, (char)u);
-		else
-			buf_addf(b, "%%%02X", u);
-	}
-}
+struct overlays {
+	pthread_mutex_t lock; /* the queue, stopping, started */
+	struct job *head, **tail;
+	bool stopping, started;
+	int wake;	  /* eventfd: jobs, or stopping */
+	pthread_t thread; /* started on first use: after the daemon forked */
+	/* One mount_one, reset or close at a time; guards what follows. */
+	pthread_mutex_t mounting;
+	char *area;	     /* RUN_DIR/<mount point>/<minor>, once known */
+	bool area_mounted;   /* our tmpfs is there */
+	bool closed;	     /* the FUSE mount is gone: nothing more is mounted */
+	int mountinfo;	     /* watched while the area is mounted, or -1 */
+	bool swept_at_start; /* generations earlier daemons left were queued */
+	struct discarded *discarded;
+	size_t ndiscarded, discarded_cap;
+};
 
 char *overlay_dir(const struct bfs *fs, const char *name)
 {
-	struct buf b = {0};
-	buf_adds(&b, fs->state_dir);
-	buf_addc(&b, '/');
-	escape(&b, fs->mountpoint);
-	buf_addc(&b, '/');
-	buf_adds(&b, name);
-	return b.data;
+	return statedir_bundle(fs->state_dir, fs->mountpoint, name);
 }
 
-static char *target_of(const struct bfs *fs, const struct bstate *b)
+char *overlay_area(const struct bfs *fs)
+{
+	char *esc = statedir_escape(fs->mountpoint);
+	char *area = xasprintf("%s/%s/%u", fs->run_dir, esc, fs->mnt.minor);
+	free(esc);
+	return area;
+}
+
+static const char *area_of(struct bfs *fs)
+{
+	struct overlays *o = fs->overlays;
+	if (!o->area)
+		o->area = overlay_area(fs);
+	return o->area;
+}
+
+static char *version_dir(struct bfs *fs, const struct bstate *b)
+{
+	return xasprintf("%s/%llu", area_of(fs), (unsigned long long)bundle_serial(b));
+}
+
+static char *target_of(struct bfs *fs, const struct bstate *b)
+{
+	return xasprintf("%s/%llu/rootfs", area_of(fs), (unsigned long long)bundle_serial(b));
+}
+
+/* The version's rootfs in the FUSE mount: the overlay's lower layer. */
+static char *lower_of(const struct bfs *fs, const struct bstate *b)
 {
 	return xasprintf("%s/%s/%llu/rootfs", fs->mountpoint, VERSIONS_DIR,
 			 (unsigned long long)bundle_serial(b));
 }
 
-static int mkdirs(char *path, mode_t mode)
+static errint_t mkdirs(char *path, mode_t mode)
 {
 	for (char *p = path + 1; *p; p++) {
 		if (*p != '/')
@@ -97,11 +121,12 @@ static void add_escaped(struct buf *b, const char *s)
 	}
 }
 
-/* mount(2) and umount2(2) walk paths through this filesystem, so a thread
- * of the daemon making them waits on the daemon's own answers; killed
- * then, that thread would stay blocked, and the process (holding the
- * supervisor's link) would never end: no successor would answer. A child
- * process that holds no descriptor makes them instead. Returns 0 or
+/* mount(2) walks the lower layer's path through this filesystem, and the
+ * last umount2(2) of an overlay may end the FUSE connection, so a thread
+ * of the daemon making them could wait on the daemon's own answers;
+ * killed then, that thread would stay blocked, and the process (holding
+ * the supervisor's link) would never end: no successor would answer. A
+ * child process that holds no descriptor makes them instead. Returns 0 or
  * -errno. */
 static errint_t in_child(const char *target, const char *opts)
 {
@@ -121,12 +146,11 @@ static errint_t in_child(const char *target, const char *opts)
 	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
 }
 
-/* Is an overlay mounted on `target` (a successor finds those its
- * predecessor mounted)? */
-static bool mounted(const char *target)
+/* Is a filesystem of this type mounted on `target`? */
+static bool mounted(const char *target, const char *fstype)
 {
 	struct mountent m;
-	return mounts_at(target, &m) == 1 && !strcmp(m.fstype, "overlay");
+	return mounts_at(target, &m) == 1 && !strcmp(m.fstype, fstype);
 }
 
 /* The kernel forgets the version's rootfs entry (looked up by the failed
@@ -151,98 +175,395 @@ static void forget_rootfs(struct bfs *fs, struct bstate *b)
 		ll_forget_entry(fs, version, "rootfs");
 }
 
+/* ---- the area ------------------------------------------------------------------ */
+
+static void watch_mount_table(struct overlays *o)
+{
+	if (o->mountinfo < 0)
+		o->mountinfo = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+}
+
+/* The area, mounted (a tmpfs, shared) unless it is. Called with
+ * `mounting` held. */
+static errint_t area_ready(struct bfs *fs)
+{
+	struct overlays *o = fs->overlays;
+	if (o->area_mounted)
+		return 0;
+	/* (Mounting needs the privilege; the runtime directory may not be
+	 * writable without it either, which would say less.) */
+	if (geteuid() != 0)
+		return -EPERM;
+	char *area = xstrdup(area_of(fs));
+	errint_t e = mkdirs(area, 0755);
+	if (e == 0 && !mounted(area, "tmpfs") &&
+	    mount("bundlefs", area, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755") < 0)
+		e = -errno;
+	/* Roots mounted in it reach the namespaces made from this one that
+	 * take mounts from it (slave or shared), as runtimes' are. */
+	if (e == 0 && mount(NULL, area, NULL, MS_SHARED, NULL) < 0)
+		e = -errno;
+	free(area);
+	if (e < 0)
+		return e;
+	o->area_mounted = true;
+	watch_mount_table(o);
+	return 0;
+}
+
+errint_t overlay_remove_area(const char *area)
+{
+	errint_t e = mounted(area, "tmpfs") ? in_child(area, NULL) : 0;
+	rmdir(area);
+	/* (The mount point's directory, when no other area is left in it.) */
+	char *up = xstrdup(area);
+	*strrchr(up, '/') = 0;
+	rmdir(up);
+	free(up);
+	return e;
+}
+
+/* The FUSE mount is gone: the area goes, with every root in it (running
+ * containers keep their copies), and nothing is mounted any more. Called
+ * with `mounting` held. */
+static void area_close(struct bfs *fs)
+{
+	struct overlays *o = fs->overlays;
+	o->closed = true;
+	errint_t e = overlay_remove_area(area_of(fs));
+	if (e < 0)
+		log_msg("%s: %s", o->area, strerror(-e));
+	o->area_mounted = false;
+	if (o->mountinfo >= 0) {
+		close(o->mountinfo);
+		o->mountinfo = -1;
+	}
+}
+
+/* ---- one writable root ----------------------------------------------------------- */
+
+/* Writes the version's config.json into its directory in the area. */
+static errint_t write_config(struct bstate *b, const char *dir)
+{
+	const char *data;
+	size_t len;
+	errint_t e = bundle_config(b, &data, &len);
+	if (e < 0)
+		return e;
+	cleanup_free char *tmp = xasprintf("%s/.config.json", dir);
+	cleanup_free char *path = xasprintf("%s/config.json", dir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return -errno;
+	ssize_t w = write(fd, data, len);
+	e = w < 0 ? -errno : (size_t)w != len ? -EIO : 0;
+	close(fd);
+	if (e == 0 && rename(tmp, path) < 0)
+		e = -errno;
+	if (e < 0)
+		unlink(tmp);
+	return e;
+}
+
+/* Mounts the overlay of `b` on `target` with generation `gen` of its
+ * state. Returns 0 or -errno, with *what naming what failed. */
+static errint_t mount_generation(struct bfs *fs, struct bstate *b, const char *target, unsigned gen,
+				 const char **what)
+{
+	cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
+	cleanup_free char *upper = statedir_upper(dir, gen);
+	cleanup_free char *work = statedir_work(dir, gen);
+	cleanup_free char *lower = lower_of(fs, b);
+	errint_t e = statedir_make(dir, gen);
+	if (e < 0) {
+		*what = "making its state directory";
+		return e;
+	}
+	struct buf opts = {0};
+	buf_adds(&opts, "lowerdir=");
+	add_escaped(&opts, lower);
+	buf_adds(&opts, ",upperdir=");
+	add_escaped(&opts, upper);
+	buf_adds(&opts, ",workdir=");
+	add_escaped(&opts, work);
+	/* Directories renamed as they are (not copied), and no index: the
+	 * lower layer is never written, so nothing to index. */
+	buf_adds(&opts, ",redirect_dir=on,index=off");
+	e = in_child(target, opts.data);
+	buf_free(&opts);
+	*what = "mounting overlayfs";
+	return e;
+}
+
 static void mount_one(struct bfs *fs, struct bstate *b)
 {
-	pthread_mutex_lock(&fs->overlays->mounting);
-	if (bundle_overlay(b) != BO_NONE) {
-		pthread_mutex_unlock(&fs->overlays->mounting);
+	struct overlays *o = fs->overlays;
+	pthread_mutex_lock(&o->mounting);
+	if (bundle_overlay(b) != BO_NONE || o->closed) {
+		pthread_mutex_unlock(&o->mounting);
 		return;
 	}
-	char *target = target_of(fs, b), *dir = overlay_dir(fs, bundle_name(b));
-	char *upper = xasprintf("%s/upper", dir), *work = xasprintf("%s/work", dir);
+	cleanup_free char *vdir = version_dir(fs, b);
+	cleanup_free char *target = target_of(fs, b);
+	cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
 	errint_t e = 0;
 	const char *what = "";
-	if (mounted(target)) {
-		bundle_set_overlay(b, BO_MOUNTED, NULL);
-		goto out;
-	}
 	/* A closure that cannot be resolved (now) is the bundle's problem,
-	 * reported as such under its rootfs: tried again on a later use. */
+	 * reported as such under its rootfs: tried again on a later use. A
+	 * data = bind bundle's config.json lists the closure's paths: they
+	 * must all be here first (they are prefetched). */
 	if (bundle_ready(b) < 0)
 		goto out;
-	if ((e = mkdirs(upper, 0755)) < 0 || (e = mkdirs(work, 0700)) < 0) {
-		what = upper;
-	} else {
-		struct buf opts = {0};
-		buf_adds(&opts, "lowerdir=");
-		add_escaped(&opts, target);
-		buf_adds(&opts, ",upperdir=");
-		add_escaped(&opts, upper);
-		buf_adds(&opts, ",workdir=");
-		add_escaped(&opts, work);
-		/* Directories renamed as they are (not copied), and no index:
-		 * the lower layer is never written, so nothing to index. */
-		buf_adds(&opts, ",redirect_dir=on,index=off");
-		if ((e = in_child(target, opts.data)) < 0)
-			what = "mounting overlayfs";
-		buf_free(&opts);
+	if (bundle_spec(b)->data_bind && !realise_all_local(fs, b)) {
+		realise_prefetch(fs, b);
+		goto out;
 	}
-	if (e < 0) {
-		const struct bundle *sb = bundle_spec(b);
-		char *msg =
-		    xasprintf("%s:%u: bundle \"%s\": readonly = false needs a writable root, "
-			      "and %s%s%s failed: %s",
-			      fs->spec_path, sb->line, sb->name, what, *what == '/' ? "" : " on ",
-			      *what == '/' ? "" : target, strerror(-e));
-		log_msg("%s", msg);
-		bundle_set_overlay(b, BO_FAILED, msg);
-		free(msg);
-		forget_rootfs(fs, b);
-	} else {
+	if ((e = area_ready(fs)) < 0) {
+		what = "mounting its area in the runtime directory";
+		goto failed;
+	}
+	if (mounted(target, "overlay")) { /* (a predecessor's) */
 		bundle_set_overlay(b, BO_MOUNTED, NULL);
+		goto out;
 	}
+	char *rootfs = xstrdup(target);
+	e = mkdirs(rootfs, 0755);
+	free(rootfs);
+	if (e == 0)
+		e = write_config(b, vdir);
+	if (e < 0) {
+		what = "writing its bundle directory";
+		goto failed;
+	}
+	long gen = statedir_current(dir);
+	if ((e = mount_generation(fs, b, target, gen < 0 ? 0 : (unsigned)gen, &what)) == 0) {
+		bundle_set_overlay(b, BO_MOUNTED, NULL);
+		goto out;
+	}
+failed:;
+	const struct bundle *sb = bundle_spec(b);
+	char *msg = xasprintf("%s:%u: bundle \"%s\": readonly = false needs a writable root, "
+			      "and %s failed (%s): %s",
+			      fs->spec_path, sb->line, sb->name, what, target, strerror(-e));
+	log_msg("%s", msg);
+	bundle_set_overlay(b, BO_FAILED, msg);
+	free(msg);
+	forget_rootfs(fs, b);
 out:
-	pthread_mutex_unlock(&fs->overlays->mounting);
-	free(upper);
-	free(work);
-	free(dir);
-	free(target);
+	pthread_mutex_unlock(&o->mounting);
+}
+
+/* Takes the root of `b` off its mount point and removes its directory.
+ * Called with `mounting` held. */
+static void unmount_one(struct bfs *fs, struct bstate *b)
+{
+	cleanup_free char *vdir = version_dir(fs, b);
+	cleanup_free char *target = target_of(fs, b);
+	errint_t e = mounted(target, "overlay") ? in_child(target, NULL) : 0;
+	if (e < 0)
+		log_msg("%s: %s", target, strerror(-e));
+	rmdir(target);
+	cleanup_free char *config = xasprintf("%s/config.json", vdir);
+	unlink(config);
+	rmdir(vdir);
+}
+
+/* ---- generations a reset left ----------------------------------------------------- */
+
+/* Called with `mounting` held. */
+static void discard(struct overlays *o, const char *dir, unsigned gen)
+{
+	for (size_t i = 0; i < o->ndiscarded; i++)
+		if (o->discarded[i].gen == gen && !strcmp(o->discarded[i].dir, dir))
+			return;
+	GROW(o->discarded, o->ndiscarded, o->discarded_cap);
+	o->discarded[o->ndiscarded++] = (struct discarded){xstrdup(dir), gen};
+}
+
+/* Removes each discarded generation no mount uses any more. Called with
+ * `mounting` held. */
+static void sweep(struct bfs *fs)
+{
+	struct overlays *o = fs->overlays;
+	size_t k = 0;
+	for (size_t i = 0; i < o->ndiscarded; i++) {
+		struct discarded *d = &o->discarded[i];
+		cleanup_free char *upper = statedir_upper(d->dir, d->gen);
+		if (!mounts_overlay_in_use(upper, fs->run_dir)) {
+			errint_t e = statedir_remove(d->dir, d->gen);
+			if (e < 0)
+				log_msg("%s: %s", upper, strerror(-e));
+			free(d->dir);
+			continue;
+		}
+		o->discarded[k++] = *d;
+	}
+	o->ndiscarded = k;
+}
+
+/* Generations earlier daemons of this mount point left (a reset whose
+ * containers outlived their daemon). Called with `mounting` held. */
+static void discard_left_over(struct bfs *fs)
+{
+	struct overlays *o = fs->overlays;
+	o->swept_at_start = true;
+	char *esc = statedir_escape(fs->mountpoint);
+	char *top = xasprintf("%s/%s", fs->state_dir, esc);
+	free(esc);
+	DIR *d = opendir(top);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *dir = xasprintf("%s/%s", top, de->d_name);
+		unsigned *gens;
+		size_t n = statedir_generations(dir, &gens);
+		for (size_t i = 0; i + 1 < n; i++)
+			discard(o, dir, gens[i]);
+		free(gens);
+		free(dir);
+	}
+	if (d)
+		closedir(d);
+	free(top);
+}
+
+/* ---- the thread ------------------------------------------------------------------ */
+
+/* Has the FUSE mount gone from the mount table? */
+static bool mount_gone(struct bfs *fs)
+{
+	struct mountent m;
+	return mounts_find(&fs->mnt, &m) == 0;
 }
 
 static void *run(void *arg)
 {
 	struct bfs *fs = arg;
 	struct overlays *o = fs->overlays;
-	pthread_mutex_lock(&o->lock);
 	for (;;) {
-		while (!o->head && !o->stopping)
-			pthread_cond_wait(&o->cond, &o->lock);
-		struct job *j = o->head;
-		if (!j)
-			break;
-		o->head = j->next;
-		if (!o->head)
-			o->tail = &o->head;
-		pthread_mutex_unlock(&o->lock);
-		mount_one(fs, j->b);
-		j->done(j->ctx);
-		bundle_put(j->b);
-		free(j);
+		pthread_mutex_lock(&o->mounting);
+		struct pollfd p[2] = {{.fd = o->wake, .events = POLLIN},
+				      {.fd = o->mountinfo, .events = POLLPRI}};
+		int timeout = o->ndiscarded ? SWEEP_MS : -1;
+		pthread_mutex_unlock(&o->mounting);
+		int n = poll(p, p[1].fd >= 0 ? 2 : 1, timeout);
+		uint64_t x;
+		if (n > 0 && (p[0].revents & POLLIN) && read(o->wake, &x, sizeof(x)) < 0) {
+			/* (counted again on the next write) */
+		}
 		pthread_mutex_lock(&o->lock);
+		struct job *j = o->head;
+		o->head = NULL;
+		o->tail = &o->head;
+		bool stopping = o->stopping;
+		pthread_mutex_unlock(&o->lock);
+		for (struct job *next; j; j = next) {
+			next = j->next;
+			if (!stopping)
+				mount_one(fs, j->b);
+			/* (When stopping, the kernel no longer waits for them.) */
+			if (!stopping)
+				j->done(j->ctx);
+			bundle_put(j->b);
+			free(j);
+		}
+		if (stopping)
+			break;
+		pthread_mutex_lock(&o->mounting);
+		if (!o->swept_at_start)
+			discard_left_over(fs);
+		if (o->mountinfo >= 0 && (p[1].revents & (POLLPRI | POLLERR)) && mount_gone(fs)) {
+			log_msg("%s is unmounted: its writable roots leave %s (running containers "
+				"keep theirs)",
+				fs->mountpoint, area_of(fs));
+			area_close(fs);
+		}
+		if (o->ndiscarded)
+			sweep(fs);
+		pthread_mutex_unlock(&o->mounting);
 	}
-	pthread_mutex_unlock(&o->lock);
 	return NULL;
+}
+
+/* Starts the thread unless it runs. Called with o->lock held. */
+static errint_t start_thread(struct bfs *fs)
+{
+	struct overlays *o = fs->overlays;
+	if (o->started)
+		return 0;
+	int e = pthread_create(&o->thread, NULL, run, fs);
+	if (e)
+		return -e;
+	o->started = true;
+	return 0;
+}
+
+static void wake(struct overlays *o)
+{
+	uint64_t one = 1;
+	if (write(o->wake, &one, sizeof(one)) < 0) {
+		/* (the counter is full: the thread is awake anyway) */
+	}
 }
 
 errint_t overlays_start(struct bfs *fs)
 {
 	struct overlays *o = xcalloc(1, sizeof(*o));
+	o->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (o->wake < 0) {
+		free(o);
+		return -errno;
+	}
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_mutex_init(&o->mounting, NULL);
-	pthread_cond_init(&o->cond, NULL);
 	o->tail = &o->head;
+	o->mountinfo = -1;
 	fs->overlays = o;
 	return 0;
+}
+
+/* Does the set have a bundle with a writable root? */
+static bool any_writable(const struct bundles *set)
+{
+	for (size_t i = 0; i < bundles_count(set); i++)
+		if (!bundle_spec(bundles_at(set, i))->readonly)
+			return true;
+	return false;
+}
+
+void overlays_adopt(struct bfs *fs, bool took_over)
+{
+	struct overlays *o = fs->overlays;
+	struct stat st;
+	bool there = stat(area_of(fs), &st) == 0;
+	pthread_mutex_lock(&o->mounting);
+	if (there && !took_over) {
+		/* Left by a mount whose daemon and watchdog both failed to
+		 * remove it: nothing in it is this mount's. */
+		area_close(fs);
+		o->closed = false;
+	} else if (there && mounted(o->area, "tmpfs")) {
+		o->area_mounted = true;
+		watch_mount_table(o);
+	}
+	/* Made now, before any container's mount namespace is: one made
+	 * from this one before the area was there would not see the roots
+	 * mounted in it. */
+	errint_t e = 0;
+	if (!o->area_mounted && geteuid() == 0 && any_writable(fs->bundles))
+		e = area_ready(fs);
+	pthread_mutex_unlock(&o->mounting);
+	if (e < 0)
+		log_msg("%s: %s: writable roots cannot be mounted", o->area, strerror(-e));
+	if (o->area_mounted) {
+		pthread_mutex_lock(&o->lock);
+		e = start_thread(fs);
+		pthread_mutex_unlock(&o->lock);
+		if (e < 0)
+			log_msg("no thread to watch %s (%s): unmount its writable roots by hand",
+				o->area, strerror(-e));
+	}
 }
 
 void overlays_stop(struct bfs *fs)
@@ -252,19 +573,28 @@ void overlays_stop(struct bfs *fs)
 		return;
 	pthread_mutex_lock(&o->lock);
 	o->stopping = true;
-	pthread_cond_signal(&o->cond);
+	wake(o);
 	pthread_mutex_unlock(&o->lock);
 	if (o->started)
 		pthread_join(o->thread, NULL);
-	/* (Jobs left are requests the kernel no longer waits for.) */
 	for (struct job *j = o->head, *next; j; j = next) {
 		next = j->next;
 		bundle_put(j->b);
 		free(j);
 	}
+	/* The mount is gone (the loop ended): so is the area, unless the
+	 * thread was not there to see it. */
+	if (o->area_mounted && mount_gone(fs))
+		area_close(fs);
+	for (size_t i = 0; i < o->ndiscarded; i++)
+		free(o->discarded[i].dir);
+	free(o->discarded);
+	if (o->mountinfo >= 0)
+		close(o->mountinfo);
+	close(o->wake);
+	free(o->area);
 	pthread_mutex_destroy(&o->lock);
 	pthread_mutex_destroy(&o->mounting);
-	pthread_cond_destroy(&o->cond);
 	free(o);
 	fs->overlays = NULL;
 }
@@ -281,79 +611,165 @@ void overlay_ensure(struct bfs *fs, struct bstate *b, void (*done)(void *ctx), v
 	j->done = done;
 	j->ctx = ctx;
 	pthread_mutex_lock(&o->lock);
-	if (!o->started) {
-		int e = pthread_create(&o->thread, NULL, run, fs);
-		if (e) {
-			pthread_mutex_unlock(&o->lock);
-			char *msg =
-			    xasprintf("bundle \"%s\": no thread to mount its writable root: %s",
-				      bundle_name(b), strerror(e));
-			log_msg("%s", msg);
-			bundle_set_overlay(b, BO_FAILED, msg);
-			free(msg);
-			bundle_put(j->b);
-			free(j);
-			done(ctx);
-			return;
-		}
-		o->started = true;
+	errint_t e = start_thread(fs);
+	if (e < 0) {
+		pthread_mutex_unlock(&o->lock);
+		char *msg = xasprintf("bundle \"%s\": no thread to mount its writable root: %s",
+				      bundle_name(b), strerror(-e));
+		log_msg("%s", msg);
+		bundle_set_overlay(b, BO_FAILED, msg);
+		free(msg);
+		bundle_put(j->b);
+		free(j);
+		done(ctx);
+		return;
 	}
 	*o->tail = j;
 	o->tail = &j->next;
-	pthread_cond_signal(&o->cond);
+	wake(o);
 	pthread_mutex_unlock(&o->lock);
+}
+
+ssize_t overlay_bundle_dir(struct bfs *fs, struct bstate *b, char *buf, size_t size)
+{
+	if (bundle_spec(b)->readonly || bundle_overlay(b) != BO_MOUNTED)
+		return -ENOENT;
+	int len = snprintf(buf, size, "%s/%llu", area_of(fs), (unsigned long long)bundle_serial(b));
+	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : len;
 }
 
 void overlay_detach(struct bfs *fs, struct bstate *b)
 {
-	char *target = target_of(fs, b);
-	errint_t e = mounted(target) ? in_child(target, NULL) : 0;
-	if (e < 0)
-		log_msg("%s: %s", target, strerror(-e));
-	free(target);
-}
-
-static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
+	struct overlays *o = fs->overlays;
+	pthread_mutex_lock(&o->mounting);
+	if (bundle_overlay(b) == BO_MOUNTED && !o->closed)
+		unmount_one(fs, b);
+	pthread_mutex_unlock(&o->mounting);
 }
 
 errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 {
-	*msg = NULL;
-	char *dir = overlay_dir(fs, name);
+	struct overlays *o = fs->overlays;
 	pthread_rwlock_rdlock(&fs->gen_lock);
 	struct bstate *b = bundles_find(fs->bundles, name);
 	if (b)
 		b = bundle_get(b);
 	pthread_rwlock_unlock(&fs->gen_lock);
-	bool writable = b && !bundle_spec(b)->readonly;
-	if (writable)
-		overlay_detach(fs, b);
-	errint_t e = 0;
-	struct stat st;
-	if (lstat(dir, &st) == 0 && nftw(dir, remove_cb, 32, FTW_DEPTH | FTW_PHYS) < 0) {
-		e = -errno;
-		*msg = xasprintf("%s: %s", dir, strerror(errno));
+	if (!b) {
+		*msg = xasprintf("%s has no bundle \"%s\" (`bundlectl prune` removes what bundles "
+				 "no longer in it wrote)",
+				 fs->spec_path, name);
+		return -ENOENT;
 	}
-	if (writable) {
-		/* Mounted again at once: the kernel may keep the name's
-		 * target cached, and not ask again. */
-		bundle_set_overlay(b, BO_NONE, NULL);
-		mount_one(fs, b);
-		if (bundle_overlay(b) != BO_MOUNTED && !e) {
-			e = -EIO;
-			*msg =
-			    xasprintf("bundle \"%s\": its writable root could not be mounted again "
-				      "(see bundlectl status)",
-				      name);
+	if (bundle_spec(b)->readonly) {
+		*msg = xasprintf("bundle \"%s\" is read-only (readonly = true): containers cannot "
+				 "write in it, there is nothing to discard",
+				 name);
+		bundle_put(b);
+		return -EROFS;
+	}
+	pthread_mutex_lock(&o->mounting);
+	cleanup_free char *dir = overlay_dir(fs, name);
+	long old = statedir_current(dir);
+	errint_t e = 0;
+	bool repoint = false;
+	*msg = NULL;
+	if (old >= 0) {
+		unsigned gen = (unsigned)old + 1;
+		const char *what = "making its state directory";
+		if ((e = statedir_make(dir, gen)) == 0 && bundle_overlay(b) == BO_MOUNTED &&
+		    !o->closed) {
+			/* The old root leaves its mount point (running
+			 * containers keep theirs); the new one takes it. */
+			cleanup_free char *target = target_of(fs, b);
+			if ((e = in_child(target, NULL)) < 0)
+				what = "unmounting its writable root";
+			else
+				e = mount_generation(fs, b, target, gen, &what);
+		}
+		if (e < 0) {
+			*msg = xasprintf("bundle \"%s\": %s failed: %s", name, what, strerror(-e));
+			log_msg("%s", *msg);
+			if (bundle_overlay(b) == BO_MOUNTED) {
+				/* Its name must not lead to the empty mount point. */
+				unmount_one(fs, b);
+				bundle_set_overlay(b, BO_FAILED, *msg);
+				repoint = true;
+			}
+		} else {
+			discard(o, dir, (unsigned)old);
+			sweep(fs);
 		}
 	}
+	bool pending = o->ndiscarded > 0;
+	pthread_mutex_unlock(&o->mounting);
+	if (repoint)
+		ll_forget_entry(fs, NODES_ROOT_ID, name);
+	if (e == 0)
+		log_msg("bundle \"%s\": writes discarded; new containers start from a clean root",
+			name);
+	/* What running containers still use goes once they are gone: the
+	 * thread looks again every few seconds. */
+	if (pending) {
+		pthread_mutex_lock(&o->lock);
+		if (start_thread(fs) == 0)
+			wake(o);
+		pthread_mutex_unlock(&o->lock);
+	}
 	bundle_put(b);
-	if (!e)
-		log_msg("bundle \"%s\": writes discarded (%s)", name, dir);
-	free(dir);
 	return e;
+}
+
+/* ---- prune ------------------------------------------------------------------------ */
+
+struct pruned {
+	cJSON *out;
+	bool dry_run;
+};
+
+static void report(void *ctx, const char *upper, uint64_t bytes, const char *kept)
+{
+	struct pruned *p = ctx;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "upper", upper);
+	cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+	cJSON_AddBoolToObject(o, "removed", !kept && !p->dry_run);
+	if (kept)
+		cJSON_AddStringToObject(o, "kept", kept);
+	else
+		cJSON_AddNullToObject(o, "kept");
+	cJSON_AddItemToArray(p->out, o);
+}
+
+errint_t overlay_prune(struct bfs *fs, bool dry_run, cJSON *out)
+{
+	struct overlays *o = fs->overlays;
+	char *esc = statedir_escape(fs->mountpoint);
+	char *top = xasprintf("%s/%s", fs->state_dir, esc);
+	free(esc);
+	struct pruned p = {out, dry_run};
+	errint_t rc = 0;
+	pthread_mutex_lock(&o->mounting);
+	DIR *d = opendir(top);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		pthread_rwlock_rdlock(&fs->gen_lock);
+		struct bstate *b = bundles_find(fs->bundles, de->d_name);
+		bool wanted = b && !bundle_spec(b)->readonly;
+		pthread_rwlock_unlock(&fs->gen_lock);
+		char *dir = xasprintf("%s/%s", top, de->d_name);
+		errint_t e = statedir_prune(dir, wanted, dry_run, fs->run_dir, report, &p);
+		if (e < 0 && !rc)
+			rc = e;
+		free(dir);
+	}
+	if (d)
+		closedir(d);
+	if (!dry_run)
+		rmdir(top);
+	pthread_mutex_unlock(&o->mounting);
+	free(top);
+	return rc;
 }

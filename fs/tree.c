@@ -5,6 +5,7 @@
 #include "bfs.h"
 #include "hcache.h"
 #include "log.h"
+#include "overlay.h"
 #include "realise.h"
 #include "state.h"
 
@@ -124,8 +125,12 @@ static bool root_entry(struct bfs *fs, struct node *dir, size_t i, const char **
 
 /* ---- NK_LINK: a bundle's name ------------------------------------------------ */
 
+/* Into the mount, or to the writable root (overlay.h) while mounted. */
 static ssize_t link_readlink(struct bfs *fs, struct node *n, char *buf, size_t size)
 {
+	ssize_t out = overlay_bundle_dir(fs, n->bundle, buf, size);
+	if (out != -ENOENT)
+		return out;
 	int len =
 	    snprintf(buf, size, VERSIONS_DIR "/%llu", (unsigned long long)bundle_serial(n->bundle));
 	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : len;

@@ -1,6 +1,7 @@
 /* watchdog: detach the mount of a daemon that died. */
 #include "watchdog.h"
 #include "mounts.h"
+#include "overlay.h"
 #include "service.h"
 
 #include <dirent.h>
@@ -56,7 +57,7 @@ static void close_all_but(int keep)
 	closedir(d);
 }
 
-int watchdog_start(const char *mnt, const struct mountid *id, int *wfd)
+int watchdog_start(const char *mnt, const struct mountid *id, const char *area, int *wfd)
 {
 	/* The daemon keeps the writing end open until it exits; the
 	 * watchdog reads. */
@@ -87,8 +88,12 @@ int watchdog_start(const char *mnt, const struct mountid *id, int *wfd)
 	int mi = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
 	for (;;) {
 		int e = unmount_detach(mnt, id);
-		if (e != -EBUSY || mi < 0)
+		if (e != -EBUSY || mi < 0) {
+			/* The daemon's writable roots go with its mount. */
+			if (area)
+				overlay_remove_area(area);
 			_exit(0);
+		}
 		struct pollfd pfd = {.fd = mi, .events = POLLPRI};
 		poll(&pfd, 1, 1000);
 	}

@@ -21,9 +21,10 @@
  * when another mount covers ours, -ENOENT when ours is gone, or -errno. */
 int unmount_detach(const char *mnt, const struct mountid *id);
 
-/* Starts the watchdog for the mount `id` at `mnt`; *wfd is the
- * pipe's write end, held by the daemon and by its supervisor (the watchdog
- * acts when every holder is gone). Returns 0 or -errno. */
-int watchdog_start(const char *mnt, const struct mountid *id, int *wfd);
+/* Starts the watchdog for the mount `id` at `mnt`, whose writable roots
+ * are mounted in `area` (overlay.h); *wfd is the pipe's write end, held by
+ * the daemon and by its supervisor (the watchdog acts when every holder is
+ * gone). Returns 0 or -errno. */
+int watchdog_start(const char *mnt, const struct mountid *id, const char *area, int *wfd);
 
 #endif

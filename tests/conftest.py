@@ -93,13 +93,9 @@ def abort_mount(path):
 
 
 class Mount(bfsmount.Mount):
-    """A running `bundlefs -f` (the one under test) on a fresh mountpoint;
-    writable roots keep their changes beside it (MOUNTPOINT.state), not in
-    the machine's /var/lib/bundlefs."""
+    """A running `bundlefs -f` (the one under test) on a fresh mountpoint."""
 
     def __init__(self, mountpoint, spec, args=(), env=None):
-        if "--state-dir" not in args:
-            args = tuple(args) + ("--state-dir", str(mountpoint) + ".state")
         super().__init__(BUNDLEFS, mountpoint, spec, args, env)
 
 
@@ -195,6 +191,15 @@ class Runc:
             stderr=subprocess.PIPE,
             timeout=timeout,
         )
+
+    def start(self, bundle):
+        """Starts a container and returns at once (a Popen); its output is
+        read with communicate()."""
+        cid = "bfs-" + uuid.uuid4().hex[:12]
+        self.ids.append(cid)
+        return subprocess.Popen(["runc", "--root", self.root, "run", "-b", bundle, cid],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
 
     def cleanup(self):
         for cid in self.ids:

@@ -122,7 +122,8 @@ def test_killing_the_process_group_does_not_wedge_the_mount(tmp_path, tiny):
     spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    p = subprocess.Popen([BUNDLEFS, "-f", str(mnt), spec], start_new_session=True,
+    p = subprocess.Popen([BUNDLEFS, "-f", "--state-dir", str(tmp_path / "state"), str(mnt), spec],
+                         start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     m = bfsmount.Mount.__new__(bfsmount.Mount)
     m.mountpoint, m.proc, m.errlog = str(mnt), p, None

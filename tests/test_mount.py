@@ -280,8 +280,7 @@ def test_large_file_reads_match(tmp_path, mount, nix):
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "fusermount3", "umount"])
 def test_unmount_ends_the_daemon_cleanly(tmp_path, tiny, how):
-    # (Writable roots are mounts below the mount: then only a lazy unmount
-    # or SIGTERM ends it, see test_writable.)
+    # (With writable roots too: see test_writable.)
     from conftest import Mount
     spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\nreadonly = true\n" % tiny)
     m = Mount(tmp_path / "mnt", spec)

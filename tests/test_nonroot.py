@@ -164,7 +164,7 @@ def test_a_writable_root_without_the_privilege_to_mount_it_is_an_error(fuse_for_
         p = as_user(["ls", os.path.join(m.mnt, "w", "rootfs")])
         assert p.returncode != 0 and b"Input/output error" in p.stderr
         assert ('spec.conf:4: bundle "w": readonly = false needs a writable root, and mounting '
-                'overlayfs on') in m.stderr()
+                'its area in the runtime directory failed') in m.stderr()
         assert "Operation not permitted" in m.stderr()
         assert as_user(["ls", os.path.join(m.mnt, "ro", "rootfs") + STORE]).returncode == 0
         m.unmount()

@@ -267,7 +267,7 @@ umount {mnt}
 
 def test_status_shows_daemon_and_bundles(tmp_path, nix, tiny, app):
     gone = STORE + "/" + "9" * 32 + "-gone"
-    spec = write_spec(tmp_path, "[ok]\nargs = %s/bin/app\n[bad]\nargs = %s/bin/x\n[idle]\n"
+    spec = write_spec(tmp_path, "[ok]\nargs = %s/bin/app\nreadonly = true\n[bad]\nargs = %s/bin/x\n[idle]\n"
                       "args = %s/bin/sh\n" % (app, gone, tiny))
     with Mount(tmp_path / "mnt", spec) as m:
         with open(m.path("ok", "rootfs") + app + "/bin/app", "rb") as f:
@@ -292,7 +292,7 @@ def test_status_shows_daemon_and_bundles(tmp_path, nix, tiny, app):
         assert b["ok"]["served"] >= size_config + (0 if passed else size)
         assert b["ok"]["requests"] > 3
         assert b["bad"]["state"] in ("retrying", "failed")
-        assert b["bad"]["problems"] == ['%s:4: bundle "bad": %s: missing from the store'
+        assert b["bad"]["problems"] == ['%s:5: bundle "bad": %s: missing from the store'
                                         % (spec, gone)]
         assert b["idle"]["state"] == "unresolved" and b["idle"]["requests"] == 0
         human = bundlectl("status", m.mountpoint).stdout.decode()

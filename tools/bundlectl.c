@@ -31,8 +31,11 @@ static const char usage_text[] =
     "  status [--json] MOUNTPOINT  show a running mount: its daemon and every\n"
     "                              bundle's state, closure and traffic\n"
     "  reload MOUNTPOINT           make a running mount read its spec again\n"
-    "  reset MOUNTPOINT NAME       discard what containers wrote in bundle NAME's\n"
-    "                              writable root (readonly = false)\n"
+    "  reset MOUNTPOINT NAME       start bundle NAME's writable root (readonly =\n"
+    "                              false) afresh: new containers see a clean root\n"
+    "  prune [--dry-run] MOUNTPOINT | --state-dir DIR\n"
+    "                              remove the writable roots' state that no bundle\n"
+    "                              of the spec uses and no container runs on\n"
     "\n"
     "Every command takes --help and --version.\n"
     "Exit status: 0 success, 1 failure, 2 bad spec or bad usage.\n"
@@ -62,11 +65,22 @@ static const char *const cmd_usage[] = {
     "and waits for it. A spec with problems changes nothing: they are printed as\n"
     "FILE:LINE: message and the exit status is 2.\n",
     "usage: bundlectl reset MOUNTPOINT NAME\n"
-    "Discards everything containers wrote in the writable root of bundle NAME\n"
-    "(readonly = false) of the mount at MOUNTPOINT: its directory under the\n"
-    "mount's --state-dir is emptied, and a mounted writable root mounted again,\n"
-    "empty. Works for a bundle the spec no longer has. Containers running on it\n"
-    "keep what they see until they exit.\n",
+    "Starts the writable root of bundle NAME (readonly = false) of the mount at\n"
+    "MOUNTPOINT afresh: new containers see a clean root. Containers running on\n"
+    "it keep what they see, and write on, until they exit; then what they wrote\n"
+    "is removed from the mount's --state-dir. Exit status 2 when the spec has no\n"
+    "bundle NAME or it is read-only (`bundlectl prune` removes the state of\n"
+    "bundles the spec no longer has).\n",
+    "usage: bundlectl prune [--dry-run] MOUNTPOINT\n"
+    "       bundlectl prune [--dry-run] --state-dir DIR\n"
+    "Removes what containers wrote in writable roots that no bundle of the spec\n"
+    "uses any more: bundles the spec of the mount at MOUNTPOINT no longer has (or\n"
+    "that are read-only now), and the generations `bundlectl reset` left. Never\n"
+    "one a container's root uses (an overlay on it in any mount namespace), nor\n"
+    "a bundle's current one. With --state-dir, every mount point's state in DIR:\n"
+    "a live mount's daemon prunes its own, and the state of a mount point no\n"
+    "bundlefs serves goes whole, but what a container uses. Prints one line per\n"
+    "generation: removed, kept and why; --dry-run only says what would go.\n",
 };
 
 static void usage(FILE *f)
@@ -77,7 +91,8 @@ static void usage(FILE *f)
 
 struct opts {
 	struct store st;
-	bool pretty, json;
+	bool pretty, json, dry_run;
+	const char *state_dir; /* prune --state-dir */
 	const char *pos[4];
 	int npos;
 };
@@ -109,6 +124,20 @@ static int parse_args(int argc, char **argv, int cmd, struct opts *o)
 			}
 			if (!strcmp(a, "--json") && cmd == 4) {
 				o->json = true;
+				continue;
+			}
+			if (!strcmp(a, "--dry-run") && cmd == 7) {
+				o->dry_run = true;
+				continue;
+			}
+			if (!strcmp(a, "--state-dir") && cmd == 7) {
+				if (i + 1 == argc || !*argv[i + 1]) {
+					fprintf(stderr,
+						"bundlectl: --state-dir needs a directory\n%s",
+						cmd_usage[cmd]);
+					return -1;
+				}
+				o->state_dir = argv[++i];
 				continue;
 			}
 			char *err = NULL;
@@ -269,8 +298,8 @@ static int cmd_bundle(struct opts *o, int cmd)
 int main(int argc, char **argv)
 {
 	static const char *const cmds[] = {"check",  "config", "closure", "materialize",
-					   "status", "reload", "reset"};
-	static const int nargs[] = {1, 2, 2, 3, 1, 1, 2};
+					   "status", "reload", "reset",	  "prune"};
+	static const int nargs[] = {1, 2, 2, 3, 1, 1, 2, 1};
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
@@ -315,7 +344,7 @@ int main(int argc, char **argv)
 	int rc;
 	if (r != 0) {
 		rc = r < 0 ? EXIT_USAGE : 0;
-	} else if (o.npos != nargs[cmd]) {
+	} else if (o.npos != nargs[cmd] - (o.state_dir != NULL)) {
 		fprintf(stderr, "bundlectl: %s takes %d argument%s\n%s", cmds[cmd], nargs[cmd],
 			nargs[cmd] == 1 ? "" : "s", cmd_usage[cmd]);
 		rc = EXIT_USAGE;
@@ -332,6 +361,10 @@ int main(int argc, char **argv)
 			break;
 		case 6:
 			rc = mountctl_reset(o.pos[0], o.pos[1]);
+			break;
+		case 7:
+			rc = o.state_dir ? mountctl_prune_dir(o.state_dir, o.dry_run)
+					 : mountctl_prune(o.pos[0], o.dry_run);
 			break;
 		default:
 			rc = cmd_bundle(&o, cmd);

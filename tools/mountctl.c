@@ -1,9 +1,12 @@
-/* mountctl: status, reload and reset, from the daemon's control socket. */
+/* mountctl: status, reload, reset and prune, from the daemon's control
+ * socket. */
 #include "mountctl.h"
 #include "mounts.h"
+#include "statedir.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,12 +222,112 @@ int mountctl_reset(const char *mountpoint, const char *name)
 		return 1;
 	int rc = 0;
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "ok"))) {
-		printf("%s: bundle %s: writes discarded\n", mountpoint, name);
+		printf("%s: bundle %s: writes discarded; new containers start from a clean root\n",
+		       mountpoint, name);
+	} else if (*str(doc, "refused")) {
+		fprintf(stderr, "bundlectl: %s: %s\n", mountpoint, str(doc, "refused"));
+		rc = 2;
 	} else {
 		const char *e = str(doc, "error");
-		fprintf(stderr, "bundlectl: %s: %s\n", mountpoint, e && *e ? e : "reset failed");
+		fprintf(stderr, "bundlectl: %s: %s\n", mountpoint, *e ? e : "reset failed");
 		rc = 1;
 	}
 	cJSON_Delete(doc);
+	return rc;
+}
+
+/* ---- prune ------------------------------------------------------------------ */
+
+static void print_generation(const char *upper, double bytes, const char *kept, bool dry_run)
+{
+	char size[32];
+	human_bytes(bytes, size, sizeof(size));
+	if (kept)
+		printf("kept          %10s  %s (%s)\n", size, upper, kept);
+	else
+		printf("%-13s %10s  %s\n", dry_run ? "would remove" : "removed", size, upper);
+}
+
+/* Asks the daemon serving `mountpoint` to prune. Returns the exit status. */
+static int prune_mount(const char *mountpoint, bool dry_run)
+{
+	cJSON *doc = request(mountpoint, dry_run ? "prune dry-run" : "prune");
+	if (!doc)
+		return 1;
+	const cJSON *g;
+	cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(doc, "generations"))
+	{
+		const cJSON *kept = cJSON_GetObjectItemCaseSensitive(g, "kept");
+		print_generation(str(g, "upper"), num(g, "bytes"),
+				 cJSON_IsString(kept) ? kept->valuestring : NULL, dry_run);
+	}
+	int rc = 0;
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "ok"))) {
+		fprintf(stderr, "bundlectl: %s: pruning: %s\n", mountpoint, str(doc, "problem"));
+		rc = 1;
+	}
+	cJSON_Delete(doc);
+	return rc;
+}
+
+int mountctl_prune(const char *mountpoint, bool dry_run)
+{
+	return prune_mount(mountpoint, dry_run);
+}
+
+static void report_local(void *ctx, const char *upper, uint64_t bytes, const char *kept)
+{
+	print_generation(upper, (double)bytes, kept, *(bool *)ctx);
+}
+
+int mountctl_prune_dir(const char *state_dir, bool dry_run)
+{
+	DIR *d = opendir(state_dir);
+	if (!d) {
+		fprintf(stderr, "bundlectl: %s: %s\n", state_dir, strerror(errno));
+		return 1;
+	}
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *mnt = statedir_unescape(de->d_name);
+		if (!mnt) {
+			fprintf(stderr, "bundlectl: %s/%s: not a mount point's state; left alone\n",
+				state_dir, de->d_name);
+			continue;
+		}
+		/* A live mount knows which bundles its spec has: it prunes. */
+		struct mountent m;
+		if (mounts_at(mnt, &m) == 1 && mounts_is_bundlefs(&m)) {
+			int r = prune_mount(mnt, dry_run);
+			rc = rc ? rc : r;
+			free(mnt);
+			continue;
+		}
+		free(mnt);
+		char *top = xasprintf("%s/%s", state_dir, de->d_name);
+		DIR *b = opendir(top);
+		struct dirent *be;
+		while (b && (be = readdir(b))) {
+			if (be->d_name[0] == '.')
+				continue;
+			char *dir = xasprintf("%s/%s", top, be->d_name);
+			errint_t e =
+			    statedir_prune(dir, false, dry_run, NULL, report_local, &dry_run);
+			if (e < 0) {
+				fprintf(stderr, "bundlectl: %s: %s\n", dir, strerror(-e));
+				rc = 1;
+			}
+			free(dir);
+		}
+		if (b)
+			closedir(b);
+		if (!dry_run)
+			rmdir(top);
+		free(top);
+	}
+	closedir(d);
 	return rc;
 }
