@@ -59,9 +59,23 @@ static const char *guarded(const struct guard *g, int fd)
 	return NULL;
 }
 
-/* Walks `path` from `dfd` (owned), following symlinks. Returns an O_PATH
- * fd of the last component, or -1 with errno. */
-static int walk(const struct guard *g, int dfd, const char *path, int *links, char **mnt)
+/* Who wants to hear of the places a walk depends on (fsguard_links). */
+struct visit {
+	void (*fn)(void *ctx, int dirfd, const char *name, bool link);
+	void *ctx;
+};
+
+static void tell(const struct visit *v, int dirfd, const char *name, bool link)
+{
+	if (v)
+		v->fn(v->ctx, dirfd, name, link);
+}
+
+/* Walks `path` from `dfd` (owned), following symlinks; `last` says that
+ * the end of `path` is the end of the whole walk. Returns an O_PATH fd of
+ * the last component, or -1 with errno. */
+static int walk(const struct guard *g, int dfd, const char *path, int *links, char **mnt,
+		const struct visit *v, bool last)
 {
 	char *copy = xstrdup(path), *save = NULL;
 	const char *mp;
@@ -70,12 +84,17 @@ static int walk(const struct guard *g, int dfd, const char *path, int *links, ch
 		e = EXDEV;
 		goto out;
 	}
-	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+	char *next = strtok_r(copy, "/", &save);
+	for (char *c = next; c; c = next) {
+		next = strtok_r(NULL, "/", &save);
 		if (!strcmp(c, "."))
 			continue;
+		bool final = last && !next;
 		int fd = openat(dfd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			e = errno;
+			if (e == ENOENT)
+				tell(v, dfd, c, false); /* where it would appear */
 			goto out;
 		}
 		if ((mp = guarded(g, fd))) {
@@ -84,7 +103,10 @@ static int walk(const struct guard *g, int dfd, const char *path, int *links, ch
 			goto out;
 		}
 		struct stat st;
-		if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+		bool link = fstat(fd, &st) == 0 && S_ISLNK(st.st_mode);
+		if (link || final)
+			tell(v, dfd, c, link);
+		if (link) {
 			char target[PATH_MAX];
 			ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
 			close(fd);
@@ -95,7 +117,7 @@ static int walk(const struct guard *g, int dfd, const char *path, int *links, ch
 			target[n] = 0;
 			int base = target[0] == '/' ? open("/", O_PATH | O_CLOEXEC)
 						    : openat(dfd, ".", O_PATH | O_CLOEXEC);
-			fd = base < 0 ? -1 : walk(g, base, target, links, mnt);
+			fd = base < 0 ? -1 : walk(g, base, target, links, mnt, v, final);
 			if (fd < 0) {
 				e = errno;
 				goto out_quiet;
@@ -116,14 +138,23 @@ out_quiet:
 	return -1;
 }
 
-int fsguard_open(const char *path, int flags, char **mnt)
+/* The walk from where `path` starts; returns as walk does. */
+static int walk_path(const char *path, char **mnt, const struct visit *v)
 {
 	struct guard g = {0};
 	guard_load(&g);
 	int links = 0;
 	int base = path[0] == '/' ? open("/", O_PATH | O_CLOEXEC) : open(".", O_PATH | O_CLOEXEC);
-	int fd = base < 0 ? -1 : walk(&g, base, path, &links, mnt);
+	int fd = base < 0 ? -1 : walk(&g, base, path, &links, mnt, v, true);
+	int e = errno;
 	guard_free(&g);
+	errno = e;
+	return fd;
+}
+
+int fsguard_open(const char *path, int flags, char **mnt)
+{
+	int fd = walk_path(path, mnt, NULL);
 	if (fd < 0 || (flags & O_PATH))
 		return fd;
 	/* Reopen what was walked; it is not on a bundlefs mount. */
@@ -134,4 +165,17 @@ int fsguard_open(const char *path, int flags, char **mnt)
 	close(fd);
 	errno = e;
 	return rfd;
+}
+
+int fsguard_links(const char *path, void (*fn)(void *ctx, int dirfd, const char *name, bool link),
+		  void *ctx)
+{
+	char *mnt = NULL;
+	struct visit v = {fn, ctx};
+	int fd = walk_path(path, &mnt, &v);
+	free(mnt);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
 }

@@ -199,6 +199,26 @@ static void add_users(struct layout *l, const struct bundle *b, const struct oci
 	buf_free(&gr);
 }
 
+/* The cwd, so that the runtime can enter it on a read-only root too
+ * (runc and crun make a missing cwd themselves, which fails there). Not
+ * where something else provides it: in the store directory (the
+ * closure's business) and below a mount destination (what is mounted
+ * there). */
+static void add_cwd(struct layout *l, const struct bundle *b, const struct store *st,
+		    const struct ocimount *m, size_t n)
+{
+	if (!b->cwd)
+		return;
+	if (store_in_dir(st, b->cwd))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		size_t ml = strlen(m[i].dest);
+		if (!strncmp(b->cwd, m[i].dest, ml) && b->cwd[ml] == '/')
+			return;
+	}
+	add_path(l, b->cwd);
+}
+
 int layout_build(struct layout *l, const struct bundle *b, const char *file, const struct store *st,
 		 const struct closure *c, struct diags *d)
 {
@@ -226,6 +246,7 @@ int layout_build(struct layout *l, const struct bundle *b, const char *file, con
 			e->mode = (mode_t)mode;
 	}
 	add_users(l, b, m, n);
+	add_cwd(l, b, st, m, n);
 	ocicfg_mounts_free(m, n);
 	struct layout_dir *store = add_path(l, st->dir);
 	if (!b->data_bind || !c) {

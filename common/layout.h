@@ -2,7 +2,9 @@
  * dev, proc and sys (as buildContainer creates them), a mount point for
  * every mount of config.json with its parents (so that runc can mount on
  * a read-only root): a directory, or an empty file for a bind mount of a
- * file, with the mode the mount's mode= option gives; /etc/passwd and
+ * file, with the mode the mount's mode= option gives; the process's cwd,
+ * a directory with its parents, unless it is in the store directory or
+ * below a mount destination (which provide it); /etc/passwd and
  * /etc/group when the bundle names a user; and the store directory that
  * holds the closure (or, with data = bind, a mount point per store path). */
 #ifndef BUNDLEFS_LAYOUT_H

@@ -103,53 +103,92 @@ static void bad_name(struct parser *p, unsigned line, unsigned col, const char *
 		err_at(p, line, col, "\"%s\": %s", name, check_name(name));
 }
 
-static const char *check_dest(const struct store *st, const char *dest, char *why, size_t wl)
+/* The one rule for a path in the container's root that the rootfs makes
+ * (a mount destination, the cwd): absolute and normalized, so that the
+ * entry the layout adds is the one config.json names and no `..` climbs
+ * anywhere. "/" is normalized; callers that cannot take it say so. Returns
+ * NULL, or what is wrong with `path` (saying the path, not what it is). */
+static const char *check_root_path(const char *path, char *why, size_t wl)
 {
-	if (dest[0] != '/') {
-		snprintf(why, wl, "mount destination \"%.200s\" is not an absolute path", dest);
+	if (path[0] != '/') {
+		snprintf(why, wl, "\"%.200s\" is not an absolute path", path);
 		return why;
 	}
-	if (!strcmp(dest, "/")) {
-		snprintf(why, wl, "mount destination may not be /");
+	if (strlen(path) >= 4096) {
+		snprintf(why, wl, "\"%.60s...\" is longer than 4095 bytes", path);
 		return why;
 	}
-	size_t total = strlen(dest);
-	if (total >= 4096) {
-		snprintf(why, wl, "mount destination is longer than 4095 bytes");
-		return why;
-	}
-	for (const char *c = dest; *c;) {
+	if (!strcmp(path, "/"))
+		return NULL;
+	for (const char *c = path; *c;) {
 		const char *e = strchr(c + 1, '/');
 		size_t n = e ? (size_t)(e - c - 1) : strlen(c + 1);
 		if (n == 0 || (n == 1 && c[1] == '.') || (n == 2 && c[1] == '.' && c[2] == '.')) {
 			snprintf(why, wl,
-				 "mount destination \"%.200s\" is not normalized (empty, . or .. "
-				 "component, or trailing /)",
-				 dest);
+				 "\"%.200s\" is not normalized (empty, . or .. component, or "
+				 "trailing /)",
+				 path);
 			return why;
 		}
 		if (n > 255) {
-			snprintf(why, wl,
-				 "mount destination has a component longer than 255 bytes");
+			snprintf(why, wl, "\"%.60s...\" has a component longer than 255 bytes",
+				 path);
 			return why;
 		}
 		if (!e)
 			break;
 		c = e;
 	}
-	size_t dl = strlen(st->dir);
-	if (!strncmp(dest, st->dir, dl) && (dest[dl] == '/' || !dest[dl])) {
+	return NULL;
+}
+
+static const char *check_dest(const struct store *st, const char *dest, char *why, size_t wl)
+{
+	char rule[300];
+	if (!strcmp(dest, "/")) {
+		snprintf(why, wl, "mount destination may not be /");
+		return why;
+	}
+	if (check_root_path(dest, rule, sizeof(rule))) {
+		snprintf(why, wl, "mount destination %s", rule);
+		return why;
+	}
+	if (store_in_dir(st, dest)) {
 		snprintf(why, wl, "mount destination \"%.200s\" is inside the store directory %s",
 			 dest, st->dir);
 		return why;
 	}
 	/* A mount on /nix would hide the closure the rootfs serves. */
+	size_t total = strlen(dest);
 	if (!strncmp(st->dir, dest, total) && st->dir[total] == '/') {
 		snprintf(why, wl,
 			 "mount destination \"%.200s\" covers the store directory %s, which holds "
 			 "the closure",
 			 dest, st->dir);
 		return why;
+	}
+	return NULL;
+}
+
+/* The cwd: the layout makes it a directory of the rootfs (see layout.h),
+ * so it follows the rule of mount destinations. In the store directory
+ * the rootfs has only the closure: a cwd in a store path is left to the
+ * closure (the runtime refuses it if the closure has no such directory),
+ * anything else there could never exist. */
+static const char *check_cwd(const struct store *st, const char *cwd, char *why, size_t wl)
+{
+	if (check_root_path(cwd, why, wl))
+		return why;
+	size_t dl = strlen(st->dir);
+	if (store_in_dir(st, cwd) && cwd[dl]) {
+		const char *base = cwd + dl + 1, *e = strchr(base, '/');
+		if (!store_valid_base(base, e ? (size_t)(e - base) : strlen(base))) {
+			snprintf(why, wl,
+				 "\"%.200s\" is in the store directory %s but not in a store path: "
+				 "there the rootfs holds only the closure",
+				 cwd, st->dir);
+			return why;
+		}
 	}
 	return NULL;
 }
@@ -617,9 +656,8 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 	case K_CWD:
 		if (!json_want(p, v, JSON_STRING, name))
 			break;
-		if (v->str[0] != '/' || strlen(v->str) >= 4096)
-			err_at(p, v->line, v->col, "cwd: expected an absolute path, not \"%.100s\"",
-			       v->str);
+		if ((e = check_cwd(p->st, v->str, why, sizeof(why))))
+			err_at(p, v->line, v->col, "bundle \"%s\": cwd: %s", dr->b.name, e);
 		else
 			dr->b.cwd = v->str;
 		break;

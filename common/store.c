@@ -35,6 +35,12 @@ bool store_valid_base(const char *base, size_t n)
 	return true;
 }
 
+bool store_in_dir(const struct store *st, const char *path)
+{
+	size_t dl = strlen(st->dir);
+	return !strncmp(path, st->dir, dl) && (path[dl] == '/' || !path[dl]);
+}
+
 const char *store_path_base(const struct store *st, const char *path)
 {
 	size_t dl = strlen(st->dir);

@@ -63,6 +63,8 @@ bool store_is_base32(unsigned char c);
 bool store_is_name_char(unsigned char c);
 /* Is `base` (n bytes) a valid store entry name "<hash>-<name>"? */
 bool store_valid_base(const char *base, size_t n);
+/* Is `path` (normalized) the store directory or inside it? */
+bool store_in_dir(const struct store *st, const char *path);
 /* If `path` is exactly "<dir>/<hash>-<name>", returns a pointer to its
  * base name, else NULL. */
 const char *store_path_base(const struct store *st, const char *path);

@@ -8,6 +8,7 @@
 #include "realise.h"
 #include "reload.h"
 #include "service.h"
+#include "specwatch.h"
 #include "state.h"
 #include "subst.h"
 #include "tree.h"
@@ -360,7 +361,7 @@ void daemon_services(struct daemon *d)
 			strerror(-e));
 	if ((e = reload_start(fs)) < 0)
 		log_msg("retired bundle versions will stay cached (%s)", strerror(-e));
-	if (d->o.watch && (e = reload_watch(fs)) < 0)
+	if (d->o.watch && (e = specwatch_start(fs)) < 0)
 		log_msg("cannot watch %s (%s): reload with SIGHUP", fs->spec_path, strerror(-e));
 	overlays_adopt(fs, fs->took_over);
 	pthread_t t;

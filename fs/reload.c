@@ -8,14 +8,10 @@
 #include "tree.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <time.h>
-#include <unistd.h>
 
 static void notify_reloading(void)
 {
@@ -218,70 +214,4 @@ void reload_stop(struct bfs *fs)
 	pthread_mutex_unlock(&fs->reload_lock);
 	pthread_join(fs->reaper, NULL);
 	fs->reaping = false;
-}
-
-/* ---- -o watch ---------------------------------------------------------- */
-
-struct watch {
-	struct bfs *fs;
-	int fd;
-	char *name; /* the spec's file name in its directory */
-};
-
-static void *watch_thread(void *arg)
-{
-	struct watch *w = arg;
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	for (;;) {
-		ssize_t n = read(w->fd, buf, sizeof(buf));
-		if (n <= 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			break;
-		}
-		bool ours = false;
-		for (char *p = buf; p < buf + n;) {
-			struct inotify_event *ev = (struct inotify_event *)p;
-			if (ev->len && !strcmp(ev->name, w->name))
-				ours = true;
-			p += sizeof(*ev) + ev->len;
-		}
-		if (!ours)
-			continue;
-		/* Let a burst of writes settle, then read the result once. */
-		struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
-		while (poll(&pfd, 1, 100) > 0 && read(w->fd, buf, sizeof(buf)) > 0)
-			;
-		reload_run(w->fs, NULL);
-	}
-	return NULL;
-}
-
-errint_t reload_watch(struct bfs *fs)
-{
-	struct watch *w = xcalloc(1, sizeof(*w));
-	w->fs = fs;
-	char *dir = xstrdup(fs->spec_path);
-	char *slash = strrchr(dir, '/');
-	w->name = xstrdup(slash + 1);
-	if (slash == dir)
-		slash[1] = 0;
-	else
-		*slash = 0;
-	w->fd = inotify_init1(IN_CLOEXEC);
-	int e = 0;
-	if (w->fd < 0 ||
-	    inotify_add_watch(w->fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0)
-		e = -errno;
-	free(dir);
-	pthread_t t;
-	if (e == 0 && (e = -pthread_create(&t, NULL, watch_thread, w)) == 0) {
-		pthread_detach(t);
-		return 0;
-	}
-	if (w->fd >= 0)
-		close(w->fd);
-	free(w->name);
-	free(w);
-	return e;
 }

@@ -8,7 +8,7 @@
  * removed or changed are the only names the kernel is told to forget.
  * Containers running from a removed or changed bundle keep the tree they
  * have (see bundle.h). Triggered by SIGHUP, by `bundlectl reload` (the
- * control socket) and, with -o watch, by the spec file changing. */
+ * control socket) and, with -o watch, by the spec changing (specwatch.h). */
 #ifndef BUNDLEFS_RELOAD_H
 #define BUNDLEFS_RELOAD_H
 
@@ -22,10 +22,5 @@ void reload_stop(struct bfs *fs);
 /* Reloads; fills *out (out->problems malloc'ed, or NULL). Returns 0 or
  * -EINVAL when the spec has problems. */
 errint_t reload_run(struct bfs *fs, struct reload_result *out);
-
-/* Reloads whenever the spec file is written or replaced (inotify on its
- * directory, so that editors that write a new file and rename it over
- * the old one are seen). Returns 0 or -errno. */
-errint_t reload_watch(struct bfs *fs);
 
 #endif

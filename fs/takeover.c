@@ -6,6 +6,7 @@
 #include "mounts.h"
 #include "reload.h"
 #include "service.h"
+#include "specwatch.h"
 #include "state.h"
 #include "tree.h"
 #include "watchdog.h"
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,12 +187,9 @@ static void serving(struct daemon *d)
 	restored.names = NULL;
 	log_msg("took %s over (generation %llu, %zu nodes)", d->fs.mountpoint,
 		(unsigned long long)d->fs.generation, d->fs.nodes.live);
-	/* A spec written while no daemon watched it is read now. */
-	struct stat st;
-	if (d->o.watch && stat(d->fs.spec_path, &st) == 0 &&
-	    (st.st_mtim.tv_sec > d->fs.loaded.tv_sec ||
-	     (st.st_mtim.tv_sec == d->fs.loaded.tv_sec &&
-	      st.st_mtim.tv_nsec >= d->fs.loaded.tv_nsec)))
+	/* A spec written, or a link on the way repointed, while no daemon
+	 * watched is read now. */
+	if (d->o.watch && specwatch_changed_since(&d->fs, &d->fs.loaded))
 		reload_run(&d->fs, NULL);
 }
 

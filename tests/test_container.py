@@ -1,7 +1,7 @@
 # Containers real programs run in, under runc and crun: the optional
 # process settings reach the process, a bind of a file has a file to be
-# mounted on, a tmpfs keeps the mode its mount asks for, and the user is
-# known to /etc/passwd and /etc/group.
+# mounted on, a tmpfs keeps the mode its mount asks for, the cwd exists,
+# and the user is known to /etc/passwd and /etc/group.
 import pytest
 
 from conftest import STORE, write_spec
@@ -35,6 +35,42 @@ mount = /etc/hostfile bind {hostfile} rbind,ro
         "hello there", bb + "/bin", "/tmp", "box-1",
         "uid=1000(user) gid=100(user) groups=27(group27)",
         "1777", "a file from the host", "tmp-writable"]
+
+
+@pytest.mark.parametrize("readonly", ["true", "false"])
+def test_cwd_is_made_in_the_rootfs(tmp_path, mount, runtime, nix, tiny, readonly):
+    # No mount provides /srv/app: the rootfs has it, so that the runtime
+    # can enter it, on a read-only root too.
+    bb = [p for p in nix.closure(tiny) if p.endswith("-busybox")][0]
+    spec = write_spec(tmp_path, "[c]\nargs = %s/bin/sh -c pwd\nreadonly = %s\ncwd = /srv/app\n"
+                      % (bb, readonly))
+    m = mount(spec)
+    assert out(runtime.run(m.path("c"))) == "/srv/app\n"
+
+
+def test_a_cwd_in_the_closure_or_a_mount_is_left_to_them(tmp_path, mount, runtime, nix, tiny):
+    # A cwd in a store path is the closure's, one below a mount
+    # destination what is mounted there: the rootfs adds nothing for them.
+    import os
+    bb = [p for p in nix.closure(tiny) if p.endswith("-busybox")][0]
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "msg").write_text("from the host\n")
+    spec = write_spec(tmp_path, f"""[store]
+args = {bb}/bin/sh -c pwd
+readonly = true
+cwd = {bb}/bin
+[mounted]
+args = {bb}/bin/sh -c 'pwd; cat msg'
+readonly = true
+mount = /data bind {data} rbind,ro
+cwd = /data/sub
+""")
+    m = mount(spec)
+    assert out(runtime.run(m.path("store"))) == bb + "/bin\n"
+    assert out(runtime.run(m.path("mounted"))) == "/data/sub\nfrom the host\n"
+    assert sorted(os.listdir(m.path("store", "rootfs"))) == ["dev", "nix", "proc", "sys"]
+    assert os.listdir(m.path("mounted", "rootfs", "data")) == []
 
 
 def test_passwd_and_group_served_only_with_a_user(tmp_path, mount, tiny):

@@ -569,9 +569,16 @@ def test_handles_opened_by_a_dead_daemon_still_read(tmp_path, tiny):
         m.cleanup()
 
 
-def test_a_spec_changed_while_no_daemon_watched_is_read(tmp_path, tiny):
-    spec = tmp_path / "spec.conf"
-    spec.write_text("[a]\nargs = %s/bin/sh\n" % tiny)
+@pytest.mark.parametrize("change", ["file", "link"])
+def test_a_spec_changed_while_no_daemon_watched_is_read(tmp_path, tiny, change):
+    # The file written, or (its new target written before the mount) the
+    # link on the way to it repointed.
+    for v, text in [("v1", "[a]\nargs = %s/bin/sh\n"),
+                    ("v2", "[a]\nargs = %s/bin/sh\n[b]\nargs = %s/bin/sh\n")]:
+        (tmp_path / v).mkdir()
+        (tmp_path / v / "spec.conf").write_text(text.replace("%s", tiny))
+    os.symlink("v1", tmp_path / "current")
+    spec = tmp_path / "current" / "spec.conf"
     m = Mount(tmp_path / "mnt", str(spec), ("--watch",))
     try:
         assert os.listdir(m.mountpoint) == ["a"]
@@ -579,7 +586,11 @@ def test_a_spec_changed_while_no_daemon_watched_is_read(tmp_path, tiny):
         os.kill(supervisor, signal.SIGSTOP)
         os.kill(pid, signal.SIGKILL)
         m.proc.wait()
-        spec.write_text("[a]\nargs = %s/bin/sh\n[b]\nargs = %s/bin/sh\n" % (tiny, tiny))
+        if change == "file":
+            spec.write_text("[a]\nargs = %s/bin/sh\n[b]\nargs = %s/bin/sh\n" % (tiny, tiny))
+        else:
+            os.symlink("v2", tmp_path / "current.new")
+            os.rename(tmp_path / "current.new", tmp_path / "current")
         os.kill(supervisor, signal.SIGCONT)
         wait_for(lambda: sorted(os.listdir(m.mountpoint)) == ["a", "b"], "b did not appear")
         assert m.status()["generation"] == 2

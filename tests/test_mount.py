@@ -78,13 +78,15 @@ def test_tree(tmp_path, mount, nix, app, tiny):
 @pytest.mark.parametrize("attr", ["app", "realistic"])
 def test_rootfs_equals_materialized_copy(tmp_path, mount, nix, attr):
     top = nix.build(attr)
-    spec = write_spec(tmp_path, "[b]\nargs = %s/bin/x\nmount = /data bind /srv\n" % top)
+    spec = write_spec(tmp_path, "[b]\nargs = %s/bin/x\nmount = /data bind /srv\n"
+                      "cwd = /srv/app/work\n" % top)
     copy = tmp_path / "copy"
     bundlectl("materialize", spec, "b", str(copy))
     m = mount(spec)
     served = dump(m.path("b", "rootfs"))
     copied = dump(str(copy / "rootfs"))
     assert len(served) > 10
+    assert served["srv/app/work"] == ("d", 0o755)
     assert served.keys() == copied.keys()
     assert served == copied
     with open(m.path("b", "config.json"), "rb") as f:

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from conftest import (BUNDLECTL, BUNDLEFS, STORE, Mount, bfsmount, bundlectl, is_mounted, run,
-                      wait_for, write_spec)
+from conftest import (BUNDLECTL, BUNDLEFS, ROOT, STORE, Mount, bfsmount, bundlectl, is_mounted,
+                      run, wait_for, write_spec)
+from nixfix import NIX_OPTIONS
 
 
 def roots_of(pid):
@@ -112,6 +113,81 @@ def test_sighup_and_watch_reload(tmp_path, tiny, app):
         m.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: os.listdir(m.mountpoint) == ["c"], "SIGHUP did not reload")
         assert m.proc.poll() is None
+
+
+def nix_spec(tmp_path, out, names, tiny):
+    """`nix-build -o OUT` of a spec (nix/bundlefs.nix) whose bundles `names`
+    run tiny's sh; returns the store path OUT points to now."""
+    expr = "(import %s/nix/bundlefs.nix {}).bundles { %s }" % (
+        ROOT, " ".join('%s = { args = [ "%s/bin/sh" ]; };' % (n, tiny) for n in names))
+    run(["nix-build", *NIX_OPTIONS, "-o", str(tmp_path / out), "-E", expr])
+    return os.path.realpath(tmp_path / out)
+
+
+def repoint(link, target):
+    """As Nix and `ln -sf` do: a new link renamed over the old one."""
+    tmp = str(link) + ".new"
+    os.symlink(target, tmp)
+    os.rename(tmp, link)
+
+
+def test_watch_follows_nix_build_repointing_result(tmp_path, tiny):
+    # `bundlefs --watch MNT result/spec.json`: each nix-build -o result
+    # points the link to a new store path, which the mount follows.
+    nix_spec(tmp_path, "result", ["a"], tiny)
+    with Mount(tmp_path / "mnt", str(tmp_path / "result" / "spec.json"), ("--watch",)) as m:
+        assert os.listdir(m.mountpoint) == ["a"]
+        nix_spec(tmp_path, "result", ["a", "b"], tiny)
+        wait_for(lambda: sorted(os.listdir(m.mountpoint)) == ["a", "b"],
+                 "the mount stayed on the old generation")
+        nix_spec(tmp_path, "result", ["c"], tiny)
+        wait_for(lambda: os.listdir(m.mountpoint) == ["c"], "the mount stayed on generation 2")
+        # each build read once
+        assert status(m.mountpoint)["generation"] == 3
+
+
+def test_watch_follows_a_profile_switch_at_either_link(tmp_path, tiny):
+    # A Nix profile: p -> p-N-link -> /nix/store/...; a switch makes a new
+    # generation link and repoints p. The generation link itself is
+    # watched too.
+    gens = [nix_spec(tmp_path, "gen%d" % i, names, tiny)
+            for i, names in enumerate([["a"], ["a", "b"], ["c"]])]
+    prof = tmp_path / "profiles"
+    prof.mkdir()
+    os.symlink(gens[0], prof / "p-1-link")
+    os.symlink("p-1-link", prof / "p")
+    with Mount(tmp_path / "mnt", str(prof / "p" / "spec.json"), ("--watch",)) as m:
+        assert os.listdir(m.mountpoint) == ["a"]
+        os.symlink(gens[1], prof / "p-2-link")
+        repoint(prof / "p", "p-2-link")
+        wait_for(lambda: sorted(os.listdir(m.mountpoint)) == ["a", "b"],
+                 "the profile switch was not followed")
+        repoint(prof / "p-2-link", gens[2])
+        wait_for(lambda: os.listdir(m.mountpoint) == ["c"],
+                 "the repointed generation link was not followed")
+
+
+def test_watch_follows_a_symlinked_directory(tmp_path, tiny):
+    for v, name in [("v1", "a"), ("v2", "b")]:
+        (tmp_path / v).mkdir()
+        (tmp_path / v / "spec.conf").write_text("[%s]\nargs = %s/bin/sh\n" % (name, tiny))
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    os.symlink("../v1", etc / "bundles")
+    with Mount(tmp_path / "mnt", str(etc / "bundles" / "spec.conf"), ("--watch",)) as m:
+        assert os.listdir(m.mountpoint) == ["a"]
+        repoint(etc / "bundles", "../v2")
+        wait_for(lambda: os.listdir(m.mountpoint) == ["b"], "the directory link was not followed")
+        assert status(m.mountpoint)["generation"] == 2
+        # The watches moved with the link: the old directory's spec is
+        # nothing to the mount any more, the new one's is.
+        (tmp_path / "v1" / "spec.conf").write_text("[x]\nargs = %s/bin/sh\n" % tiny)
+        time.sleep(0.5)
+        assert status(m.mountpoint)["generation"] == 2
+        (tmp_path / "v2" / "spec.conf").write_text("[b]\nargs = %s/bin/sh\n[c]\nargs = %s/bin/sh\n"
+                                                   % (tiny, tiny))
+        wait_for(lambda: sorted(os.listdir(m.mountpoint)) == ["b", "c"],
+                 "a write in the new directory was not seen")
 
 
 def test_a_second_mount_on_the_same_point_is_refused(tmp_path, tiny):

@@ -116,6 +116,16 @@ static const struct {
     {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/nix\": {\"type\": \"tmpfs\", \"source\": "
      "\"t\"}}}}",
      "t.conf:1:35: mount destination \"/nix\" covers"},
+    {"[a]\nargs = /x\ncwd = x\n", "t.conf:3: bundle \"a\": cwd: \"x\" is not an absolute path"},
+    {"[a]\nargs = /x\ncwd = /../..\n", "t.conf:3: bundle \"a\": cwd: \"/../..\" is not "
+				       "normalized"},
+    {"[a]\nargs = /x\ncwd = /a/./b\n", "t.conf:3: bundle \"a\": cwd: \"/a/./b\" is not "
+				       "normalized"},
+    {"[a]\nargs = /x\ncwd = /a/\n", "t.conf:3: bundle \"a\": cwd: \"/a/\" is not normalized"},
+    {"[a]\nargs = /x\ncwd = /nix/store/x/y\n", "t.conf:3: bundle \"a\": cwd: "
+					       "\"/nix/store/x/y\" is in the store directory"},
+    {"{\"a\": {\"args\": [\"/x\"], \"cwd\": \"//\"}}", "t.conf:1:31: bundle \"a\": cwd: "
+						       "\"//\" is not normalized"},
     {"[a]\nargs = /x\nmount = /d bind\n", "t.conf:3: mount needs DESTINATION TYPE SOURCE"},
     {"[a]\nargs = /x\nmount = /d bind /x a,,b\n", "t.conf:3: empty mount option"},
     {"[a]\nargs = /x\nmount = /d bind /x\nmount = /d tmpfs t\n", "t.conf:4: duplicate mount "
@@ -160,6 +170,27 @@ static void errors(void)
 				d.n ? d.msg[0] : "(nothing)");
 			unit_failures++;
 		}
+		diag_clear(&d);
+	}
+}
+
+/* A cwd may be /, the store directory or what covers it, or in a store
+ * path (which the closure provides). */
+static void cwd_accepted(void)
+{
+	static const char *const ok[] = {
+	    "/", "/srv/app", "/nix", "/nix/store", SP "-app", SP "-app/share/x",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct spec sp;
+		struct diags d;
+		char text[200];
+		snprintf(text, sizeof(text), "[a]\nargs = /x\ncwd = %s\n", ok[i]);
+		CHECK_INT(parse(text, &sp, &d), 0);
+		diag_print(&d, stderr, "unexpected: ");
+		if (sp.n == 1)
+			CHECK_STR(sp.bundles[0].cwd, ok[i]);
+		spec_free(&sp);
 		diag_clear(&d);
 	}
 }
@@ -264,4 +295,4 @@ static void json_round_trip(void)
 }
 
 UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip), CASE(json_full),
-	  CASE(errors), CASE(nul_and_limits), CASE(every_problem_reported))
+	  CASE(errors), CASE(cwd_accepted), CASE(nul_and_limits), CASE(every_problem_reported))

@@ -1,0 +1,24 @@
+/* specwatch: --watch, a reload whenever what the spec path leads to
+ * changes: the spec file written or replaced (an editor's save renames a
+ * new file over it), or any symlink on the way repointed (the `result`
+ * link that `nix-build -o result` replaces, a profile's two levels of
+ * links, a symlinked directory). The path is walked as the kernel walks
+ * it (fsguard.h); after each change the walk may lead elsewhere, and the
+ * watches follow it. */
+#ifndef BUNDLEFS_SPECWATCH_H
+#define BUNDLEFS_SPECWATCH_H
+
+#include "bfs.h"
+
+#include <time.h>
+
+/* Starts watching fs->spec_path (a thread that lives as long as the
+ * process). Returns 0 or -errno. */
+errint_t specwatch_start(struct bfs *fs);
+
+/* Has anything on the way to the spec (a symlink, the file) changed at
+ * or after `t`? (A successor asks, for what changed while no daemon
+ * watched; a link's time is when it was made.) */
+bool specwatch_changed_since(const struct bfs *fs, const struct timespec *t);
+
+#endif
