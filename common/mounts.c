@@ -160,46 +160,39 @@ char *mounts_abspath(const char *path)
 	return s;
 }
 
-/* Does one mountinfo (of some namespace) show such a mount? */
-static bool shows(const char *path, unsigned major, unsigned minor, const char *root,
-		  const char *point)
+/* Reads one mountinfo (of some namespace) into *all. */
+static void read_namespace(const char *path, struct mounts_all *all)
 {
 	FILE *f = fopen(path, "re");
 	if (!f)
-		return false;
-	size_t rl = strlen(root), pl = strlen(point);
+		return;
 	char *line = NULL;
 	size_t cap = 0;
-	bool found = false;
-	char mroot[4096], mpoint[4096];
+	char root[4096], point[4096];
 	unsigned ma, mi;
-	while (!found && getline(&line, &cap, f) > 0) {
-		if (sscanf(line, "%*u %*u %u:%u %4095s %4095s", &ma, &mi, mroot, mpoint) != 4)
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%*u %*u %u:%u %4095s %4095s", &ma, &mi, root, point) != 4)
 			continue;
-		unescape(mroot);
-		unescape(mpoint);
-		/* A mount of the filesystem at a path below `root` (a
-		 * container's root is one), or anything mounted below
-		 * `point`. */
-		found = (ma == major && mi == minor && !strncmp(mroot, root, rl) &&
-			 (mroot[rl] == '/' || !mroot[rl])) ||
-			(!strncmp(mpoint, point, pl) && (mpoint[pl] == '/' || !mpoint[pl]));
+		unescape(root);
+		unescape(point);
+		GROW(all->v, all->n, all->cap);
+		all->v[all->n++] = (struct mounts_all_ent){ma, mi, arena_strdup(&all->names, root),
+							   arena_strdup(&all->names, point)};
 	}
 	free(line);
 	fclose(f);
-	return found;
 }
 
-bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point)
+int mounts_all_read(struct mounts_all *all)
 {
+	memset(all, 0, sizeof(*all));
 	DIR *d = opendir("/proc");
 	if (!d)
-		return true; /* cannot tell: assume it is in use */
+		return -errno;
 	struct strmap seen = {0};
 	struct arena names = {0};
-	bool found = false;
 	struct dirent *de;
-	while (!found && (de = readdir(d))) {
+	while ((de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
 		if (*end || pid <= 0)
@@ -211,10 +204,52 @@ bool mounts_any_under(unsigned major, unsigned minor, const char *root, const ch
 			continue;
 		strmap_put(&seen, arena_strndup(&names, ns, (size_t)n), (size_t)n, (void *)1);
 		snprintf(path, sizeof(path), "/proc/%ld/mountinfo", pid);
-		found = shows(path, major, minor, root, point);
+		read_namespace(path, all);
 	}
 	closedir(d);
 	strmap_free(&seen);
 	arena_free(&names);
+	return 0;
+}
+
+void mounts_all_free(struct mounts_all *all)
+{
+	free(all->v);
+	arena_free(&all->names);
+	memset(all, 0, sizeof(*all));
+}
+
+bool mounts_all_under(const struct mounts_all *all, unsigned major, unsigned minor,
+		      const char *root, const char *point)
+{
+	for (size_t i = 0; i < all->n; i++) {
+		const struct mounts_all_ent *m = &all->v[i];
+		/* A mount of the filesystem at a path below `root` (a
+		 * container's root is one), or anything mounted below
+		 * `point`. */
+		if ((m->major == major && m->minor == minor && mounts_path_under(m->root, root)) ||
+		    (point && mounts_path_under(m->point, point)))
+			return true;
+	}
+	return false;
+}
+
+bool mounts_all_elsewhere(const struct mounts_all *all, unsigned major, unsigned minor,
+			  const char *point)
+{
+	for (size_t i = 0; i < all->n; i++)
+		if (all->v[i].major == major && all->v[i].minor == minor &&
+		    strcmp(all->v[i].point, point))
+			return true;
+	return false;
+}
+
+bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point)
+{
+	struct mounts_all all;
+	if (mounts_all_read(&all) < 0)
+		return true; /* cannot tell: assume it is in use */
+	bool found = mounts_all_under(&all, major, minor, root, point);
+	mounts_all_free(&all);
 	return found;
 }

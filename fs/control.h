@@ -23,7 +23,8 @@ int control_listen(const struct bfs *fs);
  * from a predecessor) from a thread of its own. Returns 0 or -errno. */
 errint_t control_start(struct bfs *fs, int fd);
 
-/* The status document (malloc'ed JSON). */
+/* The status document (malloc'ed JSON), as bundlectl(1) documents it
+ * (STATUS DOCUMENT). */
 char *control_status(struct bfs *fs);
 
 /* Reads one line (without its newline) from the connection `c`, one byte

@@ -357,3 +357,24 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 	free(dir);
 	return e;
 }
+
+void overlay_status(struct bfs *fs, struct bstate *b, const struct mounts_all *all,
+		    struct overlay_status *out)
+{
+	char *dir = overlay_dir(fs, bundle_name(b));
+	out->upper = xasprintf("%s/upper", dir);
+	free(dir);
+	out->mounted = bundle_overlay(b) == BO_MOUNTED;
+	out->in_use = 0;
+	if (!out->mounted)
+		return;
+	/* A container's root is the overlay mounted elsewhere than on the
+	 * version's rootfs (runc and crun bind it, then pivot into it). */
+	char *target = target_of(fs, b);
+	struct mountent m;
+	if (!all)
+		out->in_use = -1;
+	else if (mounts_at(target, &m) == 1 && !strcmp(m.fstype, "overlay"))
+		out->in_use = mounts_all_elsewhere(all, m.major, m.minor, target);
+	free(target);
+}

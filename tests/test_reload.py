@@ -292,8 +292,9 @@ def test_status_shows_daemon_and_bundles(tmp_path, nix, tiny, app):
         assert b["ok"]["served"] >= size_config + (0 if passed else size)
         assert b["ok"]["requests"] > 3
         assert b["bad"]["state"] in ("retrying", "failed")
-        assert b["bad"]["problems"] == ['%s:4: bundle "bad": %s: missing from the store'
-                                        % (spec, gone)]
+        assert b["bad"]["problems"] == [
+            {"bundle": "bad", "kind": "resolve",
+             "message": '%s:4: bundle "bad": %s: missing from the store' % (spec, gone)}]
         assert b["idle"]["state"] == "unresolved" and b["idle"]["requests"] == 0
         human = bundlectl("status", m.mountpoint).stdout.decode()
         assert "pid %d" % m.proc.pid in human
