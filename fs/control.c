@@ -254,6 +254,31 @@ char *control_status(struct bfs *fs)
 	return out;
 }
 
+char *control_status_line(struct bfs *fs, const struct reload_result *last)
+{
+	size_t n, failed = 0, retrying = 0;
+	uint64_t generation;
+	pthread_rwlock_rdlock(&fs->gen_lock);
+	generation = fs->generation;
+	n = bundles_count(fs->bundles);
+	for (size_t i = 0; i < n; i++) {
+		const char *s = bundle_state(bundles_at(fs->bundles, i));
+		failed += !strcmp(s, "failed");
+		retrying += !strcmp(s, "retrying");
+	}
+	pthread_rwlock_unlock(&fs->gen_lock);
+	struct buf b = {0};
+	buf_addf(&b, "serving %zu bundle%s (generation %llu)", n, n == 1 ? "" : "s",
+		 (unsigned long long)generation);
+	if (failed)
+		buf_addf(&b, "; %zu failed", failed);
+	if (retrying)
+		buf_addf(&b, "; %zu retrying", retrying);
+	if (last && !last->ok)
+		buf_adds(&b, "; the last reload failed: the spec has problems");
+	return b.data;
+}
+
 static char *reload_doc(struct bfs *fs)
 {
 	struct reload_result r;

@@ -27,6 +27,11 @@ errint_t control_start(struct bfs *fs, int fd);
  * (STATUS DOCUMENT). */
 char *control_status(struct bfs *fs);
 
+/* The status in one short line, for systemd (STATUS=): the bundles
+ * served, failed and retrying, and whether the last reload, `last` (or
+ * NULL), failed. Malloc'ed. */
+char *control_status_line(struct bfs *fs, const struct reload_result *last);
+
 /* Reads one line (without its newline) from the connection `c`, one byte
  * at a time (nothing after it is consumed). */
 bool control_read_line(int c, char *line, size_t size);

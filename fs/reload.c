@@ -1,5 +1,6 @@
 /* reload: a new set of bundles from the spec, swapped in atomically. */
 #include "reload.h"
+#include "control.h"
 #include "log.h"
 #include "mounts.h"
 #include "overlay.h"
@@ -109,7 +110,9 @@ errint_t reload_run(struct bfs *fs, struct reload_result *out)
 		*out = r;
 		out->problems = r.problems ? xstrdup(r.problems) : NULL;
 	}
-	service_notify("READY=1");
+	char *status = control_status_line(fs, &r);
+	service_reloaded(status);
+	free(status);
 	pthread_mutex_unlock(&fs->reload_lock);
 	return r.ok ? 0 : -EINVAL;
 }
