@@ -191,12 +191,22 @@ struct ctx {
 	size_t ninvalid, invalidcap;
 };
 
-__attribute__((format(printf, 4, 0))) static void vfail(struct ctx *c, bool permanent,
-							unsigned line, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 4))) static void add(struct ctx *c, enum diag_about about,
+						      const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	diag_vadd_about(c->d, about, fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((format(printf, 5, 0))) static void vfail(struct ctx *c, bool permanent,
+							enum diag_about about, unsigned line,
+							const char *fmt, va_list ap)
 {
 	char msg[1024];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	diag_add(c->d, "%s:%u: bundle \"%s\": %s", c->sp->file, line, c->b->name, msg);
+	add(c, about, "%s:%u: bundle \"%s\": %s", c->sp->file, line, c->b->name, msg);
 	c->bad = true;
 	c->permanent |= permanent;
 }
@@ -207,7 +217,7 @@ __attribute__((format(printf, 3, 4))) static void fail(struct ctx *c, unsigned l
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vfail(c, true, line, fmt, ap);
+	vfail(c, true, DIAG_GENERAL, line, fmt, ap);
 	va_end(ap);
 }
 
@@ -218,7 +228,18 @@ __attribute__((format(printf, 3, 4))) static void fail_for_now(struct ctx *c, un
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vfail(c, false, line, fmt, ap);
+	vfail(c, false, DIAG_GENERAL, line, fmt, ap);
+	va_end(ap);
+}
+
+/* A problem with the binary caches (reading which ones, or none has a
+ * path): they may answer later. */
+__attribute__((format(printf, 3, 4))) static void cache_fail(struct ctx *c, unsigned line,
+							     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfail(c, false, DIAG_CACHE, line, fmt, ap);
 	va_end(ap);
 }
 
@@ -473,7 +494,7 @@ static struct subst *caches(struct ctx *c)
 	}
 	pthread_mutex_unlock(&r->subst_lock);
 	if (err) {
-		fail_for_now(c, c->b->line, "reading Nix's substituters: %s", err);
+		cache_fail(c, c->b->line, "reading Nix's substituters: %s", err);
 		free(err);
 		return NULL;
 	}
@@ -531,10 +552,10 @@ static int from_subst(struct ctx *c, const char **roots, size_t nroots)
 		size_t next = 0;
 		for (size_t i = 0; i < nabsent && !c->bad; i++) {
 			if (!ni[i]) {
-				fail_for_now(c, root_line(st, c->b, absent[i]),
-					     "%s/%s: missing from the store, and no substituter "
-					     "has it (%s)",
-					     st->dir, absent[i], why[i]);
+				cache_fail(c, root_line(st, c->b, absent[i]),
+					   "%s/%s: missing from the store, and no substituter "
+					   "has it (%s)",
+					   st->dir, absent[i], why[i]);
 				continue;
 			}
 			for (size_t j = 0; j < ni[i]->nrefs; j++) {
@@ -638,12 +659,12 @@ static void describe(struct ctx *c, struct closure *out)
 			if (ni[i])
 				out->nabsent++;
 			else
-				fail_for_now(c,
-					     c->b->closure ? c->b->closure_line
-							   : root_line(st, c->b, missing[i]),
-					     "%s/%s: missing from the store, and no substituter "
-					     "has it (%s)",
-					     st->dir, missing[i], why[i]);
+				cache_fail(c,
+					   c->b->closure ? c->b->closure_line
+							 : root_line(st, c->b, missing[i]),
+					   "%s/%s: missing from the store, and no substituter "
+					   "has it (%s)",
+					   st->dir, missing[i], why[i]);
 			free(why[i]);
 		}
 		free(why);

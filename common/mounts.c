@@ -160,19 +160,58 @@ char *mounts_abspath(const char *path)
 	return s;
 }
 
-/* Calls fn with the path of one mountinfo per mount namespace on the
- * machine (of one process in it), until fn returns true. Returns what fn
- * returned last, or `unknown` when /proc cannot be read. */
-static bool each_namespace(bool (*fn)(const char *mountinfo, void *ctx), void *ctx, bool unknown)
+/* Reads one mountinfo (of some namespace) into *all. */
+/* The upper directory of an overlayfs's mountinfo line (in `names`), or
+ * NULL. overlayfs writes its options with seq_show_option: a value's
+ * commas (and blanks, backslashes) come octal-escaped. */
+static const char *overlay_upper(char *line, struct arena *names)
 {
+	char *sep = strstr(line, " - ");
+	char *save = NULL, *type = sep ? strtok_r(sep + 3, " \n", &save) : NULL;
+	if (!type || strcmp(type, "overlay") || !strtok_r(NULL, " \n", &save))
+		return NULL;
+	char *opts = strtok_r(NULL, " \n", &save);
+	for (char *o = opts ? strtok_r(opts, ",", &save) : NULL; o; o = strtok_r(NULL, ",", &save))
+		if (!strncmp(o, "upperdir=", 9)) {
+			unescape(o);
+			return arena_strdup(names, o + 9);
+		}
+	return NULL;
+}
+
+static void read_namespace(const char *path, struct mounts_all *all)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	char *line = NULL;
+	size_t cap = 0;
+	char root[4096], point[4096];
+	unsigned ma, mi;
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%*u %*u %u:%u %4095s %4095s", &ma, &mi, root, point) != 4)
+			continue;
+		unescape(root);
+		unescape(point);
+		GROW(all->v, all->n, all->cap);
+		all->v[all->n++] = (struct mounts_all_ent){ma, mi, arena_strdup(&all->names, root),
+							   arena_strdup(&all->names, point),
+							   overlay_upper(line, &all->names)};
+	}
+	free(line);
+	fclose(f);
+}
+
+int mounts_all_read(struct mounts_all *all)
+{
+	memset(all, 0, sizeof(*all));
 	DIR *d = opendir("/proc");
 	if (!d)
-		return unknown;
+		return -errno;
 	struct strmap seen = {0};
 	struct arena names = {0};
-	bool found = false;
 	struct dirent *de;
-	while (!found && (de = readdir(d))) {
+	while ((de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
 		if (*end || pid <= 0)
@@ -184,118 +223,71 @@ static bool each_namespace(bool (*fn)(const char *mountinfo, void *ctx), void *c
 			continue;
 		strmap_put(&seen, arena_strndup(&names, ns, (size_t)n), (size_t)n, (void *)1);
 		snprintf(path, sizeof(path), "/proc/%ld/mountinfo", pid);
-		found = fn(path, ctx);
+		read_namespace(path, all);
 	}
 	closedir(d);
 	strmap_free(&seen);
 	arena_free(&names);
-	return found;
+	return 0;
 }
 
-/* One line of a mountinfo: its fields split in place (octal escapes
- * decoded), or false for a line that is not one. */
-struct mline {
-	unsigned major, minor;
-	char *root, *point, *fstype, *source, *options;
-};
-
-static bool split_line(char *line, struct mline *m)
+void mounts_all_free(struct mounts_all *all)
 {
-	char *sep = strstr(line, " - ");
-	if (!sep)
-		return false;
-	*sep = 0;
-	char *f[6], *save = NULL, *p = line;
-	for (int i = 0; i < 6; i++, p = NULL)
-		if (!(f[i] = strtok_r(p, " ", &save)))
-			return false;
-	if (sscanf(f[2], "%u:%u", &m->major, &m->minor) != 2)
-		return false;
-	m->root = f[3];
-	m->point = f[4];
-	save = NULL;
-	m->fstype = strtok_r(sep + 3, " \n", &save);
-	m->source = strtok_r(NULL, " \n", &save);
-	m->options = strtok_r(NULL, " \n", &save);
-	if (!m->fstype || !m->source || !m->options)
-		return false;
-	unescape(m->root);
-	unescape(m->point);
-	return true;
+	free(all->v);
+	arena_free(&all->names);
+	memset(all, 0, sizeof(*all));
 }
 
-/* Calls fn on every line of one mountinfo until it returns true. */
-static bool each_line(const char *path, bool (*fn)(const struct mline *m, void *ctx), void *ctx)
+bool mounts_all_under(const struct mounts_all *all, unsigned major, unsigned minor,
+		      const char *root, const char *point)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-	struct mline m;
-	while (!found && getline(&line, &cap, f) > 0)
-		found = split_line(line, &m) && fn(&m, ctx);
-	free(line);
-	fclose(f);
-	return found;
-}
-
-struct under {
-	unsigned major, minor;
-	const char *root, *point;
-};
-
-/* A mount of the filesystem at a path below `root` (a container's root is
- * one), or anything mounted below `point`. */
-static bool is_under(const struct mline *m, void *ctx)
-{
-	const struct under *u = ctx;
-	return (m->major == u->major && m->minor == u->minor &&
-		mounts_path_under(m->root, u->root)) ||
-	       mounts_path_under(m->point, u->point);
-}
-
-static bool shows_under(const char *mountinfo, void *ctx)
-{
-	return each_line(mountinfo, is_under, ctx);
-}
-
-bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point)
-{
-	struct under u = {major, minor, root, point};
-	return each_namespace(shows_under, &u, true);
-}
-
-struct overlay_user {
-	const char *upper, *except;
-};
-
-/* An overlay whose upper directory is x->upper, mounted outside
- * x->except. overlayfs writes its options with seq_show_option: a value's
- * commas (and blanks, backslashes) come octal-escaped. */
-static bool uses_upper(const struct mline *m, void *ctx)
-{
-	const struct overlay_user *x = ctx;
-	if (strcmp(m->fstype, "overlay") || (x->except && mounts_path_under(m->point, x->except)))
-		return false;
-	char *save = NULL;
-	for (char *o = strtok_r(m->options, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
-		if (strncmp(o, "upperdir=", 9))
-			continue;
-		unescape(o);
-		return !strcmp(o + 9, x->upper);
+	for (size_t i = 0; i < all->n; i++) {
+		const struct mounts_all_ent *m = &all->v[i];
+		/* A mount of the filesystem at a path below `root` (a
+		 * container's root is one), or anything mounted below
+		 * `point`. */
+		if ((m->major == major && m->minor == minor && mounts_path_under(m->root, root)) ||
+		    (point && mounts_path_under(m->point, point)))
+			return true;
 	}
 	return false;
 }
 
-static bool shows_upper(const char *mountinfo, void *ctx)
+bool mounts_all_elsewhere(const struct mounts_all *all, unsigned major, unsigned minor,
+			  const char *point)
 {
-	return each_line(mountinfo, uses_upper, ctx);
+	for (size_t i = 0; i < all->n; i++)
+		if (all->v[i].major == major && all->v[i].minor == minor &&
+		    strcmp(all->v[i].point, point))
+			return true;
+	return false;
+}
+
+bool mounts_all_overlay(const struct mounts_all *all, const char *upper, const char *except)
+{
+	for (size_t i = 0; i < all->n; i++)
+		if (all->v[i].upper && !strcmp(all->v[i].upper, upper) &&
+		    !(except && mounts_path_under(all->v[i].point, except)))
+			return true;
+	return false;
 }
 
 bool mounts_overlay_in_use(const char *upper, const char *except)
 {
-	struct overlay_user x = {upper, except};
-	return each_namespace(shows_upper, &x, true);
+	struct mounts_all all;
+	if (mounts_all_read(&all) < 0)
+		return true; /* cannot tell: assume it is in use */
+	bool found = mounts_all_overlay(&all, upper, except);
+	mounts_all_free(&all);
+	return found;
+}
+
+bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point)
+{
+	struct mounts_all all;
+	if (mounts_all_read(&all) < 0)
+		return true; /* cannot tell: assume it is in use */
+	bool found = mounts_all_under(&all, major, minor, root, point);
+	mounts_all_free(&all);
+	return found;
 }

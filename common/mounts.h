@@ -1,10 +1,13 @@
-/* mounts: what /proc/self/mountinfo says, read without touching the
- * mounts themselves (a bundlefs mount whose daemon is gone must not make
+/* mounts: what /proc/self/mountinfo (and every mount namespace's) says,
+ * read without touching the mounts themselves (a bundlefs mount whose daemon is gone must not make
  * its reader wait), and the address of a mount's control socket. */
 #ifndef BUNDLEFS_MOUNTS_H
 #define BUNDLEFS_MOUNTS_H
 
+#include "util.h"
+
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -42,19 +45,47 @@ int mounts_find(const struct mountid *id, struct mountent *m);
 /* Is this mount a bundlefs mount? */
 bool mounts_is_bundlefs(const struct mountent *m);
 
-/* Does any mount namespace on the machine have a mount of the filesystem
- * major:minor whose root is `root` or below it (a bind mount of that
- * directory, as a container's root is), or any mount on `point` or below
- * it? Reads /proc/PID/mountinfo of one process per namespace. */
-bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point);
+/* Every mount of every mount namespace on the machine, as one process of
+ * each namespace shows it (/proc/PID/mountinfo): read once, then asked
+ * about many things. Namespaces of processes this one may not look into
+ * are not in it. */
+struct mounts_all {
+	struct mounts_all_ent {
+		unsigned major, minor; /* the filesystem's device */
+		const char *root;      /* the mount's root in the filesystem */
+		const char *point;     /* where it is mounted, in its namespace */
+		const char *upper;     /* an overlayfs's upper directory, or NULL */
+	} * v;
+	size_t n, cap;
+	struct arena names;
+};
+/* Returns 0, or -errno when /proc cannot be read. */
+int mounts_all_read(struct mounts_all *all);
+void mounts_all_free(struct mounts_all *all);
+/* Is there a mount of the filesystem major:minor whose root is `root` or
+ * below it (a bind mount of that directory, as a container's root is),
+ * or (`point` not NULL) any mount on `point` or below it? */
+bool mounts_all_under(const struct mounts_all *all, unsigned major, unsigned minor,
+		      const char *root, const char *point);
+/* Is there a mount of the filesystem major:minor anywhere but on `point`
+ * (a container's root, where the filesystem is mounted on `point`)? */
+bool mounts_all_elsewhere(const struct mounts_all *all, unsigned major, unsigned minor,
+			  const char *point);
 
-/* Does any mount namespace on the machine have an overlayfs mounted with
- * `upper` as its upper directory, at a mount point outside `except`
- * (NULL: anywhere)? A container's root is such a mount (at "/" in its
- * namespace); the copies of a daemon's own writable roots, which sit
- * below its runtime directory in every namespace that takes mounts from
- * it, are left out by naming that directory. True when it cannot tell. */
+/* Is there an overlayfs with `upper` as its upper directory, mounted
+ * outside `except` (NULL: anywhere)? A container's root is such a mount
+ * (at "/" in its namespace); the copies of a daemon's own writable roots,
+ * which sit below its runtime directory in every namespace that takes
+ * mounts from it, are left out by naming that directory. */
+bool mounts_all_overlay(const struct mounts_all *all, const char *upper, const char *except);
+
+/* mounts_all_overlay, from a fresh look at every namespace; true when
+ * /proc cannot be read (cannot tell: in use). */
 bool mounts_overlay_in_use(const char *upper, const char *except);
+
+/* mounts_all_under, from a fresh look at every namespace; true when
+ * /proc cannot be read (cannot tell: in use). */
+bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point);
 
 /* The address of the control socket of the bundlefs mount whose FUSE
  * connection is device major:minor (an abstract Unix socket). */

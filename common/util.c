@@ -198,17 +198,24 @@ void buf_free(struct buf *b)
 	b->len = b->cap = 0;
 }
 
-void diag_vadd(struct diags *d, const char *fmt, va_list ap)
+void diag_vadd_about(struct diags *d, enum diag_about about, const char *fmt, va_list ap)
 {
 	if (d->n >= DIAG_MAX) {
 		d->dropped++;
 		return;
 	}
 	GROW(d->msg, d->n, d->cap);
+	GROW(d->about, d->n, d->about_cap);
 	char *s;
 	if (vasprintf(&s, fmt, ap) < 0)
 		oom();
+	d->about[d->n] = (unsigned char)about;
 	d->msg[d->n++] = s;
+}
+
+void diag_vadd(struct diags *d, const char *fmt, va_list ap)
+{
+	diag_vadd_about(d, DIAG_GENERAL, fmt, ap);
 }
 
 void diag_add(struct diags *d, const char *fmt, ...)
@@ -232,6 +239,7 @@ void diag_clear(struct diags *d)
 	for (size_t i = 0; i < d->n; i++)
 		free(d->msg[i]);
 	free(d->msg);
+	free(d->about);
 	memset(d, 0, sizeof(*d));
 }
 

@@ -67,13 +67,20 @@ void buf_free(struct buf *b);
  * `bundlectl check` can report every problem and the daemon can route them
  * to its log. Each message already carries its "FILE:LINE: " prefix. */
 #define DIAG_MAX 200
+/* What a message is about, where its reader tells them apart (the daemon
+ * reports a problem with the binary caches as such): said where the
+ * message is made, never guessed from its text. */
+enum diag_about { DIAG_GENERAL, DIAG_CACHE };
 struct diags {
 	char **msg;
-	size_t n, cap;
+	unsigned char *about; /* each message's enum diag_about */
+	size_t n, cap, about_cap;
 	size_t dropped;
 };
 void diag_add(struct diags *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void diag_vadd(struct diags *d, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void diag_vadd_about(struct diags *d, enum diag_about about, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 void diag_print(const struct diags *d, FILE *f, const char *prefix);
 void diag_clear(struct diags *d);
 

@@ -31,6 +31,25 @@ enum bundle_state {
 
 static const char *const state_names[] = {"unresolved", "ready", "retrying", "failed"};
 
+static const char *const kind_names[] = {
+    [PROBLEM_SPEC] = "spec",
+    [PROBLEM_RESOLVE] = "resolve",
+    [PROBLEM_SUBSTITUTE] = "substitute",
+    [PROBLEM_WRITABLE_ROOT] = "writable-root",
+};
+
+const char *problem_kind_name(enum problem_kind k)
+{
+	return kind_names[k];
+}
+
+static void problems_free(struct problem *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].message);
+	free(v);
+}
+
 /* A spec, freed when the last set or bundle made from it goes. */
 struct specref {
 	struct spec sp;
@@ -58,9 +77,10 @@ struct bstate {
 	size_t config_len;
 	uint64_t retry_at; /* CLOCK_MONOTONIC, ms */
 	unsigned backoff_ms;
-	uint64_t logged;       /* hash of the problems last logged, so they are logged once */
-	atomic_bool resolving; /* read without the lock, which resolving holds */
-	char *problems;	       /* the problems of the last failure */
+	uint64_t logged;	  /* hash of the problems last logged, so they are logged once */
+	atomic_bool resolving;	  /* read without the lock, which resolving holds */
+	struct problem *problems; /* those of the last failure */
+	size_t nproblems;
 	atomic_uint_fast64_t requests, served;
 	/* readonly = false: its writable root (overlay.h). Guarded by lock. */
 	enum bundle_overlay overlay;
@@ -174,7 +194,7 @@ void bundle_put(struct bstate *b)
 		layout_free(&b->layout);
 	}
 	free(b->config);
-	free(b->problems);
+	problems_free(b->problems, b->nproblems);
 	free(b->overlay_problem);
 	pthread_mutex_destroy(&b->lock);
 	specref_put(b->specref);
@@ -271,13 +291,18 @@ static uint64_t now_ms(void)
 static void note_problems(struct bstate *b, const struct diags *d)
 {
 	struct buf all = {0};
+	problems_free(b->problems, b->nproblems);
+	b->problems = xcalloc(d->n + 1, sizeof(*b->problems));
+	b->nproblems = d->n;
 	for (size_t k = 0; k < d->n; k++) {
 		buf_adds(&all, d->msg[k]);
 		buf_addc(&all, '\n');
+		b->problems[k].kind =
+		    d->about[k] == DIAG_CACHE ? PROBLEM_SUBSTITUTE : PROBLEM_RESOLVE;
+		b->problems[k].message = xstrdup(d->msg[k]);
 	}
 	uint64_t h = strmap_hash(all.data ? all.data : "", all.len);
-	free(b->problems);
-	b->problems = all.data;
+	buf_free(&all);
 	if (h == b->logged)
 		return;
 	b->logged = h;
@@ -314,8 +339,9 @@ errint_t bundle_ready(struct bstate *b)
 			b->state = BS_READY;
 			b->backoff_ms = 0;
 			b->logged = 0;
-			free(b->problems);
+			problems_free(b->problems, b->nproblems);
 			b->problems = NULL;
+			b->nproblems = 0;
 		} else {
 			note_problems(b, &d);
 			b->state = rc == -EAGAIN ? BS_RETRY : BS_FAILED;
@@ -365,29 +391,70 @@ void bundle_account(struct bstate *b, uint64_t bytes)
 		atomic_fetch_add_explicit(&b->served, bytes, memory_order_relaxed);
 }
 
+/* Takes the bundle's lock, unless it is being resolved (which may take a
+ * while, the lock held): then returns false. */
+static bool lock_unless_resolving(struct bstate *b)
+{
+	while (pthread_mutex_trylock(&b->lock) != 0) {
+		if (atomic_load(&b->resolving))
+			return false;
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return true;
+}
+
+/* Called with the lock held. */
+static const char *state_name(const struct bstate *b)
+{
+	return b->overlay == BO_FAILED ? "failed" : state_names[b->state];
+}
+
+const char *bundle_state(struct bstate *b)
+{
+	if (!lock_unless_resolving(b))
+		return "resolving";
+	const char *s = state_name(b);
+	pthread_mutex_unlock(&b->lock);
+	return s;
+}
+
 void bundle_info(struct bstate *b, struct bundle_info *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->requests = atomic_load_explicit(&b->requests, memory_order_relaxed);
 	out->served = atomic_load_explicit(&b->served, memory_order_relaxed);
-	/* (Not waiting for a resolution, which may take a while.) */
-	while (pthread_mutex_trylock(&b->lock) != 0) {
-		if (atomic_load(&b->resolving)) {
-			out->state = "resolving";
-			return;
-		}
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	if (!lock_unless_resolving(b)) {
+		out->state = "resolving";
+		return;
 	}
-	out->state = b->overlay == BO_FAILED ? "failed" : state_names[b->state];
+	out->state = state_name(b);
 	if (b->state == BS_READY) {
+		out->resolved = true;
 		out->paths = b->closure->n;
 		out->bytes = closure_bytes(b->env->resolver, b->closure);
 	}
-	if (b->overlay == BO_FAILED)
-		out->problems = xstrdup(b->overlay_problem);
-	else if (b->problems)
-		out->problems = xstrdup(b->problems);
+	/* A writable root that failed hides the closure's problems (there
+	 * are none: it is mounted once the closure is resolved). */
+	if (b->overlay == BO_FAILED) {
+		out->problems = xcalloc(1, sizeof(*out->problems));
+		out->problems[0] =
+		    (struct problem){PROBLEM_WRITABLE_ROOT, xstrdup(b->overlay_problem)};
+		out->nproblems = 1;
+	} else if (b->nproblems) {
+		out->problems = xcalloc(b->nproblems, sizeof(*out->problems));
+		for (size_t i = 0; i < b->nproblems; i++)
+			out->problems[i] =
+			    (struct problem){b->problems[i].kind, xstrdup(b->problems[i].message)};
+		out->nproblems = b->nproblems;
+	}
 	pthread_mutex_unlock(&b->lock);
+}
+
+void bundle_info_free(struct bundle_info *info)
+{
+	problems_free(info->problems, info->nproblems);
+	info->problems = NULL;
+	info->nproblems = 0;
 }
 
 const struct bundle *bundle_spec(const struct bstate *b)

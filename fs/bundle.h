@@ -97,15 +97,37 @@ const struct layout_dir *bundle_rootfs(const struct bstate *b);
 /* Counts one request for this bundle, which served `bytes` of data. */
 void bundle_account(struct bstate *b, uint64_t bytes);
 
+/* What a problem that `bundlectl status` shows is about: a closed set,
+ * part of the status document (bundlectl(1), STATUS DOCUMENT). Each is
+ * given where the problem is found. */
+enum problem_kind {
+	PROBLEM_SPEC,	       /* the spec, as the last reload read it */
+	PROBLEM_RESOLVE,       /* a bundle's closure or rootfs layout */
+	PROBLEM_SUBSTITUTE,    /* the binary caches a closure comes from */
+	PROBLEM_WRITABLE_ROOT, /* a writable root that could not be mounted */
+};
+/* Its name in the status document ("spec", "resolve", ...). */
+const char *problem_kind_name(enum problem_kind k);
+
+struct problem {
+	enum problem_kind kind;
+	char *message; /* FILE:LINE: what is wrong */
+};
+
 /* What `bundlectl status` shows of a bundle. */
 struct bundle_info {
-	const char *state; /* "unresolved", "ready", "retrying", "failed" */
-	size_t paths;	   /* store paths in the closure (when ready) */
+	const char *state; /* "unresolved", "resolving", "ready", "retrying", "failed" */
+	bool resolved;	   /* the closure is known: paths and bytes say it */
+	size_t paths;	   /* store paths in the closure */
 	uint64_t bytes;	   /* their size */
 	uint64_t requests, served;
-	char *problems; /* why it failed, one line each (malloc'ed), or NULL */
+	struct problem *problems; /* why it failed (malloc'ed), or NULL */
+	size_t nproblems;
 };
 void bundle_info(struct bstate *b, struct bundle_info *out);
+void bundle_info_free(struct bundle_info *info);
+/* Its state alone, as bundle_info says it, cheaply. */
+const char *bundle_state(struct bstate *b);
 
 /* The bundle as its spec says it. */
 const struct bundle *bundle_spec(const struct bstate *b);

@@ -39,114 +39,244 @@ static long rss_kib(void)
 	return kib;
 }
 
-static cJSON *problems_json(const char *text)
+/* The next line of `*p` (problems are kept one per line), malloc'ed, or
+ * NULL at the end; *p moves past it. */
+static char *next_line(const char **p)
+{
+	if (!*p || !**p)
+		return NULL;
+	const char *e = strchr(*p, '\n');
+	size_t n = e ? (size_t)(e - *p) : strlen(*p);
+	char *line = xstrndup(*p, n);
+	*p += n + (e != NULL);
+	return line;
+}
+
+/* The problems of `text` as strings (the reload command's answer). */
+static cJSON *lines_json(const char *text)
 {
 	cJSON *a = cJSON_CreateArray();
-	for (const char *p = text; p && *p;) {
-		const char *e = strchr(p, '\n');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-		char *line = xstrndup(p, n);
+	for (char *line; (line = next_line(&text)); free(line))
 		cJSON_AddItemToArray(a, cJSON_CreateString(line));
-		free(line);
-		p += n + (e != NULL);
-	}
 	return a;
+}
+
+/* ---- the status document ------------------------------------------------ */
+
+/* Its schema: see bundlectl(1), STATUS DOCUMENT, which lists every field.
+ * Every field is there in every state (null where unknown or not
+ * applicable). Fields are only added within a version; removing one or
+ * changing its meaning makes a new version. */
+#define STATUS_VERSION 1
+
+static void add_count(cJSON *o, const char *name, bool known, double v)
+{
+	if (known)
+		cJSON_AddNumberToObject(o, name, v);
+	else
+		cJSON_AddNullToObject(o, name);
+}
+
+static cJSON *problem_json(const char *bundle, enum problem_kind kind, const char *message)
+{
+	cJSON *p = cJSON_CreateObject();
+	if (bundle)
+		cJSON_AddStringToObject(p, "bundle", bundle);
+	else
+		cJSON_AddNullToObject(p, "bundle");
+	cJSON_AddStringToObject(p, "kind", problem_kind_name(kind));
+	cJSON_AddStringToObject(p, "message", message);
+	return p;
+}
+
+/* Each problem into `list` and into the document's `all`. */
+static void add_problem(cJSON *list, cJSON *all, const char *bundle, enum problem_kind kind,
+			const char *message)
+{
+	cJSON_AddItemToArray(list, problem_json(bundle, kind, message));
+	cJSON_AddItemToArray(all, problem_json(bundle, kind, message));
+}
+
+static void add_tristate(cJSON *o, const char *name, int v)
+{
+	if (v < 0)
+		cJSON_AddNullToObject(o, name);
+	else
+		cJSON_AddBoolToObject(o, name, v);
+}
+
+static void add_daemon(cJSON *root, struct bfs *fs)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	cJSON_AddNumberToObject(root, "version", STATUS_VERSION);
+	cJSON_AddStringToObject(root, "bundlefs", BUNDLEFS_VERSION);
+	cJSON_AddNumberToObject(root, "pid", getpid());
+	int super = atomic_load(&fs->supervisor_pid);
+	add_count(root, "supervisor", super > 0, super);
+	cJSON_AddStringToObject(root, "mountpoint", fs->mountpoint);
+	cJSON_AddStringToObject(root, "spec", fs->spec_path);
+	cJSON_AddStringToObject(root, "state_dir", fs->state_dir);
+	cJSON_AddNumberToObject(root, "started", seconds(&fs->started));
+	cJSON_AddNumberToObject(root, "uptime", seconds(&now) - seconds(&fs->started));
+	struct state_history h = {0};
+	if (fs->state)
+		state_history(fs->state, &h);
+	add_count(root, "mounted", fs->state != NULL, h.mounted);
+	add_count(root, "failovers", fs->state != NULL, h.failovers);
+	add_count(root, "upgrades", fs->state != NULL, h.upgrades);
+	cJSON_AddNumberToObject(root, "nodes", (double)fs->nodes.live);
+	cJSON_AddNumberToObject(root, "rss", (double)rss_kib() * 1024);
+
+	cJSON *pt = cJSON_AddObjectToObject(root, "passthrough");
+	struct passthrough_stats ps = {0};
+	if (fs->pt)
+		passthrough_stats(fs->pt, &ps);
+	cJSON_AddBoolToObject(pt, "on", fs->pt != NULL);
+	add_count(pt, "backing_files", fs->pt != NULL, (double)ps.ids);
+	add_count(pt, "opens", fs->pt != NULL, (double)ps.opens);
+	add_count(pt, "registered", fs->pt != NULL, (double)ps.registered);
+	add_count(pt, "failed", fs->pt != NULL, (double)ps.failed);
+
+	cJSON *su = cJSON_AddObjectToObject(root, "substitution");
+	bool on = fs->subst != NULL;
+	struct realise_stats rs = {0};
+	uint64_t fetched = 0, bytes = 0;
+	cJSON_AddBoolToObject(su, "on", on);
+	if (on) {
+		realise_stats(fs, &rs);
+		subst_stats(fs->subst, &fetched, &bytes);
+		cJSON *urls = cJSON_AddArrayToObject(su, "substituters");
+		for (size_t i = 0; i < subst_count(fs->subst); i++)
+			cJSON_AddItemToArray(urls, cJSON_CreateString(subst_url(fs->subst, i)));
+	} else {
+		cJSON_AddNullToObject(su, "substituters");
+	}
+	add_count(su, "narinfo", on, (double)fetched);
+	add_count(su, "realised", on, (double)rs.realised);
+	add_count(su, "failed", on, (double)rs.failed);
+	add_count(su, "running", on, rs.running);
+	add_count(su, "queued", on, rs.queued);
+	add_count(su, "prefetch", on, rs.prefetch);
+}
+
+/* One bundle of the current set. Called with gen_lock held (read). */
+static cJSON *bundle_json(struct bfs *fs, struct bstate *b, const struct mounts_all *all,
+			  cJSON *problems)
+{
+	const char *name = bundle_name(b);
+	struct bundle_info info;
+	bundle_info(b, &info);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddNumberToObject(o, "serial", (double)bundle_serial(b));
+	cJSON_AddStringToObject(o, "state", info.state);
+	bool readonly = bundle_spec(b)->readonly;
+	cJSON_AddBoolToObject(o, "readonly", readonly);
+	add_count(o, "paths", info.resolved, (double)info.paths);
+	add_count(o, "bytes", info.resolved, (double)info.bytes);
+	size_t local = 0, inflight = 0, missing = 0;
+	if (info.resolved)
+		realise_count(fs, bundle_closure(b), &local, &inflight, &missing);
+	add_count(o, "local", info.resolved, (double)local);
+	add_count(o, "realising", info.resolved, (double)inflight);
+	add_count(o, "missing", info.resolved, (double)missing);
+	cJSON_AddNumberToObject(o, "requests", (double)info.requests);
+	cJSON_AddNumberToObject(o, "served", (double)info.served);
+	/* In use: a container has its root on the version (read-only), or on
+	 * its writable root. */
+	int in_use = all ? reload_version_in_use(fs, all, bundle_serial(b), false) : -1;
+	cJSON *wr = NULL;
+	if (!readonly) {
+		struct overlay_status os;
+		overlay_status(fs, b, all, &os);
+		wr = cJSON_CreateObject();
+		cJSON_AddStringToObject(wr, "upper", os.upper);
+		cJSON_AddBoolToObject(wr, "mounted", os.mounted);
+		add_tristate(wr, "in_use", os.in_use);
+		if (in_use == 0)
+			in_use = os.in_use;
+		free(os.upper);
+	}
+	add_tristate(o, "in_use", in_use);
+	if (wr)
+		cJSON_AddItemToObject(o, "writable_root", wr);
+	else
+		cJSON_AddNullToObject(o, "writable_root");
+	cJSON *list = cJSON_AddArrayToObject(o, "problems");
+	for (size_t i = 0; i < info.nproblems; i++)
+		add_problem(list, problems, name, info.problems[i].kind, info.problems[i].message);
+	bundle_info_free(&info);
+	return o;
 }
 
 char *control_status(struct bfs *fs)
 {
 	cJSON *root = cJSON_CreateObject();
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	cJSON_AddNumberToObject(root, "pid", getpid());
-	int super = atomic_load(&fs->supervisor_pid);
-	if (super > 0)
-		cJSON_AddNumberToObject(root, "supervisor", super);
-	else
-		cJSON_AddNullToObject(root, "supervisor");
-	cJSON_AddStringToObject(root, "version", BUNDLEFS_VERSION);
-	cJSON_AddStringToObject(root, "mountpoint", fs->mountpoint);
-	cJSON_AddStringToObject(root, "spec", fs->spec_path);
-	cJSON_AddNumberToObject(root, "started", seconds(&fs->started));
-	cJSON_AddNumberToObject(root, "uptime", seconds(&now) - seconds(&fs->started));
-	if (fs->state) {
-		struct state_history h;
-		state_history(fs->state, &h);
-		cJSON_AddNumberToObject(root, "mounted", h.mounted);
-		cJSON_AddNumberToObject(root, "failovers", h.failovers);
-		cJSON_AddNumberToObject(root, "upgrades", h.upgrades);
-	}
-	cJSON_AddNumberToObject(root, "nodes", (double)fs->nodes.live);
-	cJSON *pt = cJSON_AddObjectToObject(root, "passthrough");
-	cJSON_AddBoolToObject(pt, "on", fs->pt != NULL);
-	if (fs->pt) {
-		struct passthrough_stats ps;
-		passthrough_stats(fs->pt, &ps);
-		cJSON_AddNumberToObject(pt, "backing_files", (double)ps.ids);
-		cJSON_AddNumberToObject(pt, "opens", (double)ps.opens);
-		cJSON_AddNumberToObject(pt, "registered", (double)ps.registered);
-		cJSON_AddNumberToObject(pt, "failed", (double)ps.failed);
-	}
-	cJSON *su = cJSON_AddObjectToObject(root, "substitution");
-	cJSON_AddBoolToObject(su, "on", fs->subst != NULL);
-	if (fs->subst) {
-		struct realise_stats rs;
-		realise_stats(fs, &rs);
-		cJSON *urls = cJSON_AddArrayToObject(su, "substituters");
-		for (size_t i = 0; i < subst_count(fs->subst); i++)
-			cJSON_AddItemToArray(urls, cJSON_CreateString(subst_url(fs->subst, i)));
-		uint64_t fetched, bytes;
-		subst_stats(fs->subst, &fetched, &bytes);
-		cJSON_AddNumberToObject(su, "narinfo", (double)fetched);
-		cJSON_AddNumberToObject(su, "realised", (double)rs.realised);
-		cJSON_AddNumberToObject(su, "failed", (double)rs.failed);
-		cJSON_AddNumberToObject(su, "running", rs.running);
-		cJSON_AddNumberToObject(su, "queued", rs.queued);
-		cJSON_AddNumberToObject(su, "prefetch", rs.prefetch);
-	}
-	cJSON_AddNumberToObject(root, "rss", (double)rss_kib() * 1024);
+	add_daemon(root, fs);
 
 	pthread_mutex_lock(&fs->reload_lock);
+	const struct reload_result *r = &fs->last_reload;
+	bool reloaded = r->at.tv_sec != 0;
+	/* Every problem: the last reload's, then each bundle's (also in its
+	 * own list). */
+	cJSON *problems = cJSON_AddArrayToObject(root, "problems");
 	cJSON *rl = cJSON_AddObjectToObject(root, "last_reload");
-	if (fs->last_reload.at.tv_sec) {
-		cJSON_AddBoolToObject(rl, "ok", fs->last_reload.ok);
-		cJSON_AddNumberToObject(rl, "at", seconds(&fs->last_reload.at));
-		cJSON_AddItemToObject(rl, "problems", problems_json(fs->last_reload.problems));
-	}
+	add_count(rl, "at", reloaded, seconds(&r->at));
+	if (reloaded)
+		cJSON_AddBoolToObject(rl, "ok", r->ok);
+	else
+		cJSON_AddNullToObject(rl, "ok");
+	add_count(rl, "generation", reloaded, (double)r->generation);
+	cJSON *list = cJSON_AddArrayToObject(rl, "problems");
+	const char *text = r->problems;
+	for (char *line; (line = next_line(&text)); free(line))
+		add_problem(list, problems, NULL, PROBLEM_SPEC, line);
 	pthread_mutex_unlock(&fs->reload_lock);
 
+	/* Which versions containers use: every namespace's mounts, read once
+	 * (before the lock: it reads /proc, which may take a while). */
+	struct mounts_all all;
+	bool known = mounts_all_read(&all) == 0;
 	pthread_rwlock_rdlock(&fs->gen_lock);
 	cJSON_AddNumberToObject(root, "generation", (double)fs->generation);
 	cJSON_AddNumberToObject(root, "loaded", seconds(&fs->loaded));
 	cJSON *arr = cJSON_AddArrayToObject(root, "bundles");
 	struct bundles *set = fs->bundles;
-	for (size_t i = 0; i < bundles_count(set); i++) {
-		struct bstate *b = bundles_at(set, i);
-		struct bundle_info info;
-		bundle_info(b, &info);
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "name", bundle_name(b));
-		cJSON_AddStringToObject(o, "state", info.state);
-		if (!strcmp(info.state, "ready")) {
-			cJSON_AddNumberToObject(o, "paths", (double)info.paths);
-			cJSON_AddNumberToObject(o, "bytes", (double)info.bytes);
-			size_t local, inflight, missing;
-			realise_count(fs, bundle_closure(b), &local, &inflight, &missing);
-			cJSON_AddNumberToObject(o, "local", (double)local);
-			cJSON_AddNumberToObject(o, "realising", (double)inflight);
-			cJSON_AddNumberToObject(o, "missing", (double)missing);
-		}
-		cJSON_AddNumberToObject(o, "requests", (double)info.requests);
-		cJSON_AddNumberToObject(o, "served", (double)info.served);
-		if (info.problems)
-			cJSON_AddItemToObject(o, "problems", problems_json(info.problems));
-		free(info.problems);
-		cJSON_AddItemToArray(arr, o);
-	}
+	for (size_t i = 0; i < bundles_count(set); i++)
+		cJSON_AddItemToArray(
+		    arr, bundle_json(fs, bundles_at(set, i), known ? &all : NULL, problems));
 	pthread_rwlock_unlock(&fs->gen_lock);
+	if (known)
+		mounts_all_free(&all);
 	char *out = cJSON_Print(root);
 	cJSON_Delete(root);
 	return out;
+}
+
+char *control_status_line(struct bfs *fs, const struct reload_result *last)
+{
+	size_t n, failed = 0, retrying = 0;
+	uint64_t generation;
+	pthread_rwlock_rdlock(&fs->gen_lock);
+	generation = fs->generation;
+	n = bundles_count(fs->bundles);
+	for (size_t i = 0; i < n; i++) {
+		const char *s = bundle_state(bundles_at(fs->bundles, i));
+		failed += !strcmp(s, "failed");
+		retrying += !strcmp(s, "retrying");
+	}
+	pthread_rwlock_unlock(&fs->gen_lock);
+	struct buf b = {0};
+	buf_addf(&b, "serving %zu bundle%s (generation %llu)", n, n == 1 ? "" : "s",
+		 (unsigned long long)generation);
+	if (failed)
+		buf_addf(&b, "; %zu failed", failed);
+	if (retrying)
+		buf_addf(&b, "; %zu retrying", retrying);
+	if (last && !last->ok)
+		buf_adds(&b, "; the last reload failed: the spec has problems");
+	return b.data;
 }
 
 static char *reload_doc(struct bfs *fs)
@@ -156,7 +286,7 @@ static char *reload_doc(struct bfs *fs)
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddBoolToObject(root, "ok", r.ok);
 	cJSON_AddNumberToObject(root, "generation", (double)r.generation);
-	cJSON_AddItemToObject(root, "problems", problems_json(r.problems));
+	cJSON_AddItemToObject(root, "problems", lines_json(r.problems));
 	free(r.problems);
 	char *out = cJSON_Print(root);
 	cJSON_Delete(root);

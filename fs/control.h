@@ -23,8 +23,14 @@ int control_listen(const struct bfs *fs);
  * from a predecessor) from a thread of its own. Returns 0 or -errno. */
 errint_t control_start(struct bfs *fs, int fd);
 
-/* The status document (malloc'ed JSON). */
+/* The status document (malloc'ed JSON), as bundlectl(1) documents it
+ * (STATUS DOCUMENT). */
 char *control_status(struct bfs *fs);
+
+/* The status in one short line, for systemd (STATUS=): the bundles
+ * served, failed and retrying, and whether the last reload, `last` (or
+ * NULL), failed. Malloc'ed. */
+char *control_status_line(struct bfs *fs, const struct reload_result *last);
 
 /* Reads one line (without its newline) from the connection `c`, one byte
  * at a time (nothing after it is consumed). */

@@ -60,7 +60,9 @@ static void on_serving(void *ctx)
 {
 	struct daemon *d = ctx;
 	daemon_detach_logging(d);
-	service_ready();
+	char *status = control_status_line(&d->fs, NULL);
+	service_ready(status);
+	free(status);
 }
 
 /* Refuses a mount point already served by bundlefs: a second mount would

@@ -773,3 +773,16 @@ errint_t overlay_prune(struct bfs *fs, bool dry_run, cJSON *out)
 	free(top);
 	return rc;
 }
+
+void overlay_status(struct bfs *fs, struct bstate *b, const struct mounts_all *all,
+		    struct overlay_status *out)
+{
+	cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
+	long gen = statedir_current(dir);
+	out->upper = statedir_upper(dir, gen < 0 ? 0 : (unsigned)gen);
+	out->mounted = bundle_overlay(b) == BO_MOUNTED;
+	/* A container's root is an overlay of this upper directory mounted
+	 * outside the runtime directory (runc and crun bind it, then pivot
+	 * into it). */
+	out->in_use = !all ? -1 : mounts_all_overlay(all, out->upper, fs->run_dir);
+}

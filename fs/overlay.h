@@ -97,4 +97,16 @@ char *overlay_dir(const struct bfs *fs, const char *name);
 struct cJSON;
 errint_t overlay_prune(struct bfs *fs, bool dry_run, struct cJSON *out);
 
+/* What `bundlectl status` says of the writable root of `b` (readonly =
+ * false). `all` is every mount namespace's mounts (mounts.h), read once
+ * for the whole status, or NULL when they could not be read. */
+struct overlay_status {
+	char *upper;  /* the directory of what containers wrote (malloc'ed) */
+	bool mounted; /* the writable root is mounted */
+	int in_use;   /* a container has its root on it: 1, 0, or -1 (cannot tell) */
+};
+struct mounts_all;
+void overlay_status(struct bfs *fs, struct bstate *b, const struct mounts_all *all,
+		    struct overlay_status *out);
+
 #endif

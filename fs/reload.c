@@ -1,5 +1,6 @@
 /* reload: a new set of bundles from the spec, swapped in atomically. */
 #include "reload.h"
+#include "control.h"
 #include "log.h"
 #include "mounts.h"
 #include "overlay.h"
@@ -105,12 +106,26 @@ errint_t reload_run(struct bfs *fs, struct reload_result *out)
 		*out = r;
 		out->problems = r.problems ? xstrdup(r.problems) : NULL;
 	}
-	service_notify("READY=1");
+	char *status = control_status_line(fs, &r);
+	service_reloaded(status);
+	free(status);
 	pthread_mutex_unlock(&fs->reload_lock);
 	return r.ok ? 0 : -EINVAL;
 }
 
 /* ---- retired versions ---------------------------------------------------- */
+
+bool reload_version_in_use(struct bfs *fs, const struct mounts_all *all, uint64_t serial,
+			   bool or_below)
+{
+	char root_path[64];
+	snprintf(root_path, sizeof(root_path), "/" VERSIONS_DIR "/%llu",
+		 (unsigned long long)serial);
+	char *point = or_below ? xasprintf("%s%s", fs->mountpoint, root_path) : NULL;
+	bool used = mounts_all_under(all, fs->mnt.major, fs->mnt.minor, root_path, point);
+	free(point);
+	return used;
+}
 
 /* Every few seconds, and after a reload: a retired version that still
  * lives (the kernel caches its nodes) and that no mount namespace has a
@@ -129,24 +144,26 @@ static void reap(struct bfs *fs)
 	pthread_mutex_unlock(&fs->reload_lock);
 
 	struct node *root = nodes_get(&fs->nodes, NODES_ROOT_ID);
+	/* (Every namespace's mounts read once for all of them; unread, every
+	 * version counts as in use.) */
+	struct mounts_all all;
+	bool known = n && mounts_all_read(&all) == 0;
 	for (size_t i = 0; i < n; i++) {
 		struct bstate *b = bundles_by_serial(&fs->env, serials[i]);
 		bool gone = !b;
 		if (b) {
-			char name[32], root_path[64];
+			char name[32];
 			snprintf(name, sizeof(name), "%llu", (unsigned long long)serials[i]);
-			snprintf(root_path, sizeof(root_path), "/" VERSIONS_DIR "/%s", name);
-			char *point = xasprintf("%s%s", fs->mountpoint, root_path);
 			node_id versions = nodes_child_id(&fs->nodes, root, VERSIONS_DIR);
-			if (!mounts_any_under(fs->mnt.major, fs->mnt.minor, root_path, point) &&
-			    versions)
+			if (known && !reload_version_in_use(fs, &all, serials[i], true) && versions)
 				ll_forget_entry(fs, versions, name);
-			free(point);
 			bundle_put(b);
 		}
 		if (!gone)
 			serials[i] = 0;
 	}
+	if (known)
+		mounts_all_free(&all);
 	/* Drop the ones that are gone. */
 	pthread_mutex_lock(&fs->reload_lock);
 	size_t k = 0;

@@ -19,6 +19,14 @@
 errint_t reload_start(struct bfs *fs);
 void reload_stop(struct bfs *fs);
 
+/* Is version `serial` of a bundle (MOUNTPOINT/.bundlefs/SERIAL) in use:
+ * has any mount namespace in `all` a mount of this filesystem whose root
+ * is in it (a container's root, on a read-only bundle)? With `or_below`,
+ * also anything mounted on or below its directory, which the kernel
+ * forgetting the directory would detach. */
+bool reload_version_in_use(struct bfs *fs, const struct mounts_all *all, uint64_t serial,
+			   bool or_below);
+
 /* Reloads; fills *out (out->problems malloc'ed, or NULL). Returns 0 or
  * -EINVAL when the spec has problems. */
 errint_t reload_run(struct bfs *fs, struct reload_result *out);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -97,12 +98,26 @@ static void tell(unsigned char status)
 	ready_fd = -1;
 }
 
-void service_ready(void)
+/* READY=1, and STATUS= in the same message (a line cut at 256 bytes). */
+static void notify_ready(const char *status)
+{
+	char msg[272] = "READY=1";
+	if (status)
+		snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", status);
+	service_notify(msg);
+}
+
+void service_ready(const char *status)
 {
 	if (atomic_exchange(&told, true))
 		return;
 	tell(0);
-	service_notify("READY=1");
+	notify_ready(status);
+}
+
+void service_reloaded(const char *status)
+{
+	notify_ready(status);
 }
 
 void service_failed(int status)

@@ -2,7 +2,8 @@
  *
  * systemd (Type=notify) learns from NOTIFY_SOCKET when the mount serves
  * (READY=1), when a reload starts and ends (RELOADING=1, READY=1) and when
- * the daemon stops (STOPPING=1). A `bundlefs` started in the background
+ * the daemon stops (STOPPING=1); with READY=1 comes a STATUS= line that
+ * `systemctl status` shows (the bundles served, failed). A `bundlefs` started in the background
  * waits, in the process that was started, until the daemon it forked
  * serves or fails, and exits with that status: when the command returns
  * the mount is ready, and every error before that reached its stderr. */
@@ -30,9 +31,13 @@ void service_notify(const char *state);
  * fork. */
 int service_detach(void);
 
-/* The mount serves: the waiting parent exits 0, systemd hears READY=1.
+/* The mount serves: the waiting parent exits 0, systemd hears READY=1,
+ * and `status` (or NULL), a short line of what it serves, as STATUS=.
  * Only the first call does anything. */
-void service_ready(void);
+void service_ready(const char *status);
+
+/* A reload is done: READY=1 (after RELOADING=1), with the new STATUS=. */
+void service_reloaded(const char *status);
 
 /* Starting failed (the error is already on stderr): the parent exits
  * with `status`. */

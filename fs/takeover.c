@@ -325,7 +325,9 @@ static void upgrade_serving(struct daemon *d)
 	daemon_detach_logging(d);
 	serving(d);
 	give_exe(d);
-	service_ready();
+	char *status = control_status_line(&d->fs, NULL);
+	service_ready(status);
+	free(status);
 }
 
 int takeover_upgrade(const char *mountpoint)

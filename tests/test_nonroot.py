@@ -3,6 +3,7 @@
 # tree, and unmounts cleanly. /dev/fuse is 0600 on these machines: the
 # test lets everyone use it while it runs, and restores it.
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -15,6 +16,7 @@ import time
 import pytest
 
 from conftest import BUNDLECTL, BUNDLEFS, STORE, closure_files, is_mounted, run
+from test_status import check_document
 
 USER = "nobody"
 
@@ -166,6 +168,16 @@ def test_a_writable_root_without_the_privilege_to_mount_it_is_an_error(fuse_for_
         assert ('spec.conf:4: bundle "w": readonly = false needs a writable root, and mounting '
                 'its area in the runtime directory failed') in m.stderr()
         assert "Operation not permitted" in m.stderr()
+        # Its status says so: failed, for its writable root.
+        p = as_user([BUNDLECTL, "status", "--json", m.mnt])
+        assert p.returncode == 0, p.stderr
+        w = {b["name"]: b for b in check_document(json.loads(p.stdout))["bundles"]}["w"]
+        assert w["state"] == "failed"
+        upper = w["writable_root"]["upper"]
+        assert upper.startswith(state + "/") and upper.endswith("/w/upper")
+        assert w["writable_root"] == {"upper": upper, "mounted": False, "in_use": False}
+        assert [(x["bundle"], x["kind"]) for x in w["problems"]] == [("w", "writable-root")]
+        assert "readonly = false needs a writable root" in w["problems"][0]["message"]
         assert as_user(["ls", os.path.join(m.mnt, "ro", "rootfs") + STORE]).returncode == 0
         m.unmount()
     finally:

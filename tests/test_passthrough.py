@@ -93,7 +93,8 @@ def test_no_passthrough_reads_through_the_daemon(two, mount, nix, app):
     big = largest_file(nix.closure(app))
     assert digest(m.path("a", "rootfs") + big) == digest(big)
     st = m.status()
-    assert st["passthrough"] == {"on": False}
+    assert st["passthrough"] == {"on": False, "backing_files": None, "opens": None,
+                                 "registered": None, "failed": None}
     human = bundlectl("status", m.mountpoint).stdout.decode()
     assert "passthrough: off (store files are read through the daemon)\n" in human
     assert bundle(st, "a")["served"] == os.path.getsize(big)

@@ -269,7 +269,7 @@ def test_systemd_notifications(tmp_path, tiny):
     successor = supervisor = None
     try:
         msg = n.poll(10)
-        assert msg == "READY=1", n.messages
+        assert msg == "READY=1\nSTATUS=serving 1 bundle (generation 1)", n.messages
         supervisor = status(str(mnt))["supervisor"]
         # READY=1 only once the mount serves: the kernel's INIT has been
         # answered, and a request goes through at once.
@@ -279,7 +279,7 @@ def test_systemd_notifications(tmp_path, tiny):
         assert time.monotonic() - t0 < 1
         p.send_signal(signal.SIGHUP)
         assert n.poll(10).startswith("RELOADING=1\nMONOTONIC_USEC=")
-        assert n.poll(10) == "READY=1"
+        assert n.poll(10) == "READY=1\nSTATUS=serving 1 bundle (generation 2)"
         # The daemon dies: its successor is the service's main process.
         p.kill()
         p.wait()
@@ -289,7 +289,7 @@ def test_systemd_notifications(tmp_path, tiny):
         assert status(str(mnt))["pid"] == successor
         os.kill(successor, signal.SIGHUP)
         assert n.poll(10).startswith("RELOADING=1\nMONOTONIC_USEC=")
-        assert n.poll(10) == "READY=1"
+        assert n.poll(10) == "READY=1\nSTATUS=serving 1 bundle (generation 3)"
         os.kill(successor, signal.SIGTERM)
         assert n.poll(10) == "STOPPING=1"
         wait_for(lambda: not is_mounted(mnt), "the mount stays")
@@ -305,6 +305,31 @@ def test_systemd_notifications(tmp_path, tiny):
                     os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_systemd_status_line(tmp_path, mount, tiny):
+    # STATUS=, the line `systemctl status` shows, comes with READY=1 when
+    # the mount serves and after every reload: bundles served, failed,
+    # retrying, and a reload that failed.
+    gone = STORE + "/" + "6" * 32 + "-gone"
+    body = ("[ok]\nargs = %s/bin/sh\n[gone]\nargs = %s/bin/x\n[dir]\nargs = %s/bin/sh\n"
+            "closure = %s\n" % (tiny, gone, tiny, tmp_path))
+    spec = write_spec(tmp_path, body)
+    n = Notify(tmp_path / "notify")
+    m = mount(spec, env=dict(os.environ, NOTIFY_SOCKET=n.path))
+    assert n.poll(10) == "READY=1\nSTATUS=serving 3 bundles (generation 1)", n.messages
+    for name in ("gone", "dir"):
+        with pytest.raises(OSError):
+            os.listdir(m.path(name, "rootfs"))
+    write_spec(tmp_path, body + "[new]\nargs = %s/bin/sh\n" % tiny)
+    bundlectl("reload", m.mountpoint)
+    assert n.poll(10).startswith("RELOADING=1\n")
+    assert n.poll(10) == "READY=1\nSTATUS=serving 4 bundles (generation 2); 1 failed; 1 retrying"
+    write_spec(tmp_path, body + "[new]\nreadonly = maybe\n")
+    assert bundlectl("reload", m.mountpoint, check=False).returncode == 2
+    assert n.poll(10).startswith("RELOADING=1\n")
+    assert n.poll(10) == ("READY=1\nSTATUS=serving 4 bundles (generation 2); 1 failed; "
+                          "1 retrying; the last reload failed: the spec has problems")
 
 
 def test_mount_command_and_fstab(tmp_path, nix, tiny):
@@ -368,8 +393,9 @@ def test_status_shows_daemon_and_bundles(tmp_path, nix, tiny, app):
         assert b["ok"]["served"] >= size_config + (0 if passed else size)
         assert b["ok"]["requests"] > 3
         assert b["bad"]["state"] in ("retrying", "failed")
-        assert b["bad"]["problems"] == ['%s:5: bundle "bad": %s: missing from the store'
-                                        % (spec, gone)]
+        assert b["bad"]["problems"] == [
+            {"bundle": "bad", "kind": "resolve",
+             "message": '%s:5: bundle "bad": %s: missing from the store' % (spec, gone)}]
         assert b["idle"]["state"] == "unresolved" and b["idle"]["requests"] == 0
         human = bundlectl("status", m.mountpoint).stdout.decode()
         assert "pid %d" % m.proc.pid in human

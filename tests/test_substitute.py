@@ -265,7 +265,8 @@ def test_an_unsigned_cache_is_refused(absent, mount, tmp_path):
     assert e.value.errno == 5
     b = status_of(m, "h")
     assert b["state"] == "retrying"
-    assert any("no signature by a trusted key" in p for p in b["problems"]), b
+    assert any("no signature by a trusted key" in p["message"] and p["kind"] == "substitute"
+               for p in b["problems"]), b
     assert not any(valid(p) for p in c.closure)
     # Without signatures required, the same cache serves.
     m2 = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.unsigned,
@@ -307,7 +308,8 @@ def test_a_missing_path_no_cache_has_is_reported(absent, mount, tmp_path):
     m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.partial, env=c.env())
     with pytest.raises(OSError):
         os.listdir(m.path("h", "rootfs"))
-    problems = "\n".join(status_of(m, "h")["problems"])
+    problems = "\n".join(p["message"] for p in status_of(m, "h")["problems"])
+    assert {p["kind"] for p in status_of(m, "h")["problems"]} == {"substitute"}
     assert "%s: missing from the store, and no substituter has it" % c.app in problems
     assert "not there" in problems
 
@@ -406,7 +408,8 @@ def test_https_cache_with_nix_s_certificates(absent, mount, runc, server, tmp_pa
               name="untrusted", env=c.env())
     with pytest.raises(OSError):
         os.listdir(m.path("h", "rootfs"))
-    assert any("certificate" in p for p in status_of(m, "h")["problems"])
+    assert any("certificate" in p["message"] and p["kind"] == "substitute"
+               for p in status_of(m, "h")["problems"])
     # Trusted the way Nix is told (NIX_SSL_CERT_FILE): bundlefs and the
     # nix-store it runs both check the server against it.
     env = c.env()

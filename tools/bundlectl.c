@@ -29,7 +29,7 @@ static const char usage_text[] =
     "  materialize SPEC NAME DIR   write bundle NAME to the new directory DIR by\n"
     "                              copying, as ociTools.buildContainer does\n"
     "  status [--json] MOUNTPOINT  show a running mount: its daemon and every\n"
-    "                              bundle's state, closure and traffic\n"
+    "                              bundle's state, closure, traffic and root\n"
     "  reload MOUNTPOINT           make a running mount read its spec again\n"
     "  reset MOUNTPOINT NAME       start bundle NAME's writable root (readonly =\n"
     "                              false) afresh: new containers see a clean root\n"
@@ -55,11 +55,13 @@ static const char *const cmd_usage[] = {
     "buildContainer does. On failure DIR is removed again.\n",
     "usage: bundlectl status [--json] MOUNTPOINT\n"
     "Shows the bundlefs mount at MOUNTPOINT: its daemon (pid, spec, when it was\n"
-    "loaded, uptime, nodes in memory, RSS) and each bundle (not yet resolved,\n"
-    "ready, retrying or failed with its problems; closure paths and size;\n"
-    "requests and bytes served; for a closure not all in the store yet, how many\n"
-    "paths are here, being realised, not here yet), and what substitution did.\n"
-    "--json prints the daemon's own document.\n",
+    "loaded, state directory, uptime, nodes in memory, RSS) and each bundle (not\n"
+    "yet resolved, resolving, ready, retrying or failed with its problems;\n"
+    "closure paths and size; requests and bytes served; whether a container runs\n"
+    "on it; its root: ro, or a writable root mounted, unmounted or failed; for a\n"
+    "closure not all in the store yet, how many paths are here, being realised,\n"
+    "not here yet), and what substitution did. --json prints the status\n"
+    "document, version 1, whose every field bundlectl(1) lists (STATUS DOCUMENT).\n",
     "usage: bundlectl reload MOUNTPOINT\n"
     "Makes the bundlefs mount at MOUNTPOINT read its spec again (as SIGHUP does)\n"
     "and waits for it. A spec with problems changes nothing: they are printed as\n"

@@ -106,14 +106,40 @@ static void human_time(double secs, char *out, size_t n)
 		snprintf(out, n, "%ldd%02ldh", s / 86400, s / 3600 % 24);
 }
 
+/* Problems: strings (a reload's answer) or objects (the status
+ * document's, whose message says it all). */
 static void print_problems(const cJSON *arr, const char *indent, FILE *f)
 {
 	const cJSON *p;
 	cJSON_ArrayForEach(p, arr)
 	{
+		if (cJSON_IsObject(p))
+			p = cJSON_GetObjectItemCaseSensitive(p, "message");
 		if (cJSON_IsString(p))
 			fprintf(f, "%s%s\n", indent, p->valuestring);
 	}
+}
+
+/* A bundle's root: read-only, or its writable root's state. */
+static const char *root_of(const cJSON *b)
+{
+	const cJSON *w = cJSON_GetObjectItemCaseSensitive(b, "writable_root");
+	if (!cJSON_IsObject(w))
+		return "ro";
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "mounted")))
+		return "rw mounted";
+	const cJSON *p;
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(b, "problems"))
+	{
+		if (!strcmp(str(p, "kind"), "writable-root"))
+			return "rw failed";
+	}
+	return "rw unmounted";
+}
+
+static const char *yes_no(const cJSON *v)
+{
+	return cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "yes" : "no") : "?";
 }
 
 int mountctl_status(const char *mountpoint, bool json)
@@ -135,9 +161,9 @@ int mountctl_status(const char *mountpoint, bool json)
 	struct tm tm;
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&loaded, &tm));
 	printf("%s: bundlefs %s, pid %.0f, up %s, %.0f nodes, RSS %s\n", str(doc, "mountpoint"),
-	       str(doc, "version"), num(doc, "pid"), up, num(doc, "nodes"), rss);
-	printf("spec %s, loaded %s (generation %.0f)\n", str(doc, "spec"), when,
-	       num(doc, "generation"));
+	       str(doc, "bundlefs"), num(doc, "pid"), up, num(doc, "nodes"), rss);
+	printf("spec %s, loaded %s (generation %.0f), state dir %s\n", str(doc, "spec"), when,
+	       num(doc, "generation"), str(doc, "state_dir"));
 	const cJSON *super = cJSON_GetObjectItemCaseSensitive(doc, "supervisor");
 	if (cJSON_IsNumber(super) &&
 	    cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(doc, "mounted"))) {
@@ -168,19 +194,20 @@ int mountctl_status(const char *mountpoint, bool json)
 		printf("last reload failed; still serving the spec loaded before:\n");
 		print_problems(cJSON_GetObjectItemCaseSensitive(rl, "problems"), "  ", stdout);
 	}
-	printf("\n%-24s %-10s %6s %10s %9s %10s\n", "BUNDLE", "STATE", "PATHS", "SIZE", "REQUESTS",
-	       "SERVED");
+	printf("\n%-24s %-10s %6s %10s %9s %10s  %-6s %s\n", "BUNDLE", "STATE", "PATHS", "SIZE",
+	       "REQUESTS", "SERVED", "IN USE", "ROOT");
 	const cJSON *b;
 	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(doc, "bundles"))
 	{
 		char paths[16] = "-", size[32] = "-", served[32];
-		if (!strcmp(str(b, "state"), "ready")) {
+		if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(b, "paths"))) {
 			snprintf(paths, sizeof(paths), "%.0f", num(b, "paths"));
 			human_bytes(num(b, "bytes"), size, sizeof(size));
 		}
 		human_bytes(num(b, "served"), served, sizeof(served));
-		printf("%-24s %-10s %6s %10s %9.0f %10s\n", str(b, "name"), str(b, "state"), paths,
-		       size, num(b, "requests"), served);
+		printf("%-24s %-10s %6s %10s %9.0f %10s  %-6s %s\n", str(b, "name"),
+		       str(b, "state"), paths, size, num(b, "requests"), served,
+		       yes_no(cJSON_GetObjectItemCaseSensitive(b, "in_use")), root_of(b));
 		if (num(b, "missing") + num(b, "realising") > 0)
 			printf("    %.0f paths here, %.0f being realised, %.0f not here yet\n",
 			       num(b, "local"), num(b, "realising"), num(b, "missing"));
