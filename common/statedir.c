@@ -151,28 +151,12 @@ char *statedir_work(const char *bundle_dir, unsigned gen)
 	return named(bundle_dir, "work", gen);
 }
 
-static errint_t mkdirs(char *path, mode_t mode)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		int r = mkdir(path, 0755);
-		*p = '/';
-		if (r < 0 && errno != EEXIST)
-			return -errno;
-	}
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 errint_t statedir_make(const char *bundle_dir, unsigned gen)
 {
 	cleanup_free char *upper = statedir_upper(bundle_dir, gen);
 	cleanup_free char *work = statedir_work(bundle_dir, gen);
-	errint_t e = mkdirs(upper, 0755);
-	return e < 0 ? e : mkdirs(work, 0700);
+	errint_t e = mkdir_p(upper, 0755);
+	return e < 0 ? e : mkdir_p(work, 0700);
 }
 
 static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)

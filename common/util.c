@@ -369,3 +369,19 @@ int read_stream(int fd, size_t limit, struct buf *out)
 	out->len--;
 	return 0;
 }
+
+errint_t mkdir_p(char *path, unsigned mode)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		int r = mkdir(path, 0755);
+		*p = '/';
+		if (r < 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (mkdir(path, (mode_t)mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}

@@ -93,6 +93,11 @@ int read_fd(int fd, size_t limit, char **data, size_t *len);
  * `out` (NUL-terminated). Does not close fd. Returns 0 or -1 (errno). */
 int read_stream(int fd, size_t limit, struct buf *out);
 
+/* Makes directory `path` with `mode`, and those above it that are missing
+ * (0755), as `mkdir -p` does; `path` is modified and restored. Returns 0
+ * (also when it exists) or -errno. */
+errint_t mkdir_p(char *path, unsigned mode);
+
 /* Does `s` (of length n) hold valid UTF-8 without NUL bytes? Returns the
  * offset of the first bad byte, or n. */
 size_t utf8_valid_prefix(const char *s, size_t n);

@@ -95,22 +95,6 @@ static char *lower_of(const struct bfs *fs, const struct bstate *b)
 			 (unsigned long long)bundle_serial(b));
 }
 
-static errint_t mkdirs(char *path, mode_t mode)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		int r = mkdir(path, 0755);
-		*p = '/';
-		if (r < 0 && errno != EEXIST)
-			return -errno;
-	}
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* overlayfs reads ',' as a separator and ':' between lower layers. */
 static void add_escaped(struct buf *b, const char *s)
 {
@@ -195,7 +179,7 @@ static errint_t area_ready(struct bfs *fs)
 	if (geteuid() != 0)
 		return -EPERM;
 	char *area = xstrdup(area_of(fs));
-	errint_t e = mkdirs(area, 0755);
+	errint_t e = mkdir_p(area, 0755);
 	if (e == 0 && !mounted(area, "tmpfs") &&
 	    mount("bundlefs", area, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755") < 0)
 		e = -errno;
@@ -327,7 +311,7 @@ static void mount_one(struct bfs *fs, struct bstate *b)
 		goto out;
 	}
 	char *rootfs = xstrdup(target);
-	e = mkdirs(rootfs, 0755);
+	e = mkdir_p(rootfs, 0755);
 	free(rootfs);
 	if (e == 0)
 		e = write_config(b, vdir);
