@@ -120,7 +120,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 #endif
 }
 
-/* Counts a request for the node's bundle (bundlectl status). */
+/* Counts a request for the node's bundle (bundlectl status). Before the
+ * reply: once the kernel has it, it may forget the node (a FORGET on
+ * another worker), and the node's bundle may go with it. */
 static void account(const struct node *n, uint64_t bytes)
 {
 	if (n->bundle)
@@ -179,10 +181,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	/* Resolving a closure whose roots are not here fetches narinfo from
 	 * binary caches: that waits on a realiser thread, not on a FUSE
 	 * worker. */
+	account(p, 0);
 	if (fs->subst && p->kind == NK_BUNDLE && !strcmp(name, "rootfs") &&
 	    bundle_may_resolve(p->bundle) && !realise_roots_here(fs, p->bundle)) {
 		realise_call(fs, lookup_later, pending(req, fs, p, name));
-		account(p, 0);
 		return;
 	}
 	struct fuse_entry_param e;
@@ -196,7 +198,6 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 	}
 	tree_leave(fs, entered);
-	account(p, 0);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -245,12 +246,13 @@ struct pending_link {
 static void link_ready(void *ctx)
 {
 	struct pending_link *p = ctx;
+	fuse_ino_t ino = p->n->id; /* (the node may go once the kernel has the reply) */
 	/* Where the name points now: the writable root, once mounted. */
 	reply_readlink(p->req, p->fs, p->n);
 	/* Not mounted (its closure cannot be resolved yet): the kernel must
 	 * not keep the target cached, so that the next use asks again. */
 	if (bundle_overlay(p->b) == BO_NONE)
-		fuse_lowlevel_notify_inval_inode(p->fs->session, p->n->id, 0, 0);
+		fuse_lowlevel_notify_inval_inode(p->fs->session, ino, 0, 0);
 	bundle_put(p->b);
 	free(p);
 }
@@ -457,6 +459,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!n)
 		return;
 	struct dirbuf b = {req, fs, n, plus, xmalloc(size), size, 0};
+	account(n, 0);
 	bool entered = tree_enter(fs, n);
 	errint_t rc = handles_readdir(fs, n, fi->fh, off, add_entry, &b);
 	if (rc < 0 && b.pos == 0)
@@ -464,7 +467,6 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, b.buf, b.pos);
 	tree_leave(fs, entered);
-	account(n, 0);
 	free(b.buf);
 }
 
