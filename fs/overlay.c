@@ -194,12 +194,14 @@ static void mount_one(struct bfs *fs, struct bstate *b)
 			      "and %s%s%s failed: %s",
 			      fs->spec_path, sb->line, sb->name, what, *what == '/' ? "" : " on ",
 			      *what == '/' ? "" : target, strerror(-e));
-		log_msg("%s", msg);
+		log_err("%s", msg);
 		bundle_set_overlay(b, BO_FAILED, msg);
 		free(msg);
 		forget_rootfs(fs, b);
 	} else {
 		bundle_set_overlay(b, BO_MOUNTED, NULL);
+		log_info("bundle \"%s\": writable root mounted (changes in %s)", bundle_name(b),
+			 upper);
 	}
 out:
 	pthread_mutex_unlock(&fs->overlays->mounting);
@@ -288,7 +290,7 @@ void overlay_ensure(struct bfs *fs, struct bstate *b, void (*done)(void *ctx), v
 			char *msg =
 			    xasprintf("bundle \"%s\": no thread to mount its writable root: %s",
 				      bundle_name(b), strerror(e));
-			log_msg("%s", msg);
+			log_err("%s", msg);
 			bundle_set_overlay(b, BO_FAILED, msg);
 			free(msg);
 			bundle_put(j->b);
@@ -309,7 +311,7 @@ void overlay_detach(struct bfs *fs, struct bstate *b)
 	char *target = target_of(fs, b);
 	errint_t e = mounted(target) ? in_child(target, NULL) : 0;
 	if (e < 0)
-		log_msg("%s: %s", target, strerror(-e));
+		log_warning("%s: detaching a writable root: %s", target, strerror(-e));
 	free(target);
 }
 
@@ -353,7 +355,7 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 	}
 	bundle_put(b);
 	if (!e)
-		log_msg("bundle \"%s\": writes discarded (%s)", name, dir);
+		log_notice("bundle \"%s\": writes discarded (%s)", name, dir);
 	free(dir);
 	return e;
 }
