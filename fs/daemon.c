@@ -246,7 +246,8 @@ unsigned long long daemon_uptime_ms(const struct daemon *d)
 /* libfuse's own messages (its errors; with -d, every request) are lines
  * of the daemon's log, at the priority libfuse gives them (its levels are
  * syslog's). */
-static void fuse_log_line(enum fuse_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void fuse_log_line(enum fuse_log_level level,
+								const char *fmt, va_list ap)
 {
 	log_vat((int)level, fmt, ap);
 }
