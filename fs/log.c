@@ -173,6 +173,17 @@ static void write_line(int fd, char *out, int n, size_t size)
 	}
 }
 
+void log_stderr_prefix(int prio, char *buf, size_t n)
+{
+	pthread_once(&journal_once, find_journal);
+	if (journal)
+		snprintf(buf, n, "<%d>", prio & LOG_PRIMASK);
+	else if (foreground)
+		snprintf(buf, n, "<%d>bundlefs: ", prio & LOG_PRIMASK);
+	else if (n)
+		*buf = 0;
+}
+
 static void to_stderr(int prio, const char *line)
 {
 	char out[LINE_MAX_BYTES + 32];

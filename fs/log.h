@@ -29,6 +29,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h>
 
 /* Standard error is a foreground daemon's (lines carry their priority);
@@ -53,6 +54,11 @@ bool log_syslog_available(void);
  * to the file that was open). A file moved away is also noticed by itself
  * within a second of the next line. */
 int log_reopen(void);
+
+/* What a line of priority `prio` starts with on stderr ("<3>bundlefs: " in
+ * the foreground, "<3>" on the journal, else ""), for reports printed
+ * there as they are (a spec's problems at start, FILE:LINE: ...). */
+void log_stderr_prefix(int prio, char *buf, size_t n);
 
 /* Would a line of priority `prio` be kept? */
 bool log_enabled(int prio);

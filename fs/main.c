@@ -166,7 +166,9 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 	struct spec sp;
 	struct diags dg = {0};
 	if (spec_load(&sp, fs->spec_path, &fs->st, &dg) < 0) {
-		diag_print(&dg, stderr, NULL);
+		char prefix[32];
+		log_stderr_prefix(LOG_ERR, prefix, sizeof(prefix));
+		diag_print(&dg, stderr, prefix);
 		diag_clear(&dg);
 		return 2;
 	}

@@ -192,6 +192,25 @@ def test_stderr_to_the_journal(tmp_path, tiny):
         assert open(err.name).read() == "<3>--log %s: No such file or directory\n" % bad
 
 
+def test_a_bad_spec_at_start_is_an_error(tmp_path, tiny):
+    spec = write_spec(tmp_path, bad_spec(tiny))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    want = "%s:4: readonly: expected true or false" % spec
+    # (In the background, FILE:LINE: as a compiler says it: test_badspec.)
+    for journal in (False, True):
+        with open(tmp_path / ("stderr-%s" % journal), "w+") as err:
+            st = os.fstat(err.fileno())
+            env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev,
+                                                             st.st_ino + (0 if journal else 1)))
+            p = subprocess.run([BUNDLEFS, "-f", str(mnt), spec], stdout=subprocess.DEVNULL,
+                               stderr=err, env=env, timeout=20)
+            assert p.returncode == 2
+            text = open(err.name).read()
+        assert text.startswith(("<3>" if journal else "<3>bundlefs: ") + want), text
+    assert not is_mounted(mnt)
+
+
 class DevLog:
     """A /dev/log of the test's own: a datagram socket that syslog(3)
     writes to, bind-mounted on /dev/log in a mount namespace where /dev
