@@ -32,6 +32,7 @@ struct shared {
 	size_t keylen;
 	unsigned refs;
 	_Atomic uint64_t bytes; /* closure_bytes, plus one; 0 until walked */
+	_Atomic uint64_t nar;	/* closure_nar_size, plus one; 0 until known */
 };
 
 /* The resolver lock guards the database connection, the scanner's caches
@@ -94,6 +95,60 @@ int resolver_valid(struct resolver *r, const char *base)
 	free(err);
 	free(path);
 	return rc < 0 ? -1 : rc;
+}
+
+bool closure_nar_size(struct resolver *r, const struct closure *c, uint64_t *bytes)
+{
+	/* (A closure shared by many bundles is asked once: a path's NAR size
+	 * never changes.) */
+	struct shared *sh = (struct shared *)c;
+	uint64_t known_size = atomic_load(&sh->nar);
+	if (known_size) {
+		*bytes = known_size - 1;
+		return true;
+	}
+	*bytes = 0;
+	const char **paths = xreallocarray(NULL, c->n ? c->n : 1, sizeof(*paths));
+	size_t n = 0;
+	bool known = true;
+	for (size_t i = 0; i < c->n && known; i++) {
+		uint64_t size;
+		if (!closure_absent(c, i))
+			paths[n++] = xasprintf("%s/%s", r->st->dir, c->base[i]);
+		else if (r->subst && subst_nar_size(r->subst, c->base[i], &size))
+			*bytes += size;
+		else
+			known = false;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (known && n && !r->db && r->st->db) {
+		char *err = NULL;
+		bool busy;
+		r->db = nixdb_open(r->st->db, &err, &busy);
+		free(err);
+	}
+	if (known && n) {
+		uint64_t sum = 0;
+		size_t found = 0;
+		char *err = NULL;
+		known =
+		    r->db &&
+		    nixdb_nar_size(r->db, (const char *const *)paths, n, &sum, &found, &err) == 0 &&
+		    found == n;
+		free(err);
+		*bytes += sum;
+		if (r->db && nixdb_is_snapshot(r->db)) {
+			nixdb_close(r->db);
+			r->db = NULL;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	for (size_t i = 0; i < n; i++)
+		free((char *)paths[i]);
+	free(paths);
+	if (known)
+		atomic_store(&sh->nar, *bytes + 1);
+	return known;
 }
 
 void resolver_free(struct resolver *r)

@@ -156,6 +156,41 @@ fail:;
 	return r;
 }
 
+int nixdb_nar_size(struct nixdb *n, const char *const *paths, size_t count, uint64_t *sum,
+		   size_t *known, char **err)
+{
+	/* (In chunks well below SQLite's limit of parameters.) */
+	enum { CHUNK = 500 };
+	*sum = 0;
+	*known = 0;
+	for (size_t at = 0; at < count; at += CHUNK) {
+		size_t k = count - at < CHUNK ? count - at : CHUNK;
+		struct buf q = {0};
+		buf_adds(&q, "SELECT coalesce(sum(narSize), 0), count(narSize) FROM ValidPaths "
+			     "WHERE path IN (");
+		for (size_t i = 0; i < k; i++)
+			buf_adds(&q, i ? ",?" : "?");
+		buf_adds(&q, ")");
+		sqlite3_stmt *st = NULL;
+		int rc = sqlite3_prepare_v2(n->db, q.data, -1, &st, NULL);
+		buf_free(&q);
+		if (rc == SQLITE_OK) {
+			for (size_t i = 0; i < k; i++)
+				sqlite3_bind_text(st, (int)i + 1, paths[at + i], -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+		}
+		if (rc != SQLITE_ROW) {
+			int r = failed(n, rc, err);
+			sqlite3_finalize(st);
+			return r;
+		}
+		*sum += (uint64_t)sqlite3_column_int64(st, 0);
+		*known += (size_t)sqlite3_column_int64(st, 1);
+		sqlite3_finalize(st);
+	}
+	return 0;
+}
+
 void nixdb_close(struct nixdb *n)
 {
 	if (!n)

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct nixdb;
 
@@ -32,6 +33,11 @@ int nixdb_valid(struct nixdb *db, const char *path, char **err);
  * set. */
 int nixdb_closure(struct nixdb *db, const char *const *paths, size_t n,
 		  void (*fn)(void *ctx, const char *path), void *ctx, char **err);
+/* Adds up the NAR sizes Nix recorded for the given paths (full paths):
+ * their sum in *sum, and in *known how many of them are valid with a size.
+ * Returns 0, or -2 (busy) or -1 with *err set. */
+int nixdb_nar_size(struct nixdb *db, const char *const *paths, size_t n, uint64_t *sum,
+		   size_t *known, char **err);
 void nixdb_close(struct nixdb *db);
 
 #endif

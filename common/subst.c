@@ -457,6 +457,18 @@ static const struct narinfo *ni_keep(struct subst *s, const struct narinfo *ni)
 	return have;
 }
 
+bool subst_nar_size(struct subst *s, const char *base, uint64_t *size)
+{
+	if (strlen(base) < STORE_HASH_LEN)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	const struct narinfo *ni = strmap_get(&s->found, base, STORE_HASH_LEN);
+	if (ni)
+		*size = ni->nar_size;
+	pthread_mutex_unlock(&s->lock);
+	return ni != NULL;
+}
+
 void subst_lookup(struct subst *s, const struct store *st, const char *const *bases, size_t n,
 		  const struct narinfo **out, char **why)
 {

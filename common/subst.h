@@ -55,6 +55,10 @@ char *subst_urls(const struct subst *s);
 void subst_lookup(struct subst *s, const struct store *st, const char *const *bases, size_t n,
 		  const struct narinfo **out, char **why);
 
+/* The NAR size of store path `base` from the narinfo a lookup found
+ * (fetching nothing): true, or false when none was found. */
+bool subst_nar_size(struct subst *s, const char *base, uint64_t *size);
+
 /* Does a signature of `ni` verify against a trusted key? */
 bool subst_verify(const struct subst *s, const struct narinfo *ni, const struct store *st);
 

@@ -287,8 +287,9 @@ static uint64_t now_ms(void)
 }
 
 /* Keeps the problems of a failed resolution, and logs them, one line
- * each, unless they are those logged last time. */
-static void note_problems(struct bstate *b, const struct diags *d)
+ * each (at `prio`: a warning when it will be tried again), unless they
+ * are those logged last time. */
+static void note_problems(struct bstate *b, const struct diags *d, int prio)
 {
 	struct buf all = {0};
 	problems_free(b->problems, b->nproblems);
@@ -307,7 +308,31 @@ static void note_problems(struct bstate *b, const struct diags *d)
 		return;
 	b->logged = h;
 	for (size_t k = 0; k < d->n; k++)
-		log_msg("%s", d->msg[k]);
+		log_at(prio, "%s", d->msg[k]);
+}
+
+/* "bundle "NAME": resolved in 12 ms: 67 store paths (3 not here yet), NAR
+ * size 194.1 MiB". Called with the bundle's lock held. */
+static void log_resolved(struct bstate *b, uint64_t ms)
+{
+	const struct closure *c = b->closure;
+	char absent[48] = "", size[48] = "";
+	if (c->nabsent)
+		snprintf(absent, sizeof(absent), " (%zu not here yet)", c->nabsent);
+	uint64_t bytes;
+	if (closure_nar_size(b->env->resolver, c, &bytes)) {
+		static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+		double v = (double)bytes;
+		size_t u = 0;
+		while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+			v /= 1024;
+			u++;
+		}
+		snprintf(size, sizeof(size), u ? ", NAR size %.1f %s" : ", NAR size %.0f %s", v,
+			 units[u]);
+	}
+	log_info("bundle \"%s\": resolved in %llu ms: %zu store paths%s%s", b->spec->name,
+		 (unsigned long long)ms, c->n, absent, size);
 }
 
 errint_t bundle_ready(struct bstate *b)
@@ -316,6 +341,8 @@ errint_t bundle_ready(struct bstate *b)
 	pthread_mutex_lock(&b->lock);
 	if (b->state == BS_UNRESOLVED || (b->state == BS_RETRY && now_ms() >= b->retry_at)) {
 		struct diags d = {0};
+		uint64_t t0 = now_ms();
+		log_debug("bundle \"%s\": resolving its closure", b->spec->name);
 		atomic_store(&b->resolving, true);
 		int rc = closure_resolve(env->resolver, &b->specref->sp, b->spec, &b->closure, &d);
 		if (rc == 0) {
@@ -332,10 +359,12 @@ errint_t bundle_ready(struct bstate *b)
 			size_t n = rooted(b->closure, &v);
 			errint_t e = gcroots_add(env->gcroots, env->st, v, n);
 			if (e < 0)
-				log_msg("bundle \"%s\": registering GC roots in %s: %s",
-					b->spec->name, env->gcroots->dir, strerror(-e));
-			if (b->state == BS_RETRY)
-				log_msg("bundle \"%s\": resolved", b->spec->name);
+				log_warning("bundle \"%s\": registering GC roots in %s: %s",
+					    b->spec->name, env->gcroots->dir, strerror(-e));
+			else if (env->gcroots->dir)
+				log_debug("bundle \"%s\": %zu GC roots in %s", b->spec->name, n,
+					  env->gcroots->dir);
+			log_resolved(b, now_ms() - t0);
 			b->state = BS_READY;
 			b->backoff_ms = 0;
 			b->logged = 0;
@@ -343,7 +372,7 @@ errint_t bundle_ready(struct bstate *b)
 			b->problems = NULL;
 			b->nproblems = 0;
 		} else {
-			note_problems(b, &d);
+			note_problems(b, &d, rc == -EAGAIN ? LOG_WARNING : LOG_ERR);
 			b->state = rc == -EAGAIN ? BS_RETRY : BS_FAILED;
 			b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : RETRY_FIRST_MS;
 			if (b->backoff_ms > RETRY_LAST_MS)

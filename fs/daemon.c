@@ -65,6 +65,7 @@ static void hold_bundle(struct bstate *b)
 void daemon_prepare(struct daemon *d)
 {
 	*d = (struct daemon){.link = -1};
+	clock_gettime(CLOCK_MONOTONIC, &d->t0);
 	pthread_mutex_init(&d->link_lock, NULL);
 	for (int i = 0; i < SUPER_NFDS; i++)
 		d->sfds.fd[i] = -1;
@@ -139,6 +140,11 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 		buf_addf(&extra, "%s%s", i ? " " : "", o->substituters[i]);
 	buf_addc(&extra, 0);
 	realiser_start(f, o->prefetch, extra.data);
+	log_debug("settings: %u threads, passthrough %s, substitution %s%s (prefetch %u), store "
+		  "%s (%s), state dir %s",
+		  o->single ? 1 : o->threads, o->no_passthrough ? "off" : "when offered",
+		  f->subst ? "on" : "off", extra.len > 1 ? " with extra caches" : "", o->prefetch,
+		  f->st.dir, f->st.real, f->state_dir);
 	buf_free(&extra);
 	d->inited = true;
 	return 0;
@@ -188,19 +194,36 @@ void daemon_fini(struct daemon *d)
 
 int daemon_plan_logging(struct daemon *d)
 {
-	d->log_file = d->o.log;
-	d->log_syslog = !d->o.log && log_syslog_available();
+	log_configure(d->o.foreground, d->o.verbose);
+	if (d->o.foreground) {
+		/* (Successors write the --log file: it is checked all the same.) */
+		if (d->o.log) {
+			int fd = open(d->o.log,
+				      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+			if (fd < 0) {
+				log_err("--log %s: %s", d->o.log, strerror(errno));
+				return -1;
+			}
+			close(fd);
+		}
+		return 0;
+	}
+	/* The background daemon's lines go where they will go from the
+	 * start; until it serves, its command shows the problems too. */
+	errint_t e;
 	if (d->o.log) {
-		int fd = open(d->o.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-		if (fd < 0) {
-			fprintf(stderr, "bundlefs: --log %s: %s\n", d->o.log, strerror(errno));
+		if ((e = log_to_file(d->o.log)) < 0) {
+			log_err("--log %s: %s", d->o.log, strerror(-e));
 			return -1;
 		}
-		close(fd);
-	} else if (!d->o.foreground && !d->log_syslog) {
-		fprintf(stderr, "bundlefs: no syslog on this machine (/dev/log): messages of the "
-				"background daemon are lost; give --log FILE to keep them\n");
+	} else if (log_syslog_available()) {
+		log_to_syslog();
+	} else {
+		log_warning("no syslog on this machine (/dev/log): messages of the background "
+			    "daemon are lost; give --log FILE to keep them");
+		log_to_nothing();
 	}
+	log_echo_stderr(true);
 	return 0;
 }
 
@@ -208,15 +231,28 @@ void daemon_detach_logging(struct daemon *d)
 {
 	if (d->o.foreground || d->stdio_dropped)
 		return;
-	if (d->log_file)
-		log_to_file(d->log_file);
-	else if (d->log_syslog)
-		log_to_syslog();
-	else
-		log_to_nothing();
+	log_echo_stderr(false);
 	/* Let go of the terminal (or the pipe) the command was run on. */
 	service_drop_stdio();
 	d->stdio_dropped = true;
+}
+
+unsigned long long daemon_uptime_ms(const struct daemon *d)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	long long ms =
+	    (long long)(t.tv_sec - d->t0.tv_sec) * 1000 + (t.tv_nsec - d->t0.tv_nsec) / 1000000;
+	return ms > 0 ? (unsigned long long)ms : 0;
+}
+
+/* libfuse's own messages (its errors; with -d, every request) are lines
+ * of the daemon's log, at the priority libfuse gives them (its levels are
+ * syslog's). */
+__attribute__((format(printf, 2, 0))) static void fuse_log_line(enum fuse_log_level level,
+								const char *fmt, va_list ap)
+{
+	log_vat((int)level, fmt, ap);
 }
 
 errint_t daemon_session(struct daemon *d)
@@ -229,6 +265,7 @@ errint_t daemon_session(struct daemon *d)
 		buf_adds(b, ",allow_other");
 	if (d->o.fuse_opts.len)
 		buf_adds(b, d->o.fuse_opts.data);
+	fuse_set_log_func(fuse_log_line);
 	char *fargv[] = {"bundlefs", "-o", b->data, d->o.debug ? "-d" : NULL, NULL};
 	struct fuse_args fargs = FUSE_ARGS_INIT(d->o.debug ? 4 : 3, fargv);
 	d->se = fuse_session_new(&fargs, &bfs_ops, sizeof(bfs_ops), &d->fs);
@@ -248,12 +285,14 @@ void daemon_block_signals(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
 /* SIGTERM and SIGINT detach the mount lazily instead of tearing the
- * session down under open files; SIGHUP reloads. */
+ * session down under open files; SIGHUP reloads; SIGUSR1 opens the --log
+ * file again (logrotate). */
 static void *signal_thread(void *arg)
 {
 	struct daemon *d = arg;
@@ -263,14 +302,26 @@ static void *signal_thread(void *arg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	int sig;
 	while (sigwait(&set, &sig) == 0) {
 		if (sig == SIGHUP) {
+			log_info("SIGHUP: reloading %s", fs->spec_path);
 			reload_run(fs, NULL);
 			continue;
 		}
-		if (d->o.foreground)
-			log_msg("%s: unmounting %s", strsignal(sig), fs->mountpoint);
+		if (sig == SIGUSR1) {
+			errint_t e = log_reopen();
+			if (e < 0)
+				log_err(
+				    "SIGUSR1: cannot open the log file again (%s); logging on to "
+				    "the file that was open",
+				    strerror(-e));
+			else
+				log_info("SIGUSR1: log file opened again");
+			continue;
+		}
+		log_notice("SIG%s: unmounting %s", sigabbrev_np(sig), fs->mountpoint);
 		service_notify("STOPPING=1");
 		/* Nothing more is fetched or realised, and no lookup waits on
 		 * a cache: done before the mount is detached, since once it is
@@ -283,9 +334,9 @@ static void *signal_thread(void *arg)
 		pthread_mutex_unlock(&d->link_lock);
 		errint_t e = unmount_detach(fs->mountpoint, &fs->mnt);
 		if (e == -EBUSY)
-			log_msg("not unmounting %s: another mount covers it", fs->mountpoint);
+			log_warning("not unmounting %s: another mount covers it", fs->mountpoint);
 		else if (e < 0 && e != -ENOENT)
-			log_msg("unmounting %s: %s", fs->mountpoint, strerror(-e));
+			log_err("unmounting %s: %s", fs->mountpoint, strerror(-e));
 	}
 	return NULL;
 }
@@ -338,12 +389,13 @@ static void *link_thread(void *arg)
 		pthread_mutex_unlock(&d->link_lock);
 		if (pid < 0) {
 			atomic_store(&d->fs.supervisor_pid, 0);
-			log_msg("the supervisor died, and another cannot be started (%s): if this "
-				"daemon dies too, the mount goes",
-				pid == -ECHILD ? "each one dies at once" : strerror(-pid));
+			log_warning(
+			    "the supervisor died, and another cannot be started (%s): if this "
+			    "daemon dies too, the mount goes",
+			    pid == -ECHILD ? "each one dies at once" : strerror(-pid));
 			return NULL;
 		}
-		log_msg("the supervisor died; another took its place");
+		log_warning("the supervisor died; another took its place (pid %d)", pid);
 		atomic_store(&d->fs.supervisor_pid, 0); /* until it says its pid */
 		d->link = link;
 		close(old);
@@ -356,13 +408,14 @@ void daemon_services(struct daemon *d)
 	errint_t e;
 	int cfd = d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)];
 	if ((e = cfd < 0 ? -ENOTCONN : control_start(fs, cfd)) < 0)
-		log_msg("no control socket (%s): bundlectl status and reload will not reach "
-			"this mount",
-			strerror(-e));
+		log_warning("no control socket (%s): bundlectl status and reload will not reach "
+			    "this mount",
+			    strerror(-e));
 	if ((e = reload_start(fs)) < 0)
-		log_msg("retired bundle versions will stay cached (%s)", strerror(-e));
+		log_warning("retired bundle versions will stay cached (%s)", strerror(-e));
 	if (d->o.watch && (e = specwatch_start(fs)) < 0)
-		log_msg("cannot watch %s (%s): reload with SIGHUP", fs->spec_path, strerror(-e));
+		log_warning("cannot watch %s (%s): reload with SIGHUP", fs->spec_path,
+			    strerror(-e));
 	overlays_adopt(fs, fs->took_over);
 	pthread_t t;
 	if (pthread_create(&t, NULL, signal_thread, d) == 0)
@@ -380,7 +433,7 @@ int daemon_serve(struct daemon *d, void (*serving)(struct daemon *d))
 	for (;;) {
 		errint_t e = loop_start(&fs->loop, d->se, threads);
 		if (e < 0) {
-			log_msg("cannot start the workers: %s", strerror(-e));
+			log_err("cannot start the workers: %s", strerror(-e));
 			return 1;
 		}
 		if (serving) {
@@ -388,6 +441,11 @@ int daemon_serve(struct daemon *d, void (*serving)(struct daemon *d))
 			serving = NULL;
 		}
 		int rc = loop_wait(fs->loop);
+		if (rc == 0)
+			log_notice("%s was unmounted", fs->mountpoint);
+		else if (rc == 1)
+			log_err("%s: reading the FUSE device failed; the daemon stops serving",
+				fs->mountpoint);
 		if (rc != 2) {
 			loop_free(fs->loop);
 			fs->loop = NULL;
@@ -409,9 +467,10 @@ int daemon_serve(struct daemon *d, void (*serving)(struct daemon *d))
 			/* The new daemon holds everything: the connection, the
 			 * state, the GC roots and their lock, the links. Leave
 			 * without touching any of it. */
-			log_msg("handed %s over", fs->mountpoint);
+			log_notice("handed %s over to the new daemon (live upgrade); exiting",
+				   fs->mountpoint);
 			_exit(0);
 		}
-		log_msg("the new daemon did not take %s over; serving on", fs->mountpoint);
+		log_warning("the new daemon did not take %s over; serving on", fs->mountpoint);
 	}
 }

@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 
 struct fuse_session;
 
@@ -24,8 +25,7 @@ struct daemon {
 	struct bfs fs;
 	struct fuse_session *se;
 	struct buf fuse_opts;
-	const char *log_file;  /* after detaching, messages go here, */
-	bool log_syslog;       /* or to syslog, or nowhere */
+	struct timespec t0;    /* CLOCK_MONOTONIC, when the process started */
 	struct super_fds sfds; /* what a supervisor holds (SUPER_FD_* order) */
 	int link;	       /* our end of the supervisor's link, or -1 */
 	/* Set once the daemon leaves: its descriptors are going, so no
@@ -53,12 +53,16 @@ void daemon_fini(struct daemon *d);
  * now. */
 void daemon_leaving(struct daemon *d, bool leaving);
 
-/* Decides where messages go once detached; a problem is printed. Returns
- * 0 or -1. */
+/* Sets up logging from d->o (log.h): a background daemon logs where it
+ * will once detached from now on, its problems also shown on the
+ * command's stderr until it detaches. A problem (--log cannot be opened)
+ * is printed. Returns 0 or -1. */
 int daemon_plan_logging(struct daemon *d);
-/* From now on, messages go where planned and stdio is let go (background
- * daemons only). */
+/* Lets go of stdio, and stops showing problems there (background daemons
+ * only). */
 void daemon_detach_logging(struct daemon *d);
+/* Milliseconds since the process started (daemon_prepare). */
+unsigned long long daemon_uptime_ms(const struct daemon *d);
 
 /* The FUSE session, with the mount options of d->o. Returns 0 or -errno. */
 errint_t daemon_session(struct daemon *d);

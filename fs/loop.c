@@ -56,7 +56,7 @@ errint_t loop_start(struct loop **out, struct fuse_session *se, unsigned threads
 {
 	struct sigaction sa = {.sa_handler = wake};
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR1, &sa, NULL); /* no SA_RESTART: read(2) returns EINTR */
+	sigaction(SIGUSR2, &sa, NULL); /* no SA_RESTART: read(2) returns EINTR */
 	struct loop *l = xcalloc(1, sizeof(*l));
 	l->se = se;
 	l->n = threads ? threads : 1;
@@ -98,7 +98,7 @@ void loop_stop(struct loop *l)
 	pthread_mutex_lock(&l->lock);
 	while (atomic_load(&l->running) > 0) {
 		for (unsigned i = 0; i < l->n; i++)
-			pthread_kill(l->threads[i], SIGUSR1);
+			pthread_kill(l->threads[i], SIGUSR2);
 		struct timespec t;
 		clock_gettime(CLOCK_REALTIME, &t);
 		t.tv_nsec += 10 * 1000000;

@@ -4,7 +4,8 @@
  * The loop is ours, not libfuse's, so that it can stop at a request
  * boundary: a live upgrade hands the connection over with every request
  * the old daemon read answered, and none half done. Workers are woken from
- * their read by a signal (SIGUSR1, installed without SA_RESTART). */
+ * their read by a signal (SIGUSR2, installed without SA_RESTART; SIGUSR1
+ * is the signal thread's: it opens the log file again). */
 #ifndef BUNDLEFS_LOOP_H
 #define BUNDLEFS_LOOP_H
 

@@ -49,9 +49,11 @@ static void start_gcroots(struct bfs *f, const char *opt)
 		dir = xstrdup(opt);
 	errint_t e;
 	if (dir && (e = gcroots_open(&f->gcroots, dir)) < 0)
-		log_msg("GC roots in %s: %s; served closures are not protected from "
-			"garbage collection",
-			dir, strerror(-e));
+		log_warning("GC roots in %s: %s; served closures are not protected from "
+			    "garbage collection",
+			    dir, strerror(-e));
+	else if (dir)
+		log_debug("GC roots of served closures in %s", dir);
 	free(dir);
 }
 
@@ -61,6 +63,10 @@ static void on_serving(void *ctx)
 	struct daemon *d = ctx;
 	daemon_detach_logging(d);
 	char *status = control_status_line(&d->fs, NULL);
+	size_t n = bundles_count(d->fs.bundles);
+	log_notice("ready: %s serves %zu bundle%s (started in %llu ms; passthrough %s)",
+		   d->fs.mountpoint, n, n == 1 ? "" : "s", daemon_uptime_ms(d),
+		   d->fs.pt ? "on" : "off");
 	service_ready(status);
 	free(status);
 }
@@ -79,15 +85,13 @@ static int check_mountpoint(const char *mnt)
 	if (fd >= 0)
 		close(fd);
 	if (live)
-		fprintf(stderr,
-			"bundlefs: %s: already a bundlefs mount; `bundlectl status %s` "
-			"shows it, `bundlectl reload %s` changes what it serves, "
-			"`bundlefs --takeover %s` upgrades its daemon\n",
+		log_err("%s: already a bundlefs mount; `bundlectl status %s` shows it, "
+			"`bundlectl reload %s` changes what it serves, `bundlefs --takeover %s` "
+			"upgrades its daemon",
 			mnt, mnt, mnt, mnt);
 	else
-		fprintf(stderr,
-			"bundlefs: %s: a bundlefs mount whose daemon is gone is there; "
-			"remove it with `fusermount3 -u -z %s`\n",
+		log_err("%s: a bundlefs mount whose daemon is gone is there; remove it with "
+			"`fusermount3 -u -z %s`",
 			mnt, mnt);
 	return -1;
 }
@@ -102,11 +106,11 @@ static int find_mountpoint(const char *given, char out[PATH_MAX])
 		return -1;
 	struct stat st;
 	if (!realpath(given, out) || stat(out, &st) < 0) {
-		fprintf(stderr, "bundlefs: mountpoint %s: %s\n", given, strerror(errno));
+		log_err("mountpoint %s: %s", given, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "bundlefs: mountpoint %s: not a directory\n", given);
+		log_err("mountpoint %s: not a directory", given);
 		return -1;
 	}
 	return 0;
@@ -120,8 +124,8 @@ static void start_failover(struct daemon *d, int argc, char **argv, const char *
 	struct bfs *fs = &d->fs;
 	errint_t e = state_create(&fs->state);
 	if (e < 0) {
-		log_msg("no failover (state: %s): if the daemon dies, the mount goes",
-			strerror(-e));
+		log_warning("no failover (state: %s): if the daemon dies, the mount goes",
+			    strerror(-e));
 		return;
 	}
 	state_set_args(fs->state, argc, argv, cwd);
@@ -142,7 +146,10 @@ static void start_failover(struct daemon *d, int argc, char **argv, const char *
 	fd[SUPER_IX(SUPER_FD_EXE)] = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	int pid = fd[SUPER_IX(SUPER_FD_EXE)] < 0 ? -errno : supervisor_start(&d->sfds, &d->link);
 	if (pid < 0)
-		log_msg("no supervisor (%s): if the daemon dies, the mount goes", strerror(-pid));
+		log_warning("no supervisor (%s): if the daemon dies, the mount goes",
+			    strerror(-pid));
+	else
+		log_debug("supervisor started (pid %d)", pid);
 	/* (bundlectl status names it once it says it runs.) */
 }
 
@@ -154,16 +161,17 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 	/* Checked files are reopened through /proc/self/fd, and mounts are
 	 * found in /proc/self/mountinfo. */
 	if (access("/proc/self/fd", F_OK) < 0 || access("/proc/self/mountinfo", R_OK) < 0) {
-		fprintf(stderr,
-			"bundlefs: /proc is not mounted: bundlefs needs it to open store files "
-			"safely (/proc/self/fd) and to watch its mount (/proc/self/mountinfo)\n");
+		log_err("/proc is not mounted: bundlefs needs it to open store files safely "
+			"(/proc/self/fd) and to watch its mount (/proc/self/mountinfo)");
 		return 1;
 	}
 	fs->spec_path = mounts_abspath(o->spec);
 	struct spec sp;
 	struct diags dg = {0};
 	if (spec_load(&sp, fs->spec_path, &fs->st, &dg) < 0) {
-		diag_print(&dg, stderr, NULL);
+		char prefix[32];
+		log_stderr_prefix(LOG_ERR, prefix, sizeof(prefix));
+		diag_print(&dg, stderr, prefix);
 		diag_clear(&dg);
 		return 2;
 	}
@@ -175,7 +183,7 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 	fs->mountpoint = mnt;
 	errint_t e = daemon_init(d, &sp);
 	if (e < 0) {
-		fprintf(stderr, "bundlefs: store %s: %s\n", fs->st.real, strerror(-e));
+		log_err("store %s: %s", fs->st.real, strerror(-e));
 		spec_free(&sp);
 		return 1;
 	}
@@ -183,30 +191,31 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 	daemon_block_signals();
 	/* In the background, the command waits for the mount to serve. */
 	if (!o->foreground && (e = service_detach()) < 0) {
-		fprintf(stderr, "bundlefs: fork: %s\n", strerror(-e));
+		log_err("fork: %s", strerror(-e));
 		return 1;
 	}
 	if (daemon_session(d) < 0)
 		return 1;
 	if (fuse_session_mount(d->se, mnt) != 0) {
-		fprintf(stderr, "bundlefs: cannot mount %s\n", mnt);
+		log_err("cannot mount %s", mnt);
 		return 1;
 	}
 	int rc = 1;
 	struct mountent me;
 	if (mounts_at(mnt, &me) != 1 || !mounts_is_bundlefs(&me)) {
-		fprintf(stderr, "bundlefs: %s: mounted, but not found in /proc/self/mountinfo\n",
-			mnt);
+		log_err("%s: mounted, but not found in /proc/self/mountinfo", mnt);
 		goto out;
 	}
 	fs->mnt = (struct mountid){me.id, me.major, me.minor};
+	log_notice("mounted %s (spec %s, pid %d, bundlefs %s, libfuse %s)", mnt, fs->spec_path,
+		   (int)getpid(), BUNDLEFS_VERSION, fuse_pkgversion());
 	/* No file handles: open_by_handle_at must not reach nodes by id. The
 	 * INIT reply also tells us when the mount serves. */
 	fs->devio.no_export = true;
 	fs->devio.on_init = on_serving;
 	fs->devio.on_init_ctx = d;
 	if ((e = devio_attach(d->se, &fs->devio, fuse_session_fd(d->se))) < 0) {
-		fprintf(stderr, "bundlefs: %s: %s\n", mnt, strerror(-e));
+		log_err("%s: %s", mnt, strerror(-e));
 		goto out;
 	}
 	int wfd = -1;
@@ -214,14 +223,14 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 	e = watchdog_start(mnt, &fs->mnt, area, &wfd);
 	free(area);
 	if (e < 0)
-		log_msg("no watchdog (%s): if the daemon dies, unmount with fusermount3 -u -z",
-			strerror(-e));
+		log_warning("no watchdog (%s): if the daemon dies, unmount with fusermount3 -u -z",
+			    strerror(-e));
 	start_gcroots(fs, o->gcroots);
 	int cfd = control_listen(fs);
 	if (cfd < 0)
-		log_msg("no control socket (%s): bundlectl status and reload will not reach "
-			"this mount",
-			strerror(-cfd));
+		log_warning("no control socket (%s): bundlectl status and reload will not reach "
+			    "this mount",
+			    strerror(-cfd));
 	d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)] = cfd;
 	start_failover(d, argc, argv, cwd, wfd);
 	daemon_services(d);
@@ -255,9 +264,12 @@ int main(int argc, char **argv)
 		options_free(&d.o);
 		return rc;
 	}
+	log_configure(d.o.foreground, d.o.verbose);
 	char *cwd = getcwd(NULL, 0);
 	rc = start(&d, argc, argv, cwd ? cwd : "/");
 	free(cwd);
+	if (d.fs.mnt.id)
+		log_at(rc ? LOG_ERR : LOG_NOTICE, "exiting (status %d)", rc);
 	service_failed(rc ? rc : 1);
 	daemon_fini(&d);
 	return rc;

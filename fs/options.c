@@ -28,15 +28,17 @@ static const char usage_text[] =
     "background.\n"
     "\n"
     "Options:\n"
-    "  -f, --foreground    stay in the foreground (log to stderr)\n"
-    "  -d, --debug         log every FUSE request (implies -f)\n"
+    "  -f, --foreground    stay in the foreground (log to stderr, each line with its\n"
+    "                      syslog priority: <3>bundlefs: ...)\n"
+    "  -v, --verbose       log debug lines too (default: from info up)\n"
+    "  -d, --debug         log every FUSE request (implies -f and -v)\n"
     "  -s                  single-threaded\n"
     "  --threads N         at most N worker threads (default 8)\n"
     "  --gcroots DIR|none  register served closures as Nix GC roots below DIR\n"
     "                      (default: the gcroots directory beside Nix's database,\n"
     "                      when it exists); none: register nothing\n"
     "  --log FILE          in the background, log to FILE (default: syslog, when\n"
-    "                      the machine has one)\n"
+    "                      the machine has one); SIGUSR1 opens it again (logrotate)\n"
     "  --watch             reload when the spec file is written or replaced, or a\n"
     "                      symlink on the way to it repointed (nix-build -o result)\n"
     "  --state-dir DIR     where the writable roots of readonly = false bundles\n"
@@ -45,6 +47,7 @@ static const char usage_text[] =
     "  --run-dir DIR       where writable roots are mounted while the mount\n"
     "                      serves, outside the mount (default " DEFAULT_RUN_DIR ")\n"
     "  -o OPT[,OPT...]     mount options: gcroots=DIR, threads=N, log=FILE, watch,\n"
+    "                      verbose,\n"
     "                      nopassthrough, passthrough-files=N, state-dir=DIR,\n"
     "                      run-dir=DIR, substituter=URL, nosubstitute, prefetch=N,\n"
     "                      store-dir=DIR, real-store=DIR, db=FILE,\n"
@@ -75,6 +78,15 @@ static const char usage_text[] =
     "\n";
 
 static const char usage_tail[] =
+    "\n"
+    "Logs go to stderr in the foreground, each line led by its syslog priority\n"
+    "(<5>, which the journal keeps); in the background to --log FILE, else to\n"
+    "syslog. Priorities: err (something failed: a bundle, a store path Nix cannot\n"
+    "realise, a reload), warning (degraded: no supervisor, no watchdog, a bundle\n"
+    "tried again later), notice (mounted, ready, reloaded, taken over, stopping,\n"
+    "exiting), info (a bundle resolved, a path realised, a writable root\n"
+    "mounted), debug (only with -v). SIGUSR1 opens the --log file again under\n"
+    "its name, for logrotate.\n"
     "\n"
     "SIGHUP (or `bundlectl reload MOUNTPOINT`) reads SPEC again: bundles added,\n"
     "removed or changed appear, disappear or change at once; running containers\n"
@@ -187,6 +199,8 @@ static int mount_option(struct options *o, struct store *st, char *opt)
 		o->run_dir = arena_strdup(&o->strings, v);
 	} else if (KEY("watch") && !v) {
 		o->watch = true;
+	} else if (KEY("verbose") && !v) {
+		o->verbose = true;
 	} else if (KEY("nopassthrough") && !v) {
 		o->no_passthrough = true;
 	} else if (KEY("passthrough-files")) {
@@ -260,8 +274,10 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 			return 0;
 		} else if (!strcmp(s, "-f") || !strcmp(s, "--foreground")) {
 			o->foreground = true;
+		} else if (!strcmp(s, "-v") || !strcmp(s, "--verbose")) {
+			o->verbose = true;
 		} else if (!strcmp(s, "-d") || !strcmp(s, "--debug")) {
-			o->debug = o->foreground = true;
+			o->debug = o->foreground = o->verbose = true;
 		} else if (!strcmp(s, "-s")) {
 			o->single = true;
 		} else if (!strcmp(s, "--no-openat2")) {

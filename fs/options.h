@@ -23,6 +23,7 @@ struct options {
 	struct buf fuse_opts;  /* ",opt,opt" for libfuse */
 	struct arena strings;  /* values taken from -o lists */
 	bool foreground, debug, single, no_openat2, watch, mount_rw, no_passthrough;
+	bool verbose; /* debug lines are logged (log.h); -d implies it */
 	unsigned threads;
 	unsigned pt_files; /* passthrough.h: the table's size */
 	/* realise.h: caches besides Nix's own, none at all, prefetch */

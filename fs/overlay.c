@@ -216,7 +216,7 @@ static void area_close(struct bfs *fs)
 	o->closed = true;
 	errint_t e = overlay_remove_area(area_of(fs));
 	if (e < 0)
-		log_msg("%s: %s", o->area, strerror(-e));
+		log_warning("%s: detaching the writable roots' area: %s", o->area, strerror(-e));
 	o->area_mounted = false;
 	if (o->mountinfo >= 0) {
 		close(o->mountinfo);
@@ -322,6 +322,8 @@ static void mount_one(struct bfs *fs, struct bstate *b)
 	long gen = statedir_current(dir);
 	if ((e = mount_generation(fs, b, target, gen < 0 ? 0 : (unsigned)gen, &what)) == 0) {
 		bundle_set_overlay(b, BO_MOUNTED, NULL);
+		log_info("bundle \"%s\": writable root mounted on %s (changes in %s)",
+			 bundle_name(b), target, dir);
 		goto out;
 	}
 failed:;
@@ -329,7 +331,7 @@ failed:;
 	char *msg = xasprintf("%s:%u: bundle \"%s\": readonly = false needs a writable root, "
 			      "and %s failed (%s): %s",
 			      fs->spec_path, sb->line, sb->name, what, target, strerror(-e));
-	log_msg("%s", msg);
+	log_err("%s", msg);
 	bundle_set_overlay(b, BO_FAILED, msg);
 	free(msg);
 	forget_rootfs(fs, b);
@@ -345,7 +347,7 @@ static void unmount_one(struct bfs *fs, struct bstate *b)
 	cleanup_free char *target = target_of(fs, b);
 	errint_t e = mounted(target, "overlay") ? in_child(target, NULL) : 0;
 	if (e < 0)
-		log_msg("%s: %s", target, strerror(-e));
+		log_warning("%s: detaching a writable root: %s", target, strerror(-e));
 	rmdir(target);
 	cleanup_free char *config = xasprintf("%s/config.json", vdir);
 	unlink(config);
@@ -376,7 +378,8 @@ static void sweep(struct bfs *fs)
 		if (!mounts_overlay_in_use(upper, fs->run_dir)) {
 			errint_t e = statedir_remove(d->dir, d->gen);
 			if (e < 0)
-				log_msg("%s: %s", upper, strerror(-e));
+				log_warning("%s: removing what a reset left: %s", upper,
+					    strerror(-e));
 			free(d->dir);
 			continue;
 		}
@@ -458,9 +461,10 @@ static void *run(void *arg)
 		if (!o->swept_at_start)
 			discard_left_over(fs);
 		if (o->mountinfo >= 0 && (p[1].revents & (POLLPRI | POLLERR)) && mount_gone(fs)) {
-			log_msg("%s is unmounted: its writable roots leave %s (running containers "
-				"keep theirs)",
-				fs->mountpoint, area_of(fs));
+			log_notice(
+			    "%s is unmounted: its writable roots leave %s (running containers "
+			    "keep theirs)",
+			    fs->mountpoint, area_of(fs));
 			area_close(fs);
 		}
 		if (o->ndiscarded)
@@ -539,14 +543,15 @@ void overlays_adopt(struct bfs *fs, bool took_over)
 		e = area_ready(fs);
 	pthread_mutex_unlock(&o->mounting);
 	if (e < 0)
-		log_msg("%s: %s: writable roots cannot be mounted", o->area, strerror(-e));
+		log_err("%s: %s: writable roots cannot be mounted", o->area, strerror(-e));
 	if (o->area_mounted) {
 		pthread_mutex_lock(&o->lock);
 		e = start_thread(fs);
 		pthread_mutex_unlock(&o->lock);
 		if (e < 0)
-			log_msg("no thread to watch %s (%s): unmount its writable roots by hand",
-				o->area, strerror(-e));
+			log_warning(
+			    "no thread to watch %s (%s): unmount its writable roots by hand",
+			    o->area, strerror(-e));
 	}
 }
 
@@ -600,7 +605,7 @@ void overlay_ensure(struct bfs *fs, struct bstate *b, void (*done)(void *ctx), v
 		pthread_mutex_unlock(&o->lock);
 		char *msg = xasprintf("bundle \"%s\": no thread to mount its writable root: %s",
 				      bundle_name(b), strerror(-e));
-		log_msg("%s", msg);
+		log_err("%s", msg);
 		bundle_set_overlay(b, BO_FAILED, msg);
 		free(msg);
 		bundle_put(j->b);
@@ -673,7 +678,7 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 		}
 		if (e < 0) {
 			*msg = xasprintf("bundle \"%s\": %s failed: %s", name, what, strerror(-e));
-			log_msg("%s", *msg);
+			log_err("%s", *msg);
 			if (bundle_overlay(b) == BO_MOUNTED) {
 				/* Its name must not lead to the empty mount point. */
 				unmount_one(fs, b);
@@ -690,8 +695,9 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 	if (repoint)
 		ll_forget_entry(fs, NODES_ROOT_ID, name);
 	if (e == 0)
-		log_msg("bundle \"%s\": writes discarded; new containers start from a clean root",
-			name);
+		log_notice(
+		    "bundle \"%s\": writes discarded; new containers start from a clean root",
+		    name);
 	/* What running containers still use goes once they are gone: the
 	 * thread looks again every few seconds. */
 	if (pending) {

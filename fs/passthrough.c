@@ -165,7 +165,7 @@ void passthrough_adopt(struct passthrough *p)
 		;
 	pthread_mutex_unlock(&p->lock);
 	if (p->live)
-		log_msg("passthrough: %u backing files taken over", p->live);
+		log_info("passthrough: %u backing files taken over", p->live);
 }
 
 /* The slot of (bdev, bino), or -1. Under the lock. */
@@ -225,9 +225,10 @@ int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
 		if (made == 0 || err == ELOOP || err == EPERM || err == EOPNOTSUPP ||
 		    err == ENOTTY || err == EINVAL) {
 			if (!atomic_exchange(&p->off, true))
-				log_msg("passthrough: the store's files cannot be passed through "
-					"(%s); reads go through the daemon",
-					made == 0 ? "no id" : strerror(err));
+				log_warning(
+				    "passthrough: the store's files cannot be passed through "
+				    "(%s); reads go through the daemon",
+				    made == 0 ? "no id" : strerror(err));
 		}
 		return made == 0 ? -EOPNOTSUPP : -err;
 	}

@@ -166,6 +166,87 @@ void realiser_stop(struct bfs *fs)
 	fs->realiser = NULL;
 }
 
+/* Does Nix's message `m` (of n bytes) start with `prefix`? */
+static bool starts(const char *m, size_t n, const char *prefix)
+{
+	size_t k = strlen(prefix);
+	return n >= k && !memcmp(m, prefix, k);
+}
+
+static bool contains(const char *m, size_t n, const char *what)
+{
+	size_t k = strlen(what);
+	for (size_t i = 0; i + k <= n; i++)
+		if (!memcmp(m + i, what, k))
+			return true;
+	return false;
+}
+
+/* What Nix said went wrong, from its stderr: its messages (a line and the
+ * indented lines that continue it, on one line) but for its progress
+ * (what it will fetch, what it copies), the warnings it prints on every
+ * run and the tries it will make again; and its closing "build of ...
+ * failed" only when nothing else says why. Messages are joined with "; ".
+ * E.g. "error: hash mismatch importing path '...'; specified: sha256:...
+ * got: sha256:..." for a corrupt archive; "warning: unable to download
+ * '...': Couldn't connect to server (7); don't know how to build these
+ * paths: /nix/store/..." for a cache that went away. */
+static char *nix_reason(const char *text, size_t len)
+{
+	struct buf out = {0}, fallback = {0};
+	size_t i = 0;
+	while (i < len) {
+		/* One message: its first line, and the lines that continue it. */
+		struct buf m = {0};
+		size_t end = i;
+		do {
+			size_t eol = end;
+			while (eol < len && text[eol] != '\n')
+				eol++;
+			/* Whitespace runs become one space. */
+			for (size_t k = end; k < eol; k++) {
+				bool space = text[k] == ' ' || text[k] == '\t' || text[k] == '\r';
+				if (!space)
+					buf_addc(&m, text[k]);
+				else if (m.len && m.data[m.len - 1] != ' ')
+					buf_addc(&m, ' ');
+			}
+			end = eol < len ? eol + 1 : eol;
+		} while (end < len && (text[end] == ' ' || text[end] == '\t'));
+		i = end;
+		while (m.len && m.data[m.len - 1] == ' ')
+			m.len--;
+		const char *s = m.data;
+		size_t n = m.len;
+		bool drop = !n || starts(s, n, "these ") || starts(s, n, "this path ") ||
+			    starts(s, n, "copying path ") ||
+			    (starts(s, n, "warning: ") && contains(s, n, "; retrying in ")) ||
+			    (starts(s, n, "warning: the group ") &&
+			     contains(s, n, "'build-users-group'")) ||
+			    starts(s, n, "warning: you did not specify '--add-root'");
+		if (!drop && starts(s, n, "error: build of ")) {
+			buf_reset(&fallback);
+			buf_add(&fallback, s, n);
+			drop = true;
+		}
+		if (!drop) {
+			if (out.len)
+				buf_adds(&out, "; ");
+			buf_add(&out, s, n);
+		}
+		buf_free(&m);
+	}
+	if (!out.len && fallback.len)
+		buf_add(&out, fallback.data, fallback.len);
+	buf_free(&fallback);
+	if (out.len > 2000) {
+		out.len = 2000;
+		buf_adds(&out, "...");
+	}
+	buf_addc(&out, 0);
+	return out.data;
+}
+
 /* Runs nix-store --realise for one path. Returns 0, or -1 with why in
  * *msg (malloc'ed). */
 static int run_nix_store(struct realiser *r, struct rpath *p, char **msg)
@@ -220,16 +301,15 @@ static int run_nix_store(struct realiser *r, struct rpath *p, char **msg)
 	int rc = 0;
 	struct stat sb;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		/* Nix's last line says why. */
-		while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
-			len--;
-		size_t start = len;
-		while (start && text[start - 1] != '\n')
-			start--;
-		*msg = WIFEXITED(status) ? xasprintf("nix-store --realise failed: %.*s",
-						     (int)(len - start), text + start)
-					 : xasprintf("nix-store --realise was killed by signal %d",
-						     WTERMSIG(status));
+		if (WIFEXITED(status)) {
+			char *why = nix_reason(text ? text : "", len);
+			*msg = xasprintf("nix-store --realise failed: %s",
+					 *why ? why : "(it said nothing)");
+			free(why);
+		} else {
+			*msg = xasprintf("nix-store --realise was killed by signal %d",
+					 WTERMSIG(status));
+		}
 		rc = -1;
 	} else if (fstatat(fs->st.fd, p->base, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		*msg =
@@ -336,13 +416,20 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		char *msg = NULL;
 		bool ran = false, ok;
+		uint64_t t0 = now_ms();
 		/* Realising one path realises its references first: many are
 		 * valid by the time their turn comes. */
 		if (resolver_valid(fs->resolver, p->base) == 1) {
 			ok = true;
 		} else {
 			ran = true;
+			log_debug("%s/%s: realising%s", fs->st.dir, p->base,
+				  prefetch ? " (prefetch)" : "");
 			ok = run_nix_store(r, p, &msg) == 0;
+			if (ok)
+				log_info("%s/%s: realised in %llu ms%s", fs->st.dir, p->base,
+					 (unsigned long long)(now_ms() - t0),
+					 prefetch ? " (prefetch)" : "");
 		}
 		pthread_mutex_lock(&r->lock);
 		p->realised = ok;
@@ -357,12 +444,15 @@ static void *worker(void *arg)
 		/* An early start that failed with nobody waiting is forgotten:
 		 * the first lookup tries again, and reports. A failure is
 		 * logged before the lookups waiting for it are answered. */
-		bool forget = !ok && p->early && !p->waiters;
+		bool forget = !ok && p->early && !p->waiters, waited = p->waiters != NULL;
 		p->early = false;
 		pthread_mutex_unlock(&r->lock);
+		/* (A failed prefetch costs nobody anything yet: a use tries
+		 * again.) */
 		if (!ok && !forget)
-			log_msg("%s/%s: cannot be realised%s: %s", fs->st.dir, p->base,
-				prefetch ? " (prefetch)" : "", msg);
+			log_at(prefetch && !waited ? LOG_WARNING : LOG_ERR,
+			       "%s/%s: cannot be realised%s: %s", fs->st.dir, p->base,
+			       prefetch ? " (prefetch)" : "", msg);
 		pthread_mutex_lock(&r->lock);
 		bool late = forget && p->waiters; /* (a lookup came meanwhile) */
 		forget &= !late;
@@ -371,7 +461,7 @@ static void *worker(void *arg)
 			p->realised = false;
 		if (late) {
 			pthread_mutex_unlock(&r->lock);
-			log_msg("%s/%s: cannot be realised: %s", fs->st.dir, p->base, msg);
+			log_err("%s/%s: cannot be realised: %s", fs->st.dir, p->base, msg);
 			pthread_mutex_lock(&r->lock);
 		}
 		free(msg);
@@ -391,7 +481,7 @@ static void ensure_threads(struct realiser *r)
 	for (unsigned i = 0; i < want; i++) {
 		int e = pthread_create(&r->threads[r->nthreads], NULL, worker, r);
 		if (e) {
-			log_msg("a thread to realise store paths: %s", strerror(e));
+			log_err("a thread to realise store paths: %s", strerror(e));
 			break;
 		}
 		r->nthreads++;

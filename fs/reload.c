@@ -67,8 +67,8 @@ errint_t reload_run(struct bfs *fs, struct reload_result *out)
 	struct diags d = {0};
 	if (spec_load(&sp, fs->spec_path, &fs->st, &d) < 0) {
 		for (size_t i = 0; i < d.n; i++)
-			log_msg("%s", d.msg[i]);
-		log_msg("reload: %s has problems; still serving generation %llu", fs->spec_path,
+			log_err("%s", d.msg[i]);
+		log_err("reload: %s has problems; still serving generation %llu", fs->spec_path,
 			(unsigned long long)fs->generation);
 		r.ok = false;
 		r.problems = joined(&d);
@@ -89,6 +89,7 @@ errint_t reload_run(struct bfs *fs, struct reload_result *out)
 		pthread_rwlock_unlock(&fs->gen_lock);
 		/* With no lock held: the kernel may be waiting for a lookup. */
 		for (size_t i = 0; i < n; i++) {
+			log_debug("reload: the kernel forgets \"%s\"", names[i]);
 			ll_forget_entry(fs, NODES_ROOT_ID, names[i]);
 			free(names[i]);
 		}
@@ -96,8 +97,8 @@ errint_t reload_run(struct bfs *fs, struct reload_result *out)
 			ll_forget_entry(fs, NODES_ROOT_ID, NULL);
 		free(names);
 		retire(fs, old, next);
-		log_msg("reloaded %s: generation %llu, %zu bundles, %zu changed", fs->spec_path,
-			(unsigned long long)r.generation, bundles_count(next), n);
+		log_notice("reloaded %s: generation %llu, %zu bundles, %zu changed", fs->spec_path,
+			   (unsigned long long)r.generation, bundles_count(next), n);
 		bundles_put(old);
 	}
 	free(fs->last_reload.problems);

@@ -120,13 +120,13 @@ static void rearm(struct specwatch *sw)
 		struct watches next, check;
 		errint_t e = walk(sw->fs, &next, true);
 		if (next.fd < 0) {
-			log_msg("cannot watch %s again (%s): reload with SIGHUP", sw->fs->spec_path,
-				strerror(-e));
+			log_warning("cannot watch %s again (%s): reload with SIGHUP",
+				    sw->fs->spec_path, strerror(-e));
 			return;
 		}
 		if (e < 0)
-			log_msg("cannot watch all the way to %s (%s)", sw->fs->spec_path,
-				strerror(-e));
+			log_warning("cannot watch all the way to %s (%s)", sw->fs->spec_path,
+				    strerror(-e));
 		walk(sw->fs, &check, false);
 		bool same = !strcmp(next.walk.data, check.walk.data);
 		watches_free(&check);

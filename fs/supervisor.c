@@ -189,6 +189,7 @@ static void start_logging(const struct state *st, const char *mnt)
 	store_init(&s);
 	if ((mounts_path_under(cwd, mnt) || chdir(cwd) == 0) &&
 	    options_parse(argc, argv, &o, &s) < 0) {
+		log_configure(false, o.verbose);
 		if (o.log)
 			log_to_file(o.log);
 		else if (log_syslog_available())
@@ -202,6 +203,16 @@ static void start_logging(const struct state *st, const char *mnt)
 	free(argv);
 }
 
+/* SIGUSR1 (logrotate, also when sent to every process of the service):
+ * the log file is opened again, between two polls. */
+static volatile sig_atomic_t reopen;
+
+static void want_reopen(int sig)
+{
+	(void)sig;
+	reopen = 1;
+}
+
 static _Noreturn void supervise(struct super_fds fds)
 {
 	prctl(PR_SET_NAME, "bundlefs-super");
@@ -209,6 +220,9 @@ static _Noreturn void supervise(struct super_fds fds)
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = want_reopen}; /* no SA_RESTART: poll returns */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -224,6 +238,7 @@ static _Noreturn void supervise(struct super_fds fds)
 	state_mount(st, &id, &paths);
 	const char *mnt = paths.mountpoint;
 	start_logging(st, mnt);
+	log_debug("supervisor of %s started", mnt);
 	int link = fds.fd[SUPER_IX(SUPER_FD_LINK)];
 	say_pid(link);
 	int failed = 0, crashes = 0;
@@ -231,8 +246,18 @@ static _Noreturn void supervise(struct super_fds fds)
 	struct timespec served = {0};
 	for (;;) {
 		struct pollfd p = {.fd = link, .events = POLLIN};
-		if (poll(&p, 1, -1) < 0)
+		if (poll(&p, 1, -1) < 0) {
+			if (reopen) {
+				reopen = 0;
+				errint_t e = log_reopen();
+				if (e < 0)
+					log_err(
+					    "supervisor: SIGUSR1: cannot open the log file again "
+					    "(%s)",
+					    strerror(-e));
+			}
 			continue;
+		}
 		if (p.revents & POLLIN) {
 			char peek;
 			if (recv(link, &peek, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
@@ -254,7 +279,7 @@ static _Noreturn void supervise(struct super_fds fds)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (crashed(child) && now.tv_sec - served.tv_sec < CRASH_SECONDS) {
 			if (++crashes >= MAX_CRASHES) {
-				log_msg("%s: %d successors in a row crashed soon after they "
+				log_err("%s: %d successors in a row crashed soon after they "
 					"started serving: unmounting",
 					mnt, crashes);
 				unmount_detach(mnt, &id);
@@ -266,7 +291,7 @@ static _Noreturn void supervise(struct super_fds fds)
 		/* Successors that left after a live upgrade. */
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
-		log_msg("the daemon serving %s is gone; starting another", mnt);
+		log_warning("the daemon serving %s is gone; starting another", mnt);
 		close(link);
 		child = 0;
 		link = start_successor(&fds, &child);
@@ -276,7 +301,7 @@ static _Noreturn void supervise(struct super_fds fds)
 			continue;
 		}
 		if (++failed >= MAX_FAILED_STARTS) {
-			log_msg("%s: %d successors in a row did not start: unmounting", mnt,
+			log_err("%s: %d successors in a row did not start: unmounting", mnt,
 				failed);
 			unmount_detach(mnt, &id);
 			_exit(1);

@@ -60,7 +60,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_msg("takeover: %s", msg);
+	log_err("takeover: %s", msg);
 	return 1;
 }
 
@@ -152,7 +152,8 @@ static int take(struct daemon *d, char ***argv_out, int (*stop_old)(void *ctx), 
 	free(retired);
 	bundles_hold_free(hold);
 	if (e < 0)
-		log_msg("takeover: the node journal ends early; nodes after that are not known");
+		log_warning(
+		    "takeover: the node journal ends early; nodes after that are not known");
 	if (fs->pt)
 		passthrough_adopt(fs->pt);
 	struct nodes_journal j;
@@ -168,14 +169,14 @@ static void resend(struct daemon *d)
 {
 	struct fuse_out_header h = {.len = sizeof(h), .error = FUSE_NOTIFY_RESEND};
 	if (write(d->sfds.fd[SUPER_IX(SUPER_FD_FUSE)], &h, sizeof(h)) < 0)
-		log_msg("the kernel cannot send requests again (%s, Linux 6.9 needed): readers "
-			"the old daemon left unanswered wait forever",
-			strerror(errno));
+		log_warning("the kernel cannot send requests again (%s, Linux 6.9 needed): readers "
+			    "the old daemon left unanswered wait forever",
+			    strerror(errno));
 }
 
 /* Once serving: the kernel forgets the root's names it holds (they may
  * name what a reload changed), requests in flight come again. */
-static void serving(struct daemon *d)
+static void serving(struct daemon *d, const char *how)
 {
 	resend(d);
 	for (size_t i = 0; i < restored.n; i++) {
@@ -185,8 +186,10 @@ static void serving(struct daemon *d)
 	ll_forget_entry(&d->fs, NODES_ROOT_ID, NULL);
 	free(restored.names);
 	restored.names = NULL;
-	log_msg("took %s over (generation %llu, %zu nodes)", d->fs.mountpoint,
-		(unsigned long long)d->fs.generation, d->fs.nodes.live);
+	log_notice("took %s over (%s, bundlefs %s; generation %llu, %zu nodes; serving %llu ms "
+		   "after start)",
+		   d->fs.mountpoint, how, BUNDLEFS_VERSION, (unsigned long long)d->fs.generation,
+		   d->fs.nodes.live, daemon_uptime_ms(d));
 	/* A spec written, or a link on the way repointed, while no daemon
 	 * watched is read now. */
 	if (d->o.watch && specwatch_changed_since(&d->fs, &d->fs.loaded))
@@ -197,7 +200,7 @@ static void serving(struct daemon *d)
 
 static void successor_serving(struct daemon *d)
 {
-	serving(d);
+	serving(d, "failover: the daemon before died");
 	send(d->link, "ok", 2, MSG_NOSIGNAL); /* the supervisor waits for it */
 	/* Only now does `bundlectl status` name this daemon: once it says
 	 * so, it serves. */
@@ -226,6 +229,7 @@ int takeover_successor(void)
 	if (rc == 0) {
 		rc = daemon_serve(&d, successor_serving);
 		unmount_detach(d.fs.mountpoint, &d.fs.mnt);
+		log_at(rc ? LOG_ERR : LOG_NOTICE, "exiting (status %d)", rc);
 	} else {
 		/* The GC roots stay: the supervisor tries again. */
 		gcroots_release(&d.fs.gcroots);
@@ -259,15 +263,14 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 	int found = mounts_at(abs, &m);
 	free(abs);
 	if (found != 1 || !mounts_is_bundlefs(&m)) {
-		fprintf(stderr, "bundlefs: %s: no bundlefs mount there\n", mnt);
+		log_err("%s: no bundlefs mount there", mnt);
 		return -1;
 	}
 	struct sockaddr_un sun;
 	socklen_t len = mounts_control_addr(m.major, m.minor, &sun);
 	o->c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (o->c < 0 || connect(o->c, (struct sockaddr *)&sun, len) < 0) {
-		fprintf(stderr, "bundlefs: %s: its daemon does not answer (%s)\n", mnt,
-			strerror(errno));
+		log_err("%s: its daemon does not answer (%s)", mnt, strerror(errno));
 		return -1;
 	}
 	char req[32];
@@ -288,7 +291,7 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 		char *nl = strchr(msg, '\n');
 		if (nl)
 			*nl = 0;
-		fprintf(stderr, "bundlefs: %s: the running daemon does not hand over: %s\n", mnt,
+		log_err("%s: the running daemon does not hand over: %s", mnt,
 			r > 0 ? msg : "no answer");
 		return -1;
 	}
@@ -323,7 +326,7 @@ static void give_exe(struct daemon *d)
 static void upgrade_serving(struct daemon *d)
 {
 	daemon_detach_logging(d);
-	serving(d);
+	serving(d, "live upgrade");
 	give_exe(d);
 	char *status = control_status_line(&d->fs, NULL);
 	service_ready(status);
@@ -339,7 +342,7 @@ int takeover_upgrade(const char *mountpoint)
 	/* The command returns once the new daemon serves. */
 	errint_t e = service_detach();
 	if (e < 0) {
-		fprintf(stderr, "bundlefs: fork: %s\n", strerror(-e));
+		log_err("fork: %s", strerror(-e));
 		return 1;
 	}
 	int rc = 1;
@@ -360,6 +363,7 @@ int takeover_upgrade(const char *mountpoint)
 	daemon_services(&d);
 	rc = daemon_serve(&d, upgrade_serving);
 	unmount_detach(d.fs.mountpoint, &d.fs.mnt);
+	log_at(rc ? LOG_ERR : LOG_NOTICE, "exiting (status %d)", rc);
 out:
 	if (o.c >= 0)
 		close(o.c); /* the old daemon serves on */

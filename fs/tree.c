@@ -542,8 +542,8 @@ void tree_restore_node(struct bfs *fs, const struct jnode *j)
 	} else if (!parent) {
 		/* (A journal written before parents came first: the node
 		 * cannot be found again; the kernel gets ESTALE for it.) */
-		log_msg("takeover: node %llu is under node %llu, which is not known",
-			(unsigned long long)j->id, (unsigned long long)j->parent);
+		log_warning("takeover: node %llu is under node %llu, which is not known",
+			    (unsigned long long)j->id, (unsigned long long)j->parent);
 		return;
 	}
 	/* Never another file under the old id: a backing entry must be the

@@ -75,6 +75,7 @@ int watchdog_start(const char *mnt, const struct mountid *id, const char *area, 
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN); /* (logrotate's, for the daemon) */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -188,7 +188,7 @@ def test_refuses_to_run_without_proc(tmp_path, tiny):
     assert p.returncode == 1, p.stderr
     # (a sanitizer, which needs /proc too, adds its own lines)
     lines = p.stderr.decode().splitlines()
-    assert any(l.startswith("bundlefs: /proc is not mounted") for l in lines), p.stderr
+    assert any(l.startswith("<3>bundlefs: /proc is not mounted") for l in lines), p.stderr
 
 
 def test_a_spec_naming_a_file_on_its_own_mount_is_refused(tmp_path, tiny):

@@ -58,12 +58,16 @@ class Caches:
         self.partial = d / "partial"
         nix_copy("file://%s?secret-key=%s&compression=none" % (self.partial, d / "sk"),
                  [self.hello])
-        # The signed cache, with one byte of script's NAR changed.
+        # The signed cache, with one byte of script's NAR changed: of the
+        # script's text, so that the archive still reads and its hash is
+        # what is wrong.
         self.corrupt = d / "corrupt"
         shutil.copytree(self.signed, self.corrupt)
         nar = self.nar_of(self.corrupt, self.script)
         data = bytearray(nar.read_bytes())
-        data[len(data) // 2] ^= 0xFF
+        at = data.index(b"\x08\0\0\0\0\0\0\0contents") + 16
+        size = int.from_bytes(data[at:at + 8], "little")
+        data[at + 8 + size // 2] ^= 0x01
         nar.write_bytes(bytes(data))
 
     def env(self, require_sigs=True):
@@ -240,7 +244,13 @@ def test_a_corrupt_nar_answers_eio_and_the_rest_serves(absent, mount, tmp_path):
     assert not valid(c.script)
     # (What Nix wrote before refusing it is not served.)
     # Nix refused it: the hash does not match what the signed narinfo says.
-    assert "cannot be realised" in m.stderr() and os.path.basename(c.script) in m.stderr()
+    # The log says so in Nix's words, as an error (a lookup waited for it).
+    failed = [(prio, msg) for prio, msg in m.lines() if "cannot be realised" in msg]
+    assert len(failed) == 1 and failed[0][0] == 3, failed
+    assert failed[0][1].startswith(
+        "%s: cannot be realised: nix-store --realise failed: error: hash mismatch importing "
+        "path '%s'; specified: sha256:" % (c.script, c.script)), failed
+    assert " got: sha256:" in failed[0][1] and "build of" not in failed[0][1]
     assert m.stderr().count("cannot be realised") == 1
     # A second use within the retry time answers at once, logging nothing.
     with pytest.raises(OSError):
@@ -254,6 +264,43 @@ def test_a_corrupt_nar_answers_eio_and_the_rest_serves(absent, mount, tmp_path):
     here = [p for p in c.closure if valid(p)]
     assert c.script not in here and (b["local"], b["missing"]) == (len(here),
                                                                    len(c.closure) - len(here))
+
+
+def test_a_path_the_cache_lost_is_reported_in_nix_s_words(absent, mount, tmp_path):
+    c = absent
+    cache = tmp_path / "cache"
+    shutil.copytree(c.signed, cache)
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % cache, "--prefetch", "0",
+              env=c.env())
+    root = m.path("h", "rootfs")
+    assert os.path.basename(c.script) in os.listdir(root + "/nix/store")  # (listed)
+    # The cache loses script's narinfo after the closure was listed.
+    (cache / (os.path.basename(c.script)[:32] + ".narinfo")).unlink()
+    with pytest.raises(OSError) as e:
+        os.stat(root + c.script + "/bin/greet")
+    assert e.value.errno == 5
+    failed = [(prio, msg) for prio, msg in m.lines() if "cannot be realised" in msg]
+    assert failed == [(3, "%s: cannot be realised: nix-store --realise failed: don't know how "
+                       "to build these paths: %s" % (c.script, c.script))], m.stderr()
+
+
+def test_realisations_are_logged(absent, mount, tmp_path):
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.corrupt, env=c.env())
+    assert os.path.getsize(m.path("h", "rootfs") + c.hello + "/bin/hello") > 0
+    # hello, with how long Nix took; prefetch then fails on script (its
+    # NAR is corrupt): a warning, since no container waited for it.
+    done = [msg for prio, msg in m.lines()
+            if prio == 6 and msg.startswith(c.hello + ": realised in ")]
+    assert len(done) == 1 and done[0].split()[3].isdigit() and done[0].endswith(" ms"), done
+    wait_for(lambda: any("(prefetch)" in msg for _, msg in m.lines()),
+             "prefetch did not fail", timeout=60)
+    wait_for(lambda: (lambda s: s["running"] + s["queued"] == 0)(m.status()["substitution"]),
+             "prefetch did not end", timeout=60)
+    failed = [(prio, msg) for prio, msg in m.lines() if "cannot be realised" in msg]
+    assert failed and all(prio == 4 and "(prefetch): nix-store --realise failed: " in msg
+                          for prio, msg in failed), failed
+    assert any("hash mismatch importing path '%s'" % c.script in msg for _, msg in failed)
 
 
 def test_an_unsigned_cache_is_refused(absent, mount, tmp_path):
