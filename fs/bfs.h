@@ -102,6 +102,10 @@ struct bfs {
 	struct realiser *realiser; /* realise.h */
 	const char *mountpoint;	   /* absolute */
 	struct mountid mnt;	   /* the mount (its device is the connection's) */
+	/* An eventfd written when the daemon leaves: the service threads
+	 * (signals, control socket, --watch, the supervisor's link) end,
+	 * and are joined, before what they use is freed. */
+	int quit;
 };
 
 /* The FUSE operations (ll.c). */

@@ -13,6 +13,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -489,19 +491,30 @@ static void *control_thread(void *arg)
 {
 	struct listener *l = arg;
 	for (;;) {
-		int c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		/* (Until the daemon leaves: it frees what a request reads.) */
+		struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN},
+				      {.fd = l->fs->quit, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		int c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (c < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			break;
 		}
 		/* A client that sends nothing must not hold the socket. */
+		fcntl(c, F_SETFL, 0);
 		struct timeval tv = {.tv_sec = 5};
 		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		serve(l->fs, c);
 		close(c);
 	}
+	free(l);
 	return NULL;
 }
 
@@ -528,16 +541,14 @@ int control_listen(const struct bfs *fs)
 	return fd;
 }
 
-errint_t control_start(struct bfs *fs, int fd)
+errint_t control_start(struct bfs *fs, int fd, pthread_t *thread)
 {
 	struct listener *l = xmalloc(sizeof(*l));
 	*l = (struct listener){fs, fd};
-	pthread_t t;
-	int e = pthread_create(&t, NULL, control_thread, l);
+	int e = pthread_create(thread, NULL, control_thread, l);
 	if (e) {
 		free(l);
 		return -e;
 	}
-	pthread_detach(t);
 	return 0;
 }

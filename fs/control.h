@@ -17,11 +17,15 @@
 
 #include "bfs.h"
 
+#include <pthread.h>
+
 /* Binds the socket and listens. Returns the descriptor or -errno. */
 int control_listen(const struct bfs *fs);
 /* Serves the listening socket `fd` (control_listen's, or one taken over
- * from a predecessor) from a thread of its own. Returns 0 or -errno. */
-errint_t control_start(struct bfs *fs, int fd);
+ * from a predecessor) from a thread of its own, `*thread`, which ends once
+ * fs->quit is written (and the request it serves, if any, answered).
+ * Returns 0 or -errno. */
+errint_t control_start(struct bfs *fs, int fd, pthread_t *thread);
 
 /* The status document (malloc'ed JSON), as bundlectl(1) documents it
  * (STATUS DOCUMENT). */

@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +67,7 @@ static void hold_bundle(struct bstate *b)
 void daemon_prepare(struct daemon *d)
 {
 	*d = (struct daemon){.link = -1};
+	d->fs.quit = eventfd(0, EFD_CLOEXEC);
 	clock_gettime(CLOCK_MONOTONIC, &d->t0);
 	pthread_mutex_init(&d->link_lock, NULL);
 	for (int i = 0; i < SUPER_NFDS; i++)
@@ -157,10 +160,25 @@ void daemon_leaving(struct daemon *d, bool leaving)
 	pthread_mutex_unlock(&d->link_lock);
 }
 
+/* The service threads end before what they use is freed. */
+static void stop_services(struct daemon *d)
+{
+	if (d->fs.quit >= 0) {
+		uint64_t one = 1;
+		if (write(d->fs.quit, &one, sizeof(one)) < 0) {
+			/* (an eventfd write of 1 does not fail) */
+		}
+	}
+	for (size_t i = 0; i < d->nthreads; i++)
+		pthread_join(d->threads[i], NULL);
+	d->nthreads = 0;
+}
+
 void daemon_fini(struct daemon *d)
 {
 	struct bfs *f = &d->fs;
 	daemon_leaving(d, true);
+	stop_services(d);
 	if (d->inited) {
 		overlays_stop(f);
 		realiser_stop(f);
@@ -186,6 +204,8 @@ void daemon_fini(struct daemon *d)
 		pthread_cond_destroy(&f->handover_cond);
 	}
 	state_close(f->state);
+	if (f->quit >= 0)
+		close(f->quit);
 	buf_free(&d->fuse_opts);
 	free(f->spec_path);
 	store_free(&f->st);
@@ -278,66 +298,84 @@ errint_t daemon_session(struct daemon *d)
 
 /* ---- signals ---------------------------------------------------------------- */
 
+/* The signals the signal thread handles (blocked in every thread). */
+static void handled(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
 void daemon_block_signals(void)
 {
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
+	handled(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
+static void on_signal(struct daemon *d, int sig)
+{
+	struct bfs *fs = &d->fs;
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: reloading %s", fs->spec_path);
+		reload_run(fs, NULL);
+		return;
+	}
+	if (sig == SIGUSR1) {
+		errint_t e = log_reopen();
+		if (e < 0)
+			log_err("SIGUSR1: cannot open the log file again (%s); logging on to "
+				"the file that was open",
+				strerror(-e));
+		else
+			log_info("SIGUSR1: log file opened again");
+		return;
+	}
+	log_notice("SIG%s: unmounting %s", sigabbrev_np(sig), fs->mountpoint);
+	service_notify("STOPPING=1");
+	/* Nothing more is fetched or realised, and no lookup waits on a
+	 * cache: done before the mount is detached. link_lock orders it with
+	 * a daemon_fini that started otherwise. */
+	pthread_mutex_lock(&d->link_lock);
+	if (!d->leaving)
+		realiser_quiesce(fs);
+	pthread_mutex_unlock(&d->link_lock);
+	errint_t e = unmount_detach(fs->mountpoint, &fs->mnt);
+	if (e == -EBUSY)
+		log_warning("not unmounting %s: another mount covers it", fs->mountpoint);
+	else if (e < 0 && e != -ENOENT)
+		log_err("unmounting %s: %s", fs->mountpoint, strerror(-e));
+}
+
 /* SIGTERM and SIGINT detach the mount lazily instead of tearing the
  * session down under open files; SIGHUP reloads; SIGUSR1 opens the --log
- * file again (logrotate). */
+ * file again (logrotate). Until the daemon leaves (fs->quit). */
 static void *signal_thread(void *arg)
 {
 	struct daemon *d = arg;
-	struct bfs *fs = &d->fs;
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	int sig;
-	while (sigwait(&set, &sig) == 0) {
-		if (sig == SIGHUP) {
-			log_info("SIGHUP: reloading %s", fs->spec_path);
-			reload_run(fs, NULL);
-			continue;
-		}
-		if (sig == SIGUSR1) {
-			errint_t e = log_reopen();
-			if (e < 0)
-				log_err(
-				    "SIGUSR1: cannot open the log file again (%s); logging on to "
-				    "the file that was open",
-				    strerror(-e));
-			else
-				log_info("SIGUSR1: log file opened again");
-			continue;
-		}
-		log_notice("SIG%s: unmounting %s", sigabbrev_np(sig), fs->mountpoint);
-		service_notify("STOPPING=1");
-		/* Nothing more is fetched or realised, and no lookup waits on
-		 * a cache: done before the mount is detached, since once it is
-		 * the daemon may finish and free the realiser (and main's
-		 * frame, d) at any moment. link_lock orders it with a
-		 * daemon_fini that started otherwise. */
-		pthread_mutex_lock(&d->link_lock);
-		if (!d->leaving)
-			realiser_quiesce(fs);
-		pthread_mutex_unlock(&d->link_lock);
-		errint_t e = unmount_detach(fs->mountpoint, &fs->mnt);
-		if (e == -EBUSY)
-			log_warning("not unmounting %s: another mount covers it", fs->mountpoint);
-		else if (e < 0 && e != -ENOENT)
-			log_err("unmounting %s: %s", fs->mountpoint, strerror(-e));
+	handled(&set);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		log_warning("signals cannot be read (%s): SIGTERM and SIGHUP do nothing",
+			    strerror(errno));
+		return NULL;
 	}
+	for (;;) {
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
+				      {.fd = d->fs.quit, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		struct signalfd_siginfo si;
+		if ((p[0].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si))
+			on_signal(d, (int)si.ssi_signo);
+	}
+	close(sfd);
 	return NULL;
 }
 
@@ -352,8 +390,14 @@ static void *link_thread(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	unsigned quick = 0;
 	for (;;) {
-		struct pollfd p = {.fd = d->link, .events = POLLIN};
-		if (poll(&p, 1, -1) < 0 || !(p.revents & (POLLHUP | POLLERR | POLLIN)))
+		struct pollfd q[2] = {{.fd = d->link, .events = POLLIN},
+				      {.fd = d->fs.quit, .events = POLLIN}};
+		if (poll(q, 2, -1) < 0 && errno != EINTR)
+			return NULL;
+		if (q[1].revents)
+			return NULL; /* the daemon leaves */
+		struct pollfd p = q[0];
+		if (!(p.revents & (POLLHUP | POLLERR | POLLIN)))
 			continue;
 		if (!(p.revents & (POLLHUP | POLLERR))) {
 			int pid = supervisor_said_pid(d->link);
@@ -369,9 +413,12 @@ static void *link_thread(void *arg)
 		pthread_mutex_lock(&d->link_lock);
 		if (d->leaving) {
 			/* Its descriptors may be closed, their numbers reused,
-			 * or another daemon's now: wait and see. */
+			 * or another daemon's now: wait and see (until the
+			 * daemon leaves, or hands over, for good). */
 			pthread_mutex_unlock(&d->link_lock);
-			usleep(100000);
+			struct pollfd w = {.fd = d->fs.quit, .events = POLLIN};
+			if (poll(&w, 1, 100) > 0)
+				return NULL;
 			continue;
 		}
 		if (mounts_find(&d->fs.mnt, &m) == 0) {
@@ -407,21 +454,24 @@ void daemon_services(struct daemon *d)
 	struct bfs *fs = &d->fs;
 	errint_t e;
 	int cfd = d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)];
-	if ((e = cfd < 0 ? -ENOTCONN : control_start(fs, cfd)) < 0)
+	if ((e = cfd < 0 ? -ENOTCONN : control_start(fs, cfd, &d->threads[d->nthreads])) == 0)
+		d->nthreads++;
+	else
 		log_warning("no control socket (%s): bundlectl status and reload will not reach "
 			    "this mount",
 			    strerror(-e));
 	if ((e = reload_start(fs)) < 0)
 		log_warning("retired bundle versions will stay cached (%s)", strerror(-e));
-	if (d->o.watch && (e = specwatch_start(fs)) < 0)
+	if (d->o.watch && (e = specwatch_start(fs, &d->threads[d->nthreads])) == 0)
+		d->nthreads++;
+	else if (d->o.watch)
 		log_warning("cannot watch %s (%s): reload with SIGHUP", fs->spec_path,
 			    strerror(-e));
 	overlays_adopt(fs, fs->took_over);
-	pthread_t t;
-	if (pthread_create(&t, NULL, signal_thread, d) == 0)
-		pthread_detach(t);
-	if (d->link >= 0 && pthread_create(&t, NULL, link_thread, d) == 0)
-		pthread_detach(t);
+	if (pthread_create(&d->threads[d->nthreads], NULL, signal_thread, d) == 0)
+		d->nthreads++;
+	if (d->link >= 0 && pthread_create(&d->threads[d->nthreads], NULL, link_thread, d) == 0)
+		d->nthreads++;
 }
 
 /* ---- serving -------------------------------------------------------------------- */

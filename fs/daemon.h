@@ -35,6 +35,8 @@ struct daemon {
 	 * (link_lock comes before the realiser's lock.) */
 	bool leaving;
 	pthread_mutex_t link_lock;
+	pthread_t threads[4]; /* the service threads (daemon_services), joined at fini */
+	size_t nthreads;
 	bool stdio_dropped;
 	bool inited; /* by daemon_init */
 };

@@ -158,6 +158,15 @@ static void *watch_thread(void *arg)
 	struct specwatch *sw = arg;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	for (;;) {
+		/* (Until the daemon leaves: a reload reads what it frees.) */
+		struct pollfd p[2] = {{.fd = sw->cur.fd, .events = POLLIN},
+				      {.fd = sw->fs->quit, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
 		ssize_t n = read(sw->cur.fd, buf, sizeof(buf));
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
@@ -173,19 +182,18 @@ static void *watch_thread(void *arg)
 		rearm(sw);
 		reload_run(sw->fs, NULL);
 	}
+	watches_free(&sw->cur);
+	free(sw);
 	return NULL;
 }
 
-errint_t specwatch_start(struct bfs *fs)
+errint_t specwatch_start(struct bfs *fs, pthread_t *thread)
 {
 	struct specwatch *sw = xcalloc(1, sizeof(*sw));
 	sw->fs = fs;
 	errint_t e = walk(fs, &sw->cur, true);
-	pthread_t t;
-	if (e == 0 && (e = -pthread_create(&t, NULL, watch_thread, sw)) == 0) {
-		pthread_detach(t);
+	if (e == 0 && (e = -pthread_create(thread, NULL, watch_thread, sw)) == 0)
 		return 0;
-	}
 	watches_free(&sw->cur);
 	free(sw);
 	return e;

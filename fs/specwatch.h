@@ -10,11 +10,12 @@
 
 #include "bfs.h"
 
+#include <pthread.h>
 #include <time.h>
 
-/* Starts watching fs->spec_path (a thread that lives as long as the
- * process). Returns 0 or -errno. */
-errint_t specwatch_start(struct bfs *fs);
+/* Starts watching fs->spec_path, from a thread of its own, `*thread`,
+ * which ends once fs->quit is written. Returns 0 or -errno. */
+errint_t specwatch_start(struct bfs *fs, pthread_t *thread);
 
 /* Has anything on the way to the spec (a symlink, the file) changed at
  * or after `t`? (A successor asks, for what changed while no daemon
