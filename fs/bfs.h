@@ -108,6 +108,12 @@ struct bfs {
 	int quit;
 };
 
+/* Waits until `fd` (or none, when negative) has one of `events` (returns
+ * its revents), for at most `ms` (-1: forever; returns 0 when the time is
+ * up), unless the daemon leaves first (fs->quit written: returns -1). The
+ * service threads wait this way. */
+int bfs_wait(const struct bfs *fs, int fd, short events, int ms);
+
 /* The FUSE operations (ll.c). */
 extern const struct fuse_lowlevel_ops bfs_ops;
 

@@ -492,13 +492,10 @@ static void *control_thread(void *arg)
 	struct listener *l = arg;
 	for (;;) {
 		/* (Until the daemon leaves: it frees what a request reads.) */
-		struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN},
-				      {.fd = l->fs->quit, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		int ev = bfs_wait(l->fs, l->fd, POLLIN, -1);
+		if (ev < 0)
 			break;
-		if (p[1].revents)
-			break;
-		if (!(p[0].revents & POLLIN))
+		if (!(ev & POLLIN))
 			continue;
 		int c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (c < 0) {

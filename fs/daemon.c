@@ -298,6 +298,16 @@ errint_t daemon_session(struct daemon *d)
 
 /* ---- signals ---------------------------------------------------------------- */
 
+int bfs_wait(const struct bfs *fs, int fd, short events, int ms)
+{
+	/* (poll ignores a negative descriptor.) */
+	struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = fs->quit, .events = POLLIN}};
+	int n;
+	while ((n = poll(p, 2, ms)) < 0 && errno == EINTR)
+		;
+	return n < 0 || p[1].revents ? -1 : n == 0 ? 0 : p[0].revents;
+}
+
 /* The signals the signal thread handles (blocked in every thread). */
 static void handled(sigset_t *set)
 {
@@ -364,17 +374,10 @@ static void *signal_thread(void *arg)
 			    strerror(errno));
 		return NULL;
 	}
-	for (;;) {
-		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
-				      {.fd = d->fs.quit, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents)
-			break;
-		struct signalfd_siginfo si;
-		if ((p[0].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si))
+	struct signalfd_siginfo si;
+	while (bfs_wait(&d->fs, sfd, POLLIN, -1) > 0)
+		if (read(sfd, &si, sizeof(si)) == sizeof(si))
 			on_signal(d, (int)si.ssi_signo);
-	}
 	close(sfd);
 	return NULL;
 }
@@ -390,16 +393,10 @@ static void *link_thread(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	unsigned quick = 0;
 	for (;;) {
-		struct pollfd q[2] = {{.fd = d->link, .events = POLLIN},
-				      {.fd = d->fs.quit, .events = POLLIN}};
-		if (poll(q, 2, -1) < 0 && errno != EINTR)
-			return NULL;
-		if (q[1].revents)
+		int ev = bfs_wait(&d->fs, d->link, POLLIN, -1);
+		if (ev < 0)
 			return NULL; /* the daemon leaves */
-		struct pollfd p = q[0];
-		if (!(p.revents & (POLLHUP | POLLERR | POLLIN)))
-			continue;
-		if (!(p.revents & (POLLHUP | POLLERR))) {
+		if (!(ev & (POLLHUP | POLLERR))) {
 			int pid = supervisor_said_pid(d->link);
 			if (pid > 0) {
 				atomic_store(&d->fs.supervisor_pid, pid);
@@ -416,8 +413,7 @@ static void *link_thread(void *arg)
 			 * or another daemon's now: wait and see (until the
 			 * daemon leaves, or hands over, for good). */
 			pthread_mutex_unlock(&d->link_lock);
-			struct pollfd w = {.fd = d->fs.quit, .events = POLLIN};
-			if (poll(&w, 1, 100) > 0)
+			if (bfs_wait(&d->fs, -1, 0, 100) < 0)
 				return NULL;
 			continue;
 		}

@@ -159,13 +159,10 @@ static void *watch_thread(void *arg)
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	for (;;) {
 		/* (Until the daemon leaves: a reload reads what it frees.) */
-		struct pollfd p[2] = {{.fd = sw->cur.fd, .events = POLLIN},
-				      {.fd = sw->fs->quit, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		int ev = bfs_wait(sw->fs, sw->cur.fd, POLLIN, -1);
+		if (ev < 0)
 			break;
-		if (p[1].revents)
-			break;
-		if (!(p[0].revents & POLLIN))
+		if (!(ev & POLLIN))
 			continue;
 		ssize_t n = read(sw->cur.fd, buf, sizeof(buf));
 		if (n <= 0) {
