@@ -442,6 +442,7 @@ static void closure_mirrored(void)
 		free(names[i]);
 }
 
+/* Writes DIR/NAME, mode 0644 whatever the umask. */
 static void put(const char *dir, const char *name, const char *text)
 {
 	char path[PATH_MAX];
@@ -450,6 +451,7 @@ static void put(const char *dir, const char *name, const char *text)
 	CHECK(f != NULL);
 	if (f) {
 		fputs(text, f);
+		CHECK_INT(fchmod(fileno(f), 0644), 0);
 		CHECK_INT(fclose(f), 0);
 	}
 }
