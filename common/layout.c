@@ -5,9 +5,11 @@
 #include "ocicfg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Binary search for the first n bytes of `name` among d's kids: returns the
  * kid, or NULL with its insertion point in *pos. */
@@ -249,7 +251,7 @@ int layout_build(struct layout *l, const struct bundle *b, const char *file, con
 	add_cwd(l, b, st, m, n);
 	ocicfg_mounts_free(m, n);
 	struct layout_dir *store = add_path(l, st->dir);
-	if (!b->data_bind || !c) {
+	if (b->data != SPEC_DATA_BIND || !c) {
 		store->is_store = true;
 	} else {
 		/* data = bind: the runtime binds each store path on its own
@@ -278,4 +280,49 @@ struct layout_dir *layout_child(const struct layout_dir *d, const char *name)
 {
 	size_t pos;
 	return find_kid(d, name, strlen(name), &pos);
+}
+
+/* (Each entry's path is `where` and the names below it, in `path`.) */
+static int write_below(const struct layout_dir *ld, int dfd, struct buf *path, char **err)
+{
+	for (size_t i = 0; i < ld->nkids; i++) {
+		const struct layout_dir *k = ld->kids[i];
+		size_t plen = path->len;
+		buf_addc(path, '/');
+		buf_adds(path, k->name);
+		int fd;
+		if (k->kind == LAYOUT_FILE) {
+			fd = openat(dfd, k->name,
+				    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (fd < 0 || write_full(fd, k->data ? k->data : "", k->len) < 0 ||
+			    fchmod(fd, k->mode) < 0 || close(fd) < 0) {
+				*err = xasprintf("%s: %s", path->data, strerror(errno));
+				return -1;
+			}
+		} else {
+			if ((mkdirat(dfd, k->name, 0755) < 0 && errno != EEXIST) ||
+			    (fd = openat(dfd, k->name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+				*err = xasprintf("%s: %s", path->data, strerror(errno));
+				return -1;
+			}
+			fchmod(fd, k->mode);
+			int rc = write_below(k, fd, path, err);
+			close(fd);
+			if (rc < 0)
+				return rc;
+		}
+		path->len = plen;
+		path->data[plen] = 0;
+	}
+	return 0;
+}
+
+int layout_write(const struct layout_dir *ld, int dfd, const char *where, char **err)
+{
+	struct buf path = {0};
+	buf_adds(&path, where);
+	int rc = write_below(ld, dfd, &path, err);
+	buf_free(&path);
+	return rc;
 }

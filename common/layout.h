@@ -49,6 +49,11 @@ struct closure;
 int layout_build(struct layout *l, const struct bundle *b, const char *file, const struct store *st,
 		 const struct closure *c, struct diags *d);
 void layout_free(struct layout *l);
+/* Writes the skeleton below `ld` into the directory `dfd`: directories
+ * with their modes, files with their contents (not the closure). Returns
+ * 0, or -1 with *err (malloc'ed) naming the entry, below `where` (the
+ * directory's path, for the message), that could not be made. */
+int layout_write(const struct layout_dir *ld, int dfd, const char *where, char **err);
 struct layout_dir *layout_child(const struct layout_dir *d, const char *name);
 
 #endif

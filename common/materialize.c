@@ -177,55 +177,6 @@ static int copy_entry(struct mat *m, int sdir, int ddir, const char *name, unsig
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int make_skeleton(struct mat *m, int dfd, const struct layout_dir *ld, int *storefd_out)
-{
-	for (size_t i = 0; i < ld->nkids; i++) {
-		const struct layout_dir *k = ld->kids[i];
-		size_t plen = m->path.len;
-		buf_addc(&m->path, '/');
-		buf_adds(&m->path, k->name);
-		if (k->kind == LAYOUT_FILE) {
-			int fd = openat(dfd, k->name,
-					O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-			if (fd < 0 || write_all(fd, k->data ? k->data : "", k->len) < 0 ||
-			    fchmod(fd, k->mode) < 0 || close(fd) < 0)
-				return fail(m, "%s: %s", m->path.data, strerror(errno));
-			m->path.len = plen;
-			m->path.data[plen] = 0;
-			continue;
-		}
-		if (mkdirat(dfd, k->name, 0755) < 0 && errno != EEXIST)
-			return fail(m, "%s: %s", m->path.data, strerror(errno));
-		int sub = openat(dfd, k->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0)
-			return fail(m, "%s: %s", m->path.data, strerror(errno));
-		fchmod(sub, k->mode);
-		int rc = make_skeleton(m, sub, k, storefd_out);
-		if (rc == 0 && k->is_store)
-			*storefd_out = dup(sub);
-		close(sub);
-		if (rc)
-			return rc;
-		m->path.len = plen;
-		m->path.data[plen] = 0;
-	}
-	return 0;
-}
-
 static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	if (flag == FTW_DP)
@@ -266,7 +217,7 @@ int materialize(struct store *st, const struct bundle *b, const char *file, cons
 	size_t len;
 	char *cfg = ocicfg_render(b, NULL, false, &len); /* (a copy: no binds) */
 	int cfd = openat(dfd, "config.json", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
-	if (cfd < 0 || write_all(cfd, cfg, len) < 0 || close(cfd) < 0) {
+	if (cfd < 0 || write_full(cfd, cfg, len) < 0 || close(cfd) < 0) {
 		free(cfg);
 		fail(&m, "%s/config.json: %s", dir, strerror(errno));
 		goto out;
@@ -288,8 +239,15 @@ int materialize(struct store *st, const struct bundle *b, const char *file, cons
 		goto out;
 	}
 	int rfd = openat(dfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	rc = rfd < 0 ? fail(&m, "%s: %s", m.path.data, strerror(errno))
-		     : make_skeleton(&m, rfd, l.root, &storefd);
+	char *lerr = NULL;
+	if (rfd < 0)
+		rc = fail(&m, "%s: %s", m.path.data, strerror(errno));
+	else if ((rc = layout_write(l.root, rfd, m.path.data, &lerr)) < 0)
+		rc = fail(&m, "%s", lerr);
+	else if ((storefd = openat(rfd, st->dir + 1,
+				   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		rc = fail(&m, "%s%s: %s", m.path.data, st->dir, strerror(errno));
+	free(lerr);
 	if (rfd >= 0)
 		close(rfd);
 	layout_free(&l);

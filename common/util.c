@@ -385,3 +385,18 @@ errint_t mkdir_p(char *path, unsigned mode)
 		return -errno;
 	return 0;
 }
+
+int write_full(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}

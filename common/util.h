@@ -93,6 +93,10 @@ int read_fd(int fd, size_t limit, char **data, size_t *len);
  * `out` (NUL-terminated). Does not close fd. Returns 0 or -1 (errno). */
 int read_stream(int fd, size_t limit, struct buf *out);
 
+/* Writes all of p[0..n) to fd (again after EINTR and short writes).
+ * Returns 0, or -1 with errno set. */
+int write_full(int fd, const void *p, size_t n);
+
 /* Makes directory `path` with `mode`, and those above it that are missing
  * (0755), as `mkdir -p` does; `path` is modified and restored. Returns 0
  * (also when it exists) or -errno. */
