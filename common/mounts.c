@@ -161,22 +161,32 @@ char *mounts_abspath(const char *path)
 }
 
 /* Reads one mountinfo (of some namespace) into *all. */
-/* The upper directory of an overlayfs's mountinfo line (in `names`), or
- * NULL. overlayfs writes its options with seq_show_option: a value's
- * commas (and blanks, backslashes) come octal-escaped. */
-static const char *overlay_upper(char *line, struct arena *names)
+/* What one mountinfo line says of the filesystem, into `e` (strings in
+ * `names`): an overlayfs's upper directory, an EROFS mount's source (the
+ * image file it reads). overlayfs writes its options with
+ * seq_show_option: a value's commas (and blanks, backslashes) come
+ * octal-escaped; so are the blanks of a source. */
+static void fs_details(char *line, struct mounts_all_ent *e, struct arena *names)
 {
 	char *sep = strstr(line, " - ");
 	char *save = NULL, *type = sep ? strtok_r(sep + 3, " \n", &save) : NULL;
-	if (!type || strcmp(type, "overlay") || !strtok_r(NULL, " \n", &save))
-		return NULL;
+	char *source = type ? strtok_r(NULL, " \n", &save) : NULL;
+	if (!source)
+		return;
+	if (!strcmp(type, "erofs")) {
+		unescape(source);
+		e->image = arena_strdup(names, source);
+		return;
+	}
+	if (strcmp(type, "overlay"))
+		return;
 	char *opts = strtok_r(NULL, " \n", &save);
 	for (char *o = opts ? strtok_r(opts, ",", &save) : NULL; o; o = strtok_r(NULL, ",", &save))
 		if (!strncmp(o, "upperdir=", 9)) {
 			unescape(o);
-			return arena_strdup(names, o + 9);
+			e->upper = arena_strdup(names, o + 9);
+			return;
 		}
-	return NULL;
 }
 
 static void read_namespace(const char *path, struct mounts_all *all)
@@ -194,9 +204,12 @@ static void read_namespace(const char *path, struct mounts_all *all)
 		unescape(root);
 		unescape(point);
 		GROW(all->v, all->n, all->cap);
-		all->v[all->n++] = (struct mounts_all_ent){ma, mi, arena_strdup(&all->names, root),
-							   arena_strdup(&all->names, point),
-							   overlay_upper(line, &all->names)};
+		struct mounts_all_ent *e = &all->v[all->n++];
+		*e = (struct mounts_all_ent){.major = ma,
+					     .minor = mi,
+					     .root = arena_strdup(&all->names, root),
+					     .point = arena_strdup(&all->names, point)};
+		fs_details(line, e, &all->names);
 	}
 	free(line);
 	fclose(f);
@@ -268,6 +281,14 @@ bool mounts_all_overlay(const struct mounts_all *all, const char *upper, const c
 	for (size_t i = 0; i < all->n; i++)
 		if (all->v[i].upper && !strcmp(all->v[i].upper, upper) &&
 		    !(except && mounts_path_under(all->v[i].point, except)))
+			return true;
+	return false;
+}
+
+bool mounts_all_image(const struct mounts_all *all, const char *image)
+{
+	for (size_t i = 0; i < all->n; i++)
+		if (all->v[i].image && !strcmp(all->v[i].image, image))
 			return true;
 	return false;
 }

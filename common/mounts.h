@@ -55,6 +55,7 @@ struct mounts_all {
 		const char *root;      /* the mount's root in the filesystem */
 		const char *point;     /* where it is mounted, in its namespace */
 		const char *upper;     /* an overlayfs's upper directory, or NULL */
+		const char *image;     /* an EROFS mount's image file, or NULL */
 	} * v;
 	size_t n, cap;
 	struct arena names;
@@ -78,6 +79,9 @@ bool mounts_all_elsewhere(const struct mounts_all *all, unsigned major, unsigned
  * which sit below its runtime directory in every namespace that takes
  * mounts from it, are left out by naming that directory. */
 bool mounts_all_overlay(const struct mounts_all *all, const char *upper, const char *except);
+
+/* Is the EROFS image file `image` mounted anywhere? */
+bool mounts_all_image(const struct mounts_all *all, const char *image);
 
 /* mounts_all_overlay, from a fresh look at every namespace; true when
  * /proc cannot be read (cannot tell: in use). */

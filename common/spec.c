@@ -13,6 +13,8 @@
 #include <string.h>
 
 /* The keys of a bundle (see `keys` below for their names and forms). */
+const char *const spec_data_names[] = {"", "fuse", "native", "bind"};
+
 enum key {
 	K_ARGS,
 	K_READONLY,
@@ -679,11 +681,12 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 	case K_DATA:
 		if (!json_want(p, v, JSON_STRING, name))
 			break;
-		if (strcmp(v->str, "fuse") && strcmp(v->str, "bind"))
-			err_at(p, v->line, v->col, "data: expected fuse or bind, not \"%.100s\"",
-			       v->str);
-		else
-			dr->b.data_bind = v->str[0] == 'b';
+		for (int i = SPEC_DATA_FUSE; i <= SPEC_DATA_BIND; i++)
+			if (!strcmp(v->str, spec_data_names[i]))
+				dr->b.data = (enum spec_data)i;
+		if (dr->b.data == SPEC_DATA_DEFAULT)
+			err_at(p, v->line, v->col,
+			       "data: expected native, fuse or bind, not \"%.100s\"", v->str);
 		break;
 	case NKEYS:
 		break;
@@ -1104,7 +1107,7 @@ bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
 	    !strv_eq(a->paths, b->paths) || a->nmounts != b->nmounts ||
 	    a->buildcontainer != b->buildcontainer || !strv_eq(a->env, b->env) ||
 	    !str_eq(a->cwd, b->cwd) || !str_eq(a->hostname, b->hostname) ||
-	    !str_eq(a->user, b->user) || a->terminal != b->terminal || a->data_bind != b->data_bind)
+	    !str_eq(a->user, b->user) || a->terminal != b->terminal || a->data != b->data)
 		return false;
 	for (size_t i = 0; i < a->nmounts; i++) {
 		const struct spec_mount *x = &a->mounts[i], *y = &b->mounts[i];
@@ -1176,8 +1179,8 @@ char *spec_bundle_json(const struct bundle *b)
 		put_str(&o, "user", b->user);
 	if (b->terminal)
 		buf_adds(&o, ",\"terminal\":true");
-	if (b->data_bind)
-		put_str(&o, "data", "bind");
+	if (b->data != SPEC_DATA_DEFAULT)
+		put_str(&o, "data", spec_data_names[b->data]);
 	buf_adds(&o, "}}");
 	return o.data;
 }

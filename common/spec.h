@@ -25,6 +25,10 @@ struct spec_mount {
 	unsigned line;
 };
 
+enum spec_data { SPEC_DATA_DEFAULT, SPEC_DATA_FUSE, SPEC_DATA_NATIVE, SPEC_DATA_BIND };
+/* The names `data` takes, by value ("" for the default). */
+extern const char *const spec_data_names[];
+
 struct bundle {
 	const char *name;
 	unsigned line;
@@ -53,9 +57,12 @@ struct bundle {
 	const uint32_t *gids; /* additional groups */
 	size_t ngids;
 	bool terminal;
-	/* data = bind: the runtime binds each closure store path itself
-	 * (config.json lists them); the rootfs has their mount points. */
-	bool data_bind;
+	/* How the closure reaches the container (`data`): the mount's
+	 * default (--data), through the FUSE mount, on a kernel-native root
+	 * (an overlay of a metadata image over the store), or bound by the
+	 * runtime itself, each store path (config.json lists them; the rootfs
+	 * has their mount points). */
+	enum spec_data data;
 };
 
 struct spec {

@@ -166,8 +166,7 @@ static int remove_cb(const char *path, const struct stat *st, int flag, struct F
 	return (flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-/* Removes a tree without following symlinks or crossing into mounts. */
-static errint_t remove_tree(const char *path)
+errint_t statedir_remove_tree(const char *path)
 {
 	struct stat st;
 	if (lstat(path, &st) < 0)
@@ -181,8 +180,8 @@ errint_t statedir_remove(const char *bundle_dir, unsigned gen)
 {
 	cleanup_free char *upper = statedir_upper(bundle_dir, gen);
 	cleanup_free char *work = statedir_work(bundle_dir, gen);
-	errint_t e = remove_tree(upper);
-	errint_t w = remove_tree(work);
+	errint_t e = statedir_remove_tree(upper);
+	errint_t w = statedir_remove_tree(work);
 	return e < 0 ? e : w;
 }
 
@@ -246,5 +245,44 @@ errint_t statedir_prune(const char *bundle_dir, bool keep_current, bool dry_run,
 	/* (Fails, harmlessly, unless it is empty.) */
 	if (!dry_run)
 		rmdir(bundle_dir);
+	return rc;
+}
+
+char *statedir_images(const char *state_dir)
+{
+	return xasprintf("%s/@images", state_dir);
+}
+
+errint_t statedir_prune_images(const char *state_dir, bool dry_run, statedir_report_fn *report,
+			       void *ctx)
+{
+	cleanup_free char *dir = statedir_images(state_dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	struct mounts_all all;
+	bool known = mounts_all_read(&all) == 0;
+	errint_t rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		/* (Only images: not what a build is writing.) */
+		if (de->d_name[0] == '.' || n < 7 || strcmp(de->d_name + n - 6, ".erofs"))
+			continue;
+		cleanup_free char *path = xasprintf("%s/%s", dir, de->d_name);
+		struct stat st;
+		uint64_t bytes = lstat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+		const char *kept = !known ? "cannot tell whether it is in use"
+				   : mounts_all_image(&all, path) ? "in use"
+								  : NULL;
+		report(ctx, path, bytes, kept);
+		if (!kept && !dry_run && unlink(path) < 0 && !rc)
+			rc = -errno;
+	}
+	closedir(d);
+	if (known)
+		mounts_all_free(&all);
+	if (!dry_run)
+		rmdir(dir);
 	return rc;
 }

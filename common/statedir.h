@@ -12,6 +12,10 @@
  * running container: an overlay keeps the generation it was mounted with,
  * and a generation goes once no mount uses it (mounts_overlay_in_use).
  *
+ *   STATE_DIR/@images/KEY.erofs    closures' metadata images (fs/image.h),
+ *                                  shared by every mount point ('@' is in
+ *                                  no name of a mount point's state)
+ *
  * Mount points are escaped into one file name: '/' becomes '-', and every
  * byte but letters, digits, '.' and '_' is written %XX ("/mnt/bundles" is
  * "mnt-bundles", "/" is "-"), so no two mount points share a directory
@@ -46,8 +50,14 @@ char *statedir_work(const char *bundle_dir, unsigned gen);
 errint_t statedir_make(const char *bundle_dir, unsigned gen);
 /* Removes a generation's directories. Returns 0 or -errno. */
 errint_t statedir_remove(const char *bundle_dir, unsigned gen);
+/* Removes a directory tree (without following symlinks or crossing into
+ * mounts). Returns 0 (also when it is not there) or -errno. */
+errint_t statedir_remove_tree(const char *path);
 /* The bytes a directory tree takes on disk (not crossing mounts). */
 uint64_t statedir_bytes(const char *path);
+
+/* The directory of the closures' metadata images (malloc'ed). */
+char *statedir_images(const char *state_dir);
 
 /* What prune finds in a bundle's directory, one call per generation: its
  * upper directory, its size, and whether it stays (the current one of a
@@ -60,5 +70,12 @@ typedef void statedir_report_fn(void *ctx, const char *upper, uint64_t bytes, co
  * only reports. Returns 0, or -errno of the first removal that failed. */
 errint_t statedir_prune(const char *bundle_dir, bool keep_current, bool dry_run, const char *except,
 			statedir_report_fn *report, void *ctx);
+
+/* Removes the images of STATE_DIR that no mount uses (an image is mounted
+ * while a root made from it is; one not mounted is made again in
+ * milliseconds when it is needed), reporting each as prune does. Returns
+ * 0 or -errno of the first removal that failed. */
+errint_t statedir_prune_images(const char *state_dir, bool dry_run, statedir_report_fn *report,
+			       void *ctx);
 
 #endif

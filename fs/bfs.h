@@ -5,6 +5,7 @@
  * Lock order. Locks are taken in this order and never the other way:
  *
  *   reload_lock (reload.c: one reload at a time)
+ *    -> mounting (overlay.c: one root mounted, reset or taken off at a time)
  *     -> gen_lock (the current set of bundles: read by lookups and
  *                  listings in the root until they have replied, written
  *                  by a reload to swap the set)
@@ -15,7 +16,8 @@
  *           -> gcroots.lock (gcroots.c: registering roots)
  *
  * The node table's lock (nodes.c), the handle caches' locks (hcache.c), the
- * realiser's lock (realise.c) and
+ * realiser's lock (realise.c), a bundle's root_lock (bundle.c: its root in
+ * the runtime directory) and
  * the slots of opened handles (handles.c) are leaves: nothing else is
  * locked and no I/O is done while one is held. Kernel notifications are
  * sent with no lock held: the kernel may wait for a request that waits
@@ -96,6 +98,7 @@ struct bfs {
 	enum { HANDOVER_NONE, HANDOVER_STOPPED, HANDOVER_DONE, HANDOVER_FAILED } handover;
 	const char *state_dir;	   /* overlay.h: where writable roots keep changes */
 	const char *run_dir;	   /* overlay.h: where they are mounted */
+	enum spec_data data;	   /* the data path of bundles whose spec has none (--data) */
 	bool took_over;		   /* this daemon succeeded another (takeover.c) */
 	struct overlays *overlays; /* overlay.h */
 	struct subst *subst;	   /* the caches absent paths come from, or NULL */

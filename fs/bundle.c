@@ -82,9 +82,13 @@ struct bstate {
 	struct problem *problems; /* those of the last failure */
 	size_t nproblems;
 	atomic_uint_fast64_t requests, served;
-	/* readonly = false: its writable root (overlay.h). Guarded by lock. */
+	/* Its root in the runtime directory (overlay.h), guarded by
+	 * root_lock (a leaf: never held while resolving, which holds lock). */
+	pthread_mutex_t root_lock;
 	enum bundle_overlay overlay;
 	char *overlay_problem;
+	bool native;	  /* its root is kernel-native */
+	char *not_native; /* why not, once decided */
 };
 
 struct bundles {
@@ -130,6 +134,7 @@ static struct bstate *bstate_new(struct specref *r, const struct bundle *spec,
 	struct bstate *b = xcalloc(1, sizeof(*b));
 	atomic_init(&b->refs, 1);
 	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->root_lock, NULL);
 	b->spec = spec;
 	b->specref = specref_get(r);
 	b->env = env;
@@ -196,7 +201,9 @@ void bundle_put(struct bstate *b)
 	free(b->config);
 	problems_free(b->problems, b->nproblems);
 	free(b->overlay_problem);
+	free(b->not_native);
 	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->root_lock);
 	specref_put(b->specref);
 	free(b);
 }
@@ -262,7 +269,7 @@ const char *bundle_name(const struct bstate *b)
 errint_t bundle_config(struct bstate *b, const char **data, size_t *len)
 {
 	/* data = bind: config.json lists the closure. */
-	if (b->spec->data_bind) {
+	if (b->spec->data == SPEC_DATA_BIND) {
 		errint_t e = bundle_ready(b);
 		if (e < 0)
 			return e;
@@ -270,8 +277,8 @@ errint_t bundle_config(struct bstate *b, const char **data, size_t *len)
 	pthread_mutex_lock(&b->lock);
 	if (!b->config) {
 		struct ocibinds binds = {b->env->st->dir, b->env->st->real, b->closure};
-		b->config = ocicfg_render(b->spec, b->spec->data_bind ? &binds : NULL, false,
-					  &b->config_len);
+		b->config = ocicfg_render(b->spec, b->spec->data == SPEC_DATA_BIND ? &binds : NULL,
+					  false, &b->config_len);
 	}
 	*data = b->config;
 	*len = b->config_len;
@@ -435,7 +442,7 @@ static bool lock_unless_resolving(struct bstate *b)
 /* Called with the lock held. */
 static const char *state_name(const struct bstate *b)
 {
-	return b->overlay == BO_FAILED ? "failed" : state_names[b->state];
+	return bundle_overlay((struct bstate *)b) == BO_FAILED ? "failed" : state_names[b->state];
 }
 
 const char *bundle_state(struct bstate *b)
@@ -464,12 +471,16 @@ void bundle_info(struct bstate *b, struct bundle_info *out)
 	}
 	/* A writable root that failed hides the closure's problems (there
 	 * are none: it is mounted once the closure is resolved). */
-	if (b->overlay == BO_FAILED) {
+	pthread_mutex_lock(&b->root_lock);
+	bool failed = b->overlay == BO_FAILED;
+	if (failed) {
 		out->problems = xcalloc(1, sizeof(*out->problems));
 		out->problems[0] =
 		    (struct problem){PROBLEM_WRITABLE_ROOT, xstrdup(b->overlay_problem)};
 		out->nproblems = 1;
-	} else if (b->nproblems) {
+	}
+	pthread_mutex_unlock(&b->root_lock);
+	if (!failed && b->nproblems) {
 		out->problems = xcalloc(b->nproblems, sizeof(*out->problems));
 		for (size_t i = 0; i < b->nproblems; i++)
 			out->problems[i] =
@@ -493,19 +504,42 @@ const struct bundle *bundle_spec(const struct bstate *b)
 
 enum bundle_overlay bundle_overlay(struct bstate *b)
 {
-	pthread_mutex_lock(&b->lock);
+	pthread_mutex_lock(&b->root_lock);
 	enum bundle_overlay o = b->overlay;
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->root_lock);
 	return o;
 }
 
 void bundle_set_overlay(struct bstate *b, enum bundle_overlay o, const char *problem)
 {
-	pthread_mutex_lock(&b->lock);
+	pthread_mutex_lock(&b->root_lock);
 	b->overlay = o;
 	free(b->overlay_problem);
-	b->overlay_problem = problem ? xstrdup(problem) : NULL;
-	pthread_mutex_unlock(&b->lock);
+	b->overlay_problem = problem && o == BO_FAILED ? xstrdup(problem) : NULL;
+	if (o == BO_FUSE) {
+		free(b->not_native);
+		b->not_native = problem ? xstrdup(problem) : NULL;
+	}
+	pthread_mutex_unlock(&b->root_lock);
+}
+
+void bundle_set_native(struct bstate *b, bool native, const char *why)
+{
+	pthread_mutex_lock(&b->root_lock);
+	b->native = native;
+	free(b->not_native);
+	b->not_native = why ? xstrdup(why) : NULL;
+	pthread_mutex_unlock(&b->root_lock);
+}
+
+bool bundle_native(struct bstate *b, char **why)
+{
+	pthread_mutex_lock(&b->root_lock);
+	bool native = b->native;
+	if (why)
+		*why = b->not_native ? xstrdup(b->not_native) : NULL;
+	pthread_mutex_unlock(&b->root_lock);
+	return native;
 }
 
 /* ---- what a successor restores (state.h) ----------------------------------- */

@@ -132,11 +132,18 @@ const char *bundle_state(struct bstate *b);
 /* The bundle as its spec says it. */
 const struct bundle *bundle_spec(const struct bstate *b);
 
-/* The writable root of a readonly = false bundle (overlay.h): not mounted
- * yet, mounted, or failed (then its rootfs answers EIO and `problem` is
- * what bundle_info reports). */
-enum bundle_overlay { BO_NONE, BO_MOUNTED, BO_FAILED };
+/* The version's root as the kernel mounts it (overlay.h): not mounted yet,
+ * mounted, failed (a writable root: then its rootfs answers EIO and
+ * `problem` is what bundle_info reports), or left to the FUSE tree (a
+ * read-only version whose kernel-native root cannot be, for the reason
+ * `problem` says, which is no problem of the bundle). */
+enum bundle_overlay { BO_NONE, BO_MOUNTED, BO_FAILED, BO_FUSE };
 enum bundle_overlay bundle_overlay(struct bstate *b);
 void bundle_set_overlay(struct bstate *b, enum bundle_overlay o, const char *problem);
+/* Its mounted root is kernel-native (the closure's image over the store),
+ * not an overlay over the FUSE rootfs; and why it is not, once decided
+ * (malloc'ed into *why, or NULL). */
+void bundle_set_native(struct bstate *b, bool native, const char *why);
+bool bundle_native(struct bstate *b, char **why);
 
 #endif

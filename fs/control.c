@@ -188,18 +188,28 @@ static cJSON *bundle_json(struct bfs *fs, struct bstate *b, const struct mounts_
 	/* In use: a container has its root on the version (read-only), or on
 	 * its writable root. */
 	int in_use = all ? reload_version_in_use(fs, all, bundle_serial(b), false) : -1;
+	struct overlay_status os;
+	overlay_status(fs, b, all, &os);
+	cJSON *data = cJSON_AddObjectToObject(o, "data");
+	if (os.data)
+		cJSON_AddStringToObject(data, "path", os.data);
+	else
+		cJSON_AddNullToObject(data, "path");
+	if (os.why)
+		cJSON_AddStringToObject(data, "why", os.why);
+	else
+		cJSON_AddNullToObject(data, "why");
 	cJSON *wr = NULL;
 	if (!readonly) {
-		struct overlay_status os;
-		overlay_status(fs, b, all, &os);
 		wr = cJSON_CreateObject();
 		cJSON_AddStringToObject(wr, "upper", os.upper);
 		cJSON_AddBoolToObject(wr, "mounted", os.mounted);
 		add_tristate(wr, "in_use", os.in_use);
-		if (in_use == 0)
-			in_use = os.in_use;
-		free(os.upper);
 	}
+	if (in_use == 0)
+		in_use = os.in_use;
+	free(os.upper);
+	free(os.why);
 	add_tristate(o, "in_use", in_use);
 	if (wr)
 		cJSON_AddItemToObject(o, "writable_root", wr);

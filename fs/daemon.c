@@ -124,6 +124,7 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	f->pt_files = o->pt_files;
 	f->state_dir = o->state_dir;
 	f->run_dir = o->run_dir;
+	f->data = o->data;
 	f->took_over = !sp;
 	if ((e = overlays_start(f)) < 0)
 		return e;

@@ -263,13 +263,17 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	if (!n)
 		return;
 	/* A bundle's name, followed: a writable root is mounted first
-	 * (overlay.h), and the answer comes from the overlay thread. */
+	 * (overlay.h), and the answer comes from the overlay thread; a
+	 * read-only one's kernel-native root is made in the background, for
+	 * the containers started once it is there. */
 	if (n->kind == NK_LINK && !bundle_spec(n->bundle)->readonly) {
 		struct pending_link *p = xmalloc(sizeof(*p));
 		*p = (struct pending_link){req, fsof(req), n, bundle_get(n->bundle)};
 		overlay_ensure(fsof(req), n->bundle, link_ready, p);
 		return;
 	}
+	if (n->kind == NK_LINK)
+		overlay_ensure(fsof(req), n->bundle, NULL, NULL);
 	reply_readlink(req, fsof(req), n);
 }
 

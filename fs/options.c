@@ -2,6 +2,7 @@
 #include "options.h"
 #include "cli.h"
 #include "mounts.h"
+#include "image.h"
 #include "passthrough.h"
 #include "state.h"
 #include "subst.h"
@@ -49,7 +50,8 @@ static const char usage_text[] =
     "  -o OPT[,OPT...]     mount options: gcroots=DIR, threads=N, log=FILE, watch,\n"
     "                      verbose,\n"
     "                      nopassthrough, passthrough-files=N, state-dir=DIR,\n"
-    "                      run-dir=DIR, substituter=URL, nosubstitute, prefetch=N,\n"
+    "                      run-dir=DIR, data=native|fuse, substituter=URL,\n"
+    "                      nosubstitute, prefetch=N,\n"
     "                      store-dir=DIR, real-store=DIR, db=FILE,\n"
     "                      and FUSE options; rw, dev, suid and the like (which\n"
     "                      mount(8) adds) are ignored: the mount is always\n"
@@ -69,6 +71,13 @@ static const char usage_text[] =
     "  --no-substitute     never: a closure must be in the store\n"
     "  --prefetch N        once a bundle is used, realise its other missing paths\n"
     "                      in the background, N at a time (default 2; 0: never)\n"
+    "  --data native|fuse  the data path of bundles whose spec has no `data`:\n"
+    "                      native (the default): once the closure's metadata\n"
+    "                      image is built, the bundle's root is an overlay the\n"
+    "                      kernel alone serves (the image over the store); the\n"
+    "                      FUSE tree until then and where that cannot be (not\n"
+    "                      root, an old kernel, paths not here yet); fuse:\n"
+    "                      always this mount's tree\n"
     "  --no-openat2        resolve store paths one component at a time even where\n"
     "                      the kernel has openat2 (the fallback, for testing it)\n"
     "  --mount-rw          mount read-write, so that writes reach the daemon,\n"
@@ -148,6 +157,17 @@ static int set_prefetch(struct options *o, const char *v)
 	return -1;
 }
 
+static int set_data(struct options *o, const char *v)
+{
+	if (v && !strcmp(v, "native"))
+		o->data = SPEC_DATA_NATIVE;
+	else if (v && !strcmp(v, "fuse"))
+		o->data = SPEC_DATA_FUSE;
+	else
+		return usage_error("data needs native or fuse%s", "");
+	return -1;
+}
+
 static int add_substituter(struct options *o, const char *v)
 {
 	struct subst *s = subst_new();
@@ -211,6 +231,8 @@ static int mount_option(struct options *o, struct store *st, char *opt)
 		o->no_substitute = true;
 	} else if (KEY("prefetch")) {
 		return set_prefetch(o, v);
+	} else if (KEY("data")) {
+		return set_data(o, v);
 	} else if (KEY("store-dir") || KEY("real-store") || KEY("db")) {
 		char name[32], *err = NULL;
 		snprintf(name, sizeof(name), "--%.*s", (int)kl, opt);
@@ -258,6 +280,7 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 	o->threads = 8;
 	o->pt_files = 1024;
 	o->prefetch = 2;
+	o->data = SPEC_DATA_NATIVE;
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i], *v;
 		char *err = NULL;
@@ -268,9 +291,10 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 			fputs(usage_tail, stdout);
 			return 0;
 		} else if (!strcmp(s, "-V") || !strcmp(s, "--version")) {
-			printf("bundlefs %s (libfuse %s, passthrough %s)\n", BUNDLEFS_VERSION,
-			       fuse_pkgversion(),
-			       passthrough_built() ? "built in" : "not built in");
+			printf("bundlefs %s (libfuse %s, passthrough %s, native roots %s)\n",
+			       BUNDLEFS_VERSION, fuse_pkgversion(),
+			       passthrough_built() ? "built in" : "not built in",
+			       image_built_in() ? "built in" : "not built in");
 			return 0;
 		} else if (!strcmp(s, "-f") || !strcmp(s, "--foreground")) {
 			o->foreground = true;
@@ -307,6 +331,9 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 				return r;
 		} else if (cli_opt(argc, argv, &i, "--prefetch", &v)) {
 			if ((r = set_prefetch(o, v)) >= 0)
+				return r;
+		} else if (cli_opt(argc, argv, &i, "--data", &v)) {
+			if ((r = set_data(o, v)) >= 0)
 				return r;
 		} else if (cli_opt(argc, argv, &i, "--gcroots", &o->gcroots)) {
 			if (!o->gcroots || !*o->gcroots)

@@ -4,6 +4,7 @@
 #ifndef BUNDLEFS_OPTIONS_H
 #define BUNDLEFS_OPTIONS_H
 
+#include "spec.h"
 #include "store.h"
 #include "util.h"
 
@@ -30,6 +31,9 @@ struct options {
 	const char **substituters;
 	size_t nsubstituters, subcap;
 	bool no_substitute;
+	/* --data: the data path of bundles whose spec does not say (spec.h):
+	 * native (the default; the FUSE tree where it cannot be) or fuse. */
+	enum spec_data data;
 	unsigned prefetch;
 	/* Set by the caller: arguments parsed once already, by a daemon whose
 	 * mount is now up. Nothing is looked at on the file system (stat of

@@ -2,6 +2,8 @@
  * of the runtime directory that goes with the mount. */
 #include "overlay.h"
 #include "bfs.h"
+#include "image.h"
+#include "layout.h"
 #include "log.h"
 #include "mounts.h"
 #include "realise.h"
@@ -41,8 +43,12 @@ struct discarded {
 };
 
 struct overlays {
-	pthread_mutex_t lock; /* the queue, stopping, started */
+	pthread_mutex_t lock; /* the queues, stopping, started */
+	/* Requests waiting for a root (a writable one's READLINK), and roots
+	 * made in the background (read-only kernel-native ones): the first
+	 * go first. */
 	struct job *head, **tail;
+	struct job *bg_head, **bg_tail;
 	bool stopping, started;
 	int wake;	  /* eventfd: jobs, or stopping */
 	pthread_t thread; /* started on first use: after the daemon forked */
@@ -55,6 +61,9 @@ struct overlays {
 	bool swept_at_start; /* generations earlier daemons left were queued */
 	struct discarded *discarded;
 	size_t ndiscarded, discarded_cap;
+	/* Why no root of this mount can be kernel-native, once known (not
+	 * built in, not root, the kernel refused one), or NULL. */
+	char *native_off;
 };
 
 char *overlay_dir(const struct bfs *fs, const char *name)
@@ -112,15 +121,16 @@ static void add_escaped(struct buf *b, const char *s)
  * the supervisor's link) would never end: no successor would answer. A
  * child process that holds no descriptor makes them instead. Returns 0 or
  * -errno. */
-static errint_t in_child(const char *target, const char *opts)
+static errint_t in_child(const char *target, const char *opts, unsigned long flags)
 {
 	pid_t pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
 		close_range(0, ~0U, 0);
-		int r = opts ? mount("bundlefs", target, "overlay", MS_NOSUID | MS_NODEV, opts)
-			     : umount2(target, MNT_DETACH);
+		int r =
+		    opts ? mount("bundlefs", target, "overlay", MS_NOSUID | MS_NODEV | flags, opts)
+			 : umount2(target, MNT_DETACH);
 		_exit(r < 0 ? errno : 0);
 	}
 	int status;
@@ -197,7 +207,7 @@ static errint_t area_ready(struct bfs *fs)
 
 errint_t overlay_remove_area(const char *area)
 {
-	errint_t e = mounted(area, "tmpfs") ? in_child(area, NULL) : 0;
+	errint_t e = mounted(area, "tmpfs") ? in_child(area, NULL, 0) : 0;
 	rmdir(area);
 	/* (The mount point's directory, when no other area is left in it.) */
 	char *up = xstrdup(area);
@@ -249,57 +259,215 @@ static errint_t write_config(struct bstate *b, const char *dir)
 	return e;
 }
 
-/* Mounts the overlay of `b` on `target` with generation `gen` of its
- * state. Returns 0 or -errno, with *what naming what failed. */
-static errint_t mount_generation(struct bfs *fs, struct bstate *b, const char *target, unsigned gen,
-				 const char **what)
+/* ---- kernel-native roots ------------------------------------------------------- */
+
+/* Why version `b`'s root cannot be kernel-native, as its spec, the mount's
+ * options and the machine say (before it is resolved), or NULL. */
+static const char *why_not_asked(struct bfs *fs, struct bstate *b)
 {
-	cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
-	cleanup_free char *upper = statedir_upper(dir, gen);
-	cleanup_free char *work = statedir_work(dir, gen);
-	cleanup_free char *lower = lower_of(fs, b);
-	errint_t e = statedir_make(dir, gen);
-	if (e < 0) {
-		*what = "making its state directory";
+	const struct bundle *sb = bundle_spec(b);
+	enum spec_data d = sb->data != SPEC_DATA_DEFAULT ? sb->data : fs->data;
+	if (d == SPEC_DATA_BIND)
+		return "data = bind";
+	if (d == SPEC_DATA_FUSE)
+		return sb->data != SPEC_DATA_DEFAULT ? "data = fuse" : "--data fuse";
+	return fs->overlays->native_off;
+}
+
+/* Why version `b`'s root cannot be kernel-native, or NULL when it can be.
+ * Called with `mounting` held, after bundle_ready. */
+static const char *why_not_native(struct bfs *fs, struct bstate *b)
+{
+	const char *why = why_not_asked(fs, b);
+	if (!why && !realise_all_local(fs, b))
+		why = "store paths of its closure are not here yet";
+	return why;
+}
+
+/* No root of this mount can be kernel-native, for `why`: said once, as
+ * a warning when the kernel refused one (an expected limit, such as not
+ * being root, is a notice). */
+static void native_off(struct bfs *fs, int prio, const char *why)
+{
+	struct overlays *o = fs->overlays;
+	if (o->native_off)
+		return;
+	o->native_off = xstrdup(why);
+	log_at(prio, "no kernel-native roots on %s (%s): bundles are served by the FUSE tree",
+	       fs->mountpoint, why);
+}
+
+/* A mount the kernel refuses for what it lacks, not for what was asked. */
+static bool unsupported(errint_t e)
+{
+	return e == -EINVAL || e == -ENODEV || e == -ENOTBLK || e == -EOPNOTSUPP;
+}
+
+/* The lower layers of `b`'s kernel-native root, made ready and appended
+ * to `opts` (lowerdir's value): its skeleton (written beside its rootfs
+ * in the area), its closure's image (built unless cached, mounted in the
+ * area, shared by the versions of that closure) and, as the data-only
+ * layer, the store. Returns 0, or -errno with *what naming the step and
+ * *detail (malloc'ed, or NULL) what failed. Called with `mounting` held. */
+static errint_t native_layers(struct bfs *fs, struct bstate *b, struct buf *opts, const char **what,
+			      char **detail)
+{
+	cleanup_free char *images = statedir_images(fs->state_dir);
+	cleanup_free char *image = NULL;
+	struct image_stats stats;
+	*what = "building its closure's metadata image";
+	errint_t e = image_ensure(&fs->st, bundle_closure(b), images, &image, &stats, detail);
+	if (e < 0)
+		return e;
+	if (stats.built)
+		log_info("bundle \"%s\": closure image built: %zu entries, %llu bytes, in %.1f + "
+			 "%.1f ms (%s)",
+			 bundle_name(b), stats.entries, (unsigned long long)stats.bytes,
+			 stats.walk_ms, stats.write_ms, image);
+	/* The image, mounted once for every version of the closure. */
+	const char *key = strrchr(image, '/') + 1;
+	cleanup_free char *meta = xasprintf("%s/images/%.*s", area_of(fs), IMAGE_KEY_LEN - 1, key);
+	*what = "mounting its closure's metadata image";
+	if ((e = mkdir_p(meta, 0755)) < 0)
+		return e;
+	if (!mounted(meta, "erofs") &&
+	    mount(image, meta, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, NULL) < 0) {
+		e = -errno;
+		if (unsupported(e))
+			native_off(fs, LOG_WARNING,
+				   "the kernel cannot mount an EROFS image from a file (Linux 6.12 "
+				   "or later)");
 		return e;
 	}
+	/* The skeleton: dev, proc, sys, mount points, cwd, files. */
+	cleanup_free char *skel =
+	    xasprintf("%s/%llu/skel", area_of(fs), (unsigned long long)bundle_serial(b));
+	*what = "writing its skeleton";
+	if (mkdir(skel, 0755) == 0) {
+		int fd = open(skel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		int rc = layout_write(bundle_rootfs(b), fd, skel, detail);
+		close(fd);
+		if (rc < 0)
+			return -EIO;
+	} else if (errno != EEXIST) {
+		return -errno;
+	}
+	add_escaped(opts, skel);
+	buf_addc(opts, ':');
+	add_escaped(opts, meta);
+	buf_adds(opts, "::");
+	add_escaped(opts, fs->st.real);
+	return 0;
+}
+
+/* ---- mounting a root -------------------------------------------------------------- */
+
+/* Mounts `b`'s root on `target`: an overlay whose lower layers are its
+ * kernel-native ones (`native`) or its rootfs in the FUSE mount; a
+ * writable one with generation `gen` of its state as upper layer, a
+ * read-only one (native only) without. Returns 0 or -errno, with *what
+ * naming what failed and *detail (malloc'ed, or NULL) how. */
+static errint_t mount_root(struct bfs *fs, struct bstate *b, const char *target, bool native,
+			   unsigned gen, const char **what, char **detail)
+{
+	bool readonly = bundle_spec(b)->readonly;
 	struct buf opts = {0};
 	buf_adds(&opts, "lowerdir=");
-	add_escaped(&opts, lower);
-	buf_adds(&opts, ",upperdir=");
-	add_escaped(&opts, upper);
-	buf_adds(&opts, ",workdir=");
-	add_escaped(&opts, work);
-	/* Directories renamed as they are (not copied), and no index: the
-	 * lower layer is never written, so nothing to index. */
-	buf_adds(&opts, ",redirect_dir=on,index=off");
-	e = in_child(target, opts.data);
-	buf_free(&opts);
+	errint_t e = 0;
+	*detail = NULL;
+	if (native) {
+		if ((e = native_layers(fs, b, &opts, what, detail)) < 0)
+			goto out;
+		/* A file of the image takes its bytes from the store file
+		 * its redirect names (composefs asks the same). */
+		buf_adds(&opts, ",metacopy=on");
+	} else {
+		cleanup_free char *lower = lower_of(fs, b);
+		add_escaped(&opts, lower);
+	}
+	if (!readonly) {
+		cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
+		cleanup_free char *upper = statedir_upper(dir, gen);
+		cleanup_free char *work = statedir_work(dir, gen);
+		if ((e = statedir_make(dir, gen)) < 0) {
+			*what = "making its state directory";
+			goto out;
+		}
+		buf_adds(&opts, ",upperdir=");
+		add_escaped(&opts, upper);
+		buf_adds(&opts, ",workdir=");
+		add_escaped(&opts, work);
+		/* No index: the lower layers are never written. */
+		buf_adds(&opts, ",index=off");
+	}
+	/* Directories renamed as they are (not copied), and redirects
+	 * followed. */
+	buf_adds(&opts, ",redirect_dir=on");
 	*what = "mounting overlayfs";
+	e = in_child(target, opts.data, readonly ? MS_RDONLY : 0);
+	if (e < 0 && native && unsupported(e))
+		native_off(fs, LOG_WARNING,
+			   "the kernel refused an overlay with a data-only layer (Linux 6.5 or "
+			   "later)");
+out:
+	buf_free(&opts);
 	return e;
 }
 
-static void mount_one(struct bfs *fs, struct bstate *b)
+/* Removes what mount_one put in the version's directory of the area; its
+ * skeleton only with `skel` (a lower layer of its root: not while a
+ * container's root is that root). */
+static void remove_version_dir(struct bfs *fs, struct bstate *b, bool skel)
+{
+	cleanup_free char *vdir = version_dir(fs, b);
+	char *path = xasprintf("%s/rootfs", vdir);
+	rmdir(path); /* (only ever rmdir: were a root still mounted there...) */
+	free(path);
+	path = xasprintf("%s/config.json", vdir);
+	unlink(path);
+	free(path);
+	if (skel) {
+		path = xasprintf("%s/skel", vdir);
+		statedir_remove_tree(path);
+		free(path);
+	}
+	rmdir(vdir);
+}
+
+/* Makes `b`'s root: a writable one (its name's READLINK waits for it),
+ * or a read-only kernel-native one (in the background; the name then
+ * points at it, for the containers started from then on). Returns true
+ * when the name must be looked up again. */
+static bool mount_one(struct bfs *fs, struct bstate *b)
 {
 	struct overlays *o = fs->overlays;
 	pthread_mutex_lock(&o->mounting);
 	if (bundle_overlay(b) != BO_NONE || o->closed) {
 		pthread_mutex_unlock(&o->mounting);
-		return;
+		return false;
 	}
+	bool readonly = bundle_spec(b)->readonly, repoint = false;
 	cleanup_free char *vdir = version_dir(fs, b);
 	cleanup_free char *target = target_of(fs, b);
 	cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
+	cleanup_free char *detail = NULL;
 	errint_t e = 0;
-	const char *what = "";
+	const char *what = "", *why;
 	/* A closure that cannot be resolved (now) is the bundle's problem,
 	 * reported as such under its rootfs: tried again on a later use. A
 	 * data = bind bundle's config.json lists the closure's paths: they
 	 * must all be here first (they are prefetched). */
 	if (bundle_ready(b) < 0)
 		goto out;
-	if (bundle_spec(b)->data_bind && !realise_all_local(fs, b)) {
+	if (bundle_spec(b)->data == SPEC_DATA_BIND && !realise_all_local(fs, b)) {
 		realise_prefetch(fs, b);
+		goto out;
+	}
+	why = why_not_native(fs, b);
+	if (readonly && why) {
+		bundle_set_overlay(b, BO_FUSE, why);
 		goto out;
 	}
 	if ((e = area_ready(fs)) < 0) {
@@ -307,6 +475,8 @@ static void mount_one(struct bfs *fs, struct bstate *b)
 		goto failed;
 	}
 	if (mounted(target, "overlay")) { /* (a predecessor's) */
+		cleanup_free char *skel = xasprintf("%s/skel", vdir);
+		bundle_set_native(b, access(skel, F_OK) == 0, NULL);
 		bundle_set_overlay(b, BO_MOUNTED, NULL);
 		goto out;
 	}
@@ -320,7 +490,35 @@ static void mount_one(struct bfs *fs, struct bstate *b)
 		goto failed;
 	}
 	long gen = statedir_current(dir);
-	if ((e = mount_generation(fs, b, target, gen < 0 ? 0 : (unsigned)gen, &what)) == 0) {
+	unsigned g = gen < 0 ? 0 : (unsigned)gen;
+	if (!why) {
+		e = mount_root(fs, b, target, true, g, &what, &detail);
+		if (e == 0) {
+			bundle_set_native(b, true, NULL);
+			bundle_set_overlay(b, BO_MOUNTED, NULL);
+			log_info("bundle \"%s\": kernel-native %s root mounted on %s",
+				 bundle_name(b), readonly ? "read-only" : "writable", target);
+			repoint = readonly;
+			goto out;
+		}
+		char *not = xasprintf("%s failed: %s", what, detail ? detail : strerror(-e));
+		log_warning("bundle \"%s\": no kernel-native root (%s)", bundle_name(b), not );
+		bundle_set_native(b, false, not );
+		free(not );
+		if (readonly) {
+			char *w = NULL;
+			bundle_native(b, &w);
+			bundle_set_overlay(b, BO_FUSE, w);
+			free(w);
+			remove_version_dir(fs, b, true);
+			goto out;
+		}
+		free(detail);
+		detail = NULL;
+	} else {
+		bundle_set_native(b, false, why);
+	}
+	if ((e = mount_root(fs, b, target, false, g, &what, &detail)) == 0) {
 		bundle_set_overlay(b, BO_MOUNTED, NULL);
 		log_info("bundle \"%s\": writable root mounted on %s (changes in %s)",
 			 bundle_name(b), target, dir);
@@ -330,28 +528,38 @@ failed:;
 	const struct bundle *sb = bundle_spec(b);
 	char *msg = xasprintf("%s:%u: bundle \"%s\": readonly = false needs a writable root, "
 			      "and %s failed (%s): %s",
-			      fs->spec_path, sb->line, sb->name, what, target, strerror(-e));
+			      fs->spec_path, sb->line, sb->name, what, target,
+			      detail ? detail : strerror(-e));
 	log_err("%s", msg);
 	bundle_set_overlay(b, BO_FAILED, msg);
 	free(msg);
 	forget_rootfs(fs, b);
 out:
 	pthread_mutex_unlock(&o->mounting);
+	return repoint;
 }
 
 /* Takes the root of `b` off its mount point and removes its directory.
  * Called with `mounting` held. */
 static void unmount_one(struct bfs *fs, struct bstate *b)
 {
-	cleanup_free char *vdir = version_dir(fs, b);
 	cleanup_free char *target = target_of(fs, b);
-	errint_t e = mounted(target, "overlay") ? in_child(target, NULL) : 0;
+	struct mountent m;
+	bool is = mounts_at(target, &m) == 1 && !strcmp(m.fstype, "overlay"), used = false;
+	if (is) {
+		/* A container's root: the root mounted elsewhere too. */
+		struct mounts_all all;
+		used = true; /* (unless it can tell) */
+		if (mounts_all_read(&all) == 0) {
+			used = mounts_all_elsewhere(&all, m.major, m.minor, target);
+			mounts_all_free(&all);
+		}
+	}
+	errint_t e = is ? in_child(target, NULL, 0) : 0;
 	if (e < 0)
-		log_warning("%s: detaching a writable root: %s", target, strerror(-e));
-	rmdir(target);
-	cleanup_free char *config = xasprintf("%s/config.json", vdir);
-	unlink(config);
-	rmdir(vdir);
+		log_warning("%s: detaching a root: %s", target, strerror(-e));
+	/* (A skeleton a container still uses goes with the area.) */
+	remove_version_dir(fs, b, !used);
 }
 
 /* ---- generations a reset left ----------------------------------------------------- */
@@ -424,6 +632,17 @@ static bool mount_gone(struct bfs *fs)
 	return mounts_find(&fs->mnt, &m) == 0;
 }
 
+/* The name of `b` points at its root now: the kernel forgets the target
+ * it cached (and the name), and asks again. With no lock held. */
+static void repoint(struct bfs *fs, struct bstate *b)
+{
+	struct node *root = nodes_get(&fs->nodes, NODES_ROOT_ID);
+	node_id link = root ? nodes_child_id(&fs->nodes, root, bundle_name(b)) : 0;
+	if (link)
+		ll_forget_entry(fs, link, NULL);
+	ll_forget_entry(fs, NODES_ROOT_ID, bundle_name(b));
+}
+
 static void *run(void *arg)
 {
 	struct bfs *fs = arg;
@@ -434,26 +653,42 @@ static void *run(void *arg)
 				      {.fd = o->mountinfo, .events = POLLPRI}};
 		int timeout = o->ndiscarded ? SWEEP_MS : -1;
 		pthread_mutex_unlock(&o->mounting);
+		pthread_mutex_lock(&o->lock);
+		if (o->bg_head)
+			timeout = 0; /* (more to do) */
+		pthread_mutex_unlock(&o->lock);
 		int n = poll(p, p[1].fd >= 0 ? 2 : 1, timeout);
 		uint64_t x;
 		if (n > 0 && (p[0].revents & POLLIN) && read(o->wake, &x, sizeof(x)) < 0) {
 			/* (counted again on the next write) */
 		}
+		/* Every waiting request, else one root made in the background. */
 		pthread_mutex_lock(&o->lock);
-		struct job *j = o->head;
+		struct job *j = o->head, *bg = NULL;
 		o->head = NULL;
 		o->tail = &o->head;
+		if (!j && (bg = o->bg_head)) {
+			o->bg_head = bg->next;
+			if (!o->bg_head)
+				o->bg_tail = &o->bg_head;
+		}
 		bool stopping = o->stopping;
 		pthread_mutex_unlock(&o->lock);
 		for (struct job *next; j; j = next) {
 			next = j->next;
-			if (!stopping)
-				mount_one(fs, j->b);
 			/* (When stopping, the kernel no longer waits for them.) */
-			if (!stopping)
+			if (!stopping) {
+				mount_one(fs, j->b);
 				j->done(j->ctx);
+			}
 			bundle_put(j->b);
 			free(j);
+		}
+		if (bg) {
+			if (!stopping && mount_one(fs, bg->b))
+				repoint(fs, bg->b);
+			bundle_put(bg->b);
+			free(bg);
 		}
 		if (stopping)
 			break;
@@ -461,10 +696,9 @@ static void *run(void *arg)
 		if (!o->swept_at_start)
 			discard_left_over(fs);
 		if (o->mountinfo >= 0 && (p[1].revents & (POLLPRI | POLLERR)) && mount_gone(fs)) {
-			log_notice(
-			    "%s is unmounted: its writable roots leave %s (running containers "
-			    "keep theirs)",
-			    fs->mountpoint, area_of(fs));
+			log_notice("%s is unmounted: its roots leave %s (running containers keep "
+				   "theirs)",
+				   fs->mountpoint, area_of(fs));
 			area_close(fs);
 		}
 		if (o->ndiscarded)
@@ -506,17 +740,23 @@ errint_t overlays_start(struct bfs *fs)
 	pthread_mutex_init(&o->lock, NULL);
 	pthread_mutex_init(&o->mounting, NULL);
 	o->tail = &o->head;
+	o->bg_tail = &o->bg_head;
 	o->mountinfo = -1;
 	fs->overlays = o;
 	return 0;
 }
 
-/* Does the set have a bundle with a writable root? */
-static bool any_writable(const struct bundles *set)
+/* May a bundle of the current set get a root in the area: a writable
+ * one, or a kernel-native one? */
+static bool any_kernel_root(struct bfs *fs)
 {
-	for (size_t i = 0; i < bundles_count(set); i++)
-		if (!bundle_spec(bundles_at(set, i))->readonly)
+	const struct bundles *set = fs->bundles;
+	for (size_t i = 0; i < bundles_count(set); i++) {
+		const struct bundle *sb = bundle_spec(bundles_at(set, i));
+		enum spec_data d = sb->data != SPEC_DATA_DEFAULT ? sb->data : fs->data;
+		if (!sb->readonly || (d == SPEC_DATA_NATIVE && !fs->overlays->native_off))
 			return true;
+	}
 	return false;
 }
 
@@ -535,11 +775,16 @@ void overlays_adopt(struct bfs *fs, bool took_over)
 		o->area_mounted = true;
 		watch_mount_table(o);
 	}
+	/* What no root can be, on this machine. */
+	if (!image_built_in())
+		native_off(fs, LOG_NOTICE, "this bundlefs was built without libcomposefs");
+	else if (geteuid() != 0)
+		native_off(fs, LOG_NOTICE, "they need root");
 	/* Made now, before any container's mount namespace is: one made
 	 * from this one before the area was there would not see the roots
 	 * mounted in it. */
 	errint_t e = 0;
-	if (!o->area_mounted && geteuid() == 0 && any_writable(fs->bundles))
+	if (!o->area_mounted && geteuid() == 0 && any_kernel_root(fs))
 		e = area_ready(fs);
 	pthread_mutex_unlock(&o->mounting);
 	if (e < 0)
@@ -566,11 +811,12 @@ void overlays_stop(struct bfs *fs)
 	pthread_mutex_unlock(&o->lock);
 	if (o->started)
 		pthread_join(o->thread, NULL);
-	for (struct job *j = o->head, *next; j; j = next) {
-		next = j->next;
-		bundle_put(j->b);
-		free(j);
-	}
+	for (int q = 0; q < 2; q++)
+		for (struct job *j = q ? o->bg_head : o->head, *next; j; j = next) {
+			next = j->next;
+			bundle_put(j->b);
+			free(j);
+		}
 	/* The mount is gone (the loop ended): so is the area, unless the
 	 * thread was not there to see it. */
 	if (o->area_mounted && mount_gone(fs))
@@ -582,6 +828,7 @@ void overlays_stop(struct bfs *fs)
 		close(o->mountinfo);
 	close(o->wake);
 	free(o->area);
+	free(o->native_off);
 	pthread_mutex_destroy(&o->lock);
 	pthread_mutex_destroy(&o->mounting);
 	free(o);
@@ -591,8 +838,9 @@ void overlays_stop(struct bfs *fs)
 void overlay_ensure(struct bfs *fs, struct bstate *b, void (*done)(void *ctx), void *ctx)
 {
 	struct overlays *o = fs->overlays;
-	if (bundle_overlay(b) != BO_NONE) {
-		done(ctx);
+	if (bundle_overlay(b) != BO_NONE || (!done && why_not_asked(fs, b))) {
+		if (done)
+			done(ctx);
 		return;
 	}
 	struct job *j = xcalloc(1, sizeof(*j));
@@ -603,25 +851,32 @@ void overlay_ensure(struct bfs *fs, struct bstate *b, void (*done)(void *ctx), v
 	errint_t e = start_thread(fs);
 	if (e < 0) {
 		pthread_mutex_unlock(&o->lock);
+		bundle_put(j->b);
+		free(j);
+		if (!done)
+			return; /* (the FUSE tree serves it) */
 		char *msg = xasprintf("bundle \"%s\": no thread to mount its writable root: %s",
 				      bundle_name(b), strerror(-e));
 		log_err("%s", msg);
 		bundle_set_overlay(b, BO_FAILED, msg);
 		free(msg);
-		bundle_put(j->b);
-		free(j);
 		done(ctx);
 		return;
 	}
-	*o->tail = j;
-	o->tail = &j->next;
+	if (done) {
+		*o->tail = j;
+		o->tail = &j->next;
+	} else {
+		*o->bg_tail = j;
+		o->bg_tail = &j->next;
+	}
 	wake(o);
 	pthread_mutex_unlock(&o->lock);
 }
 
 ssize_t overlay_bundle_dir(struct bfs *fs, struct bstate *b, char *buf, size_t size)
 {
-	if (bundle_spec(b)->readonly || bundle_overlay(b) != BO_MOUNTED)
+	if (bundle_overlay(b) != BO_MOUNTED)
 		return -ENOENT;
 	int len = snprintf(buf, size, "%s/%llu", area_of(fs), (unsigned long long)bundle_serial(b));
 	return len < 0 || (size_t)len >= size ? -ENAMETOOLONG : len;
@@ -661,8 +916,9 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 	cleanup_free char *dir = overlay_dir(fs, name);
 	long old = statedir_current(dir);
 	errint_t e = 0;
-	bool repoint = false;
+	bool lost = false;
 	*msg = NULL;
+	cleanup_free char *detail = NULL;
 	if (old >= 0) {
 		unsigned gen = (unsigned)old + 1;
 		const char *what = "making its state directory";
@@ -671,19 +927,21 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 			/* The old root leaves its mount point (running
 			 * containers keep theirs); the new one takes it. */
 			cleanup_free char *target = target_of(fs, b);
-			if ((e = in_child(target, NULL)) < 0)
+			if ((e = in_child(target, NULL, 0)) < 0)
 				what = "unmounting its writable root";
 			else
-				e = mount_generation(fs, b, target, gen, &what);
+				e = mount_root(fs, b, target, bundle_native(b, NULL), gen, &what,
+					       &detail);
 		}
 		if (e < 0) {
-			*msg = xasprintf("bundle \"%s\": %s failed: %s", name, what, strerror(-e));
+			*msg = xasprintf("bundle \"%s\": %s failed: %s", name, what,
+					 detail ? detail : strerror(-e));
 			log_err("%s", *msg);
 			if (bundle_overlay(b) == BO_MOUNTED) {
 				/* Its name must not lead to the empty mount point. */
 				unmount_one(fs, b);
 				bundle_set_overlay(b, BO_FAILED, *msg);
-				repoint = true;
+				lost = true;
 			}
 		} else {
 			discard(o, dir, (unsigned)old);
@@ -692,8 +950,8 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 	}
 	bool pending = o->ndiscarded > 0;
 	pthread_mutex_unlock(&o->mounting);
-	if (repoint)
-		ll_forget_entry(fs, NODES_ROOT_ID, name);
+	if (lost)
+		repoint(fs, b);
 	if (e == 0)
 		log_notice(
 		    "bundle \"%s\": writes discarded; new containers start from a clean root",
@@ -759,6 +1017,9 @@ errint_t overlay_prune(struct bfs *fs, bool dry_run, cJSON *out)
 		closedir(d);
 	if (!dry_run)
 		rmdir(top);
+	errint_t e = statedir_prune_images(fs->state_dir, dry_run, report, &p);
+	if (e < 0 && !rc)
+		rc = e;
 	pthread_mutex_unlock(&o->mounting);
 	free(top);
 	return rc;
@@ -767,12 +1028,34 @@ errint_t overlay_prune(struct bfs *fs, bool dry_run, cJSON *out)
 void overlay_status(struct bfs *fs, struct bstate *b, const struct mounts_all *all,
 		    struct overlay_status *out)
 {
-	cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
-	long gen = statedir_current(dir);
-	out->upper = statedir_upper(dir, gen < 0 ? 0 : (unsigned)gen);
-	out->mounted = bundle_overlay(b) == BO_MOUNTED;
-	/* A container's root is an overlay of this upper directory mounted
-	 * outside the runtime directory (runc and crun bind it, then pivot
-	 * into it). */
-	out->in_use = !all ? -1 : mounts_all_overlay(all, out->upper, fs->run_dir);
+	*out = (struct overlay_status){0};
+	const struct bundle *sb = bundle_spec(b);
+	if (!sb->readonly) {
+		cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
+		long gen = statedir_current(dir);
+		out->upper = statedir_upper(dir, gen < 0 ? 0 : (unsigned)gen);
+	}
+	enum bundle_overlay state = bundle_overlay(b);
+	bool native = bundle_native(b, &out->why);
+	out->mounted = state == BO_MOUNTED;
+	const char *asked = why_not_asked(fs, b);
+	if (!out->why && asked)
+		out->why = xstrdup(asked); /* (known before it is used) */
+	if (sb->data == SPEC_DATA_BIND)
+		out->data = "bind";
+	else if (state == BO_MOUNTED && native)
+		out->data = "native";
+	else if (state != BO_NONE || out->why)
+		out->data = "fuse";
+	/* A container's root is the root mounted elsewhere than on its place
+	 * in the area (runc and crun bind it, then pivot into it); copies in
+	 * namespaces that take the area's mounts sit on that same place. */
+	struct mountent m;
+	cleanup_free char *target = target_of(fs, b);
+	if (!out->mounted)
+		out->in_use = 0;
+	else if (!all || mounts_at(target, &m) != 1)
+		out->in_use = -1;
+	else
+		out->in_use = mounts_all_elsewhere(all, m.major, m.minor, target);
 }

@@ -97,12 +97,18 @@ char *overlay_dir(const struct bfs *fs, const char *name);
 struct cJSON;
 errint_t overlay_prune(struct bfs *fs, bool dry_run, struct cJSON *out);
 
-/* What `bundlectl status` says of the writable root of `b` (readonly =
- * false). `all` is every mount namespace's mounts (mounts.h), read once
- * for the whole status, or NULL when they could not be read. */
+/* What `bundlectl status` says of `b`'s root: its data path and, for a
+ * writable one (readonly = false), its upper directory. `all` is every mount namespace's mounts
+ * (mounts.h), read once for the whole status, or NULL when they could not be read. */
 struct overlay_status {
-	char *upper;  /* the directory of what containers wrote (malloc'ed) */
-	bool mounted; /* the writable root is mounted */
+	/* The data path: "native" (its root is kernel-native), "fuse", "bind",
+	 * or NULL while undecided (not used yet, its image being built); and
+	 * why not native (malloc'ed, or NULL). */
+	const char *data;
+	char *why;
+	char *upper;  /* a writable root's directory of what containers wrote
+			 (malloc'ed), or NULL */
+	bool mounted; /* its root is mounted in the area */
 	int in_use;   /* a container has its root on it: 1, 0, or -1 (cannot tell) */
 };
 struct mounts_all;

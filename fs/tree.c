@@ -195,7 +195,8 @@ static errint_t bundle_lookup(struct bfs *fs, struct node *dir, const char *name
 			return e;
 		/* data = bind: the runtime bind-mounts every store path, so
 		 * all must be here first (realise.h: they are prefetched). */
-		if (bundle_spec(dir->bundle)->data_bind && !realise_all_local(fs, dir->bundle)) {
+		if (bundle_spec(dir->bundle)->data == SPEC_DATA_BIND &&
+		    !realise_all_local(fs, dir->bundle)) {
 			realise_prefetch(fs, dir->bundle);
 			return -EIO;
 		}

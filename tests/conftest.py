@@ -21,6 +21,10 @@ from bfsmount import is_mounted  # noqa: E402,F401
 # Daemons never ask the machine's binary caches (a test that wants one
 # names it): a missing path is reported at once, with no network.
 os.environ["NIX_CONFIG"] = "substituters =\n"
+# The data path the suite runs its mounts in: the FUSE tree, unless
+# tools/test runs a part of it again with kernel-native roots.
+os.environ.setdefault("BUNDLEFS_TEST_DATA", "fuse")
+NATIVE = os.environ["BUNDLEFS_TEST_DATA"] == "native"
 
 BUILD = os.environ.get("BUNDLEFS_BUILD", os.path.join(ROOT, "build"))
 BUNDLEFS = os.path.join(BUILD, "fs", "bundlefs")

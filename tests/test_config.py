@@ -214,7 +214,7 @@ def test_optional_settings_reach_config_json(tmp_path):
     ("user = 1000:4294967295", "user: expected UID:GID"),
     ("terminal = yes", "terminal: expected true or false"),
     ("compat = docker", "compat: expected oci or buildcontainer"),
-    ("data = copy", "data: expected fuse or bind"),
+    ("data = copy", "data: expected native, fuse or bind"),
 ])
 def test_bad_settings_are_reported_at_their_line(tmp_path, line, message):
     spec = write_spec(tmp_path, "[b]\nargs = %s/bin/hello\n%s\n" % (SP, line))

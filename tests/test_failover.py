@@ -421,6 +421,7 @@ def processes_of(mountpoint):
     return out
 
 
+@pytest.mark.skipif(conftest.NATIVE, reason="the open file is on a kernel-native root, which needs no daemon")
 def test_a_supervisor_dying_after_unmount_is_not_replaced(tmp_path, tiny):
     # Lazily unmounted, the daemon serves on for a file still open. Its
     # supervisor dying then is not replaced (there is no mount to keep), and
@@ -444,6 +445,7 @@ def test_a_supervisor_dying_after_unmount_is_not_replaced(tmp_path, tiny):
         m.cleanup()
 
 
+@pytest.mark.skipif(conftest.NATIVE, reason="a kernel-native root has no node ids of the daemon's")
 def test_node_ids_stay_the_same_files(tmp_path, realistic):
     # Files held open (the kernel holds their node ids) read the same
     # bytes, with the same inode numbers, from the successor.
@@ -470,6 +472,7 @@ def test_node_ids_stay_the_same_files(tmp_path, realistic):
         m.cleanup()
 
 
+@pytest.mark.skipif(conftest.NATIVE, reason="a kernel-native root has no node ids of the daemon's")
 def test_a_successor_never_serves_another_file_under_an_old_id(tmp_path, nix):
     # While no daemon runs, a served file is replaced by another one of
     # the same name. The successor finds the name again, sees a different

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT, bundlectl, run, stop_mount, wait_for, write_spec
+from conftest import BUNDLEFS, ROOT, bundlectl, run, stop_mount, wait_for, write_spec
 
 SERVE = os.path.join(ROOT, "tools", "bincache-serve")
 SALT = "subst-" + uuid.uuid4().hex[:8]
@@ -180,6 +180,20 @@ def test_runc_runs_a_closure_that_is_not_here(absent, mount, runc, tmp_path):
     assert (b["local"], b["missing"]) == (len(c.hello_closure),
                                          len(c.closure) - len(c.hello_closure))
     assert m.status()["substitution"]["realised"] >= 1
+
+
+def test_a_closure_not_here_is_not_kernel_native(absent, mount, runc, tmp_path):
+    # A kernel-native root needs every store path of its closure: one that
+    # is not all here is served by the FUSE tree, which realises on use.
+    c = absent
+    m = mount(hello_spec(tmp_path, c), "--substituter", "file://%s" % c.signed,
+              "--prefetch", "0", "--data", "native", env=c.env())
+    run_hello(runc, m)
+    b = status_of(m, "h")
+    if "native roots built in" in run([BUNDLEFS, "--version"]).stdout.decode():
+        assert b["data"] == {"path": "fuse",
+                             "why": "store paths of its closure are not here yet"}, b
+    assert os.readlink(os.path.join(m.mountpoint, "h")).startswith(".bundlefs/")
 
 
 def test_prefetch_realises_the_rest_after_first_use(absent, mount, runc, tmp_path):

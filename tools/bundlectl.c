@@ -253,7 +253,7 @@ static int cmd_bundle(struct opts *o, int cmd)
 		rc = 1;
 	} else if (cmd == 1) {
 		/* data = bind: the closure is in config.json. */
-		struct resolver *r = b->data_bind ? resolver_new(&o->st) : NULL;
+		struct resolver *r = b->data == SPEC_DATA_BIND ? resolver_new(&o->st) : NULL;
 		const struct closure *c = NULL;
 		if (r && resolve(o, &sp, b, r, &c) < 0) {
 			rc = EXIT_BADSPEC;

@@ -320,6 +320,8 @@ int mountctl_prune_dir(const char *state_dir, bool dry_run)
 		if (de->d_name[0] == '.')
 			continue;
 		char *mnt = statedir_unescape(de->d_name);
+		if (!mnt && !strcmp(de->d_name, "@images"))
+			continue; /* (below) */
 		if (!mnt) {
 			fprintf(stderr, "bundlectl: %s/%s: not a mount point's state; left alone\n",
 				state_dir, de->d_name);
@@ -356,5 +358,10 @@ int mountctl_prune_dir(const char *state_dir, bool dry_run)
 		free(top);
 	}
 	closedir(d);
+	errint_t e = statedir_prune_images(state_dir, dry_run, report_local, &dry_run);
+	if (e < 0) {
+		fprintf(stderr, "bundlectl: %s: %s\n", state_dir, strerror(-e));
+		rc = 1;
+	}
 	return rc;
 }
