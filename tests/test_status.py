@@ -188,7 +188,8 @@ def test_the_document_in_every_state(tmp_path, mount, runc, nix, tiny, app):
     assert "state dir %s\n" % state in human
     rows = {l.split()[0]: l.split() for l in human.split("\n\n", 1)[1].splitlines()
             if not l.startswith(" ")}
-    assert rows["BUNDLE"][-3:] == ["IN", "USE", "ROOT"]
+    assert rows["BUNDLE"][-4:] == ["DATA", "IN", "USE", "ROOT"]
+    assert rows["r"][-3] == ("native" if b["r"]["data"]["path"] == "native" else "fuse")
     assert rows["r"][-2:] == ["yes", "ro"] and rows["w"][-3:] == ["yes", "rw", "mounted"]
     assert rows["idle"][-2:] == ["no", "ro"] and rows["badclosure"][-3:] == ["no", "rw", "unmounted"]
     for cid in (cr, cw):

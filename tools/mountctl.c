@@ -194,8 +194,8 @@ int mountctl_status(const char *mountpoint, bool json)
 		printf("last reload failed; still serving the spec loaded before:\n");
 		print_problems(cJSON_GetObjectItemCaseSensitive(rl, "problems"), "  ", stdout);
 	}
-	printf("\n%-24s %-10s %6s %10s %9s %10s  %-6s %s\n", "BUNDLE", "STATE", "PATHS", "SIZE",
-	       "REQUESTS", "SERVED", "IN USE", "ROOT");
+	printf("\n%-24s %-10s %6s %10s %9s %10s  %-6s  %-6s %s\n", "BUNDLE", "STATE", "PATHS",
+	       "SIZE", "REQUESTS", "SERVED", "DATA", "IN USE", "ROOT");
 	const cJSON *b;
 	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(doc, "bundles"))
 	{
@@ -205,9 +205,16 @@ int mountctl_status(const char *mountpoint, bool json)
 			human_bytes(num(b, "bytes"), size, sizeof(size));
 		}
 		human_bytes(num(b, "served"), served, sizeof(served));
-		printf("%-24s %-10s %6s %10s %9.0f %10s  %-6s %s\n", str(b, "name"),
-		       str(b, "state"), paths, size, num(b, "requests"), served,
+		const cJSON *data = cJSON_GetObjectItemCaseSensitive(b, "data");
+		const char *path = *str(data, "path") ? str(data, "path") : "-";
+		printf("%-24s %-10s %6s %10s %9.0f %10s  %-6s  %-6s %s\n", str(b, "name"),
+		       str(b, "state"), paths, size, num(b, "requests"), served, path,
 		       yes_no(cJSON_GetObjectItemCaseSensitive(b, "in_use")), root_of(b));
+		/* Why the FUSE tree serves, unless the spec or --data chose it. */
+		const char *why = str(data, "why");
+		if (!strcmp(path, "fuse") && *why && strncmp(why, "data = ", 7) &&
+		    strcmp(why, "--data fuse"))
+			printf("    not kernel-native: %s\n", why);
 		if (num(b, "missing") + num(b, "realising") > 0)
 			printf("    %.0f paths here, %.0f being realised, %.0f not here yet\n",
 			       num(b, "local"), num(b, "realising"), num(b, "missing"));
