@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,7 +55,48 @@ void image_key(const struct store *st, const struct closure *c, char key[IMAGE_K
 		 (unsigned long long)v.low64);
 }
 
+/* An image carries the hash of its bytes (XXH3-64) in an xattr, so that
+ * one damaged in the cache (cut short, changed) is made again rather than
+ * mounted: the kernel mounts an image whose superblock is whole however
+ * much of the rest is missing, and its files would then fail to read. */
+#define SEAL_XATTR "user.bundlefs.xxh3"
+
+/* Is the image at `path` whole, as its seal says? */
+static bool intact(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char want[17] = "", buf[1 << 16];
+	ssize_t n = fgetxattr(fd, SEAL_XATTR, want, 16);
+	bool ok;
+	if (n < 0 && errno == ENOTSUP) {
+		ok = true; /* (unsealed: nothing to check it against) */
+	} else if (n != 16) {
+		ok = false;
+	} else {
+		XXH3_state_t *h = XXH3_createState();
+		XXH3_64bits_reset(h);
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			XXH3_64bits_update(h, buf, (size_t)n);
+		char got[17];
+		snprintf(got, sizeof(got), "%016llx", (unsigned long long)XXH3_64bits_digest(h));
+		XXH3_freeState(h);
+		ok = n == 0 && !strcmp(got, want);
+	}
+	close(fd);
+	return ok;
+}
+
 #ifdef BUNDLEFS_HAVE_COMPOSEFS
+
+static void seal(int fd, uint64_t hash)
+{
+	char hex[17];
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash);
+	/* (A filesystem without user xattrs keeps images unsealed.) */
+	fsetxattr(fd, SEAL_XATTR, hex, 16, 0);
+}
 
 static double now_ms(void)
 {
@@ -161,9 +203,17 @@ static errint_t add(struct walk *w, struct lcfs_node_s *parent, int at, const ch
 	return e;
 }
 
+/* Where the writer's bytes go: the file, and their hash. */
+struct sink {
+	int fd;
+	XXH3_state_t *h;
+};
+
 static ssize_t write_cb(void *file, void *buf, size_t count)
 {
-	return write_full(*(int *)file, buf, count) < 0 ? -1 : (ssize_t)count;
+	struct sink *k = file;
+	XXH3_64bits_update(k->h, buf, count);
+	return write_full(k->fd, buf, count) < 0 ? -1 : (ssize_t)count;
 }
 
 /* Walks the closure and writes its image to `fd`. */
@@ -190,14 +240,19 @@ static errint_t build(const struct store *st, const struct closure *c, int fd,
 	}
 	double t1 = now_ms();
 	if (e == 0) {
+		struct sink k = {fd, XXH3_createState()};
+		XXH3_64bits_reset(k.h);
 		struct lcfs_write_options_s o = {.format = LCFS_FORMAT_EROFS,
 						 .version = LCFS_DEFAULT_VERSION_MIN,
 						 .max_version = LCFS_DEFAULT_VERSION_MAX,
-						 .file = &fd,
+						 .file = &k,
 						 .file_write_cb = write_cb};
 		if (lcfs_write_to(root, &o) < 0)
 			e = fail(&w, errno ? -errno : -EIO, "writing the image: %s",
 				 strerror(errno ? errno : EIO));
+		else
+			seal(fd, XXH3_64bits_digest(k.h));
+		XXH3_freeState(k.h);
 	}
 	lcfs_node_unref(root);
 	stats->entries = w.entries;
@@ -233,9 +288,13 @@ errint_t image_ensure(const struct store *st, const struct closure *c, const cha
 	char *final = xasprintf("%s/%s.erofs", dir, key);
 	struct stat s;
 	if (stat(final, &s) == 0 && S_ISREG(s.st_mode)) {
-		stats->bytes = (uint64_t)s.st_size;
-		*path = final;
-		return 0;
+		if (intact(final)) {
+			stats->bytes = (uint64_t)s.st_size;
+			*path = final;
+			return 0;
+		}
+		stats->damaged = true;
+		unlink(final);
 	}
 	char *top = xstrdup(dir);
 	errint_t e = mkdir_p(top, 0755);

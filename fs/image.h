@@ -47,6 +47,7 @@ struct image_stats {
 	double walk_ms;	 /* reading the closure's tree */
 	double write_ms; /* writing the image */
 	bool built;	 /* false: found in the cache */
+	bool damaged;	 /* the cached one was not whole (its seal): made again */
 };
 
 /* The image of closure `c` (all of whose paths are in the store) in

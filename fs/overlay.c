@@ -303,42 +303,68 @@ static bool unsupported(errint_t e)
 	return e == -EINVAL || e == -ENODEV || e == -ENOTBLK || e == -EOPNOTSUPP;
 }
 
-/* The lower layers of `b`'s kernel-native root, made ready and appended
- * to `opts` (lowerdir's value): its skeleton (written beside its rootfs
- * in the area), its closure's image (built unless cached, mounted in the
- * area, shared by the versions of that closure) and, as the data-only
- * layer, the store. Returns 0, or -errno with *what naming the step and
- * *detail (malloc'ed, or NULL) what failed. Called with `mounting` held. */
-static errint_t native_layers(struct bfs *fs, struct bstate *b, struct buf *opts, const char **what,
-			      char **detail)
+/* The image of `b`'s closure (built unless cached) mounted in the area,
+ * shared by every version of the closure: its mount point in *meta
+ * (malloc'ed). Returns 0, or -errno with *what and *detail as
+ * native_layers says. A cached image the kernel refuses may be damaged:
+ * it is made again, once; refused again, it is the kernel's doing. */
+static errint_t mount_image(struct bfs *fs, struct bstate *b, char **meta, const char **what,
+			    char **detail)
 {
 	cleanup_free char *images = statedir_images(fs->state_dir);
-	cleanup_free char *image = NULL;
-	struct image_stats stats;
-	*what = "building its closure's metadata image";
-	errint_t e = image_ensure(&fs->st, bundle_closure(b), images, &image, &stats, detail);
-	if (e < 0)
-		return e;
-	if (stats.built)
-		log_info("bundle \"%s\": closure image built: %zu entries, %llu bytes, in %.1f + "
-			 "%.1f ms (%s)",
-			 bundle_name(b), stats.entries, (unsigned long long)stats.bytes,
-			 stats.walk_ms, stats.write_ms, image);
-	/* The image, mounted once for every version of the closure. */
-	const char *key = strrchr(image, '/') + 1;
-	cleanup_free char *meta = xasprintf("%s/images/%.*s", area_of(fs), IMAGE_KEY_LEN - 1, key);
-	*what = "mounting its closure's metadata image";
-	if ((e = mkdir_p(meta, 0755)) < 0)
-		return e;
-	if (!mounted(meta, "erofs") &&
-	    mount(image, meta, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, NULL) < 0) {
-		e = -errno;
+	for (int attempt = 0;; attempt++) {
+		cleanup_free char *image = NULL;
+		struct image_stats stats;
+		*what = "building its closure's metadata image";
+		errint_t e =
+		    image_ensure(&fs->st, bundle_closure(b), images, &image, &stats, detail);
+		if (e < 0)
+			return e;
+		if (stats.damaged)
+			log_warning(
+			    "bundle \"%s\": its closure's image in %s was damaged: building "
+			    "it again",
+			    bundle_name(b), images);
+		if (stats.built)
+			log_info("bundle \"%s\": closure image built: %zu entries, %llu bytes, in "
+				 "%.1f + %.1f ms (%s)",
+				 bundle_name(b), stats.entries, (unsigned long long)stats.bytes,
+				 stats.walk_ms, stats.write_ms, image);
+		*meta = xasprintf("%s/images/%.*s", area_of(fs), IMAGE_KEY_LEN - 1,
+				  strrchr(image, '/') + 1);
+		*what = "mounting its closure's metadata image";
+		if ((e = mkdir_p(*meta, 0755)) == 0 &&
+		    (mounted(*meta, "erofs") ||
+		     mount(image, *meta, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, NULL) == 0))
+			return 0;
+		e = e < 0 ? e : -errno;
+		free(*meta);
+		*meta = NULL;
+		if (!stats.built && attempt == 0 && unlink(image) == 0) {
+			log_warning("%s: the kernel refused it (%s): building it again", image,
+				    strerror(-e));
+			continue;
+		}
 		if (unsupported(e))
 			native_off(fs, LOG_WARNING,
 				   "the kernel cannot mount an EROFS image from a file (Linux 6.12 "
 				   "or later)");
 		return e;
 	}
+}
+
+/* The lower layers of `b`'s kernel-native root, made ready and appended
+ * to `opts` (lowerdir's value): its skeleton (written beside its rootfs
+ * in the area), its closure's image (mount_image) and, as the data-only
+ * layer, the store. Returns 0, or -errno with *what naming the step and
+ * *detail (malloc'ed, or NULL) what failed. Called with `mounting` held. */
+static errint_t native_layers(struct bfs *fs, struct bstate *b, struct buf *opts, const char **what,
+			      char **detail)
+{
+	cleanup_free char *meta = NULL;
+	errint_t e = mount_image(fs, b, &meta, what, detail);
+	if (e < 0)
+		return e;
 	/* The skeleton: dev, proc, sys, mount points, cwd, files. */
 	cleanup_free char *skel =
 	    xasprintf("%s/%llu/skel", area_of(fs), (unsigned long long)bundle_serial(b));
@@ -468,6 +494,8 @@ static bool mount_one(struct bfs *fs, struct bstate *b)
 	why = why_not_native(fs, b);
 	if (readonly && why) {
 		bundle_set_overlay(b, BO_FUSE, why);
+		log_notice("bundle \"%s\": served by the FUSE tree, not kernel-native: %s",
+			   bundle_name(b), why);
 		goto out;
 	}
 	if ((e = area_ready(fs)) < 0) {

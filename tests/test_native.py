@@ -121,6 +121,16 @@ def test_bundles_sharing_a_closure_share_one_image_and_a_restart_reuses_it(tmp_p
         os.stat(m.path("a"))
         assert native(m, "a")["path"] == "native"
         assert "closure image built" not in m.stderr()
+    # A damaged image in the cache is made again.
+    image = state / "@images" / images[0]
+    image.write_bytes(image.read_bytes()[:4096])
+    with native_mount(tmp_path, spec, "--state-dir", str(state), name="mnt3") as m:
+        os.stat(m.path("a"))
+        assert native(m, "a")["path"] == "native"
+        assert "was damaged: building it again" in m.stderr()
+        assert "closure image built" in m.stderr()
+        assert sorted(os.listdir(m.path("a", "rootfs") + STORE)) == \
+            sorted(os.path.basename(p) for p in nix.closure(app))
     # Prune removes an image no root is made from any more.
     p = bundlectl("prune", "--state-dir", str(state))
     assert "removed" in p.stdout.decode() and not (state / "@images").exists()
