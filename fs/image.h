@@ -22,7 +22,9 @@
  * every store path's name and the identity of its top entry (inode and
  * change time: a path deleted and made again is another), so that bundles
  * sharing a closure share one image and a restart reuses it. An image is
- * written to a temporary name and renamed into place. */
+ * written to a temporary name and renamed into place, sealed with the hash
+ * of its bytes (an xattr); a cached one whose bytes do not match is made
+ * again. */
 #ifndef BUNDLEFS_IMAGE_H
 #define BUNDLEFS_IMAGE_H
 
