@@ -120,13 +120,10 @@ bool closure_nar_size(struct resolver *r, const struct closure *c, uint64_t *byt
 		else
 			known = false;
 	}
+	/* (Only from a database resolution already opened: a closure from a
+	 * closure file must not make the daemon open Nix's database, which
+	 * makes SQLite write its -shm beside it, just for a log line.) */
 	pthread_mutex_lock(&r->lock);
-	if (known && n && !r->db && r->st->db) {
-		char *err = NULL;
-		bool busy;
-		r->db = nixdb_open(r->st->db, &err, &busy);
-		free(err);
-	}
 	if (known && n) {
 		uint64_t sum = 0;
 		size_t found = 0;

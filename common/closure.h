@@ -70,7 +70,8 @@ uint64_t closure_bytes(struct resolver *r, const struct closure *c);
 /* The closure's NAR size, as Nix counts it (`nix path-info -S`): from
  * Nix's database for the paths here, from the caches' narinfo for those
  * that were not. Cheap (one query): for a log line. False when it cannot
- * be known (no database, a path with no recorded size). */
+ * be known: a path with no recorded size, or no database open (a closure
+ * from a closure file does not open one for this). */
 bool closure_nar_size(struct resolver *r, const struct closure *c, uint64_t *bytes);
 /* Is entry i of the closure a path that was absent when it was resolved? */
 static inline bool closure_absent(const struct closure *c, size_t i)

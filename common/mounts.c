@@ -104,7 +104,9 @@ int mounts_find(const struct mountid *id, struct mountent *m)
 	int e = mounts_each(with_id, &x);
 	if (e < 0)
 		return e;
-	return x.found && m->major == id->major && m->minor == id->minor;
+	/* (Ids and devices are both reused once a mount is gone: the type
+	 * tells a bundlefs mount from, say, an EROFS image that got both.) */
+	return x.found && m->major == id->major && m->minor == id->minor && mounts_is_bundlefs(m);
 }
 
 bool mounts_is_bundlefs(const struct mountent *m)

@@ -38,8 +38,8 @@ struct mountid {
 /* Is `path` `top` or below it (lexically)? */
 bool mounts_path_under(const char *path, const char *top);
 
-/* Finds the mount `id` (same id, same device) into *m. Returns 1, 0 when
- * it is gone, or -errno. */
+/* Finds the bundlefs mount `id` (same id, same device, a bundlefs mount)
+ * into *m. Returns 1, 0 when it is gone, or -errno. */
 int mounts_find(const struct mountid *id, struct mountent *m);
 
 /* Is this mount a bundlefs mount? */

@@ -390,6 +390,13 @@ static errint_t native_layers(struct bfs *fs, struct bstate *b, struct buf *opts
 
 /* ---- mounting a root -------------------------------------------------------------- */
 
+/* Has the FUSE mount gone from the mount table? */
+static bool mount_gone(struct bfs *fs)
+{
+	struct mountent m;
+	return mounts_find(&fs->mnt, &m) == 0;
+}
+
 /* Mounts `b`'s root on `target`: an overlay whose lower layers are its
  * kernel-native ones (`native`) or its rootfs in the FUSE mount; a
  * writable one with generation `gen` of its state as upper layer, a
@@ -431,6 +438,15 @@ static errint_t mount_root(struct bfs *fs, struct bstate *b, const char *target,
 	/* Directories renamed as they are (not copied), and redirects
 	 * followed. */
 	buf_adds(&opts, ",redirect_dir=on");
+	/* (Building an image takes a while: the mount may be gone, or the
+	 * daemon leaving, by now. Nothing is mounted for it then.) */
+	pthread_mutex_lock(&fs->overlays->lock);
+	bool stopping = fs->overlays->stopping;
+	pthread_mutex_unlock(&fs->overlays->lock);
+	if (stopping || mount_gone(fs)) {
+		e = -ECANCELED;
+		goto out;
+	}
 	*what = "mounting overlayfs";
 	e = in_child(target, opts.data, readonly ? MS_RDONLY : 0);
 	if (e < 0 && native && unsupported(e))
@@ -521,6 +537,10 @@ static bool mount_one(struct bfs *fs, struct bstate *b)
 	unsigned g = gen < 0 ? 0 : (unsigned)gen;
 	if (!why) {
 		e = mount_root(fs, b, target, true, g, &what, &detail);
+		if (e == -ECANCELED) {
+			remove_version_dir(fs, b, true);
+			goto out;
+		}
 		if (e == 0) {
 			bundle_set_native(b, true, NULL);
 			bundle_set_overlay(b, BO_MOUNTED, NULL);
@@ -652,13 +672,6 @@ static void discard_left_over(struct bfs *fs)
 }
 
 /* ---- the thread ------------------------------------------------------------------ */
-
-/* Has the FUSE mount gone from the mount table? */
-static bool mount_gone(struct bfs *fs)
-{
-	struct mountent m;
-	return mounts_find(&fs->mnt, &m) == 0;
-}
 
 /* The name of `b` points at its root now: the kernel forgets the target
  * it cached (and the name), and asks again. With no lock held. */

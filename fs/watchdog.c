@@ -23,7 +23,8 @@ int unmount_detach(const char *mnt, const struct mountid *id)
 	int found = mounts_at(mnt, &top);
 	if (found < 0)
 		return found;
-	if (!found || top.id != id->id || top.major != id->major || top.minor != id->minor)
+	if (!found || top.id != id->id || top.major != id->major || top.minor != id->minor ||
+	    !mounts_is_bundlefs(&top))
 		return mounts_find(id, &ours) == 1 ? -EBUSY : -ENOENT;
 	if (geteuid() == 0) {
 		if (umount2(mnt, MNT_DETACH) == 0)

@@ -9,6 +9,7 @@ import errno
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -224,3 +225,31 @@ def test_the_store_changing_under_a_running_root(tmp_path, nix):
             open("%s/%s/h" % (top, b)).read()
         assert e.value.errno == errno.ENOENT
         assert open("%s/%s/f" % (top, a)).read() == "content of f\n"
+
+
+@needs_native
+def test_unmounted_while_an_image_is_built(tmp_path, nix):
+    # The mount goes while a read-only bundle's image is being built: no
+    # root is mounted for it afterwards, nothing is left in the runtime
+    # directory, and no successor is started for the mount that went
+    # (mount ids and device numbers are reused: an EROFS image may get
+    # both).
+    real = nix.build("realistic")
+    spec = write_spec(tmp_path, "[r]\nargs = %s/bin/python3\nreadonly = true\n" % real)
+    m = native_mount(tmp_path, spec)
+    try:
+        daemon, supervisor = m.pids()
+        # (not m.path, which waits for the root)
+        os.listdir(os.path.join(m.mountpoint, "r", "rootfs") + STORE)
+        run(["fusermount3", "-u", "-z", m.mountpoint])
+        m.exited(30)
+        time.sleep(2)
+        assert not os.path.exists("/proc/%d" % supervisor) or \
+            open("/proc/%d/stat" % supervisor).read().split(") ")[1][0] == "Z"
+        from test_writable import area_of
+        with open("/proc/self/mountinfo") as f:
+            left = [l for l in f if area_of(m) in l]
+        assert not left and not os.path.exists(area_of(m)), left
+        assert "starting another" not in m.stderr()
+    finally:
+        m.cleanup()
