@@ -25,9 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -295,6 +297,71 @@ errint_t daemon_session(struct daemon *d)
 		return -EINVAL;
 	d->fs.session = d->se;
 	return 0;
+}
+
+/* Whether /etc/mtab needs a line for the mount: only where it is a file
+ * of its own (it is a link to the kernel's table on any current system,
+ * or absent). */
+static bool mtab_kept(void)
+{
+	struct stat st;
+	return lstat("/etc/mtab", &st) == 0 && !S_ISLNK(st.st_mode);
+}
+
+errint_t daemon_mount(struct daemon *d, const char *mnt)
+{
+	/* As root, with no -o option for libfuse and no mtab to keep, the
+	 * mount is made here, and libfuse is given its descriptor
+	 * (/dev/fd/N): libfuse's own mount (3.16 and later) runs `mount -f`
+	 * after every mount it makes as root, to write /etc/mtab even where
+	 * that is a link: a fork and an exec on the way to the first
+	 * request. The options are the ones libfuse would give the kernel. */
+	if (geteuid() != 0 || d->o.fuse_opts.len || mtab_kept()) {
+		if (fuse_session_mount(d->se, mnt) == 0)
+			return 0;
+		log_err("cannot mount %s", mnt);
+		return -EIO;
+	}
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		errint_t e = -errno;
+		log_err("/dev/fuse: %s", strerror(errno));
+		return e;
+	}
+	char opts[128];
+	snprintf(opts, sizeof(opts),
+		 "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions,allow_other", fd,
+		 (unsigned)geteuid(), (unsigned)getegid());
+	unsigned long flags = MS_NOSUID | MS_NODEV | (d->o.mount_rw ? 0 : MS_RDONLY);
+	if (mount("bundlefs", mnt, "fuse.bundlefs", flags, opts) < 0) {
+		errint_t e = -errno;
+		log_err("cannot mount %s: %s", mnt, strerror(errno));
+		close(fd);
+		return e;
+	}
+	char dev[32];
+	snprintf(dev, sizeof(dev), "/dev/fd/%d", fd);
+	if (fuse_session_mount(d->se, dev) != 0) {
+		umount2(mnt, MNT_DETACH);
+		close(fd);
+		return -EIO;
+	}
+	d->self_mounted = true;
+	return 0;
+}
+
+void daemon_unmount(struct daemon *d, const char *mnt)
+{
+	if (!d->self_mounted) {
+		fuse_session_unmount(d->se);
+		return;
+	}
+	/* (As libfuse does: a connection that ended has no mount left to
+	 * take down; one that stands is detached, on the way out of a
+	 * failed start.) */
+	struct pollfd p = {.fd = fuse_session_fd(d->se), .events = 0};
+	if (poll(&p, 1, 0) >= 0 && !(p.revents & (POLLERR | POLLNVAL)))
+		umount2(mnt, MNT_DETACH);
 }
 
 /* ---- signals ---------------------------------------------------------------- */

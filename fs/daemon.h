@@ -28,6 +28,8 @@ struct daemon {
 	struct timespec t0;    /* CLOCK_MONOTONIC, when the process started */
 	struct super_fds sfds; /* what a supervisor holds (SUPER_FD_* order) */
 	int link;	       /* our end of the supervisor's link, or -1 */
+	bool self_mounted;     /* daemon_mount made the mount itself */
+	int super_forked;      /* the pid of the supervisor forked at start */
 	/* Set once the daemon leaves: its descriptors are going, so no
 	 * supervisor may be started on them. Guarded by link_lock, which
 	 * the signal thread also holds while it stops the realiser on a
@@ -68,6 +70,13 @@ unsigned long long daemon_uptime_ms(const struct daemon *d);
 
 /* The FUSE session, with the mount options of d->o. Returns 0 or -errno. */
 errint_t daemon_session(struct daemon *d);
+
+/* Mounts the session at `mnt` (itself where it can, else by libfuse).
+ * Returns 0 or -errno, having logged why. */
+errint_t daemon_mount(struct daemon *d, const char *mnt);
+/* Undoes daemon_mount where the mount still serves (a failed start); at
+ * the end, lets the session's descriptor go. */
+void daemon_unmount(struct daemon *d, const char *mnt);
 
 /* Starts the control socket, the reaper of retired versions, --watch,
  * the signal thread and the watch on the supervisor's link. */

@@ -143,6 +143,16 @@ void log_to_nothing(void)
 	atomic_store(&sink, TO_NOTHING);
 }
 
+void log_forget(void)
+{
+	atomic_store(&sink, TO_NOTHING);
+	atomic_store(&echo, false);
+	atomic_store(&file_fd, -1);
+	free(file_path);
+	file_path = NULL;
+	closelog();
+}
+
 void log_echo_stderr(bool on)
 {
 	atomic_store(&echo, on);

@@ -46,6 +46,9 @@ void log_to_nothing(void);
 /* While on, warnings and errors also go to standard error (a background
  * daemon whose command still waits for it). */
 void log_echo_stderr(bool on);
+/* In a child that has closed every descriptor it inherited: logs nowhere
+ * until told where, and closes nothing that was the parent's. */
+void log_forget(void);
 /* Is there a syslog daemon to log to? */
 bool log_syslog_available(void);
 

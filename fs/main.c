@@ -126,6 +126,9 @@ static void start_failover(struct daemon *d, int argc, char **argv, const char *
 	if (e < 0) {
 		log_warning("no failover (state: %s): if the daemon dies, the mount goes",
 			    strerror(-e));
+		if (d->link >= 0)
+			close(d->link); /* (the supervisor forked for it leaves) */
+		d->link = -1;
 		return;
 	}
 	state_set_args(fs->state, argc, argv, cwd);
@@ -144,7 +147,13 @@ static void start_failover(struct daemon *d, int argc, char **argv, const char *
 	fd[SUPER_IX(SUPER_FD_GCROOTS)] = fs->gcroots.fd;
 	fd[SUPER_IX(SUPER_FD_WATCH)] = wfd;
 	fd[SUPER_IX(SUPER_FD_EXE)] = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-	int pid = fd[SUPER_IX(SUPER_FD_EXE)] < 0 ? -errno : supervisor_start(&d->sfds, &d->link);
+	int pid;
+	if (fd[SUPER_IX(SUPER_FD_EXE)] < 0)
+		pid = -errno;
+	else if (d->link >= 0) /* forked at start (supervisor.h) */
+		pid = (e = supervisor_hand(d->link, &d->sfds)) < 0 ? e : d->super_forked;
+	else
+		pid = supervisor_start(&d->sfds, &d->link);
 	if (pid < 0)
 		log_warning("no supervisor (%s): if the daemon dies, the mount goes",
 			    strerror(-pid));
@@ -194,12 +203,17 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		log_err("fork: %s", strerror(-e));
 		return 1;
 	}
+	/* The supervisor, forked now (supervisor.h); given the descriptors
+	 * once they are there. */
+	int pid = supervisor_fork(argv, mnt, &d->link);
+	if (pid < 0)
+		log_warning("no supervisor (%s): if the daemon dies, the mount goes",
+			    strerror(-pid));
+	d->super_forked = pid;
 	if (daemon_session(d) < 0)
 		return 1;
-	if (fuse_session_mount(d->se, mnt) != 0) {
-		log_err("cannot mount %s", mnt);
+	if (daemon_mount(d, mnt) < 0)
 		return 1;
-	}
 	int rc = 1;
 	struct mountent me;
 	if (mounts_at(mnt, &me) != 1 || !mounts_is_bundlefs(&me)) {
@@ -237,7 +251,7 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 	rc = daemon_serve(d, NULL);
 	service_notify("STOPPING=1");
 out:
-	fuse_session_unmount(d->se);
+	daemon_unmount(d, mnt);
 	return rc;
 }
 

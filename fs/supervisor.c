@@ -29,6 +29,12 @@
  * a request that kills every daemon it reaches is sent again to each. */
 #define MAX_CRASHES   3
 #define CRASH_SECONDS 10
+/* Successors that leave soon after they start are started again after a
+ * pause that doubles each time, from BACKOFF_FIRST_MS to BACKOFF_LAST_MS,
+ * and is forgotten once one serves BACKOFF_RESET_SECONDS. */
+#define BACKOFF_FIRST_MS      100
+#define BACKOFF_LAST_MS	      5000
+#define BACKOFF_RESET_SECONDS 10
 
 /* Puts `fds` at the SUPER_FD_* numbers (kept across exec) and closes
  * every other descriptor above stderr. */
@@ -157,6 +163,41 @@ static int start_successor(const struct super_fds *fds, pid_t *child)
 	return sv[0];
 }
 
+/* Whether the FUSE connection `fuse` still stands: the kernel reports an
+ * error on its descriptor once it is aborted, which it is when the mount's
+ * last reference goes (or by hand, in fusectl). */
+static bool connected(int fuse)
+{
+	struct pollfd p = {.fd = fuse, .events = 0};
+	return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLERR | POLLNVAL));
+}
+
+/* Waits `ms`; false when the connection ends meanwhile. */
+static bool pause_ms(int fuse, unsigned ms)
+{
+	struct timespec end, now;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	for (;;) {
+		if (!connected(fuse))
+			return false;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long left =
+		    (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (left <= 0)
+			return true;
+		/* (POLLERR is reported whatever is asked: polling is waiting
+		 * for the end of the connection.) */
+		struct pollfd p = {.fd = fuse, .events = 0};
+		poll(&p, 1, left > 100 ? 100 : (int)left);
+	}
+}
+
 /* Whether successor `pid`, whose link just closed, died of a fault. */
 static bool crashed(pid_t pid)
 {
@@ -242,6 +283,7 @@ static _Noreturn void supervise(struct super_fds fds)
 	int link = fds.fd[SUPER_IX(SUPER_FD_LINK)];
 	say_pid(link);
 	int failed = 0, crashes = 0;
+	unsigned backoff_ms = 0;
 	pid_t child = 0; /* the serving daemon, when it is a successor */
 	struct timespec served = {0};
 	for (;;) {
@@ -270,13 +312,25 @@ static _Noreturn void supervise(struct super_fds fds)
 				continue;
 			}
 		}
-		/* The daemon is gone. Gone with its mount (an unmount): done. */
+		/* The daemon is gone. Gone with its mount (an unmount), or
+		 * with its connection (the mount went and its last user with
+		 * it, or the connection was aborted): done. (The connection
+		 * decides where the mount table cannot: a mount made since may
+		 * have the same id and device numbers.) */
 		struct mountent m;
-		int found = mounts_find(&id, &m);
-		if (found == 0)
+		if (!connected(fds.fd[SUPER_IX(SUPER_FD_FUSE)]) || mounts_find(&id, &m) == 0)
 			_exit(0);
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
+		/* One that leaves soon after it served, for whatever reason
+		 * (a clean exit is no proof of health), makes the next wait
+		 * longer; one that served a while starts the count again. */
+		if (child && now.tv_sec - served.tv_sec >= BACKOFF_RESET_SECONDS)
+			backoff_ms = 0;
+		else if (child)
+			backoff_ms = backoff_ms ? backoff_ms * 2 : BACKOFF_FIRST_MS;
+		if (backoff_ms > BACKOFF_LAST_MS)
+			backoff_ms = BACKOFF_LAST_MS;
 		if (crashed(child) && now.tv_sec - served.tv_sec < CRASH_SECONDS) {
 			if (++crashes >= MAX_CRASHES) {
 				log_err("%s: %d successors in a row crashed soon after they "
@@ -291,7 +345,16 @@ static _Noreturn void supervise(struct super_fds fds)
 		/* Successors that left after a live upgrade. */
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
-		log_warning("the daemon serving %s is gone; starting another", mnt);
+		if (backoff_ms) {
+			log_warning(
+			    "the daemon serving %s is gone, again; starting another in %u ms", mnt,
+			    backoff_ms);
+			if (!pause_ms(fds.fd[SUPER_IX(SUPER_FD_FUSE)], backoff_ms) ||
+			    mounts_find(&id, &m) == 0)
+				_exit(0);
+		} else {
+			log_warning("the daemon serving %s is gone; starting another", mnt);
+		}
 		close(link);
 		child = 0;
 		link = start_successor(&fds, &child);
@@ -321,6 +384,111 @@ _Noreturn void supervisor_main(void)
 	struct super_fds fds;
 	fixed_fds(&fds);
 	supervise(fds);
+}
+
+/* Names the forked supervisor in ps as an exec'd one would be named,
+ * `bundlefs --supervisor MOUNTPOINT`, over the daemon's own arguments
+ * (the only room there is). Left as they are where that does not fit. */
+static void name_supervisor(char **argv, const char *mnt)
+{
+	if (!argv || !argv[0])
+		return;
+	char *start = argv[0], *end = argv[0];
+	for (char **a = argv; *a; a++)
+		if (*a == end || *a == end + 1)
+			end = *a + strlen(*a);
+	char title[4096];
+	int n = snprintf(title, sizeof(title), "bundlefs%c--supervisor%c%s", 0, 0, mnt);
+	if (n < 0 || (size_t)n >= sizeof(title) || n > end - start)
+		return;
+	memcpy(start, title, (size_t)n + 1);
+	memset(start + n + 1, 0, (size_t)(end - start - n));
+	/* (The rest of the old area is not shown, where the kernel lets the
+	 * process say so: root.) */
+	prctl(PR_SET_MM, PR_SET_MM_ARG_END, (unsigned long)(start + n + 1), 0, 0);
+}
+
+int supervisor_fork(char **argv, const char *mnt, int *link)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
+	if (pid > 0) {
+		close(sv[1]);
+		*link = sv[0];
+		return pid;
+	}
+	/* Out of the daemon's process group (a kill of the group must not
+	 * reach it), holding nothing of the daemon's: not the command's
+	 * ready pipe, not its terminal. */
+	setsid();
+	int l = sv[1];
+	close_range(3, (unsigned)l - 1, 0);
+	close_range((unsigned)l + 1, ~0U, 0);
+	log_forget();
+	service_drop_stdio();
+	prctl(PR_SET_NAME, "bundlefs-super");
+	name_supervisor(argv, mnt);
+	/* The descriptors, once the mount is there (or nothing: the daemon
+	 * failed before, or has no failover). */
+	char msg[32] = "";
+	int got[SUPER_NFDS];
+	char ctl[CMSG_SPACE(sizeof(got))];
+	struct iovec iov = {msg, sizeof(msg) - 1};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
+	ssize_t r;
+	while ((r = recvmsg(l, &m, 0)) < 0 && errno == EINTR)
+		;
+	unsigned mask;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (r <= 0 || sscanf(msg, "fds %u", &mask) != 1 || !c || c->cmsg_type != SCM_RIGHTS)
+		_exit(0);
+	size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+	memcpy(got, CMSG_DATA(c), n * sizeof(int));
+	struct super_fds fds;
+	size_t k = 0;
+	for (int i = 0; i < SUPER_NFDS; i++)
+		fds.fd[i] = (mask & (1u << i)) && k < n ? got[k++] : -1;
+	fds.fd[SUPER_IX(SUPER_FD_LINK)] = l;
+	if (place_fds(&fds) < 0)
+		_exit(1);
+	fixed_fds(&fds);
+	supervise(fds);
+}
+
+errint_t supervisor_hand(int link, const struct super_fds *fds)
+{
+	int out[SUPER_NFDS];
+	unsigned mask = 0;
+	int n = 0;
+	for (int i = 0; i < SUPER_NFDS; i++)
+		if (fds->fd[i] >= 0 && i != SUPER_IX(SUPER_FD_LINK)) {
+			out[n++] = fds->fd[i];
+			mask |= 1u << i;
+		}
+	char msg[32];
+	int len = snprintf(msg, sizeof(msg), "fds %u", mask);
+	char ctl[CMSG_SPACE(sizeof(out))];
+	memset(ctl, 0, sizeof(ctl));
+	struct iovec iov = {msg, (size_t)len};
+	struct msghdr m = {.msg_iov = &iov,
+			   .msg_iovlen = 1,
+			   .msg_control = ctl,
+			   .msg_controllen = CMSG_SPACE((size_t)n * sizeof(int))};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+	memcpy(CMSG_DATA(c), out, (size_t)n * sizeof(int));
+	return sendmsg(link, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
 int supervisor_start(const struct super_fds *fds, int *link)

@@ -51,6 +51,22 @@ struct super_fds {
  * a successor says "ok" once it serves. */
 int supervisor_start(const struct super_fds *fds, int *link);
 
+/* Forks the daemon's first supervisor, early: while the daemon is one
+ * thread, before it mounts. No exec: a fork costs a fraction of a
+ * millisecond where an exec of the daemon's binary (and its linking) cost
+ * several, on the way to the first request. The child waits on the link
+ * for the descriptors (supervisor_hand), which the daemon sends as soon
+ * as the mount and the state are there, before the kernel's INIT is
+ * answered: from the mount's first request on, a dead daemon is
+ * replaced. The child leaves if the link closes first. `argv` (the
+ * daemon's) is overwritten in the child to name it in ps. Returns its pid
+ * or -errno; *link is the daemon's end. */
+int supervisor_fork(char **argv, const char *mnt, int *link);
+
+/* Hands `fds` (the link's slot ignored) to a supervisor_fork'ed
+ * supervisor. */
+errint_t supervisor_hand(int link, const struct super_fds *fds);
+
 /* Reads what the supervisor said on the link, if anything: its pid, or
  * 0. */
 int supervisor_said_pid(int link);
