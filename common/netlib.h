@@ -39,7 +39,12 @@
 	X(MD_CTX_new)                                                                              \
 	X(MD_CTX_free)                                                                             \
 	X(DigestVerifyInit)                                                                        \
-	X(DigestVerify)
+	X(DigestVerify)                                                                            \
+	/* (libcomposefs's, fs/image.c) */                                                         \
+	X(sha256)                                                                                  \
+	X(DigestInit_ex)                                                                           \
+	X(DigestUpdate)                                                                            \
+	X(DigestFinal_ex)
 
 struct netlib_curl {
 #define NETLIB_CURL_FIELD(name) __typeof__(curl_##name) *name;
