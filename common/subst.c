@@ -1,11 +1,10 @@
 /* subst: finds and checks narinfo in binary caches. */
 #include "subst.h"
+#include "netlib.h"
 #include "strmap.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -47,16 +46,8 @@ struct subst {
 	uint64_t fetched, bytes;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 struct subst *subst_new(void)
 {
-	pthread_once(&curl_once, curl_init);
 	struct subst *s = xcalloc(1, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->require_sigs = true;
@@ -281,24 +272,31 @@ char *subst_urls(const struct subst *s)
 	return b.data;
 }
 
-static bool verify_one(const struct key *k, const char *fp, const unsigned char *sig)
+static bool verify_one(const struct netlib_crypto *c, const struct key *k, const char *fp,
+		       const unsigned char *sig)
 {
-	EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, k->raw, 32);
-	EVP_MD_CTX *ctx = pk ? EVP_MD_CTX_new() : NULL;
-	bool ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
-		  EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)fp, strlen(fp)) == 1;
-	EVP_MD_CTX_free(ctx);
-	EVP_PKEY_free(pk);
+	EVP_PKEY *pk = c->PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, k->raw, 32);
+	EVP_MD_CTX *ctx = pk ? c->MD_CTX_new() : NULL;
+	bool ok = ctx && c->DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
+		  c->DigestVerify(ctx, sig, 64, (const unsigned char *)fp, strlen(fp)) == 1;
+	c->MD_CTX_free(ctx);
+	c->PKEY_free(pk);
 	return ok;
 }
 
-bool subst_verify(const struct subst *s, const struct narinfo *ni, const struct store *st)
+/* subst_verify(), saying in *err (malloc'ed) when no signature could be
+ * checked: libcrypto, loaded for the first signature by a trusted key's
+ * name, cannot be. */
+static bool verify(const struct subst *s, const struct narinfo *ni, const struct store *st,
+		   char **err)
 {
+	*err = NULL;
 	if (!s->require_sigs)
 		return true;
+	const struct netlib_crypto *c = NULL;
 	char *fp = NULL;
 	bool ok = false;
-	for (size_t i = 0; i < ni->nsigs && !ok; i++) {
+	for (size_t i = 0; i < ni->nsigs && !ok && !*err; i++) {
 		const char *colon = strchr(ni->sigs[i], ':');
 		unsigned char sig[64];
 		if (!colon || !b64_decode(colon + 1, sig, sizeof(sig)))
@@ -308,12 +306,22 @@ bool subst_verify(const struct subst *s, const struct narinfo *ni, const struct 
 			if (strlen(s->keys[k].name) != nlen ||
 			    memcmp(s->keys[k].name, ni->sigs[i], nlen))
 				continue;
+			if (!c && !(c = netlib_crypto(err)))
+				break;
 			if (!fp)
 				fp = narinfo_fingerprint(ni, st);
-			ok = verify_one(&s->keys[k], fp, sig);
+			ok = verify_one(c, &s->keys[k], fp, sig);
 		}
 	}
 	free(fp);
+	return ok;
+}
+
+bool subst_verify(const struct subst *s, const struct narinfo *ni, const struct store *st)
+{
+	char *err;
+	bool ok = verify(s, ni, st, &err);
+	free(err);
 	return ok;
 }
 
@@ -369,51 +377,59 @@ static const char *cafile(const struct subst *s)
 
 static void fetch_http(const struct subst *s, struct fetch *v, size_t n)
 {
+	char *err = NULL;
+	const struct netlib_curl *curl = netlib_curl(&err);
+	if (!curl) {
+		for (size_t i = 0; i < n; i++)
+			v[i].error = xasprintf("%s: %s", v[i].url, err);
+		free(err);
+		return;
+	}
 	const char *ca = cafile(s);
-	CURLM *m = curl_multi_init();
-	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)HTTP_PARALLEL);
+	CURLM *m = curl->multi_init();
+	curl->multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)HTTP_PARALLEL);
 	char(*errbuf)[CURL_ERROR_SIZE] = xcalloc(n ? n : 1, sizeof(*errbuf));
 	CURL **hs = xcalloc(n ? n : 1, sizeof(*hs));
 	for (size_t i = 0; i < n; i++) {
-		CURL *h = hs[i] = curl_easy_init();
-		curl_easy_setopt(h, CURLOPT_URL, v[i].url);
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, &v[i]);
-		curl_easy_setopt(h, CURLOPT_PRIVATE, &v[i]);
-		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf[i]);
-		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, HTTP_CONNECT_SECS);
-		curl_easy_setopt(h, CURLOPT_TIMEOUT, HTTP_TIMEOUT_SECS);
-		curl_easy_setopt(h, CURLOPT_USERAGENT, "bundlefs");
+		CURL *h = hs[i] = curl->easy_init();
+		curl->easy_setopt(h, CURLOPT_URL, v[i].url);
+		curl->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+		curl->easy_setopt(h, CURLOPT_WRITEDATA, &v[i]);
+		curl->easy_setopt(h, CURLOPT_PRIVATE, &v[i]);
+		curl->easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf[i]);
+		curl->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		curl->easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+		curl->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl->easy_setopt(h, CURLOPT_CONNECTTIMEOUT, HTTP_CONNECT_SECS);
+		curl->easy_setopt(h, CURLOPT_TIMEOUT, HTTP_TIMEOUT_SECS);
+		curl->easy_setopt(h, CURLOPT_USERAGENT, "bundlefs");
 		if (ca)
-			curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-		curl_multi_add_handle(m, h);
+			curl->easy_setopt(h, CURLOPT_CAINFO, ca);
+		curl->multi_add_handle(m, h);
 	}
 	int running = 1;
 	while (running && !atomic_load(&s->cancelled)) {
-		if (curl_multi_perform(m, &running) != CURLM_OK)
+		if (curl->multi_perform(m, &running) != CURLM_OK)
 			break;
 		if (running)
-			curl_multi_poll(m, NULL, 0, 100, NULL);
+			curl->multi_poll(m, NULL, 0, 100, NULL);
 	}
 	CURLMsg *msg;
 	int left;
-	while ((msg = curl_multi_info_read(m, &left))) {
+	while ((msg = curl->multi_info_read(m, &left))) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		struct fetch *f;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+		curl->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
 		if (msg->data.result != CURLE_OK) {
 			const char *eb = errbuf[f - v];
 			f->error = xasprintf("%s: %s", f->url,
 					     f->too_big ? "larger than 1 MiB"
 					     : *eb	? eb
-							: curl_easy_strerror(msg->data.result));
+							: curl->easy_strerror(msg->data.result));
 			continue;
 		}
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &f->status);
+		curl->easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &f->status);
 		/* A cache without the path answers 404 (S3: 403). */
 		if (f->status != 200 && f->status != 404 && f->status != 403)
 			f->error = xasprintf("%s: HTTP status %ld", f->url, f->status);
@@ -425,11 +441,11 @@ static void fetch_http(const struct subst *s, struct fetch *v, size_t n)
 		if (!v[i].error && !v[i].status)
 			v[i].error = xasprintf("%s: cancelled", v[i].url);
 	for (size_t i = 0; i < n; i++) {
-		curl_multi_remove_handle(m, hs[i]);
-		curl_easy_cleanup(hs[i]);
+		curl->multi_remove_handle(m, hs[i]);
+		curl->easy_cleanup(hs[i]);
 	}
 	free(hs);
-	curl_multi_cleanup(m);
+	curl->multi_cleanup(m);
 	free(errbuf);
 }
 
@@ -522,8 +538,15 @@ void subst_lookup(struct subst *s, const struct store *st, const char *const *ba
 				} else if (strcmp(ni.base, bases[f->i])) {
 					buf_addf(r, "%s: describes %s/%s", f->url, st->dir,
 						 ni.base);
-				} else if (!subst_verify(s, &ni, st)) {
-					buf_addf(r, "%s: no signature by a trusted key", f->url);
+				} else if (!verify(s, &ni, st, &err)) {
+					if (err)
+						buf_addf(r,
+							 "%s: its signatures cannot be checked: %s",
+							 f->url, err);
+					else
+						buf_addf(r, "%s: no signature by a trusted key",
+							 f->url);
+					free(err);
 				} else {
 					out[f->i] = ni_keep(s, &ni);
 				}

@@ -12,9 +12,11 @@
  * daemon).
  *
  * Caches are read in the order given, `file://` ones directly and HTTP(S)
- * ones through libcurl, every narinfo of one call in parallel. What was
- * found (or found missing) is remembered for the life of the object. Safe
- * to use from several threads. */
+ * ones through libcurl, every narinfo of one call in parallel. libcurl
+ * and libcrypto are loaded when first needed (netlib.h): one that cannot
+ * be fails the fetches or signature checks that need it, nothing else.
+ * What was found (or found missing) is remembered for the life of the
+ * object. Safe to use from several threads. */
 #ifndef BUNDLEFS_SUBST_H
 #define BUNDLEFS_SUBST_H
 

@@ -20,6 +20,55 @@
 #include <libcomposefs/lcfs-writer.h>
 #endif
 
+#ifdef BUNDLEFS_COMPOSEFS_LAZY_CRYPTO
+#include "netlib.h"
+
+/* libcomposefs's calls to libcrypto (fs-verity digests, which no image
+ * here asks for), sent here by the linker (--wrap, CMakeLists.txt): to
+ * the libcrypto loaded when first used. Without it the first one fails
+ * (no context), and so does the digest. */
+static const struct netlib_crypto *crypto(void)
+{
+	char *err = NULL;
+	const struct netlib_crypto *c = netlib_crypto(&err);
+	free(err);
+	return c;
+}
+
+EVP_MD_CTX *__wrap_EVP_MD_CTX_new(void)
+{
+	const struct netlib_crypto *c = crypto();
+	return c ? c->MD_CTX_new() : NULL;
+}
+
+void __wrap_EVP_MD_CTX_free(EVP_MD_CTX *ctx)
+{
+	if (ctx)
+		crypto()->MD_CTX_free(ctx);
+}
+
+/* (These come only with a context, so with libcrypto.) */
+const EVP_MD *__wrap_EVP_sha256(void)
+{
+	return crypto()->sha256();
+}
+
+int __wrap_EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *md, ENGINE *e)
+{
+	return crypto()->DigestInit_ex(ctx, md, e);
+}
+
+int __wrap_EVP_DigestUpdate(EVP_MD_CTX *ctx, const void *p, size_t n)
+{
+	return crypto()->DigestUpdate(ctx, p, n);
+}
+
+int __wrap_EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *n)
+{
+	return crypto()->DigestFinal_ex(ctx, md, n);
+}
+#endif
+
 /* What an image holds and how: a change to either is another key. */
 #define IMAGE_FORMAT "bundlefs-image 1"
 

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "mounts.h"
 #include "image.h"
+#include "netlib.h"
 #include "passthrough.h"
 #include "state.h"
 #include "subst.h"
@@ -295,6 +296,8 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 			       BUNDLEFS_VERSION, fuse_pkgversion(),
 			       passthrough_built() ? "built in" : "not built in",
 			       image_built_in() ? "built in" : "not built in");
+			printf("binary caches: %s and %s, loaded when first used\n",
+			       netlib_curl_name, netlib_crypto_name);
 			return 0;
 		} else if (!strcmp(s, "-f") || !strcmp(s, "--foreground")) {
 			o->foreground = true;

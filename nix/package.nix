@@ -12,7 +12,11 @@ stdenv.mkDerivation {
 
   nativeBuildInputs = [ cmake pkg-config scdoc ];
   buildInputs = [ fuse3 cjson xxHash sqlite curl openssl ];
-  cmakeFlags = [ "-DBUILD_TESTING=OFF" "-DBUNDLEFS_SYSTEM_LIBFUSE=ON" ];
+  # libcurl and libcrypto are loaded on first use (dlopen), by the absolute
+  # paths the build finds them at: no RUNPATH would hold them, and so they
+  # are kept as runtime dependencies.
+  cmakeFlags = [ "-DBUILD_TESTING=OFF" "-DBUNDLEFS_SYSTEM_LIBFUSE=ON"
+                 "-DBUNDLEFS_DLOPEN_PATHS=ON" ];
 
   meta = {
     description = "Copy-free OCI runtime bundles served from the Nix store over FUSE";
