@@ -260,6 +260,36 @@ void daemon_detach_logging(struct daemon *d)
 	d->stdio_dropped = true;
 }
 
+void daemon_mark(struct daemon *d, const char *what)
+{
+	if (d->nmarks >= sizeof(d->marks) / sizeof(d->marks[0]))
+		return;
+	d->marks[d->nmarks].what = what;
+	clock_gettime(CLOCK_MONOTONIC, &d->marks[d->nmarks].at);
+	d->nmarks++;
+}
+
+static double ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+void daemon_log_marks(const struct daemon *d)
+{
+	if (!log_enabled(LOG_DEBUG) || !d->nmarks)
+		return;
+	struct buf b = {0};
+	const struct timespec *prev = &d->t0;
+	for (size_t i = 0; i < d->nmarks; i++) {
+		buf_addf(&b, "%s%s %.2f", i ? ", " : "", d->marks[i].what,
+			 ms_between(prev, &d->marks[i].at));
+		prev = &d->marks[i].at;
+	}
+	buf_addc(&b, 0);
+	log_debug("start (ms from main): %s; total %.2f", b.data, ms_between(&d->t0, prev));
+	buf_free(&b);
+}
+
 unsigned long long daemon_uptime_ms(const struct daemon *d)
 {
 	struct timespec t;

@@ -41,7 +41,18 @@ struct daemon {
 	size_t nthreads;
 	bool stdio_dropped;
 	bool inited; /* by daemon_init */
+	/* Where the start went: the end of each step (daemon_mark). */
+	struct {
+		const char *what;
+		struct timespec at;
+	} marks[16];
+	size_t nmarks;
 };
+
+/* Notes that step `what` of the start ends now. */
+void daemon_mark(struct daemon *d, const char *what);
+/* The steps, with what each took, as a debug line of the log. */
+void daemon_log_marks(const struct daemon *d);
 
 /* An empty daemon: no descriptors, no link. */
 void daemon_prepare(struct daemon *d);

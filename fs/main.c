@@ -61,6 +61,7 @@ static void start_gcroots(struct bfs *f, const char *opt)
 static void on_serving(void *ctx)
 {
 	struct daemon *d = ctx;
+	daemon_mark(d, "INIT");
 	daemon_detach_logging(d);
 	char *status = control_status_line(&d->fs, NULL);
 	size_t n = bundles_count(d->fs.bundles);
@@ -69,6 +70,7 @@ static void on_serving(void *ctx)
 		   d->fs.pt ? "on" : "off");
 	service_ready(status);
 	free(status);
+	daemon_log_marks(d);
 }
 
 /* Refuses a mount point already served by bundlefs: a second mount would
@@ -184,6 +186,7 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		diag_clear(&dg);
 		return 2;
 	}
+	daemon_mark(d, "spec");
 	static char mnt[PATH_MAX];
 	if (find_mountpoint(o->mountpoint, mnt) < 0 || daemon_plan_logging(d) < 0) {
 		spec_free(&sp);
@@ -196,6 +199,7 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		spec_free(&sp);
 		return 1;
 	}
+	daemon_mark(d, "init");
 	/* Blocked before any thread starts. */
 	daemon_block_signals();
 	/* In the background, the command waits for the mount to serve. */
@@ -203,6 +207,7 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		log_err("fork: %s", strerror(-e));
 		return 1;
 	}
+	daemon_mark(d, "detach");
 	/* The supervisor, forked now (supervisor.h); given the descriptors
 	 * once they are there. */
 	int pid = supervisor_fork(argv, mnt, &d->link);
@@ -210,10 +215,12 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		log_warning("no supervisor (%s): if the daemon dies, the mount goes",
 			    strerror(-pid));
 	d->super_forked = pid;
+	daemon_mark(d, "supervisor");
 	if (daemon_session(d) < 0)
 		return 1;
 	if (daemon_mount(d, mnt) < 0)
 		return 1;
+	daemon_mark(d, "mount");
 	int rc = 1;
 	struct mountent me;
 	if (mounts_at(mnt, &me) != 1 || !mounts_is_bundlefs(&me)) {
@@ -232,6 +239,7 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		log_err("%s: %s", mnt, strerror(-e));
 		goto out;
 	}
+	daemon_mark(d, "attach");
 	int wfd = -1;
 	char *area = overlay_area(fs);
 	e = watchdog_start(mnt, &fs->mnt, area, &wfd);
@@ -239,6 +247,7 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 	if (e < 0)
 		log_warning("no watchdog (%s): if the daemon dies, unmount with fusermount3 -u -z",
 			    strerror(-e));
+	daemon_mark(d, "watchdog");
 	start_gcroots(fs, o->gcroots);
 	int cfd = control_listen(fs);
 	if (cfd < 0)
@@ -246,8 +255,11 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 			    "this mount",
 			    strerror(-cfd));
 	d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)] = cfd;
+	daemon_mark(d, "control");
 	start_failover(d, argc, argv, cwd, wfd);
+	daemon_mark(d, "failover");
 	daemon_services(d);
+	daemon_mark(d, "services");
 	rc = daemon_serve(d, NULL);
 	service_notify("STOPPING=1");
 out:
