@@ -600,3 +600,58 @@ def test_a_spec_changed_while_no_daemon_watched_is_read(tmp_path, tiny, change):
         stop_mount(m)
     finally:
         m.cleanup()
+
+
+def fusectl_abort(path):
+    """Aborts the FUSE connection of the mount at `path`, leaving the
+    mount in the mount table (as a fusectl abort does)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == os.path.realpath(path):
+                minor = fields[2].split(":")[1]
+                ctl = "/sys/fs/fuse/connections"
+                if not os.path.exists(os.path.join(ctl, minor)):
+                    run(["mount", "-t", "fusectl", "fusectl", ctl])
+                with open(os.path.join(ctl, minor, "abort"), "w") as a:
+                    a.write("1")
+                return
+    raise AssertionError("%s is not mounted" % path)
+
+
+def test_no_successor_for_a_connection_that_ended(tmp_path, tiny):
+    # The connection aborted (fusectl): the daemon leaves, and the mount
+    # stays in the table, dead. The supervisor starts no successor for it
+    # (each would take a dead connection over and leave: a restart loop),
+    # and leaves too.
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    m = Mount(tmp_path / "mnt", spec)
+    try:
+        os.listdir(m.path("t", "rootfs"))
+        daemon, supervisor = m.pids()
+        fusectl_abort(m.mountpoint)
+        wait_for(lambda: not alive(daemon) and not alive(supervisor),
+                 "the daemon or the supervisor stays")
+        time.sleep(1)
+        assert "starting another" not in m.log(), m.log()
+        assert not processes_of(m.mountpoint), processes_of(m.mountpoint)
+    finally:
+        subprocess.run(["umount", "-l", m.mountpoint], stderr=subprocess.DEVNULL)
+        m.cleanup()
+
+
+def test_successors_that_leave_at_once_are_started_again_later_and_later(tmp_path, tiny):
+    # Each successor is killed as soon as it serves: the supervisor waits
+    # before the next one, twice as long each time (not a restart loop);
+    # one that then serves on is left to serve.
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    m = Mount(tmp_path / "mnt", spec)
+    try:
+        os.listdir(m.path("t", "rootfs"))
+        for _ in range(4):
+            m.kill_daemon(timeout=30)
+        waits = [int(w) for w in re.findall(r"gone, again; starting another in (\d+) ms", m.log())]
+        assert waits == [100, 200, 400], m.log()
+        assert os.listdir(m.path("t", "rootfs"))
+    finally:
+        m.cleanup()
