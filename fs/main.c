@@ -10,7 +10,8 @@
  * so containers that still hold files keep working until they let go);
  * SIGHUP reloads the spec.
  *
- * The same binary is also the daemon's supervisor (`--supervisor`), its
+ * The daemon's supervisor is a fork of it (supervisor.h); the same binary
+ * is also a supervisor started again (`--supervisor`), the daemon's
  * successor when it dies (`--successor`), and the new daemon of a live
  * upgrade (`--takeover MOUNTPOINT`): see daemon.h. */
 #include "control.h"
