@@ -343,11 +343,14 @@ def test_mount_command_and_fstab(tmp_path, nix, tiny):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     fstab = tmp_path / "fstab"
-    fstab.write_text("%s %s fuse.bundlefs gcroots=none,threads=4,nofail 0 0\n" % (spec, mnt))
+    log = tmp_path / "log"
+    fstab.write_text("%s %s fuse.bundlefs gcroots=none,threads=4,log=%s,nofail 0 0\n"
+                     % (spec, mnt, log))
+    # (-x: the command that failed, in the assertion's message)
     script = """
-set -e
+set -ex
 mount --bind {bindir} /usr/local/bin
-mount -t fuse.bundlefs -o gcroots=none {spec} {mnt}
+mount -t fuse.bundlefs -o gcroots=none,log={log} {spec} {mnt}
 cat {mnt}/t/config.json > {out}.config
 ls {mnt}/t/rootfs/nix/store > {out}.store
 umount {mnt}
@@ -355,10 +358,10 @@ mount --bind {fstab} /etc/fstab
 mount {mnt}
 ls {mnt} > {out}.fstab
 umount {mnt}
-""".format(bindir=bindir, spec=spec, mnt=mnt, out=tmp_path / "out", fstab=fstab)
+""".format(bindir=bindir, spec=spec, mnt=mnt, out=tmp_path / "out", fstab=fstab, log=log)
     p = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
             check=False, timeout=60)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, (p.stderr.decode(), log.read_text() if log.exists() else None)
     out = str(tmp_path / "out")
     assert open(out + ".config", "rb").read() == bundlectl("config", spec, "t").stdout
     assert open(out + ".store").read().split() == [os.path.basename(p) for p in nix.closure(tiny)]
