@@ -98,12 +98,21 @@ struct arena_chunk {
 #define ARENA_FIRST 512
 #define ARENA_MAX   65536
 
-void *arena_alloc(struct arena *a, size_t n)
+/* n bytes at `align` (a power of two, at most that of max_align_t). */
+static void *arena_take(struct arena *a, size_t n, size_t align)
 {
 	struct arena_chunk *c = a->head;
-	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-	if (!c || c->cap - c->used < n) {
+	size_t at = c ? (c->used + align - 1) & ~(align - 1) : 0;
+	if (!c || at > c->cap || c->cap - at < n) {
 		size_t cap = c ? (c->cap * 2 < ARENA_MAX ? c->cap * 2 : ARENA_MAX) : ARENA_FIRST;
+		if (c && n > cap) {
+			/* A block of its own, below the chunk still being filled. */
+			struct arena_chunk *big = xmalloc(sizeof(*big) + n);
+			big->used = big->cap = n;
+			big->next = c->next;
+			c->next = big;
+			return big->data;
+		}
 		if (cap < n)
 			cap = n;
 		c = xmalloc(sizeof(*c) + cap);
@@ -111,16 +120,25 @@ void *arena_alloc(struct arena *a, size_t n)
 		c->cap = cap;
 		c->next = a->head;
 		a->head = c;
+		at = 0;
 	}
-	void *p = (char *)c->data + c->used;
-	c->used += n;
-	memset(p, 0, n);
-	return p;
+	c->used = at + n;
+	return (char *)c->data + at;
+}
+
+void *arena_alloc(struct arena *a, size_t n)
+{
+	return memset(arena_take(a, n, sizeof(max_align_t)), 0, n);
+}
+
+void *arena_alloc_raw(struct arena *a, size_t n)
+{
+	return arena_take(a, n, sizeof(max_align_t));
 }
 
 char *arena_strndup(struct arena *a, const char *s, size_t n)
 {
-	char *p = arena_alloc(a, n + 1);
+	char *p = arena_take(a, n + 1, 1);
 	memcpy(p, s, n);
 	p[n] = 0;
 	return p;
@@ -129,6 +147,18 @@ char *arena_strndup(struct arena *a, const char *s, size_t n)
 char *arena_strdup(struct arena *a, const char *s)
 {
 	return arena_strndup(a, s, strlen(s));
+}
+
+void arena_reset(struct arena *a)
+{
+	if (!a->head)
+		return;
+	struct arena_chunk *keep = a->head;
+	a->head = keep->next;
+	arena_free(a);
+	keep->next = NULL;
+	keep->used = 0;
+	a->head = keep;
 }
 
 void arena_free(struct arena *a)

@@ -42,13 +42,18 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	} while (0)
 void *xgrow(void *p, size_t *cap, size_t size);
 
-/* An arena: everything a parsed spec owns is freed at once. */
+/* An arena: everything a parsed spec owns is freed at once. arena_alloc's
+ * memory is zeroed, arena_alloc_raw's is not (for what is written whole);
+ * both are aligned for any type, strings are not. */
 struct arena {
 	struct arena_chunk *head;
 };
 void *arena_alloc(struct arena *a, size_t n);
+void *arena_alloc_raw(struct arena *a, size_t n);
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_strdup(struct arena *a, const char *s);
+/* Empties the arena for reuse, keeping its newest chunk. */
+void arena_reset(struct arena *a);
 void arena_free(struct arena *a);
 
 /* A growable byte buffer, always NUL-terminated. */
