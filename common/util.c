@@ -6,8 +6,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 static void oom(void)
 {
@@ -76,6 +81,15 @@ void *xgrow(void *p, size_t *cap, size_t size)
 	return xreallocarray(p, *cap, size);
 }
 
+void prefault(void *p, size_t n)
+{
+	uintptr_t page = (uintptr_t)getpagesize();
+	uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + n) & ~(page - 1);
+	/* (Before Linux 5.14 this fails: the pages come one fault at a time.) */
+	if (e > a)
+		madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+}
+
 void cleanup_freep(void *p)
 {
 	free(*(void **)p);
@@ -108,6 +122,8 @@ static void *arena_take(struct arena *a, size_t n, size_t align)
 		if (c && n > cap) {
 			/* A block of its own, below the chunk still being filled. */
 			struct arena_chunk *big = xmalloc(sizeof(*big) + n);
+			if (n >= PREFAULT_MIN)
+				prefault(big, sizeof(*big) + n);
 			big->used = big->cap = n;
 			big->next = c->next;
 			c->next = big;
@@ -116,6 +132,8 @@ static void *arena_take(struct arena *a, size_t n, size_t align)
 		if (cap < n)
 			cap = n;
 		c = xmalloc(sizeof(*c) + cap);
+		if (cap >= ARENA_MAX)
+			prefault(c, sizeof(*c) + cap);
 		c->used = 0;
 		c->cap = cap;
 		c->next = a->head;
@@ -300,6 +318,8 @@ int read_fd(int fd, size_t limit, char **data, size_t *len)
 	}
 	size_t cap = (size_t)st.st_size + 1, n = 0;
 	char *p = xmalloc(cap + 1);
+	if (cap >= PREFAULT_MIN)
+		prefault(p, cap);
 	for (;;) {
 		if (n == cap) {
 			/* The file grew while we read it. */

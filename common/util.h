@@ -33,6 +33,12 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Faults in the pages within p[0..n) at once, for memory about to be
+ * written whole: one call instead of a page fault per page, which is what
+ * large arrays and arenas cost most. Worth it from PREFAULT_MIN bytes. */
+#define PREFAULT_MIN (64u << 10)
+void prefault(void *p, size_t n);
+
 /* Makes room for one more element at the end of array `v`, which holds
  * `n` of `cap` allocated: the one growth pattern (doubling). */
 #define GROW(v, n, cap)                                                                            \
