@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 
 /* Resolution that failed for a reason that may pass (a busy database, a
@@ -56,10 +58,12 @@ struct specref {
 	atomic_uint refs;
 };
 
-/* Every live bundle by serial; the registry holds no reference. */
+/* Every live bundle by serial; the registry holds no reference. Its lock
+ * is a leaf. */
 struct bundle_registry {
 	pthread_mutex_t lock;
-	struct strmap by_serial; /* 8-byte serial -> bstate */
+	struct strmap by_serial; /* 8-byte serial -> bstate, but those in slabs */
+	struct bstate_slab *slabs;
 	uint64_t next;
 };
 
@@ -87,13 +91,34 @@ struct bstate {
 	pthread_mutex_t root_lock;
 	enum bundle_overlay overlay;
 	char *overlay_problem;
-	bool native;	  /* its root is kernel-native */
-	char *not_native; /* why not, once decided */
+	bool native;		  /* its root is kernel-native */
+	char *not_native;	  /* why not, once decided */
+	struct bstate_slab *slab; /* the block it is in, or NULL */
+};
+
+/* The bundles of the first set a daemon reads, in one block: each one's
+ * state is set up when first used (bundles_at, bundles_find, by serial),
+ * so that a spec of thousands costs nothing per bundle until then. Entry
+ * i is the spec's bundle i, serial first + i; the set holds a reference
+ * to each, and one never set up goes with the set. The block goes with
+ * its last bundle. (Only that first set: the unchanged bundles a reload
+ * keeps would pin blocks of bundles long gone.) */
+enum { SLAB_UNMADE, SLAB_MADE, SLAB_GONE };
+struct bstate_slab {
+	struct bstate_slab *next; /* in the registry */
+	uint64_t first;
+	size_t n, live;		 /* live: entries not gone (registry lock) */
+	struct specref *specref; /* held while the block lives */
+	const struct bundle_env *env;
+	size_t size;		     /* of the mapping */
+	_Atomic unsigned char *made; /* SLAB_*, per entry: set under the registry lock */
+	struct bstate v[];
 };
 
 struct bundles {
-	struct specref *specref; /* the spec it was read from, or NULL (restored) */
-	struct bstate **v;	 /* sorted by name */
+	struct specref *specref;  /* the spec it was read from, or NULL (restored) */
+	struct bstate **v;	  /* sorted by name; NULL with a slab */
+	struct bstate_slab *slab; /* its bundles, the spec's in order, or NULL */
 	size_t n;
 };
 
@@ -127,17 +152,24 @@ void bundle_registry_free(struct bundle_registry *r)
 	free(r);
 }
 
-/* A new bundle state; `serial` 0 takes the next one. */
-static struct bstate *bstate_new(struct specref *r, const struct bundle *spec,
-				 const struct bundle_env *env, uint64_t serial)
+/* Sets up a zeroed bundle state, holding one reference. */
+static void bstate_init(struct bstate *b, struct specref *r, const struct bundle *spec,
+			const struct bundle_env *env)
 {
-	struct bstate *b = xcalloc(1, sizeof(*b));
 	atomic_init(&b->refs, 1);
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->root_lock, NULL);
 	b->spec = spec;
 	b->specref = specref_get(r);
 	b->env = env;
+}
+
+/* A new bundle state; `serial` 0 takes the next one. */
+static struct bstate *bstate_new(struct specref *r, const struct bundle *spec,
+				 const struct bundle_env *env, uint64_t serial)
+{
+	struct bstate *b = xcalloc(1, sizeof(*b));
+	bstate_init(b, r, spec, env);
 	struct bundle_registry *reg = env->registry;
 	pthread_mutex_lock(&reg->lock);
 	b->serial = serial ? serial : ++reg->next;
@@ -154,6 +186,96 @@ struct bstate *bundle_get(struct bstate *b)
 	return b;
 }
 
+/* A block for the n bundles of `r`, with the next n serials. */
+static struct bstate_slab *slab_new(struct specref *r, const struct bundle_env *env)
+{
+	size_t n = r->sp.n;
+	size_t size = sizeof(struct bstate_slab) + n * sizeof(struct bstate) + n;
+	/* Mapped: pages are zero, and only those of bundles used are touched. */
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		fputs("bundlefs: out of memory\n", stderr);
+		abort();
+	}
+	struct bstate_slab *sl = p;
+	sl->n = sl->live = n;
+	sl->specref = specref_get(r);
+	sl->env = env;
+	sl->size = size;
+	sl->made = (_Atomic unsigned char *)&sl->v[n];
+	struct bundle_registry *reg = env->registry;
+	pthread_mutex_lock(&reg->lock);
+	sl->first = reg->next + 1;
+	reg->next += n;
+	sl->next = reg->slabs;
+	reg->slabs = sl;
+	pthread_mutex_unlock(&reg->lock);
+	return sl;
+}
+
+/* Entry i, set up unless it is; NULL when it is gone. Called with the
+ * registry locked. */
+static struct bstate *slab_make_locked(struct bstate_slab *sl, size_t i)
+{
+	struct bstate *b = &sl->v[i];
+	unsigned char m = atomic_load_explicit(&sl->made[i], memory_order_relaxed);
+	if (m == SLAB_GONE)
+		return NULL;
+	if (m == SLAB_UNMADE) {
+		bstate_init(b, sl->specref, &sl->specref->sp.bundles[i], sl->env);
+		b->serial = sl->first + i;
+		b->slab = sl;
+		atomic_store_explicit(&sl->made[i], SLAB_MADE, memory_order_release);
+	}
+	return b;
+}
+
+/* Entry i of a set's block (so never gone), set up. */
+static struct bstate *slab_make(struct bstate_slab *sl, size_t i)
+{
+	if (atomic_load_explicit(&sl->made[i], memory_order_acquire) == SLAB_MADE)
+		return &sl->v[i];
+	struct bundle_registry *reg = sl->env->registry;
+	pthread_mutex_lock(&reg->lock);
+	struct bstate *b = slab_make_locked(sl, i);
+	pthread_mutex_unlock(&reg->lock);
+	return b;
+}
+
+/* One entry of the block is gone: the last takes the block with it. */
+static void slab_release(struct bstate_slab *sl)
+{
+	struct bundle_registry *reg = sl->env->registry;
+	pthread_mutex_lock(&reg->lock);
+	bool last = --sl->live == 0;
+	if (last) {
+		struct bstate_slab **pp = &reg->slabs;
+		while (*pp != sl)
+			pp = &(*pp)->next;
+		*pp = sl->next;
+	}
+	pthread_mutex_unlock(&reg->lock);
+	if (last) {
+		specref_put(sl->specref);
+		munmap(sl, sl->size);
+	}
+}
+
+/* The set's reference to entry i goes. */
+static void slab_drop(struct bstate_slab *sl, size_t i)
+{
+	struct bundle_registry *reg = sl->env->registry;
+	pthread_mutex_lock(&reg->lock);
+	bool unmade = atomic_load_explicit(&sl->made[i], memory_order_relaxed) == SLAB_UNMADE;
+	if (unmade)
+		atomic_store_explicit(&sl->made[i], SLAB_GONE, memory_order_relaxed);
+	pthread_mutex_unlock(&reg->lock);
+	if (unmade)
+		slab_release(sl);
+	else
+		bundle_put(&sl->v[i]);
+}
+
 uint64_t bundle_serial(const struct bstate *b)
 {
 	return b->serial;
@@ -164,6 +286,9 @@ struct bstate *bundles_by_serial(const struct bundle_env *env, uint64_t serial)
 	struct bundle_registry *reg = env->registry;
 	pthread_mutex_lock(&reg->lock);
 	struct bstate *b = strmap_get(&reg->by_serial, (const char *)&serial, sizeof(serial));
+	for (struct bstate_slab *sl = reg->slabs; !b && sl; sl = sl->next)
+		if (serial - sl->first < sl->n)
+			b = slab_make_locked(sl, serial - sl->first);
 	/* One whose last reference is being dropped is gone already. */
 	unsigned refs = b ? atomic_load(&b->refs) : 0;
 	while (refs && !atomic_compare_exchange_weak(&b->refs, &refs, refs + 1))
@@ -188,8 +313,12 @@ void bundle_put(struct bstate *b)
 	if (!b || atomic_fetch_sub(&b->refs, 1) != 1)
 		return;
 	struct bundle_registry *reg = b->env->registry;
+	struct bstate_slab *sl = b->slab;
 	pthread_mutex_lock(&reg->lock);
-	strmap_del(&reg->by_serial, (const char *)&b->serial, sizeof(b->serial));
+	if (sl)
+		atomic_store_explicit(&sl->made[b - sl->v], SLAB_GONE, memory_order_relaxed);
+	else
+		strmap_del(&reg->by_serial, (const char *)&b->serial, sizeof(b->serial));
 	pthread_mutex_unlock(&reg->lock);
 	if (b->state == BS_READY) {
 		const char *const *v;
@@ -205,7 +334,34 @@ void bundle_put(struct bstate *b)
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->root_lock);
 	specref_put(b->specref);
-	free(b);
+	if (sl)
+		slab_release(sl);
+	else
+		free(b);
+}
+
+static int cmp_name(const void *key, const void *elem)
+{
+	return strcmp(key, (*(struct bstate *const *)elem)->spec->name);
+}
+
+static int cmp_spec_name(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct bundle *)elem)->name);
+}
+
+/* Where `name` is in the set, or SIZE_MAX. A set read from a spec has the
+ * spec's bundles in its order: found there, nothing is set up. */
+static size_t find_index(const struct bundles *set, const char *name)
+{
+	if (set->specref) {
+		const struct spec *s = &set->specref->sp;
+		const struct bundle *b =
+		    bsearch(name, s->bundles, s->n, sizeof(*s->bundles), cmp_spec_name);
+		return b ? (size_t)(b - s->bundles) : SIZE_MAX;
+	}
+	struct bstate **b = bsearch(name, set->v, set->n, sizeof(*set->v), cmp_name);
+	return b ? (size_t)(b - set->v) : SIZE_MAX;
 }
 
 struct bundles *bundles_new(struct spec *sp, const struct bundle_env *env,
@@ -218,12 +374,21 @@ struct bundles *bundles_new(struct spec *sp, const struct bundle_env *env,
 	memset(sp, 0, sizeof(*sp));
 	const struct spec *s = &set->specref->sp;
 	set->n = s->n;
+	if (!prev && s->n) {
+		set->slab = slab_new(set->specref, env);
+		return set;
+	}
 	set->v = xcalloc(s->n, sizeof(*set->v));
+	/* Room in the registry for every bundle, were all of them new. */
+	pthread_mutex_lock(&env->registry->lock);
+	strmap_reserve(&env->registry->by_serial, s->n);
+	pthread_mutex_unlock(&env->registry->lock);
 	for (size_t i = 0; i < s->n; i++) {
-		struct bstate *old = prev ? bundles_find(prev, s->bundles[i].name) : NULL;
-		set->v[i] = old && spec_bundle_equal(old->spec, &s->bundles[i])
-				? bundle_get(old)
-				: bstate_new(set->specref, &s->bundles[i], env, 0);
+		size_t k = prev ? find_index(prev, s->bundles[i].name) : SIZE_MAX;
+		set->v[i] =
+		    k != SIZE_MAX && spec_bundle_equal(bundles_spec_at(prev, k), &s->bundles[i])
+			? bundle_get(bundles_at(prev, k))
+			: bstate_new(set->specref, &s->bundles[i], env, 0);
 	}
 	return set;
 }
@@ -232,8 +397,12 @@ void bundles_put(struct bundles *set)
 {
 	if (!set)
 		return;
-	for (size_t i = 0; i < set->n; i++)
-		bundle_put(set->v[i]);
+	for (size_t i = 0; i < set->n; i++) {
+		if (set->slab)
+			slab_drop(set->slab, i);
+		else
+			bundle_put(set->v[i]);
+	}
 	if (set->specref)
 		specref_put(set->specref);
 	free(set->v);
@@ -247,18 +416,31 @@ size_t bundles_count(const struct bundles *set)
 
 struct bstate *bundles_at(const struct bundles *set, size_t i)
 {
-	return set->v[i];
+	return set->slab ? slab_make(set->slab, i) : set->v[i];
 }
 
-static int cmp_name(const void *key, const void *elem)
+const struct bundle *bundles_spec_at(const struct bundles *set, size_t i)
 {
-	return strcmp(key, (*(struct bstate *const *)elem)->spec->name);
+	return set->slab ? &set->specref->sp.bundles[i] : set->v[i]->spec;
+}
+
+uint64_t bundles_serial_at(const struct bundles *set, size_t i)
+{
+	return set->slab ? set->slab->first + i : set->v[i]->serial;
+}
+
+const char *bundles_state_at(const struct bundles *set, size_t i)
+{
+	if (set->slab &&
+	    atomic_load_explicit(&set->slab->made[i], memory_order_acquire) == SLAB_UNMADE)
+		return state_names[BS_UNRESOLVED];
+	return bundle_state(bundles_at(set, i));
 }
 
 struct bstate *bundles_find(const struct bundles *set, const char *name)
 {
-	struct bstate **b = bsearch(name, set->v, set->n, sizeof(*set->v), cmp_name);
-	return b ? *b : NULL;
+	size_t i = find_index(set, name);
+	return i == SIZE_MAX ? NULL : bundles_at(set, i);
 }
 
 const char *bundle_name(const struct bstate *b)
@@ -545,12 +727,11 @@ bool bundle_native(struct bstate *b, char **why)
 /* ---- what a successor restores (state.h) ----------------------------------- */
 
 /* One live version into the document. Called with the registry locked. */
-static void add_version(struct buf *o, bool first, struct bstate *b)
+static void add_version(struct buf *o, bool first, uint64_t serial, const struct specref *ref,
+			const struct bundle *sb)
 {
-	const struct bundle *sb = b->spec;
-	buf_addf(o, "%s{\"serial\":%llu,\"file\":", first ? "" : ",",
-		 (unsigned long long)b->serial);
-	json_put_string(o, b->specref->sp.file);
+	buf_addf(o, "%s{\"serial\":%llu,\"file\":", first ? "" : ",", (unsigned long long)serial);
+	json_put_string(o, ref->sp.file);
 	buf_addf(o, ",\"lines\":[%u,%u,%u,%u],\"bundle\":", sb->line, sb->args_line,
 		 sb->closure_line, sb->paths_line);
 	char *text = spec_bundle_json(sb);
@@ -568,16 +749,27 @@ char *bundles_document(const struct bundle_env *env, const struct bundles *curre
 	buf_addf(&o, "{\"generation\":%llu,\"loaded\":%.9f,\"current\":[",
 		 (unsigned long long)generation, loaded);
 	for (size_t i = 0; i < current->n; i++)
-		buf_addf(&o, "%s%llu", i ? "," : "", (unsigned long long)current->v[i]->serial);
+		buf_addf(&o, "%s%llu", i ? "," : "",
+			 (unsigned long long)bundles_serial_at(current, i));
 	buf_adds(&o, "],\"versions\":[");
 	/* Every version that lives: the current ones and those that
 	 * containers still use. */
 	struct bundle_registry *reg = env->registry;
 	pthread_mutex_lock(&reg->lock);
 	bool first = true;
+	for (struct bstate_slab *sl = reg->slabs; sl; sl = sl->next) {
+		for (size_t i = 0; i < sl->n; i++) {
+			if (atomic_load_explicit(&sl->made[i], memory_order_relaxed) == SLAB_GONE)
+				continue;
+			add_version(&o, first, sl->first + i, sl->specref,
+				    &sl->specref->sp.bundles[i]);
+			first = false;
+		}
+	}
 	for (size_t i = 0; i < reg->by_serial.cap; i++) {
-		if (reg->by_serial.slots[i].key) {
-			add_version(&o, first, reg->by_serial.slots[i].val);
+		struct bstate *b = reg->by_serial.slots[i].key ? reg->by_serial.slots[i].val : NULL;
+		if (b) {
+			add_version(&o, first, b->serial, b->specref, b->spec);
 			first = false;
 		}
 	}
@@ -615,7 +807,7 @@ size_t bundles_hold_retired(const struct bundle_hold *h, const struct bundles *c
 	for (size_t i = 0; i < h->n; i++) {
 		bool cur = false;
 		for (size_t k = 0; k < current->n && !cur; k++)
-			cur = current->v[k] == h->v[i];
+			cur = bundles_at(current, k) == h->v[i];
 		if (!cur)
 			out[n++] = h->v[i]->serial;
 	}

@@ -48,10 +48,18 @@ struct bundles *bundles_new(struct spec *sp, const struct bundle_env *env,
 			    const struct bundles *prev);
 void bundles_put(struct bundles *set);
 size_t bundles_count(const struct bundles *set);
-/* The i-th bundle, in name order. */
+/* The i-th bundle, in name order. (The states of the first set a daemon
+ * reads are set up when first asked for, here or by name or serial.) */
 struct bstate *bundles_at(const struct bundles *set, size_t i);
 /* The bundle named `name`, or NULL. */
 struct bstate *bundles_find(const struct bundles *set, const char *name);
+/* The i-th bundle's spec and serial, without setting up its state (see
+ * bundles_at). */
+const struct bundle *bundles_spec_at(const struct bundles *set, size_t i);
+uint64_t bundles_serial_at(const struct bundles *set, size_t i);
+/* The i-th bundle's state, as bundle_state says it, without setting up
+ * one never used. */
+const char *bundles_state_at(const struct bundles *set, size_t i);
 /* A successor's bundles (state.h). bundles_document writes every live
  * version (its spec, its serial) and which ones the current set holds;
  * bundles_restore makes them again, with the same serials: the current

@@ -793,7 +793,7 @@ static bool any_kernel_root(struct bfs *fs)
 {
 	const struct bundles *set = fs->bundles;
 	for (size_t i = 0; i < bundles_count(set); i++) {
-		const struct bundle *sb = bundle_spec(bundles_at(set, i));
+		const struct bundle *sb = bundles_spec_at(set, i);
 		enum spec_data d = sb->data != SPEC_DATA_DEFAULT ? sb->data : fs->data;
 		if (!sb->readonly || (d == SPEC_DATA_NATIVE && !fs->overlays->native_off))
 			return true;
