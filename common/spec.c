@@ -1208,13 +1208,19 @@ int spec_load(struct spec *sp, const char *file, const struct store *st, struct 
 		return -1;
 	}
 	int r = spec_parse(sp, file, text, len, st, d);
-	free(text);
+	if (r == 0) {
+		sp->text = text;
+		sp->len = len;
+	} else {
+		free(text);
+	}
 	return r;
 }
 
 void spec_free(struct spec *sp)
 {
 	free(sp->bundles);
+	free(sp->text);
 	arena_free(&sp->arena);
 	memset(sp, 0, sizeof(*sp));
 }

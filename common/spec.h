@@ -69,6 +69,10 @@ struct spec {
 	const char *file;
 	struct bundle *bundles; /* sorted by name */
 	size_t n;
+	/* The bytes it was read from (spec_load; spec_parse leaves it NULL):
+	 * read again, they give the same bundles at the same lines. */
+	char *text;
+	size_t len;
 	struct arena arena;
 };
 

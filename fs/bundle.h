@@ -23,6 +23,7 @@
 #include "util.h"
 
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct bundle_registry;
 
@@ -61,13 +62,23 @@ uint64_t bundles_serial_at(const struct bundles *set, size_t i);
  * one never used. */
 const char *bundles_state_at(const struct bundles *set, size_t i);
 /* A successor's bundles (state.h). bundles_document writes every live
- * version (its spec, its serial) and which ones the current set holds;
- * bundles_restore makes them again, with the same serials: the current
- * set in *current, and every version held in *hold until the caller has
- * restored the nodes that use them (bundles_hold_free). */
+ * version (its spec, its serial) and which ones the current set holds, in
+ * pieces (bundle.c says how): iov[0], then the bytes of the specs it
+ * names, which it holds until bundles_doc_free. bundles_restore makes
+ * them again, with the same serials: the current set in *current, and
+ * every version held in *hold until the caller has restored the nodes
+ * that use them (bundles_hold_free). */
 struct bundle_hold;
-char *bundles_document(const struct bundle_env *env, const struct bundles *current,
-		       uint64_t generation, double loaded);
+struct specref;
+struct bundles_doc {
+	struct iovec *iov;
+	size_t n;
+	struct specref **held;
+	size_t nheld;
+};
+void bundles_document(const struct bundle_env *env, const struct bundles *current,
+		      uint64_t generation, double loaded, struct bundles_doc *doc);
+void bundles_doc_free(struct bundles_doc *doc);
 errint_t bundles_restore(const char *text, size_t len, const struct bundle_env *env,
 			 struct bundles **current, uint64_t *generation, double *loaded,
 			 struct bundle_hold **hold);
