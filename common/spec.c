@@ -813,6 +813,8 @@ static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsign
 	if (!dr->seen[K_ARGS] && !dr->unreadable_line)
 		err_at(p, line, col, "bundle \"%s\" has no args", b->name);
 	check_duplicate_mounts(p, dr);
+	p->sp->any_writable |= !b->readonly;
+	p->sp->data_used |= 1u << b->data;
 	struct spec_mount *m = arena_alloc_raw(&p->sp->arena, b->nmounts * sizeof(*m));
 	if (b->nmounts)
 		memcpy(m, dr->mounts, b->nmounts * sizeof(*m));

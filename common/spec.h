@@ -73,6 +73,10 @@ struct spec {
 	 * read again, they give the same bundles at the same lines. */
 	char *text;
 	size_t len;
+	/* What its bundles ask for, all together: whether one is not
+	 * readonly, and the data each names (1 << enum spec_data). */
+	bool any_writable;
+	unsigned data_used;
 	struct arena arena;
 };
 

@@ -424,6 +424,17 @@ const struct bundle *bundles_spec_at(const struct bundles *set, size_t i)
 	return set->slab ? &set->specref->sp.bundles[i] : set->v[i]->spec;
 }
 
+bool bundles_any(const struct bundles *set, unsigned data)
+{
+	/* (Bundles a set took over from another are equal to its spec's.) */
+	if (set->specref)
+		return set->specref->sp.any_writable || (set->specref->sp.data_used & data);
+	for (size_t i = 0; i < set->n; i++)
+		if (!set->v[i]->spec->readonly || (data & 1u << set->v[i]->spec->data))
+			return true;
+	return false;
+}
+
 uint64_t bundles_serial_at(const struct bundles *set, size_t i)
 {
 	return set->slab ? set->slab->first + i : set->v[i]->serial;

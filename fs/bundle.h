@@ -58,6 +58,10 @@ struct bstate *bundles_find(const struct bundles *set, const char *name);
  * bundles_at). */
 const struct bundle *bundles_spec_at(const struct bundles *set, size_t i);
 uint64_t bundles_serial_at(const struct bundles *set, size_t i);
+/* Is a bundle of the set not readonly, or is its data one of `data` (1 <<
+ * enum spec_data)? For a set read from a spec, the spec says, without a
+ * look at each bundle. */
+bool bundles_any(const struct bundles *set, unsigned data);
 /* The i-th bundle's state, as bundle_state says it, without setting up
  * one never used. */
 const char *bundles_state_at(const struct bundles *set, size_t i);

@@ -149,6 +149,26 @@ static void first_set_is_lazy(void)
 	env_free(&e);
 }
 
+/* What the bundles ask for, together, without a look at each. */
+static void any_asked(void)
+{
+	struct bundle_env e = env_new();
+	struct spec sp = load("[a]\nargs = /a\nreadonly = true\ndata = fuse\n"
+			      "[b]\nargs = /b\nreadonly = true\n");
+	struct bundles *set = bundles_new(&sp, &e, NULL);
+	CHECK(!bundles_any(set, 0));
+	CHECK(!bundles_any(set, 1u << SPEC_DATA_NATIVE));
+	CHECK(bundles_any(set, 1u << SPEC_DATA_DEFAULT));
+	CHECK(bundles_any(set, 1u << SPEC_DATA_FUSE));
+	CHECK_STR(bundles_state_at(set, 0), "unresolved");
+	sp = load("[a]\nargs = /a\nreadonly = true\ndata = fuse\n[b]\nargs = /b\n");
+	struct bundles *next = bundles_new(&sp, &e, set);
+	bundles_put(set);
+	CHECK(bundles_any(next, 0));
+	bundles_put(next);
+	env_free(&e);
+}
+
 static void document_at_start(void)
 {
 	struct bundle_env e = env_new();
@@ -242,5 +262,5 @@ static void bad_documents(void)
 	env_free(&e);
 }
 
-UNIT_MAIN(CASE(first_set_is_lazy), CASE(document_at_start), CASE(document_after_reloads),
-	  CASE(bad_documents))
+UNIT_MAIN(CASE(first_set_is_lazy), CASE(any_asked), CASE(document_at_start),
+	  CASE(document_after_reloads), CASE(bad_documents))
