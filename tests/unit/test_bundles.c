@@ -237,6 +237,34 @@ static void document_after_reloads(void)
 	env_free(&e);
 }
 
+/* A reload that changes one bundle: the first spec still goes whole, its
+ * versions two runs around the one gone, the new version as JSON. */
+static void document_with_a_gap(void)
+{
+	struct bundle_env e = env_new();
+	struct buf b[2] = {{0}};
+	for (int i = 0; i < 10; i++)
+		for (int k = 0; k < 2; k++)
+			buf_addf(&b[k], "[b%d]\nargs = /bin/b %d\n", i, k && i == 3 ? 33 : i);
+	struct spec sp = load(b[0].data);
+	struct bundles *one = bundles_new(&sp, &e, NULL);
+	sp = load(b[1].data);
+	buf_free(&b[0]);
+	buf_free(&b[1]);
+	struct bundles *two = bundles_new(&sp, &e, one);
+	bundles_put(one);
+	size_t len;
+	char *doc = document(&e, two, &len);
+	CHECK(strstr(doc, "\"runs\":[[0,0,3,1],[0,4,6,5]],\"versions\":[{\"serial\":11,") != NULL);
+	CHECK(strstr(doc, "\"current\":[[1,3],[11,1],[5,6]]") != NULL);
+	free(doc);
+	uint64_t live[] = {1, 3, 5, 10, 11};
+	round_trip(&e, two, live, 5, 0);
+	CHECK(bundles_by_serial(&e, 4) == NULL);
+	bundles_put(two);
+	env_free(&e);
+}
+
 /* A document a successor cannot read is refused, not half restored. */
 static void bad_documents(void)
 {
@@ -263,4 +291,4 @@ static void bad_documents(void)
 }
 
 UNIT_MAIN(CASE(first_set_is_lazy), CASE(any_asked), CASE(document_at_start),
-	  CASE(document_after_reloads), CASE(bad_documents))
+	  CASE(document_after_reloads), CASE(document_with_a_gap), CASE(bad_documents))
