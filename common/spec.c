@@ -5,6 +5,7 @@
 #include "spec.h"
 #include "fsguard.h"
 #include "json.h"
+#include "strmap.h"
 #include "words.h"
 
 #include <errno.h>
@@ -33,23 +34,83 @@ enum key {
 	NKEYS
 };
 
-/* A bundle while it is being read: lists grow here, then move into the
- * arena when the bundle is complete. */
+/* The bundle being read: its lists grow here (the arrays kept for the
+ * next bundle), then move into the arena when it is complete. */
 struct draft {
-	struct bundle b;
+	struct bundle *b;
 	bool seen[NKEYS];
 	bool unreadable_line; /* a line we could not read may have held args */
 	struct spec_mount *mounts;
-	size_t cap;
+	size_t mounts_cap;
+	const char **env;
+	size_t env_cap;
+	struct strmap env_keys; /* NAME -> its item, once there are many */
 };
+
+/* A bundle's name as a sort key: most names differ in their first 8
+ * bytes, which compare as one number. */
+struct name_key {
+	uint64_t head; /* the first 8 bytes, big-endian, NUL-padded */
+	const char *name;
+	size_t i;  /* where it was read */
+	bool more; /* it is longer than 8 bytes */
+};
+
+static int cmp_key_name(const struct name_key *x, const struct name_key *y)
+{
+	if (x->head != y->head)
+		return x->head < y->head ? -1 : 1;
+	/* (The same head: both end in it, or neither does.) */
+	return x->more ? strcmp(x->name + 8, y->name + 8) : 0;
+}
+
+/* Sorts k[0..n) by name, stably (duplicates stay in the order read),
+ * through tmp[0..n): insertion sort of short runs, then merges. */
+static void sort_keys(struct name_key *k, struct name_key *tmp, size_t n)
+{
+	enum { RUN = 16 };
+	for (size_t lo = 0; lo < n; lo += RUN) {
+		size_t hi = lo + RUN < n ? lo + RUN : n;
+		for (size_t i = lo + 1; i < hi; i++) {
+			struct name_key x = k[i];
+			size_t j = i;
+			for (; j > lo && cmp_key_name(&x, &k[j - 1]) < 0; j--)
+				k[j] = k[j - 1];
+			k[j] = x;
+		}
+	}
+	struct name_key *src = k, *dst = tmp;
+	for (size_t w = RUN; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t a = lo, b = mid, o = lo;
+			while (a < mid && b < hi)
+				dst[o++] = cmp_key_name(&src[b], &src[a]) < 0 ? src[b++] : src[a++];
+			while (a < mid)
+				dst[o++] = src[a++];
+			while (b < hi)
+				dst[o++] = src[b++];
+		}
+		struct name_key *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != k)
+		memcpy(k, src, n * sizeof(*k));
+}
 
 struct parser {
 	struct spec *sp;
 	const struct store *st;
 	struct diags *d;
 	const char *file;
-	struct draft *drafts;
+	struct bundle *bundles; /* in the order read, until finish sorts them */
+	struct name_key *keys;	/* theirs */
 	size_t n, cap;
+	bool sorted; /* so far, the names are in order */
+	struct draft cur;
+	/* A spec.conf line's value in its JSON form: gone with the line. */
+	struct arena scratch;
 	bool failed;
 };
 
@@ -245,44 +306,88 @@ static const char *check_options(const char *const *opts, char *why, size_t wl)
 	return NULL;
 }
 
+/* Room for n bundles, known before they are read: the array is then
+ * made once, its pages faulted in at once. */
+static void reserve_bundles(struct parser *p, size_t n)
+{
+	if (n <= p->cap)
+		return;
+	p->bundles = xreallocarray(p->bundles, n, sizeof(*p->bundles));
+	p->keys = xreallocarray(p->keys, n, sizeof(*p->keys));
+	p->cap = n;
+	if (n * sizeof(*p->bundles) >= PREFAULT_MIN) {
+		prefault(p->bundles + p->n, (n - p->n) * sizeof(*p->bundles));
+		prefault(p->keys + p->n, (n - p->n) * sizeof(*p->keys));
+	}
+}
+
+/* Starts the next bundle (the one before is complete). */
 static struct draft *new_draft(struct parser *p, const char *name, unsigned line)
 {
-	GROW(p->drafts, p->n, p->cap);
-	struct draft *dr = &p->drafts[p->n++];
-	memset(dr, 0, sizeof(*dr));
-	dr->b.name = arena_strdup(&p->sp->arena, name);
-	dr->b.line = line;
-	dr->b.os = SPEC_DEFAULT_OS;
-	dr->b.arch = SPEC_DEFAULT_ARCH;
+	if (p->n == p->cap)
+		reserve_bundles(p, p->cap ? 2 * p->cap : 8);
+	struct bundle *b = &p->bundles[p->n];
+	*b = (struct bundle){.name = arena_strdup(&p->sp->arena, name),
+			     .line = line,
+			     .os = SPEC_DEFAULT_OS,
+			     .arch = SPEC_DEFAULT_ARCH};
+	uint64_t head = 0;
+	size_t j = 0;
+	for (; j < 8 && name[j]; j++)
+		head |= (uint64_t)(unsigned char)name[j] << (56 - 8 * j);
+	struct name_key *k = &p->keys[p->n];
+	*k = (struct name_key){head, b->name, p->n, j == 8 && name[8]};
+	if (p->n && cmp_key_name(k - 1, k) >= 0)
+		p->sorted = false;
+	p->n++;
+	struct draft *dr = &p->cur;
+	dr->b = b;
+	memset(dr->seen, 0, sizeof(dr->seen));
+	dr->unreadable_line = false;
 	return dr;
 }
 
 static void add_mount(struct draft *dr, const struct spec_mount *m)
 {
-	GROW(dr->mounts, dr->b.nmounts, dr->cap);
-	dr->mounts[dr->b.nmounts++] = *m;
+	GROW(dr->mounts, dr->b->nmounts, dr->mounts_cap);
+	dr->mounts[dr->b->nmounts++] = *m;
 }
 
-static int cmp_draft_name(const void *a, const void *b)
+/* Sorts the bundles by name, reporting duplicate names. A spec already in
+ * order (no duplicates then) needs nothing; else the keys are sorted and
+ * the bundles moved once, in place. */
+static void sort_bundles(struct parser *p)
 {
-	return strcmp(((const struct draft *)a)->b.name, ((const struct draft *)b)->b.name);
-}
-
-/* Duplicate bundle names and duplicate mount destinations are found by
- * sorting, which stays fast for specs with thousands of bundles. */
-static void check_duplicate_bundles(struct parser *p)
-{
-	if (p->n < 2)
+	size_t n = p->n;
+	struct name_key *k = p->keys;
+	if (p->sorted)
 		return;
-	qsort(p->drafts, p->n, sizeof(*p->drafts), cmp_draft_name);
-	for (size_t i = 1; i < p->n; i++) {
-		struct draft *a = &p->drafts[i - 1], *b = &p->drafts[i];
-		if (!strcmp(a->b.name, b->b.name)) {
-			struct draft *later = a->b.line > b->b.line ? a : b;
-			struct draft *first = later == a ? b : a;
-			err_at(p, later->b.line, 0, "duplicate bundle \"%s\" (first at line %u)",
-			       later->b.name, first->b.line);
+	struct name_key *tmp = xreallocarray(NULL, n, sizeof(*tmp));
+	if (n * sizeof(*tmp) >= PREFAULT_MIN)
+		prefault(tmp, n * sizeof(*tmp));
+	sort_keys(k, tmp, n);
+	free(tmp);
+	for (size_t i = 1; i < n; i++) {
+		if (!cmp_key_name(&k[i - 1], &k[i]))
+			err_at(p, p->bundles[k[i].i].line, 0,
+			       "duplicate bundle \"%s\" (first at line %u)", k[i].name,
+			       p->bundles[k[i - 1].i].line);
+	}
+	/* Position j takes the bundle read at k[j].i: each cycle of that
+	 * permutation is followed once, with one bundle aside. */
+	for (size_t j = 0; j < n; j++) {
+		if (k[j].i == j)
+			continue;
+		struct bundle aside = p->bundles[j];
+		size_t at = j;
+		while (k[at].i != j) {
+			size_t from = k[at].i;
+			p->bundles[at] = p->bundles[from];
+			k[at].i = at;
+			at = from;
 		}
+		p->bundles[at] = aside;
+		k[at].i = at;
 	}
 }
 
@@ -298,7 +403,7 @@ static int cmp_mount_ptr(const void *a, const void *b)
  * keys.) */
 static void check_duplicate_mounts(struct parser *p, struct draft *dr)
 {
-	size_t n = dr->b.nmounts;
+	size_t n = dr->b->nmounts;
 	if (n < 2)
 		return;
 	const struct spec_mount **s = xreallocarray(NULL, n, sizeof(*s));
@@ -316,20 +421,14 @@ static void check_duplicate_mounts(struct parser *p, struct draft *dr)
 static void finish(struct parser *p)
 {
 	struct spec *sp = p->sp;
-	check_duplicate_bundles(p);
+	sort_bundles(p);
 	sp->n = p->n;
-	sp->bundles = arena_alloc(&sp->arena, p->n * sizeof(*sp->bundles));
-	for (size_t i = 0; i < p->n; i++) {
-		struct draft *dr = &p->drafts[i];
-		struct spec_mount *m = arena_alloc(&sp->arena, dr->b.nmounts * sizeof(*m));
-		if (dr->b.nmounts)
-			memcpy(m, dr->mounts, dr->b.nmounts * sizeof(*m));
-		dr->b.mounts = m;
-		free(dr->mounts);
-		sp->bundles[i] = dr->b;
-	}
-	free(p->drafts);
-	p->drafts = NULL;
+	sp->bundles = p->bundles;
+	p->bundles = NULL;
+	free(p->keys);
+	free(p->cur.mounts);
+	free(p->cur.env);
+	arena_free(&p->scratch);
 }
 
 /* ---- keys: one handler per key, for both syntaxes ---------------------- */
@@ -481,6 +580,27 @@ static void apply_mount(struct parser *p, struct draft *dr, const struct json_me
 	add_mount(dr, &m);
 }
 
+/* Is the variable of `item` (its name `klen` bytes) set already? Else it
+ * is noted as set: a bundle may set thousands. */
+static bool env_set_twice(struct draft *dr, const char *item, size_t klen)
+{
+	enum { FEW = 8 };
+	size_t n = dr->b->nenv;
+	if (n < FEW) {
+		for (size_t j = 0; j < n; j++)
+			if (!strncmp(dr->env[j], item, klen + 1))
+				return true;
+		return false;
+	}
+	if (!dr->env_keys.n) {
+		for (size_t j = 0; j < n; j++)
+			strmap_put(&dr->env_keys, dr->env[j],
+				   (size_t)(strchr(dr->env[j], '=') - dr->env[j]),
+				   (void *)dr->env[j]);
+	}
+	return strmap_put(&dr->env_keys, item, klen, (void *)item) != item;
+}
+
 /* env: KEY=VALUE, KEY a name a shell could set; each KEY once. */
 static void apply_env(struct parser *p, struct draft *dr, const struct json *v)
 {
@@ -488,9 +608,6 @@ static void apply_env(struct parser *p, struct draft *dr, const struct json *v)
 	size_t n;
 	if (!(a = json_strings(p, v, "env", &n)))
 		return;
-	const char **all = arena_alloc(&p->sp->arena, (dr->b.nenv + n + 1) * sizeof(*all));
-	if (dr->b.nenv)
-		memcpy(all, dr->b.env, dr->b.nenv * sizeof(*all));
 	for (size_t i = 0; i < n; i++) {
 		const struct json *item = v->items[i];
 		const char *eq = strchr(a[i], '=');
@@ -508,17 +625,13 @@ static void apply_env(struct parser *p, struct draft *dr, const struct json *v)
 			       a[i]);
 			return;
 		}
-		for (size_t j = 0; j < dr->b.nenv; j++) {
-			if (!strncmp(all[j], a[i], klen + 1)) {
-				err_at(p, item->line, item->col, "env: %.*s is set twice",
-				       (int)klen, a[i]);
-				return;
-			}
+		if (env_set_twice(dr, a[i], klen)) {
+			err_at(p, item->line, item->col, "env: %.*s is set twice", (int)klen, a[i]);
+			return;
 		}
-		all[dr->b.nenv++] = a[i];
+		GROW(dr->env, dr->b->nenv, dr->env_cap);
+		dr->env[dr->b->nenv++] = a[i];
 	}
-	all[dr->b.nenv] = NULL;
-	dr->b.env = all;
 }
 
 static bool parse_id(const char **s, uint32_t *out)
@@ -560,11 +673,11 @@ static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 		       v->str);
 		return;
 	}
-	dr->b.user = v->str;
-	dr->b.uid = uid;
-	dr->b.gid = gid;
-	dr->b.gids = gids;
-	dr->b.ngids = k;
+	dr->b->user = v->str;
+	dr->b->uid = uid;
+	dr->b->gid = gid;
+	dr->b->gids = gids;
+	dr->b->ngids = k;
 }
 
 static const char *check_hostname(const char *h)
@@ -595,13 +708,13 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 			err_at(p, v->line, v->col, "%s", e);
 			break;
 		}
-		dr->b.args = a;
-		dr->b.nargs = n;
-		dr->b.args_line = v->line;
+		dr->b->args = a;
+		dr->b->nargs = n;
+		dr->b->args_line = v->line;
 		break;
 	case K_READONLY:
 		if (json_want(p, v, JSON_TRUE, name))
-			dr->b.readonly = v->type == JSON_TRUE;
+			dr->b->readonly = v->type == JSON_TRUE;
 		break;
 	case K_OS:
 	case K_ARCH:
@@ -610,9 +723,9 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		if ((e = check_word(name, v->str, why, sizeof(why))))
 			err_at(p, v->line, v->col, "%s", e);
 		else if (k == K_OS)
-			dr->b.os = v->str;
+			dr->b->os = v->str;
 		else
-			dr->b.arch = v->str;
+			dr->b->arch = v->str;
 		break;
 	case K_MOUNT:
 		if (!json_want(p, v, JSON_OBJECT, name))
@@ -627,8 +740,8 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 			err_at(p, v->line, v->col, "closure: expected one absolute file name");
 			break;
 		}
-		dr->b.closure = v->str;
-		dr->b.closure_line = v->line;
+		dr->b->closure = v->str;
+		dr->b->closure_line = v->line;
 		break;
 	case K_PATHS:
 		if (!(a = json_strings(p, v, name, &n)))
@@ -639,9 +752,9 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 				return;
 			}
 		}
-		dr->b.paths = a;
-		dr->b.npaths = n;
-		dr->b.paths_line = v->line;
+		dr->b->paths = a;
+		dr->b->npaths = n;
+		dr->b->paths_line = v->line;
 		break;
 	case K_COMPAT:
 		if (!json_want(p, v, JSON_STRING, name))
@@ -650,7 +763,7 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 			err_at(p, v->line, v->col,
 			       "compat: expected oci or buildcontainer, not \"%.100s\"", v->str);
 		else
-			dr->b.buildcontainer = v->str[0] == 'b';
+			dr->b->buildcontainer = v->str[0] == 'b';
 		break;
 	case K_ENV:
 		apply_env(p, dr, v);
@@ -659,9 +772,9 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		if (!json_want(p, v, JSON_STRING, name))
 			break;
 		if ((e = check_cwd(p->st, v->str, why, sizeof(why))))
-			err_at(p, v->line, v->col, "bundle \"%s\": cwd: %s", dr->b.name, e);
+			err_at(p, v->line, v->col, "bundle \"%s\": cwd: %s", dr->b->name, e);
 		else
-			dr->b.cwd = v->str;
+			dr->b->cwd = v->str;
 		break;
 	case K_HOSTNAME:
 		if (!json_want(p, v, JSON_STRING, name))
@@ -669,22 +782,22 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		if ((e = check_hostname(v->str)))
 			err_at(p, v->line, v->col, "%s", e);
 		else
-			dr->b.hostname = v->str;
+			dr->b->hostname = v->str;
 		break;
 	case K_USER:
 		apply_user(p, dr, v);
 		break;
 	case K_TERMINAL:
 		if (json_want(p, v, JSON_TRUE, name))
-			dr->b.terminal = v->type == JSON_TRUE;
+			dr->b->terminal = v->type == JSON_TRUE;
 		break;
 	case K_DATA:
 		if (!json_want(p, v, JSON_STRING, name))
 			break;
 		for (int i = SPEC_DATA_FUSE; i <= SPEC_DATA_BIND; i++)
 			if (!strcmp(v->str, spec_data_names[i]))
-				dr->b.data = (enum spec_data)i;
-		if (dr->b.data == SPEC_DATA_DEFAULT)
+				dr->b->data = (enum spec_data)i;
+		if (dr->b->data == SPEC_DATA_DEFAULT)
 			err_at(p, v->line, v->col,
 			       "data: expected native, fuse or bind, not \"%.100s\"", v->str);
 		break;
@@ -693,19 +806,33 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 	}
 }
 
-/* Every bundle must say what to run. */
+/* Every bundle must say what to run. Its lists move into the arena. */
 static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsigned col)
 {
+	struct bundle *b = dr->b;
 	if (!dr->seen[K_ARGS] && !dr->unreadable_line)
-		err_at(p, line, col, "bundle \"%s\" has no args", dr->b.name);
+		err_at(p, line, col, "bundle \"%s\" has no args", b->name);
 	check_duplicate_mounts(p, dr);
+	p->sp->any_writable |= !b->readonly;
+	p->sp->data_used |= 1u << b->data;
+	struct spec_mount *m = arena_alloc_raw(&p->sp->arena, b->nmounts * sizeof(*m));
+	if (b->nmounts)
+		memcpy(m, dr->mounts, b->nmounts * sizeof(*m));
+	b->mounts = m;
+	if (b->nenv) {
+		const char **env = arena_alloc_raw(&p->sp->arena, (b->nenv + 1) * sizeof(*env));
+		memcpy(env, dr->env, b->nenv * sizeof(*env));
+		env[b->nenv] = NULL;
+		b->env = env;
+	}
+	strmap_free(&dr->env_keys);
 }
 
 /* ---- spec.conf ---------------------------------------------------------- */
 
 static struct json *jnew(struct parser *p, enum json_type t, unsigned line)
 {
-	struct json *j = arena_alloc(&p->sp->arena, sizeof(*j));
+	struct json *j = arena_alloc(&p->scratch, sizeof(*j));
 	j->type = t;
 	j->line = line;
 	return j;
@@ -722,7 +849,7 @@ static struct json *jstrings(struct parser *p, char **w, size_t n, unsigned line
 {
 	struct json *j = jnew(p, JSON_ARRAY, line);
 	j->n = n;
-	j->items = arena_alloc(&p->sp->arena, (n ? n : 1) * sizeof(*j->items));
+	j->items = arena_alloc_raw(&p->scratch, (n ? n : 1) * sizeof(*j->items));
 	for (size_t i = 0; i < n; i++)
 		j->items[i] = jstr(p, w[i], line);
 	return j;
@@ -754,14 +881,14 @@ static struct json *conf_mount(struct parser *p, const char *val, unsigned line,
 	}
 	struct json *o = jnew(p, JSON_OBJECT, line);
 	o->n = n == 4 ? 3 : 2;
-	o->members = arena_alloc(&p->sp->arena, o->n * sizeof(*o->members));
+	o->members = arena_alloc_raw(&p->scratch, o->n * sizeof(*o->members));
 	o->members[0] = (struct json_member){"type", line, 0, jstr(p, w[1], line)};
 	o->members[1] = (struct json_member){"source", line, 0, jstr(p, w[2], line)};
 	if (n == 4) {
 		size_t k = 1;
 		for (const char *c = w[3]; *c; c++)
 			k += *c == ',';
-		char **opts = arena_alloc(&p->sp->arena, k * sizeof(*opts));
+		char **opts = arena_alloc_raw(&p->scratch, k * sizeof(*opts));
 		const char *s = w[3];
 		for (size_t i = 0; i < k; i++) {
 			const char *comma = strchr(s, ',');
@@ -774,7 +901,7 @@ static struct json *conf_mount(struct parser *p, const char *val, unsigned line,
 	}
 	struct json *top = jnew(p, JSON_OBJECT, line);
 	top->n = 1;
-	top->members = arena_alloc(&p->sp->arena, sizeof(*top->members));
+	top->members = arena_alloc_raw(&p->scratch, sizeof(*top->members));
 	top->members[0] = (struct json_member){w[0], line, 0, o};
 	return top;
 }
@@ -837,18 +964,34 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* At most how many sections: lines whose first non-blank is '['. */
+static size_t count_headers(const char *text, size_t len)
+{
+	size_t n = 0;
+	const char *end = text + len;
+	for (const char *c = text; (c = memchr(c, '[', (size_t)(end - c))); c++) {
+		const char *b = c;
+		while (b > text && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		n += b == text || b[-1] == '\n';
+	}
+	return n;
+}
+
 static void parse_conf(struct parser *p, const char *text, size_t len)
 {
-	struct draft *cur = NULL;
-	size_t cur_idx = 0;
+	struct draft *cur = &p->cur;
 	bool have_cur = false;
 	bool bad_header = false; /* keys after a rejected header are not news */
 	unsigned line = 0;
 	const char *s = text, *end = text + len;
 	char *lbuf = NULL;
+	size_t lcap = 0;
+	reserve_bundles(p, count_headers(text, len));
 
 	while (s < end) {
 		line++;
+		arena_reset(&p->scratch);
 		const char *nl = memchr(s, '\n', (size_t)(end - s));
 		const char *le = nl ? nl : end;
 		size_t ll = (size_t)(le - s);
@@ -857,7 +1000,7 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 		if (ll > SPEC_MAX_LINE) {
 			err_at(p, line, 0, "line is longer than %u KiB", SPEC_MAX_LINE >> 10);
 			if (have_cur)
-				p->drafts[cur_idx].unreadable_line = true;
+				cur->unreadable_line = true;
 			s = next;
 			continue;
 		}
@@ -872,11 +1015,14 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 			err_at(p, line, (unsigned)ok + 1, "%s",
 			       s[ok] ? "invalid UTF-8" : "NUL byte");
 			if (have_cur)
-				p->drafts[cur_idx].unreadable_line = true;
+				cur->unreadable_line = true;
 			s = next;
 			continue;
 		}
-		lbuf = xrealloc(lbuf, ll + 1);
+		if (ll + 1 > lcap) {
+			lcap = ll + 1 > 2 * lcap ? ll + 1 : 2 * lcap;
+			lbuf = xrealloc(lbuf, lcap);
+		}
 		memcpy(lbuf, s, ll);
 		lbuf[ll] = 0;
 		s = next;
@@ -892,7 +1038,7 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 
 		if (*t == '[') {
 			if (have_cur)
-				end_bundle(p, &p->drafts[cur_idx], p->drafts[cur_idx].b.line, 0);
+				end_bundle(p, cur, cur->b->line, 0);
 			have_cur = false;
 			bad_header = true;
 			if (te[-1] != ']' || te - t < 2) {
@@ -905,8 +1051,7 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 				bad_name(p, line, 0, name);
 				continue;
 			}
-			cur = new_draft(p, name, line);
-			cur_idx = p->n - 1;
+			new_draft(p, name, line);
 			have_cur = true;
 			bad_header = false;
 			continue;
@@ -934,10 +1079,9 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 				       keys[k].conf);
 			continue;
 		}
-		cur = &p->drafts[cur_idx];
 		if (cur->seen[k] && !keys[k].repeat) {
 			err_at(p, line, 0, "duplicate key \"%s\" in bundle \"%s\"", keys[k].conf,
-			       cur->b.name);
+			       cur->b->name);
 			continue;
 		}
 		cur->seen[k] = true;
@@ -950,7 +1094,7 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 			apply(p, cur, k, v);
 	}
 	if (have_cur)
-		end_bundle(p, &p->drafts[cur_idx], p->drafts[cur_idx].b.line, 0);
+		end_bundle(p, cur, cur->b->line, 0);
 	free(lbuf);
 }
 
@@ -1003,6 +1147,7 @@ static void parse_json_spec(struct parser *p, const char *text, size_t len)
 	}
 	if (!json_want(p, root, JSON_OBJECT, "spec"))
 		return;
+	reserve_bundles(p, root->n);
 	for (size_t i = 0; i < root->n; i++)
 		json_bundle(p, &root->members[i]);
 }
@@ -1013,7 +1158,7 @@ int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
 	       const struct store *st, struct diags *d)
 {
 	memset(sp, 0, sizeof(*sp));
-	struct parser p = {.sp = sp, .st = st, .d = d};
+	struct parser p = {.sp = sp, .st = st, .d = d, .sorted = true};
 	sp->file = p.file = arena_strdup(&sp->arena, file);
 
 	if (len > SPEC_MAX_SIZE) {
@@ -1065,12 +1210,19 @@ int spec_load(struct spec *sp, const char *file, const struct store *st, struct 
 		return -1;
 	}
 	int r = spec_parse(sp, file, text, len, st, d);
-	free(text);
+	if (r == 0) {
+		sp->text = text;
+		sp->len = len;
+	} else {
+		free(text);
+	}
 	return r;
 }
 
 void spec_free(struct spec *sp)
 {
+	free(sp->bundles);
+	free(sp->text);
 	arena_free(&sp->arena);
 	memset(sp, 0, sizeof(*sp));
 }

@@ -69,6 +69,14 @@ struct spec {
 	const char *file;
 	struct bundle *bundles; /* sorted by name */
 	size_t n;
+	/* The bytes it was read from (spec_load; spec_parse leaves it NULL):
+	 * read again, they give the same bundles at the same lines. */
+	char *text;
+	size_t len;
+	/* What its bundles ask for, all together: whether one is not
+	 * readonly, and the data each names (1 << enum spec_data). */
+	bool any_writable;
+	unsigned data_used;
 	struct arena arena;
 };
 

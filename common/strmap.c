@@ -23,16 +23,28 @@ static struct strmap_slot *find(const struct strmap *m, const char *key, size_t 
 	}
 }
 
-static void grow(struct strmap *m)
+/* Rehashes into `cap` slots (a power of two). */
+static void resize(struct strmap *m, size_t cap)
 {
 	struct strmap old = *m;
-	m->cap = old.cap ? old.cap * 2 : 16;
+	m->cap = cap;
 	m->slots = xcalloc(m->cap, sizeof(*m->slots));
 	for (size_t i = 0; i < old.cap; i++)
 		if (old.slots[i].key)
 			*find(m, old.slots[i].key, old.slots[i].len, old.slots[i].hash) =
 			    old.slots[i];
 	free(old.slots);
+}
+
+void strmap_reserve(struct strmap *m, size_t more)
+{
+	if (!more)
+		return;
+	size_t cap = m->cap ? m->cap : 16;
+	while ((m->n + more) * 2 > cap)
+		cap *= 2;
+	if (cap != m->cap)
+		resize(m, cap);
 }
 
 void *strmap_get(const struct strmap *m, const char *key, size_t len)
@@ -46,7 +58,7 @@ void *strmap_get(const struct strmap *m, const char *key, size_t len)
 void *strmap_put(struct strmap *m, const char *key, size_t len, void *val)
 {
 	if ((m->n + 1) * 2 > m->cap)
-		grow(m);
+		resize(m, m->cap ? m->cap * 2 : 16);
 	uint64_t h = strmap_hash(key, len);
 	struct strmap_slot *s = find(m, key, len, h);
 	if (s->key)

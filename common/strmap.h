@@ -19,6 +19,8 @@ struct strmap {
 };
 
 uint64_t strmap_hash(const char *key, size_t len);
+/* Makes room for `more` keys, so that adding them rehashes nothing. */
+void strmap_reserve(struct strmap *m, size_t more);
 /* Returns the value stored for key, or NULL. */
 void *strmap_get(const struct strmap *m, const char *key, size_t len);
 /* Stores key -> val unless key is present; returns the value that is now

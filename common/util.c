@@ -6,8 +6,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 static void oom(void)
 {
@@ -76,6 +81,15 @@ void *xgrow(void *p, size_t *cap, size_t size)
 	return xreallocarray(p, *cap, size);
 }
 
+void prefault(void *p, size_t n)
+{
+	uintptr_t page = (uintptr_t)getpagesize();
+	uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + n) & ~(page - 1);
+	/* (Before Linux 5.14 this fails: the pages come one fault at a time.) */
+	if (e > a)
+		madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+}
+
 void cleanup_freep(void *p)
 {
 	free(*(void **)p);
@@ -98,29 +112,51 @@ struct arena_chunk {
 #define ARENA_FIRST 512
 #define ARENA_MAX   65536
 
-void *arena_alloc(struct arena *a, size_t n)
+/* n bytes at `align` (a power of two, at most that of max_align_t). */
+static void *arena_take(struct arena *a, size_t n, size_t align)
 {
 	struct arena_chunk *c = a->head;
-	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-	if (!c || c->cap - c->used < n) {
+	size_t at = c ? (c->used + align - 1) & ~(align - 1) : 0;
+	if (!c || at > c->cap || c->cap - at < n) {
 		size_t cap = c ? (c->cap * 2 < ARENA_MAX ? c->cap * 2 : ARENA_MAX) : ARENA_FIRST;
+		if (c && n > cap) {
+			/* A block of its own, below the chunk still being filled. */
+			struct arena_chunk *big = xmalloc(sizeof(*big) + n);
+			if (n >= PREFAULT_MIN)
+				prefault(big, sizeof(*big) + n);
+			big->used = big->cap = n;
+			big->next = c->next;
+			c->next = big;
+			return big->data;
+		}
 		if (cap < n)
 			cap = n;
 		c = xmalloc(sizeof(*c) + cap);
+		if (cap >= ARENA_MAX)
+			prefault(c, sizeof(*c) + cap);
 		c->used = 0;
 		c->cap = cap;
 		c->next = a->head;
 		a->head = c;
+		at = 0;
 	}
-	void *p = (char *)c->data + c->used;
-	c->used += n;
-	memset(p, 0, n);
-	return p;
+	c->used = at + n;
+	return (char *)c->data + at;
+}
+
+void *arena_alloc(struct arena *a, size_t n)
+{
+	return memset(arena_take(a, n, sizeof(max_align_t)), 0, n);
+}
+
+void *arena_alloc_raw(struct arena *a, size_t n)
+{
+	return arena_take(a, n, sizeof(max_align_t));
 }
 
 char *arena_strndup(struct arena *a, const char *s, size_t n)
 {
-	char *p = arena_alloc(a, n + 1);
+	char *p = arena_take(a, n + 1, 1);
 	memcpy(p, s, n);
 	p[n] = 0;
 	return p;
@@ -129,6 +165,18 @@ char *arena_strndup(struct arena *a, const char *s, size_t n)
 char *arena_strdup(struct arena *a, const char *s)
 {
 	return arena_strndup(a, s, strlen(s));
+}
+
+void arena_reset(struct arena *a)
+{
+	if (!a->head)
+		return;
+	struct arena_chunk *keep = a->head;
+	a->head = keep->next;
+	arena_free(a);
+	keep->next = NULL;
+	keep->used = 0;
+	a->head = keep;
 }
 
 void arena_free(struct arena *a)
@@ -270,6 +318,8 @@ int read_fd(int fd, size_t limit, char **data, size_t *len)
 	}
 	size_t cap = (size_t)st.st_size + 1, n = 0;
 	char *p = xmalloc(cap + 1);
+	if (cap >= PREFAULT_MIN)
+		prefault(p, cap);
 	for (;;) {
 		if (n == cap) {
 			/* The file grew while we read it. */

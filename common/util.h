@@ -33,6 +33,12 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Faults in the pages within p[0..n) at once, for memory about to be
+ * written whole: one call instead of a page fault per page, which is what
+ * large arrays and arenas cost most. Worth it from PREFAULT_MIN bytes. */
+#define PREFAULT_MIN (64u << 10)
+void prefault(void *p, size_t n);
+
 /* Makes room for one more element at the end of array `v`, which holds
  * `n` of `cap` allocated: the one growth pattern (doubling). */
 #define GROW(v, n, cap)                                                                            \
@@ -42,13 +48,18 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	} while (0)
 void *xgrow(void *p, size_t *cap, size_t size);
 
-/* An arena: everything a parsed spec owns is freed at once. */
+/* An arena: everything a parsed spec owns is freed at once. arena_alloc's
+ * memory is zeroed, arena_alloc_raw's is not (for what is written whole);
+ * both are aligned for any type, strings are not. */
 struct arena {
 	struct arena_chunk *head;
 };
 void *arena_alloc(struct arena *a, size_t n);
+void *arena_alloc_raw(struct arena *a, size_t n);
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_strdup(struct arena *a, const char *s);
+/* Empties the arena for reuse, keeping its newest chunk. */
+void arena_reset(struct arena *a);
 void arena_free(struct arena *a);
 
 /* A growable byte buffer, always NUL-terminated. */

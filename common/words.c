@@ -6,9 +6,10 @@
 
 int words_split(struct arena *a, const char *s, char ***words, const char **err, size_t *col)
 {
-	struct buf w = {0};
-	char **v = NULL;
-	size_t n = 0, cap = 0;
+	/* Unquoted, a word is no longer than written, and words are apart:
+	 * all of them with their NULs fit in strlen(s) + 1 bytes, one block. */
+	char *out = arena_alloc_raw(a, strlen(s) + 1), *o = out;
+	size_t first[16], *at = first, n = 0, cap = ARRAY_SIZE(first);
 	const char *p = s;
 
 	for (;;) {
@@ -16,7 +17,15 @@ int words_split(struct arena *a, const char *s, char ***words, const char **err,
 			p++;
 		if (!*p)
 			break;
-		buf_reset(&w);
+		if (n == cap) {
+			size_t *more = xreallocarray(NULL, cap * 2, sizeof(*more));
+			memcpy(more, at, n * sizeof(*more));
+			if (at != first)
+				free(at);
+			at = more;
+			cap *= 2;
+		}
+		at[n++] = (size_t)(o - out);
 		/* A word may be an empty quoted string, so track that one began. */
 		while (*p && *p != ' ' && *p != '\t') {
 			const char *start = p;
@@ -27,7 +36,8 @@ int words_split(struct arena *a, const char *s, char ***words, const char **err,
 					*col = (size_t)(start - s);
 					goto fail;
 				}
-				buf_add(&w, p + 1, (size_t)(end - p - 1));
+				memcpy(o, p + 1, (size_t)(end - p - 1));
+				o += end - p - 1;
 				p = end + 1;
 			} else if (*p == '"') {
 				p++;
@@ -42,11 +52,11 @@ int words_split(struct arena *a, const char *s, char ***words, const char **err,
 						break;
 					}
 					if (*p == '\\' && p[1] && strchr("\"\\$`", p[1])) {
-						buf_addc(&w, p[1]);
+						*o++ = p[1];
 						p += 2;
 						continue;
 					}
-					buf_addc(&w, *p++);
+					*o++ = *p++;
 				}
 			} else if (*p == '\\') {
 				if (!p[1]) {
@@ -54,25 +64,28 @@ int words_split(struct arena *a, const char *s, char ***words, const char **err,
 					*col = (size_t)(p - s);
 					goto fail;
 				}
-				buf_addc(&w, p[1]);
+				*o++ = p[1];
 				p += 2;
 			} else {
-				buf_addc(&w, *p++);
+				/* A run of plain characters at once. */
+				size_t k = strcspn(p, " \t'\"\\");
+				memcpy(o, p, k);
+				o += k;
+				p += k;
 			}
 		}
-		GROW(v, n, cap);
-		v[n++] = arena_strndup(a, w.data ? w.data : "", w.len);
+		*o++ = 0;
 	}
-	char **out = arena_alloc(a, (n + 1) * sizeof(*out));
-	if (n)
-		memcpy(out, v, n * sizeof(*out));
-	out[n] = NULL;
-	*words = out;
-	free(v);
-	buf_free(&w);
+	char **v = arena_alloc_raw(a, (n + 1) * sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		v[i] = out + at[i];
+	v[n] = NULL;
+	*words = v;
+	if (at != first)
+		free(at);
 	return (int)n;
 fail:
-	free(v);
-	buf_free(&w);
+	if (at != first)
+		free(at);
 	return -1;
 }

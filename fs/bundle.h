@@ -23,6 +23,7 @@
 #include "util.h"
 
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct bundle_registry;
 
@@ -48,18 +49,40 @@ struct bundles *bundles_new(struct spec *sp, const struct bundle_env *env,
 			    const struct bundles *prev);
 void bundles_put(struct bundles *set);
 size_t bundles_count(const struct bundles *set);
-/* The i-th bundle, in name order. */
+/* The i-th bundle, in name order. (The states of the first set a daemon
+ * reads are set up when first asked for, here or by name or serial.) */
 struct bstate *bundles_at(const struct bundles *set, size_t i);
 /* The bundle named `name`, or NULL. */
 struct bstate *bundles_find(const struct bundles *set, const char *name);
+/* The i-th bundle's spec and serial, without setting up its state (see
+ * bundles_at). */
+const struct bundle *bundles_spec_at(const struct bundles *set, size_t i);
+uint64_t bundles_serial_at(const struct bundles *set, size_t i);
+/* Is a bundle of the set not readonly, or is its data one of `data` (1 <<
+ * enum spec_data)? For a set read from a spec, the spec says, without a
+ * look at each bundle. */
+bool bundles_any(const struct bundles *set, unsigned data);
+/* The i-th bundle's state, as bundle_state says it, without setting up
+ * one never used. */
+const char *bundles_state_at(const struct bundles *set, size_t i);
 /* A successor's bundles (state.h). bundles_document writes every live
- * version (its spec, its serial) and which ones the current set holds;
- * bundles_restore makes them again, with the same serials: the current
- * set in *current, and every version held in *hold until the caller has
- * restored the nodes that use them (bundles_hold_free). */
+ * version (its spec, its serial) and which ones the current set holds, in
+ * pieces (bundle.c says how): iov[0], then the bytes of the specs it
+ * names, which it holds until bundles_doc_free. bundles_restore makes
+ * them again, with the same serials: the current set in *current, and
+ * every version held in *hold until the caller has restored the nodes
+ * that use them (bundles_hold_free). */
 struct bundle_hold;
-char *bundles_document(const struct bundle_env *env, const struct bundles *current,
-		       uint64_t generation, double loaded);
+struct specref;
+struct bundles_doc {
+	struct iovec *iov;
+	size_t n;
+	struct specref **held;
+	size_t nheld;
+};
+void bundles_document(const struct bundle_env *env, const struct bundles *current,
+		      uint64_t generation, double loaded, struct bundles_doc *doc);
+void bundles_doc_free(struct bundles_doc *doc);
 errint_t bundles_restore(const char *text, size_t len, const struct bundle_env *env,
 			 struct bundles **current, uint64_t *generation, double *loaded,
 			 struct bundle_hold **hold);

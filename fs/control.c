@@ -274,7 +274,7 @@ char *control_status_line(struct bfs *fs, const struct reload_result *last)
 	generation = fs->generation;
 	n = bundles_count(fs->bundles);
 	for (size_t i = 0; i < n; i++) {
-		const char *s = bundle_state(bundles_at(fs->bundles, i));
+		const char *s = bundles_state_at(fs->bundles, i);
 		failed += !strcmp(s, "failed");
 		retrying += !strcmp(s, "retrying");
 	}

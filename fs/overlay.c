@@ -791,14 +791,11 @@ errint_t overlays_start(struct bfs *fs)
  * one, or a kernel-native one? */
 static bool any_kernel_root(struct bfs *fs)
 {
-	const struct bundles *set = fs->bundles;
-	for (size_t i = 0; i < bundles_count(set); i++) {
-		const struct bundle *sb = bundle_spec(bundles_at(set, i));
-		enum spec_data d = sb->data != SPEC_DATA_DEFAULT ? sb->data : fs->data;
-		if (!sb->readonly || (d == SPEC_DATA_NATIVE && !fs->overlays->native_off))
-			return true;
-	}
-	return false;
+	unsigned native = 0; /* the data of bundles with a kernel-native root */
+	if (!fs->overlays->native_off)
+		native = 1u << SPEC_DATA_NATIVE |
+			 (fs->data == SPEC_DATA_NATIVE ? 1u << SPEC_DATA_DEFAULT : 0);
+	return bundles_any(fs->bundles, native);
 }
 
 void overlays_adopt(struct bfs *fs, bool took_over)

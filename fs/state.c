@@ -1,6 +1,7 @@
 /* state: the memfd a successor takes over. */
 #include "state.h"
 #include "bundle.h"
+#include "log.h"
 #include "mounts.h"
 #include "strmap.h"
 
@@ -252,13 +253,38 @@ void state_count_takeover(struct state *s, bool upgrade)
 	atomic_fetch_add(upgrade ? &s->h->upgrades : &s->h->failovers, 1);
 }
 
-void state_set_bundles(struct state *s, const char *json, size_t len)
+/* The document goes to the area not current, written through the memfd
+ * (not the mapping: no page of it is faulted in here), then published. */
+void state_set_bundles(struct state *s, const struct iovec *iov, size_t n)
 {
 	struct header *h = s->h;
-	if (len > BUNDLES_SIZE)
-		len = BUNDLES_SIZE; /* a successor then refuses it: not JSON */
 	uint32_t area = 1 - atomic_load(&h->bundles_area);
-	memcpy(s->base + HEADER_SIZE + area * BUNDLES_SIZE, json, len);
+	off_t at = (off_t)(HEADER_SIZE + area * BUNDLES_SIZE);
+	uint64_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	/* A document too large is not written: a successor then refuses it. */
+	for (size_t i = 0; i < n && len <= BUNDLES_SIZE; i++) {
+		const char *p = iov[i].iov_base;
+		for (size_t left = iov[i].iov_len; left;) {
+			ssize_t w = pwrite(s->fd, p, left, at);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				log_warning("failover state: %s: a successor would not find the "
+					    "bundles",
+					    strerror(w < 0 ? errno : ENOSPC));
+				len = 0;
+				goto publish;
+			}
+			p += w;
+			at += w;
+			left -= (size_t)w;
+		}
+	}
+	if (len > BUNDLES_SIZE)
+		len = 0;
+publish:
 	atomic_store_explicit(&h->bundles_len[area], len, memory_order_release);
 	atomic_store_explicit(&h->bundles_area, area, memory_order_release);
 }
@@ -268,10 +294,10 @@ void state_save_bundles(struct state *s, const struct bundle_env *env,
 {
 	if (!s)
 		return;
-	char *doc = bundles_document(env, current, generation, loaded);
-	if (doc)
-		state_set_bundles(s, doc, strlen(doc));
-	free(doc);
+	struct bundles_doc doc;
+	bundles_document(env, current, generation, loaded, &doc);
+	state_set_bundles(s, doc.iov, doc.n);
+	bundles_doc_free(&doc);
 }
 
 const char *state_bundles(const struct state *s, size_t *len)

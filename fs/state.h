@@ -5,8 +5,9 @@
  *   - the kernel's INIT request and the daemon's reply, so that a
  *     successor can make libfuse accept the connection as it is;
  *   - the mount (id, device, mount point) and the daemon's arguments;
- *   - the bundles (a JSON document: every live version with its spec, and
- *     which version each name points to), rewritten at start and before
+ *   - the bundles (every live version with its spec, and which version
+ *     each name points to: a line of JSON, then the bytes of the specs
+ *     they were read from; see bundle.c), rewritten at start and before
  *     each reload takes effect;
  *   - a journal of the node table: every node made, every lookup taken or
  *     given back, written under the table's lock before the kernel hears
@@ -36,7 +37,7 @@
 #ifdef BUNDLEFS_STATE_FORMAT
 #define STATE_FORMAT BUNDLEFS_STATE_FORMAT
 #else
-#define STATE_FORMAT 2
+#define STATE_FORMAT 3
 #endif
 
 struct state;
@@ -84,10 +85,16 @@ struct state_history {
 void state_history(const struct state *s, struct state_history *out);
 void state_count_takeover(struct state *s, bool upgrade);
 
-/* The bundles document. */
-void state_set_bundles(struct state *s, const char *json, size_t len);
+/* The bundles document, from its pieces. */
+struct iovec;
+void state_set_bundles(struct state *s, const struct iovec *iov, size_t n);
 /* Writes it for `current` as the set served (bundles_document): at start,
- * and by a reload before the set it installs is served. */
+ * and by a reload before the set it installs is served. At start it is
+ * written before the supervisor is started (main.c): a daemon that dies
+ * before it is written has no successor, and its mount goes as it would
+ * without failover; a successor never finds the region without it. It
+ * costs about what copying the spec does (a line of JSON and the spec's
+ * own bytes, written through the memfd), so serving waits for little. */
 struct bundle_env;
 struct bundles;
 void state_save_bundles(struct state *s, const struct bundle_env *env,

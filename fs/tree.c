@@ -118,7 +118,7 @@ static bool root_entry(struct bfs *fs, struct node *dir, size_t i, const char **
 {
 	if (i >= bundles_count(fs->bundles))
 		return false;
-	*name = bundle_name(bundles_at(fs->bundles, i));
+	*name = bundles_spec_at(fs->bundles, i)->name;
 	*type = DT_LNK;
 	return true;
 }
@@ -162,8 +162,7 @@ static bool versions_entry(struct bfs *fs, struct node *dir, size_t i, const cha
 	static __thread char buf[32];
 	if (i >= bundles_count(fs->bundles))
 		return false;
-	snprintf(buf, sizeof(buf), "%llu",
-		 (unsigned long long)bundle_serial(bundles_at(fs->bundles, i)));
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)bundles_serial_at(fs->bundles, i));
 	*name = buf;
 	*type = DT_DIR;
 	return true;

@@ -294,5 +294,74 @@ static void json_round_trip(void)
 	spec_free(&a);
 }
 
+/* Thousands of bundles in no order, names alike in their first bytes and
+ * not: sorted as strcmp sorts them; duplicates found at their lines. */
+static void many_bundles(void)
+{
+	enum { N = 3000 };
+	static const char *const prefix[] = {"s", "service-", "service-x"};
+	struct buf b = {0};
+	for (int i = 0; i < N; i++)
+		buf_addf(&b, "[%s%d]\nargs = /bin/x\n", prefix[i % 3], i * 7919 % N);
+	struct spec sp;
+	struct diags d;
+	CHECK_INT(parse(b.data, &sp, &d), 0);
+	CHECK_INT(sp.n, N);
+	for (size_t i = 1; i < sp.n; i++)
+		CHECK(strcmp(sp.bundles[i - 1].name, sp.bundles[i].name) < 0);
+	for (size_t i = 0; i < sp.n; i++)
+		CHECK(spec_find(&sp, sp.bundles[i].name) == &sp.bundles[i]);
+	spec_free(&sp);
+	buf_free(&b);
+
+	buf_addf(&b, "[service-b]\nargs = /b\n[service-a]\nargs = /a\n[s]\nargs = /s\n"
+		     "[service-a]\nargs = /a2\n[service-aa]\nargs = /aa\n[service-a]\nargs = "
+		     "/a3\n");
+	CHECK_INT(parse(b.data, &sp, &d), -1);
+	CHECK_INT(d.n, 2);
+	if (d.n == 2) {
+		CHECK_STR(d.msg[0], "t.conf:7: duplicate bundle \"service-a\" (first at line 3)");
+		CHECK_STR(d.msg[1], "t.conf:11: duplicate bundle \"service-a\" (first at line 7)");
+	}
+	diag_clear(&d);
+	buf_free(&b);
+	CHECK_INT(parse("[c]\nargs = /c\n[b]\nargs = /b\n[a]\nargs = /a\n", &sp, &d), 0);
+	CHECK_STR(sp.bundles[0].name, "a");
+	CHECK_INT(sp.bundles[0].line, 5);
+	CHECK_STR(sp.bundles[2].args[0], "/c");
+	spec_free(&sp);
+}
+
+/* A bundle may set many variables, one line each; each name once. */
+static void many_env(void)
+{
+	enum { N = 20000 };
+	struct buf b = {0};
+	buf_adds(&b, "[e]\nargs = /bin/e\n");
+	for (int i = 0; i < N; i++)
+		buf_addf(&b, "env = V%d=%d\n", i, i);
+	struct spec sp;
+	struct diags d;
+	CHECK_INT(parse(b.data, &sp, &d), 0);
+	CHECK_INT(sp.bundles[0].nenv, N);
+	CHECK_STR(sp.bundles[0].env[N - 1], "V19999=19999");
+	CHECK(sp.bundles[0].env[N] == NULL);
+	spec_free(&sp);
+	buf_addf(&b, "env = V123=again\n");
+	CHECK_INT(parse(b.data, &sp, &d), -1);
+	CHECK_INT(d.n, 1);
+	if (d.n == 1)
+		CHECK_STR(d.msg[0], "t.conf:20003: env: V123 is set twice");
+	diag_clear(&d);
+	/* Few of them: the same, checked one by one. */
+	CHECK_INT(parse("[e]\nargs = /e\nenv = A=1\nenv = B=2\nenv = A=3\n", &sp, &d), -1);
+	CHECK_INT(d.n, 1);
+	if (d.n == 1)
+		CHECK_STR(d.msg[0], "t.conf:5: env: A is set twice");
+	diag_clear(&d);
+	buf_free(&b);
+}
+
 UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip), CASE(json_full),
-	  CASE(errors), CASE(cwd_accepted), CASE(nul_and_limits), CASE(every_problem_reported))
+	  CASE(errors), CASE(cwd_accepted), CASE(nul_and_limits), CASE(every_problem_reported),
+	  CASE(many_bundles), CASE(many_env))
