@@ -90,7 +90,7 @@ struct iovec;
 void state_set_bundles(struct state *s, const struct iovec *iov, size_t n);
 /* Writes it for `current` as the set served (bundles_document): at start,
  * and by a reload before the set it installs is served. At start it is
- * written before the supervisor is started (main.c): a daemon that dies
+ * written before the supervisor is handed the connection (main.c): a daemon that dies
  * before it is written has no successor, and its mount goes as it would
  * without failover; a successor never finds the region without it. It
  * costs about what copying the spec does (a line of JSON and the spec's
