@@ -198,12 +198,21 @@ static bool pause_ms(int fuse, unsigned ms)
 	}
 }
 
-/* Whether successor `pid`, whose link just closed, died of a fault. */
-static bool crashed(pid_t pid)
+/* How successor `pid`, whose link just closed, ended. */
+enum ending {
+	ENDED_UNKNOWN, /* not a child of ours (the first daemon) */
+	ENDED_KILLED,  /* by a signal sent to it (SIGKILL, SIGTERM...) */
+	ENDED_FAULT,   /* by a fault (SIGSEGV, SIGABRT...) */
+	ENDED_ITSELF,  /* it exited, whatever its status */
+};
+
+static enum ending ended(pid_t pid)
 {
 	int status;
-	if (pid <= 0 || waitpid(pid, &status, 0) != pid || !WIFSIGNALED(status))
-		return false;
+	if (pid <= 0 || waitpid(pid, &status, 0) != pid)
+		return ENDED_UNKNOWN;
+	if (!WIFSIGNALED(status))
+		return ENDED_ITSELF;
 	switch (WTERMSIG(status)) {
 	case SIGSEGV:
 	case SIGBUS:
@@ -212,9 +221,9 @@ static bool crashed(pid_t pid)
 	case SIGFPE:
 	case SIGSYS:
 	case SIGTRAP:
-		return true;
+		return ENDED_FAULT;
 	default:
-		return false;
+		return ENDED_KILLED;
 	}
 }
 
@@ -322,16 +331,21 @@ static _Noreturn void supervise(struct super_fds fds)
 			_exit(0);
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		/* One that leaves soon after it served, for whatever reason
-		 * (a clean exit is no proof of health), makes the next wait
-		 * longer; one that served a while starts the count again. */
-		if (child && now.tv_sec - served.tv_sec >= BACKOFF_RESET_SECONDS)
+		/* One that ends soon after it served, of itself (a clean exit
+		 * is no proof of health) or of a fault, makes the next wait
+		 * longer; one that served a while starts the count again. One
+		 * killed from outside (the OOM killer, an operator) is
+		 * replaced at once: the mount's readers wait meanwhile. */
+		enum ending how = ended(child);
+		bool soon = now.tv_sec - served.tv_sec < BACKOFF_RESET_SECONDS;
+		bool own = how == ENDED_ITSELF || how == ENDED_FAULT;
+		if (own)
+			backoff_ms = !soon ? 0 : backoff_ms ? backoff_ms * 2 : BACKOFF_FIRST_MS;
+		else if (!soon)
 			backoff_ms = 0;
-		else if (child)
-			backoff_ms = backoff_ms ? backoff_ms * 2 : BACKOFF_FIRST_MS;
 		if (backoff_ms > BACKOFF_LAST_MS)
 			backoff_ms = BACKOFF_LAST_MS;
-		if (crashed(child) && now.tv_sec - served.tv_sec < CRASH_SECONDS) {
+		if (how == ENDED_FAULT && now.tv_sec - served.tv_sec < CRASH_SECONDS) {
 			if (++crashes >= MAX_CRASHES) {
 				log_err("%s: %d successors in a row crashed soon after they "
 					"started serving: unmounting",
@@ -345,7 +359,7 @@ static _Noreturn void supervise(struct super_fds fds)
 		/* Successors that left after a live upgrade. */
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
-		if (backoff_ms) {
+		if (backoff_ms && own) {
 			log_warning(
 			    "the daemon serving %s is gone, again; starting another in %u ms", mnt,
 			    backoff_ms);
