@@ -133,34 +133,48 @@ int supervisor_said_pid(int link)
 	return sscanf(msg, "pid %d", &pid) == 1 ? pid : 0;
 }
 
-/* Starts a successor; returns its link end (and *pid), or -1. */
-static int start_successor(const struct super_fds *fds, pid_t *child)
+/* Forks a child linked to this process by a socket pair. Returns its pid
+ * (with *link our end) in the parent, 0 (with *link its end) in the
+ * child, or -errno. */
+static pid_t fork_linked(int *link)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -1;
+		return -errno;
 	pid_t pid = fork();
 	if (pid < 0) {
+		int e = errno;
 		close(sv[0]);
 		close(sv[1]);
-		return -1;
+		return -e;
 	}
+	close(sv[pid == 0 ? 0 : 1]);
+	*link = sv[pid == 0 ? 1 : 0];
+	return pid;
+}
+
+/* Starts a successor; returns its link end (and *pid), or -1. */
+static int start_successor(const struct super_fds *fds, pid_t *child)
+{
+	int link;
+	pid_t pid = fork_linked(&link);
+	if (pid < 0)
+		return -1;
 	if (pid == 0) {
 		struct super_fds mine = *fds;
-		mine.fd[SUPER_IX(SUPER_FD_LINK)] = sv[1];
+		mine.fd[SUPER_IX(SUPER_FD_LINK)] = link;
 		supervisor_exec(&mine, "--successor");
 		_exit(127);
 	}
-	close(sv[1]);
-	say_pid(sv[0]);
-	if (wait_ok(sv[0], 30) < 0) {
+	say_pid(link);
+	if (wait_ok(link, 30) < 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		close(sv[0]);
+		close(link);
 		return -1;
 	}
 	*child = pid;
-	return sv[0];
+	return link;
 }
 
 /* Whether the FUSE connection `fuse` still stands: the kernel reports an
@@ -424,26 +438,17 @@ static void name_supervisor(char **argv, const char *mnt)
 
 int supervisor_fork(char **argv, const char *mnt, int *link)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		return -e;
-	}
-	if (pid > 0) {
-		close(sv[1]);
-		*link = sv[0];
+	int l;
+	pid_t pid = fork_linked(&l);
+	if (pid != 0) {
+		if (pid > 0)
+			*link = l;
 		return pid;
 	}
 	/* Out of the daemon's process group (a kill of the group must not
 	 * reach it), holding nothing of the daemon's: not the command's
 	 * ready pipe, not its terminal. */
 	setsid();
-	int l = sv[1];
 	close_range(3, (unsigned)l - 1, 0);
 	close_range((unsigned)l + 1, ~0U, 0);
 	log_forget();
@@ -507,27 +512,20 @@ errint_t supervisor_hand(int link, const struct super_fds *fds)
 
 int supervisor_start(const struct super_fds *fds, int *link)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		return -e;
-	}
+	int l;
+	pid_t pid = fork_linked(&l);
+	if (pid < 0)
+		return pid;
 	if (pid == 0) {
 		/* Out of the daemon's process group at once (a kill of the
 		 * group must not reach it); exec'd, so that it holds nothing of
 		 * the daemon's but the descriptors it needs. */
 		setsid();
 		struct super_fds mine = *fds;
-		mine.fd[SUPER_IX(SUPER_FD_LINK)] = sv[1];
+		mine.fd[SUPER_IX(SUPER_FD_LINK)] = l;
 		supervisor_exec(&mine, "--supervisor");
 		_exit(127);
 	}
-	close(sv[1]);
-	*link = sv[0];
+	*link = l;
 	return pid;
 }
