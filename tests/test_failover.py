@@ -381,20 +381,26 @@ def test_killing_daemon_and_supervisor_unmounts_and_frees_the_mountpoint(tmp_pat
         assert os.listdir(m2.path("t", "rootfs"))
 
 
+def crashable_mount(tmp_path, tiny):
+    """A mount of `tiny` (and its spec) whose daemons write no core file
+    when a test sends them a fault signal."""
+    import resource
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    core = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))
+    try:
+        return Mount(tmp_path / "mnt", spec), spec
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, core)
+
+
 def test_successors_that_keep_crashing_give_the_mount_up(tmp_path, tiny):
     # A daemon killed by an operator is replaced however often it happens
     # (test_twenty_kills_in_a_row); successors that crash (a fault signal)
     # one after the other right after serving, as a request that kills
     # every daemon would make them, end in a clean unmount, not a loop.
     # (Signals a sanitizer does not catch: it would turn them into exits.)
-    import resource
-    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
-    core = resource.getrlimit(resource.RLIMIT_CORE)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))
-    try:
-        m = Mount(tmp_path / "mnt", spec)
-    finally:
-        resource.setrlimit(resource.RLIMIT_CORE, core)
+    m, spec = crashable_mount(tmp_path, tiny)
     try:
         os.listdir(m.path("t", "rootfs"))
         m.kill_daemon()  # the first daemon: a kill, not a crash
@@ -650,14 +656,7 @@ def test_successors_that_crash_at_once_are_started_again_later_and_later(tmp_pat
     # Successors that end of themselves (a fault here) soon after they
     # serve are started again after a pause that doubles; one killed from
     # outside (SIGKILL: an operator, the OOM killer) is replaced at once.
-    import resource
-    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
-    core = resource.getrlimit(resource.RLIMIT_CORE)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))
-    try:
-        m = Mount(tmp_path / "mnt", spec)
-    finally:
-        resource.setrlimit(resource.RLIMIT_CORE, core)
+    m, spec = crashable_mount(tmp_path, tiny)
     try:
         os.listdir(m.path("t", "rootfs"))
         m.kill_daemon(timeout=30)  # (the first daemon: replaced at once)
