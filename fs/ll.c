@@ -291,6 +291,12 @@ static int open_store_file(void *ctx)
 	errint_t e = tree_open(o->fs, o->n, &c);
 	return e < 0 ? (int)e : c.fd;
 }
+
+static int store_file_is_there(void *ctx)
+{
+	struct opening *o = ctx;
+	return (int)tree_is_there(o->fs, o->n);
+}
 #endif
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -312,8 +318,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 #ifdef FUSE_CAP_PASSTHROUGH
 	if (fs->pt && tree_is_store_file(n)) {
 		struct opening o = {fs, n};
-		int32_t id =
-		    passthrough_open(fs->pt, n->bdev, n->bino, open_store_file, &o, &fi->fh);
+		struct pt_file f = {open_store_file, store_file_is_there, &o};
+		int32_t id = passthrough_open(fs->pt, n->bdev, n->bino, &f, &fi->fh);
 		if (id > 0) {
 			/* (No keep_cache: the kernel refuses it with passthrough,
 			 * and there is no page cache of the mount's own to keep.) */

@@ -224,6 +224,26 @@ static bool same_file(const struct node *n, const struct node *proto)
 	       a->mode == b->mode && a->mtime == b->mtime && a->mtime_ns == b->mtime_ns;
 }
 
+/* The key of a shared node: its file (dev, ino) in one store path (the
+ * hash part of the first component of its path below the store). Files
+ * of several store paths that are one inode (hard links `nix-store
+ * --optimise` made) are not one node: each keeps a path in its own store
+ * path, so that a store path deleted takes only its own nodes' paths
+ * away, never those of the bundles whose closures keep theirs. */
+static char *shared_key(const struct node *proto, size_t *kl)
+{
+	const char *rel = proto->rel ? proto->rel : "";
+	size_t comp = strcspn(rel, "/");
+	if (comp > 32)
+		comp = 32;
+	uint64_t id[2] = {proto->bdev, proto->bino};
+	char *key = xmalloc(sizeof(id) + comp);
+	memcpy(key, id, sizeof(id));
+	memcpy(key + sizeof(id), rel, comp);
+	*kl = sizeof(id) + comp;
+	return key;
+}
+
 struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 		       const struct node *proto)
 {
@@ -231,10 +251,7 @@ struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,
 	char *key;
 	struct strmap *map;
 	if (proto->shared) {
-		uint64_t id[2] = {proto->bdev, proto->bino};
-		key = xmalloc(sizeof(id));
-		memcpy(key, id, sizeof(id));
-		kl = sizeof(id);
+		key = shared_key(proto, &kl);
 		map = &t->shared;
 	} else {
 		key = child_key(parent, name, &kl);
@@ -280,10 +297,7 @@ struct node *nodes_restore(struct nodes *t, node_id id, uint32_t gen, struct nod
 	char *key;
 	struct strmap *map;
 	if (proto->shared) {
-		uint64_t ident[2] = {proto->bdev, proto->bino};
-		key = xmalloc(sizeof(ident));
-		memcpy(key, ident, sizeof(ident));
-		kl = sizeof(ident);
+		key = shared_key(proto, &kl);
 		map = &t->shared;
 	} else {
 		key = child_key(parent, name, &kl);

@@ -7,10 +7,14 @@
  *
  * A node is found either by (parent id, name), for directories and
  * synthesized entries, which have exactly one parent; or, when it is
- * `shared`, by the identity of its backing entry (dev, ino), so that the
- * same store file reached through any bundle or any hard link is one node
- * and the kernel keeps one page cache for it; but only while it is the same
- * file: an inode number reused by a new file gets a new node. A node lives while the
+ * `shared`, by the identity of its backing entry (dev, ino) in its store
+ * path, so that the same store file reached through any bundle or any hard
+ * link within its store path is one node and the kernel keeps one page
+ * cache for it; but only while it is the same file: an inode number reused
+ * by a new file gets a new node. One inode in two store paths (hard links
+ * made by `nix-store --optimise`) is two nodes, each with a path in its
+ * own store path, so that deleting one store path never takes a file away
+ * from a bundle whose closure has the other. A node lives while the
  * kernel holds lookups on it or a child still names it as parent; its id
  * is then reused with a new generation.
  *
@@ -48,7 +52,8 @@ struct node {
 	uint32_t pins;	  /* children that name this node as parent */
 	uint32_t gen;
 	uint8_t kind;		       /* the tree's enum node_kind; opaque here */
-	bool shared;		       /* found by (bdev, bino), not by parent and name */
+	bool shared;		       /* found by (bdev, bino) and store path, not by
+					  parent and name */
 	bool in_map;		       /* still found by its key (a shared node whose file
 					  is gone is not) */
 	struct bstate *bundle;	       /* its bundle, if any */
@@ -96,7 +101,7 @@ struct nodes {
 	size_t nfree, free_cap;
 	uint32_t next_gen;
 	struct strmap children; /* (parent id, name) -> node */
-	struct strmap shared;	/* (dev, ino) -> shared node */
+	struct strmap shared;	/* (dev, ino, store path) -> shared node */
 	size_t live;
 };
 
@@ -117,7 +122,8 @@ struct node *nodes_lookup_child(struct nodes *t, struct node *parent, const char
 /* Adds a child of `parent` named `name` built from `proto` (kind, shared,
  * bundle, ldir, rel, bdev/bino, attr), or, when a racing lookup added it
  * first, returns that one; either way with one more lookup taken. A shared
- * node is keyed by (bdev, bino) and not linked to `parent`. A node found
+ * node is keyed by (bdev, bino) and the store path of `rel`, and not linked
+ * to `parent`. A node found
  * under the name but made from another bundle (a reload changed what the
  * name means) is replaced: it lives on for the kernel, found by no one. */
 struct node *nodes_add(struct nodes *t, struct node *parent, const char *name,

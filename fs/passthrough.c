@@ -188,10 +188,16 @@ static int32_t opened(struct passthrough *p, int slot, uint64_t *fh)
 }
 
 int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
-			 int (*open_file)(void *ctx), void *ctx, uint64_t *fh)
+			 const struct pt_file *f, uint64_t *fh)
 {
 	if (atomic_load_explicit(&p->off, memory_order_relaxed))
 		return -EOPNOTSUPP;
+	/* Checked before the table is: an id found after this is of a live
+	 * inode (its id holds it) numbered bino, which is the one at the
+	 * node's path. */
+	int there = f->is_there(f->ctx);
+	if (there < 0)
+		return there;
 	pthread_mutex_lock(&p->lock);
 	int slot = find(p, bdev, bino);
 	if (slot >= 0) {
@@ -201,7 +207,7 @@ int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
 	}
 	pthread_mutex_unlock(&p->lock);
 
-	int fd = open_file(ctx);
+	int fd = f->open_file(f->ctx);
 	if (fd < 0)
 		return fd;
 	/* Registered only under the file's own identity: a node may open

@@ -66,13 +66,32 @@ void passthrough_free(struct passthrough *p);
  * first passthrough_open, once the predecessor no longer writes them. */
 void passthrough_adopt(struct passthrough *p);
 
-/* Opens the file (bdev, bino) for passthrough: its backing id,
- * registered on a miss from the descriptor `open_file(ctx)` returns (or
- * -errno), which is closed after; -ESTALE when that descriptor is not of
- * the file (bdev, bino). Returns the id (> 0) and the open's handle in
- * *fh, or -errno (then read the file through the daemon). */
+/* How passthrough_open reaches the node's file: `open_file` returns a
+ * descriptor of it (or -errno); `is_there` says whether the node's path
+ * still names the inode (bdev, bino) (0, or -errno: -ESTALE when another
+ * inode is there). */
+struct pt_file {
+	int (*open_file)(void *ctx);
+	int (*is_there)(void *ctx);
+	void *ctx;
+};
+
+/* Opens the file (bdev, bino) for passthrough: its backing id, registered
+ * on a miss from the descriptor f->open_file returns, which is closed
+ * after; -ESTALE when that descriptor is not of the file (bdev, bino).
+ *
+ * An id found under (bdev, bino) is given only once f->is_there says the
+ * node's path still holds that inode: an inode number is reused once its
+ * file is gone (deleted by a garbage collection, replaced by `nix-store
+ * --optimise`), and a node the kernel still holds for the old file would
+ * otherwise be given the id another node registered for the new one, in
+ * another bundle's store path. While the path holds a live inode of that
+ * number, no other file has it, so the id's file is that inode.
+ *
+ * Returns the id (> 0) and the open's handle in *fh, or -errno (then read
+ * the file through the daemon). */
 int32_t passthrough_open(struct passthrough *p, uint64_t bdev, uint64_t bino,
-			 int (*open_file)(void *ctx), void *ctx, uint64_t *fh);
+			 const struct pt_file *f, uint64_t *fh);
 /* Handles of passthrough opens: the top bit (handles.c never sets it) and
  * the slot. */
 #define PASSTHROUGH_FH ((uint64_t)1 << 63)

@@ -646,6 +646,16 @@ errint_t tree_readdir(struct bfs *fs, struct node *dir, struct dirstream *ds, of
 	}
 }
 
+errint_t tree_is_there(struct bfs *fs, const struct node *n)
+{
+	struct stat st;
+	int fd = backing_open_path(&fs->backing, n->rel, &st);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return (uint64_t)st.st_dev == n->bdev && (uint64_t)st.st_ino == n->bino ? 0 : -ESTALE;
+}
+
 bool tree_is_store_file(const struct node *n)
 {
 	return n->kind == NK_BFILE && S_ISREG(n->attr.mode);

@@ -132,6 +132,11 @@ errint_t tree_readdir(struct bfs *fs, struct node *dir, struct dirstream *ds, of
 /* Whether `n` is a regular file of the store (whose bytes tree_open opens
  * as a descriptor of that file), not one bundlefs makes up. */
 bool tree_is_store_file(const struct node *n);
+/* Whether store file `n`'s path still names the very inode it was looked
+ * up as (device and inode number; not an equal replacement, unlike
+ * tree_open). Returns 0, -ESTALE when another entry is there, or -errno
+ * (-ENOENT when none is). */
+errint_t tree_is_there(struct bfs *fs, const struct node *n);
 
 /* Opens the bytes of regular file `n`. Returns 0 or -errno. */
 errint_t tree_open(struct bfs *fs, struct node *n, struct content *c);

@@ -2,12 +2,14 @@
 # read by the kernel itself (no READ reaches the daemon), one backing file
 # per store file is registered and reused, files bundlefs makes up are still
 # served by the daemon, and a successor takes the backing files over.
+import errno
 import hashlib
 import os
+import subprocess
 
 import pytest
 
-from conftest import BUNDLEFS, closure_files, Mount, bundlectl, run, stop_mount, wait_for, write_spec
+from conftest import BUNDLEFS, STORE, closure_files, Mount, bundlectl, run, stop_mount, wait_for, write_spec
 
 VERSION = run([BUNDLEFS, "--version"]).stdout.decode()
 BUILT = "passthrough built in" in VERSION
@@ -197,3 +199,109 @@ def test_passthrough_files_must_be_a_number_in_range(tmp_path, tiny):
         p = run([BUNDLEFS, str(tmp_path), spec, "--passthrough-files", bad], check=False)
         assert p.returncode == 2
         assert b"passthrough-files needs a number from 0 to 16384" in p.stderr
+
+
+@pytest.fixture
+def ext4(tmp_path):
+    """A new, empty ext4 filesystem: there a freed inode number is the next
+    one a file made in the same directory group gets, as on any busy store
+    sooner or later."""
+    image, point = tmp_path / "ext4.img", tmp_path / "ext4"
+    with open(image, "wb") as f:
+        f.truncate(64 << 20)
+    run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", str(image)])
+    point.mkdir()
+    run(["mount", "-o", "loop", str(image), str(point)])
+    yield point
+    subprocess.run(["umount", "-l", str(point)])
+
+
+@pytest.mark.skipif(not BUILT, reason="this build has no passthrough")
+def test_an_inode_number_reused_in_another_bundle_is_never_read_for_it(ext4, tmp_path, mount):
+    # Bundle x opens its file A/secret, whose backing id is then let go
+    # (no idle ids kept). The file leaves the store (as a garbage
+    # collection or `nix-store --optimise` makes it leave) while the
+    # kernel still knows x's node, and a new file of bundle y takes its
+    # inode number and is opened by y: a backing id under the same
+    # (device, inode). x's next open must never be y's file.
+    store = ext4 / "nix" / "store"
+    a, b = store / ("a" * 32 + "-a"), store / ("b" * 32 + "-b")
+    for d in (a, b):
+        d.mkdir(parents=True)
+    (a / "secret").write_bytes(b"the bytes of bundle x\n")
+    (b / "filler").write_bytes(b"filler\n")
+    closures = {}
+    for name, path in (("x", a), ("y", b)):
+        closures[name] = tmp_path / (name + ".closure")
+        closures[name].write_text(STORE + "/" + path.name + "\n")
+    spec = write_spec(tmp_path, "".join(
+        "[%s]\nargs = %s/%s/f\nclosure = %s\nreadonly = true\ndata = fuse\n"
+        % (n, STORE, p.name, closures[n]) for n, p in (("x", a), ("y", b))))
+    m = mount(spec, "--real-store", str(store), "--db", "none", "--gcroots", "none",
+              "--passthrough-files", "0")
+    secret = m.path("x", "rootfs") + STORE + "/" + a.name + "/secret"
+    with open(secret, "rb") as f:
+        assert f.read() == b"the bytes of bundle x\n"
+    assert m.status()["passthrough"]["registered"] == 1
+    ino = os.stat(a / "secret").st_ino
+
+    os.unlink(a / "secret")
+    taken = None
+    for i in range(64):
+        p = b / ("new-%d" % i)
+        p.write_bytes(b"the bytes of bundle y\n")
+        if p.stat().st_ino == ino:
+            taken = p
+            break
+    assert taken, "no new file took the inode number %d" % ino
+    # y holds its file open: its backing id stays.
+    held = open(m.path("y", "rootfs") + STORE + "/" + b.name + "/" + taken.name, "rb")
+    assert held.read() == b"the bytes of bundle y\n"
+    assert m.status()["passthrough"]["registered"] == 2
+
+    # x's node is still the kernel's: its open reaches the daemon.
+    try:
+        with open(secret, "rb") as f:
+            got = f.read()
+    except OSError as e:
+        got = e.errno
+    finally:
+        held.close()
+    assert got != b"the bytes of bundle y\n", "bundle x was given bundle y's file"
+    assert got == errno.ENOENT
+
+
+def test_a_store_path_deleted_takes_no_file_from_another(tmp_path, mount):
+    # One inode in two store paths (the hard link `nix-store --optimise`
+    # makes), each in the closure of one bundle. Once bundle x has looked
+    # its file up, deleting x's store path (nothing roots it: --gcroots
+    # none) must leave bundle y its file, open and opened again.
+    store = tmp_path / "nix" / "store"
+    a, b = store / ("a" * 32 + "-a"), store / ("b" * 32 + "-b")
+    a.mkdir(parents=True)
+    b.mkdir()
+    (a / "lib").write_bytes(b"one library, two store paths\n")
+    os.link(a / "lib", b / "lib")
+    closures = {}
+    for name, path in (("x", a), ("y", b)):
+        closures[name] = tmp_path / (name + ".closure")
+        closures[name].write_text(STORE + "/" + path.name + "\n")
+    spec = write_spec(tmp_path, "".join(
+        "[%s]\nargs = %s/%s/f\nclosure = %s\nreadonly = true\ndata = fuse\n"
+        % (n, STORE, p.name, closures[n]) for n, p in (("x", a), ("y", b))))
+    m = mount(spec, "--real-store", str(store), "--db", "none", "--gcroots", "none")
+    x = m.path("x", "rootfs") + STORE + "/" + a.name + "/lib"
+    y = m.path("y", "rootfs") + STORE + "/" + b.name + "/lib"
+    with open(x, "rb") as f:
+        assert f.read() == b"one library, two store paths\n"
+    held = open(y, "rb")
+    try:
+        os.unlink(a / "lib")
+        os.rmdir(a)
+        assert held.read() == b"one library, two store paths\n"
+        with open(y, "rb") as f:
+            assert f.read() == b"one library, two store paths\n"
+    finally:
+        held.close()
+    with pytest.raises(FileNotFoundError):
+        open(x, "rb")

@@ -100,6 +100,13 @@ static void shared_nodes(void)
 	CHECK(nodes_lookup_child(&t, a, "x") == NULL);
 	struct node g = file_proto(7, 43);
 	CHECK(nodes_add(&t, a, "z", &g) != fa);
+	/* The same inode in another store path (a hard link of optimise's)
+	 * is a node of its own, with that store path's path. */
+	struct node h = file_proto(7, 42);
+	h.rel = "q/f";
+	struct node *fh = nodes_add(&t, b, "w", &h);
+	CHECK(fh != fa && !strcmp(fh->rel, "q/f"));
+	CHECK(nodes_add(&t, a, "v", &h) == fh);
 	nodes_destroy(&t);
 }
 
