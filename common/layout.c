@@ -2,6 +2,7 @@
  * `bundlectl materialize`, so that both produce the same tree. */
 #include "layout.h"
 #include "closure.h"
+#include "fsguard.h"
 #include "ocicfg.h"
 
 #include <errno.h>
@@ -144,12 +145,28 @@ static int bind_kind(const struct bundle *b, const struct ocimount *m, const cha
 	struct stat st;
 	if (m->source[0] != '/')
 		return 0; /* relative to the bundle: the runtime's business */
-	if (stat(m->source, &st) < 0) {
+	/* Looked at without entering a bundlefs mount: one that is this
+	 * daemon's would wait for itself (fsguard.h), holding the lookup
+	 * that asked in the kernel for good. */
+	char *mnt = NULL;
+	int fd = fsguard_open(m->source, O_PATH, &mnt);
+	if (fd < 0 && errno == EXDEV) {
+		diag_add(d,
+			 "%s:%u: bundle \"%s\": mount %s: source %s is in the bundlefs mount %s: "
+			 "a bundle cannot bind what a bundlefs mount serves",
+			 file, mount_line(b, m->dest), b->name, m->dest, m->source, mnt);
+		free(mnt);
+		return -EINVAL;
+	}
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		int e = errno;
+		if (fd >= 0)
+			close(fd);
 		diag_add(d, "%s:%u: bundle \"%s\": mount %s: source %s: %s", file,
 			 mount_line(b, m->dest), b->name, m->dest, m->source, strerror(e));
 		return e == ENOENT || e == ENOTDIR ? -EAGAIN : -EINVAL;
 	}
+	close(fd);
 	if (S_ISDIR(st.st_mode))
 		return 0;
 	if (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ||

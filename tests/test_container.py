@@ -171,3 +171,41 @@ def test_data_bind_lets_the_runtime_bind_the_closure(tmp_path, mount, runtime, n
         "app: starting\nHello from bundlefs!\nargv[1]=one\n")
     from conftest import bundlectl
     assert bundlectl("config", spec, "b").stdout == open(m.path("b", "config.json"), "rb").read()
+
+
+def test_a_bind_source_in_the_mount_is_refused_not_waited_for(tmp_path, mount, tiny):
+    # A bind source the daemon must look at to make the mount point, in
+    # its own mount: a stat there would wait for the daemon, which waits
+    # for it (an unkillable lookup). Also two bundles binding each other.
+    import errno
+    import os
+    import subprocess
+    import threading
+    from conftest import abort_mount, bundlectl
+    mnt = tmp_path / "mnt"
+    spec = write_spec(tmp_path, "[self]\nargs = %s/bin/sh\nmount = /data bind %s/self/rootfs%s rbind,ro\n"
+                      "[a]\nargs = %s/bin/sh\nmount = /b bind %s/b/rootfs rbind,ro\n"
+                      "[b]\nargs = %s/bin/sh\nmount = /a bind %s/a/rootfs/a rbind,ro\n"
+                      % (tiny, mnt, STORE, tiny, mnt, tiny, mnt))
+    m = mount(spec)
+    # The watchdog of this test: a daemon waiting for itself is aborted,
+    # so that a failure is a failure, not a hung machine.
+    hung = []
+
+    def abort():
+        hung.append(True)
+        abort_mount(str(mnt))
+    watchdog = threading.Timer(20, abort)
+    watchdog.start()
+    try:
+        for name in ("self", "a", "b"):
+            p = subprocess.run(["ls", m.path(name, "rootfs")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=60)
+            assert not hung, "the daemon waited for itself"
+            assert p.returncode != 0 and b"Input/output error" in p.stderr, p
+    finally:
+        watchdog.cancel()
+    st = bundlectl("status", m.mountpoint).stdout.decode()
+    for name, line in (("self", 3), ("a", 6), ("b", 9)):
+        assert ('spec.conf:%d: bundle "%s": mount ' % (line, name)) in st, st
+    assert st.count("a bundle cannot bind what a bundlefs mount serves") == 3, st
