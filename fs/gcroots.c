@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,22 @@ static void remove_dir(int parent, const char *name)
 	unlinkat(parent, name, AT_REMOVEDIR);
 }
 
+/* Is `name` one gcroots_open makes: PID, or PID.N? */
+static bool roots_dir_name(const char *name)
+{
+	char *end;
+	long v = strtol(name, &end, 10);
+	if (v <= 0 || end == name)
+		return false;
+	if (*end == '.') {
+		const char *n = end + 1;
+		v = strtol(n, &end, 10);
+		if (v <= 0 || end == n)
+			return false;
+	}
+	return !*end;
+}
+
 /* Roots left by a daemon that died: every daemon holds an exclusive
  * flock on its own directory for as long as it runs (a lock the kernel
  * drops when it dies, however it dies), so a directory whose lock can be
@@ -70,9 +87,7 @@ static void remove_stale(int topfd)
 	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		char *end;
-		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0)
+		if (!roots_dir_name(de->d_name))
 			continue;
 		int dfd =
 		    openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -106,22 +121,34 @@ errint_t gcroots_open(struct gcroots *g, const char *dir)
 		free(top);
 		return -e;
 	}
-	char *mine = xasprintf("%s/%d", top, (int)getpid());
-	free(top);
 	flock(topfd, LOCK_EX);
 	remove_stale(topfd);
-	remove_dir(AT_FDCWD, mine);
+	/* Named by the pid, unless a live daemon has that name: one with
+	 * the same pid in another PID namespace, or the successor of a
+	 * daemon whose pid this one has now (stale ones are gone, and none
+	 * is ever removed but by its owner or as stale). */
+	char *mine = xasprintf("%s/%d", top, (int)getpid());
 	errint_t e = 0;
-	if (mkdir(mine, 0755) < 0 || (g->fd = open(mine, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	for (unsigned n = 1; mkdir(mine, 0755) < 0; n++) {
+		if (errno != EEXIST || n > 1000) {
+			e = -errno;
+			break;
+		}
+		free(mine);
+		mine = xasprintf("%s/%d.%u", top, (int)getpid(), n);
+	}
+	free(top);
+	if (e == 0 && (g->fd = open(mine, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		e = -errno;
-	else if (flock(g->fd, LOCK_EX | LOCK_NB) < 0)
+	else if (e == 0 && flock(g->fd, LOCK_EX | LOCK_NB) < 0)
 		e = -errno;
 	close(topfd); /* and with it the lock on the top directory */
 	if (e < 0) {
-		if (g->fd >= 0)
+		if (g->fd >= 0) {
 			close(g->fd);
+			rmdir(mine);
+		}
 		g->fd = -1;
-		rmdir(mine);
 		free(mine);
 		return e;
 	}

@@ -3,9 +3,12 @@
  * container may still read. The roots are the bundle's roots (the store
  * paths its args and `paths` name): Nix keeps their whole closures. Each
  * daemon keeps its roots in <gcroots>/bundlefs/<pid>/ (one symlink per
- * store path) and removes them when it exits. It holds an flock on that
+ * store path; <pid>.<n>/ when a live daemon has that name already: the
+ * same pid in another PID namespace, or the successor of a daemon that had
+ * this pid) and removes them when it exits. It holds an flock on that
  * directory while it runs; a directory nobody holds locked belongs to a
- * daemon that died, and the next daemon to start removes it. */
+ * daemon that died, and the next daemon to start removes it. No other
+ * directory is ever removed. */
 #ifndef BUNDLEFS_GCROOTS_H
 #define BUNDLEFS_GCROOTS_H
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import (BUNDLECTL, BUNDLEFS, Mount, STORE, abort_mount, bfsmount, is_mounted, run,
-                      write_spec)
+                      wait_for, write_spec)
 
 
 def test_sigterm_with_open_files_detaches_lazily(tmp_path, app):
@@ -175,6 +175,51 @@ def test_roots_of_a_live_daemon_under_another_name_are_kept(tmp_path, nix):
             assert p.returncode != 0 and b"still alive" in p.stderr, p.stderr
     for path in nix.closure(top):
         delete(path)
+
+
+def test_daemons_with_one_pid_keep_their_own_roots(tmp_path, tiny):
+    # Two daemons, each pid 1 in a PID namespace of its own, sharing one
+    # roots directory: the second must not take the first's roots for its
+    # own (a new daemon reusing the pid of one that failed over is the
+    # same case).
+    import signal
+    gcroots = tmp_path / "gcroots"
+    gcroots.mkdir()
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/entrypoint\n" % tiny)
+    procs = []
+
+    def daemon(unshare):
+        """The daemon, pid 1 in its namespace: the child of `unshare`."""
+        with open("/proc/%d/task/%d/children" % (unshare.pid, unshare.pid)) as f:
+            return int(f.read().split()[0])
+    try:
+        for name in ("m1", "m2"):
+            (tmp_path / name).mkdir()
+            procs.append(subprocess.Popen(
+                ["unshare", "--pid", "--fork", BUNDLEFS, "-f", "--gcroots", str(gcroots),
+                 str(tmp_path / name), spec], stderr=subprocess.PIPE))
+            wait_for(lambda: is_mounted(tmp_path / name), "%s not mounted" % name)
+            os.listdir(tmp_path / name / "t" / "rootfs")
+            top = gcroots / "bundlefs"
+            wait_for(lambda: all(os.listdir(top / d) for d in os.listdir(top))
+                     and len(os.listdir(top)) == len(procs), "roots not registered")
+        dirs = sorted(os.listdir(gcroots / "bundlefs"))
+        assert dirs == ["1", "1.1"], dirs
+        for d in dirs:
+            assert [os.readlink(gcroots / "bundlefs" / d / n)
+                    for n in os.listdir(gcroots / "bundlefs" / d)] == [tiny]
+        os.kill(daemon(procs[1]), signal.SIGTERM)
+        assert procs[1].wait(timeout=30) == 0, procs[1].stderr.read()
+        assert os.listdir(gcroots / "bundlefs") == ["1"]
+        assert os.listdir(gcroots / "bundlefs" / "1")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.kill(daemon(p), signal.SIGTERM)
+                p.wait(timeout=30)
+        for name in ("m1", "m2"):
+            if is_mounted(tmp_path / name):
+                subprocess.run(["umount", "-l", str(tmp_path / name)])
 
 
 def test_refuses_to_run_without_proc(tmp_path, tiny):
