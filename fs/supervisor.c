@@ -161,6 +161,10 @@ static int start_successor(const struct super_fds *fds, pid_t *child)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* Out of the supervisor's process group: a kill of the
+		 * successor's group (a service manager's, a shell's) must not
+		 * take the supervisor, which would start the next one. */
+		setsid();
 		struct super_fds mine = *fds;
 		mine.fd[SUPER_IX(SUPER_FD_LINK)] = link;
 		supervisor_exec(&mine, "--successor");

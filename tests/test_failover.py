@@ -368,6 +368,27 @@ def test_killing_the_supervisor_changes_nothing(tmp_path, realistic):
         m.cleanup()
 
 
+def test_a_kill_of_the_successors_process_group_leaves_the_supervisor(tmp_path, tiny):
+    # `kill -9 -PGID` of the daemon serving after a failover (as a
+    # service manager or a shell job control kills a group) is a daemon
+    # crash, not the end of the mount: the supervisor is not in it.
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    m = Mount(tmp_path / "mnt", spec)
+    try:
+        successor = m.kill_daemon()
+        _, supervisor = m.pids()
+        group = os.getpgid(successor)
+        assert group != os.getpgid(supervisor)
+        os.killpg(group, signal.SIGKILL)
+        wait_for(lambda: (m.status() or {}).get("pid") not in (None, successor),
+                 "no successor after the kill of the group")
+        assert m.pids()[1] == supervisor
+        assert os.listdir(m.path("t", "rootfs"))
+        stop_mount(m)
+    finally:
+        m.cleanup()
+
+
 def test_killing_daemon_and_supervisor_unmounts_and_frees_the_mountpoint(tmp_path, tiny):
     spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
     m = Mount(tmp_path / "mnt", spec)
