@@ -6,6 +6,7 @@
 #include "strmap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,34 @@ struct state {
 	uint8_t *base;
 	struct header *h;
 	uint32_t writing; /* the half being written (a snapshot writes the other) */
+	/* How far the current half may grow before the next snapshot: a few
+	 * times the last snapshot, so that the journal's memory stays a
+	 * small multiple of the live nodes' (each snapshot costing as much
+	 * as the records since the last one). */
+	uint64_t limit;
 };
+
+/* The least a half may grow to before a snapshot (a snapshot then
+ * costs one in this many bytes written). */
+#define JOURNAL_MIN (4ull << 20)
+
+static uint64_t journal_limit(uint64_t snapshot)
+{
+	uint64_t l = 3 * snapshot;
+	if (l < JOURNAL_MIN)
+		l = JOURNAL_MIN;
+	return l < HALF_SIZE ? l : HALF_SIZE;
+}
+
+/* Gives the memory of [off, off + len) of the region back: what was
+ * written there is read no more. */
+static void release(struct state *s, uint64_t off, uint64_t len)
+{
+	if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) <
+	    0)
+		log_debug("failover state: cannot release %llu bytes: %s", (unsigned long long)len,
+			  strerror(errno));
+}
 
 /* One journal record. */
 enum { J_ADD = 1, J_LOOKUP, J_FORGET };
@@ -105,6 +133,7 @@ errint_t state_create(struct state **out)
 	struct header *h = (*out)->h;
 	memcpy(h->magic, MAGIC, 8);
 	h->format = STATE_FORMAT;
+	(*out)->limit = journal_limit(0);
 	return 0;
 }
 
@@ -137,8 +166,11 @@ errint_t state_open(int fd, struct state **out, uint32_t *format)
 	if (*format != STATE_FORMAT)
 		return -EPROTO;
 	e = map(fd, out);
-	if (e == 0)
-		(*out)->writing = atomic_load(&(*out)->h->half);
+	if (e == 0) {
+		struct state *st = *out;
+		st->writing = atomic_load(&st->h->half);
+		st->limit = journal_limit(atomic_load(&st->h->end[st->writing]));
+	}
 	return e;
 }
 
@@ -287,6 +319,7 @@ void state_set_bundles(struct state *s, const struct iovec *iov, size_t n)
 publish:
 	atomic_store_explicit(&h->bundles_len[area], len, memory_order_release);
 	atomic_store_explicit(&h->bundles_area, area, memory_order_release);
+	release(s, HEADER_SIZE + (1 - area) * BUNDLES_SIZE, BUNDLES_SIZE);
 }
 
 void state_save_bundles(struct state *s, const struct bundle_env *env,
@@ -318,7 +351,7 @@ static bool append(struct state *s, const struct jrec *r, const char *name, size
 	uint32_t half = s->writing;
 	uint64_t end = atomic_load_explicit(&h->end[half], memory_order_relaxed);
 	size_t len = (sizeof(*r) + namelen + 1 + 7) & ~(size_t)7;
-	if (end + len > HALF_SIZE)
+	if (end + len > s->limit)
 		return false;
 	uint8_t *p = half_base(s, half) + end;
 	memcpy(p, r, sizeof(*r));
@@ -369,12 +402,19 @@ static void j_snapshot_begin(void *ctx)
 	struct state *s = ctx;
 	s->writing = 1 - atomic_load(&s->h->half);
 	atomic_store(&s->h->end[s->writing], 0);
+	s->limit = HALF_SIZE;
 }
 
 static void j_snapshot_end(void *ctx)
 {
 	struct state *s = ctx;
+	uint32_t old = atomic_load(&s->h->half);
 	atomic_store_explicit(&s->h->half, s->writing, memory_order_release);
+	s->limit = journal_limit(atomic_load(&s->h->end[s->writing]));
+	/* The old half is read by no one now (a successor reads the
+	 * current one): its pages go back. */
+	if (old != s->writing)
+		release(s, (uint64_t)(half_base(s, old) - s->base), HALF_SIZE);
 }
 
 void state_journal(struct state *s, struct nodes_journal *j)

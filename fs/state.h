@@ -12,8 +12,10 @@
  *   - a journal of the node table: every node made, every lookup taken or
  *     given back, written under the table's lock before the kernel hears
  *     of the node, so that the kernel never holds an id the journal does
- *     not know. When a half of the journal fills, a snapshot of the live
- *     nodes is written to the other half and the halves swap;
+ *     not know. When the half being written reaches three times the
+ *     last snapshot (4 MiB at least), a snapshot of the live nodes is
+ *     written to the other half, the halves swap, and the old half's
+ *     pages are given back;
  *   - the backing ids registered for passthrough (passthrough.h).
  *
  * Writing costs a memcpy; nothing is sent anywhere. A successor maps the

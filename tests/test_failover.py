@@ -691,3 +691,45 @@ def test_successors_that_crash_at_once_are_started_again_later_and_later(tmp_pat
         assert os.listdir(m.path("t", "rootfs"))
     finally:
         m.cleanup()
+
+
+def state_memory(pid):
+    """The bytes of memory the daemon's failover state region takes."""
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        path = "/proc/%d/fd/%s" % (pid, fd)
+        try:
+            if os.readlink(path).startswith("/memfd:bundlefs-state"):
+                return os.stat(path).st_blocks * 512
+        except FileNotFoundError:
+            continue
+    raise AssertionError("no state region in %d" % pid)
+
+
+def test_the_journal_gives_its_memory_back(tmp_path, realistic):
+    # Every lookup and forget is journalled: rounds of looking the whole
+    # closure up and dropping the kernel's caches write tens of megabytes
+    # of records, but the region keeps about the live nodes' worth (a few
+    # megabytes here), not what was ever written.
+    real, closure = realistic
+    spec = write_spec(tmp_path, "[r]\nreadonly = true\nargs = %s/bin/python3\n" % real)
+    m = Mount(tmp_path / "mnt", spec, ("--data", "fuse"))
+    try:
+        root = m.path("r", "rootfs")
+        entries = 0
+        for _ in range(12):
+            for top, dirs, files in os.walk(root + STORE):
+                for n in files:
+                    os.lstat(os.path.join(top, n))
+                entries += len(dirs) + len(files)
+            drop_caches()
+        # (Each lookup and its forget are two records of 56 bytes and
+        # more: some 20 MB here, all of it kept before.)
+        assert entries * 2 * 56 > 8 << 20
+        used = state_memory(m.pids()[0])
+        assert used < 8 << 20, "the state region keeps %d bytes" % used
+        # What the region holds still makes a successor serve.
+        m.kill_daemon()
+        assert sorted(os.listdir(root + STORE)) == sorted(os.path.basename(p) for p in closure)
+        stop_mount(m)
+    finally:
+        m.cleanup()
