@@ -335,6 +335,10 @@ static void upgrade_serving(struct daemon *d)
 
 int takeover_upgrade(const char *mountpoint)
 {
+	/* Made absolute here: detaching from the command leaves its
+	 * working directory for /. */
+	cleanup_free char *abs = mounts_abspath(mountpoint);
+	mountpoint = abs;
 	struct daemon d;
 	daemon_prepare(&d);
 	struct old o = {.c = -1};

@@ -340,6 +340,21 @@ def test_upgrade_to_a_binary_that_cannot_read_the_state_is_refused(tmp_path, tin
         assert m.status()["upgrades"] == 0
 
 
+def test_takeover_of_a_mount_point_named_relative(tmp_path, tiny):
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    m = Mount(tmp_path / "mnt", spec)
+    try:
+        old = m.pids()[0]
+        p = subprocess.run([BUNDLEFS, "--takeover", "mnt"], cwd=str(tmp_path),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, p.stderr
+        wait_for(lambda: (m.status() or {}).get("pid") not in (None, old), "not taken over")
+        assert os.listdir(m.path("t", "rootfs"))
+        stop_mount(m)
+    finally:
+        m.cleanup()
+
+
 def test_takeover_of_what_is_not_a_bundlefs_mount(tmp_path):
     p = run([BUNDLEFS, "--takeover", str(tmp_path)], check=False, timeout=30)
     assert p.returncode == 1 and b"no bundlefs mount there" in p.stderr
