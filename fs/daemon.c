@@ -442,6 +442,13 @@ static void on_signal(struct daemon *d, int sig)
 			log_info("SIGUSR1: log file opened again");
 		return;
 	}
+	if (unmount_covered(fs->mountpoint, &fs->mnt)) {
+		/* (Detaching it would take the mount on top along.) */
+		log_warning("SIG%s: not unmounting %s: another mount covers it; serving on "
+			    "until that one is unmounted and the signal sent again",
+			    sigabbrev_np(sig), fs->mountpoint);
+		return;
+	}
 	log_notice("SIG%s: unmounting %s", sigabbrev_np(sig), fs->mountpoint);
 	service_notify("STOPPING=1");
 	/* Nothing more is fetched or realised, and no lookup waits on a

@@ -112,6 +112,10 @@ static int find_mountpoint(const char *given, char out[PATH_MAX])
 		log_err("mountpoint %s: %s", given, strerror(errno));
 		return -1;
 	}
+	/* And as the kernel will take it: through a symlink to a bundlefs
+	 * mount, the new mount would cover that one. */
+	if (check_mountpoint(out) < 0)
+		return -1;
 	if (!S_ISDIR(st.st_mode)) {
 		log_err("mountpoint %s: not a directory", given);
 		return -1;

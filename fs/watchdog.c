@@ -17,15 +17,46 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int unmount_detach(const char *mnt, const struct mountid *id)
+static bool is_ours(const struct mountent *m, const struct mountid *id)
 {
-	struct mountent top, ours;
+	return m->id == id->id && m->major == id->major && m->minor == id->minor &&
+	       mounts_is_bundlefs(m);
+}
+
+/* Where mount `id` is now, on top (in *ours): 0, -EBUSY when another
+ * mount covers it, -ENOENT when it is gone. */
+static int locate(const char *mnt, const struct mountid *id, struct mountent *ours)
+{
+	struct mountent top;
 	int found = mounts_at(mnt, &top);
 	if (found < 0)
 		return found;
-	if (!found || top.id != id->id || top.major != id->major || top.minor != id->minor ||
-	    !mounts_is_bundlefs(&top))
-		return mounts_find(id, &ours) == 1 ? -EBUSY : -ENOENT;
+	if (found && is_ours(&top, id)) {
+		*ours = top;
+		return 0;
+	}
+	/* Found by its id where it is now: a directory above it may have
+	 * been renamed since it was mounted. */
+	if (mounts_find(id, ours) != 1)
+		return -ENOENT;
+	if (mounts_at(ours->point, &top) != 1 || !is_ours(&top, id))
+		return -EBUSY;
+	return 0;
+}
+
+bool unmount_covered(const char *mnt, const struct mountid *id)
+{
+	struct mountent ours;
+	return locate(mnt, id, &ours) == -EBUSY;
+}
+
+int unmount_detach(const char *mnt, const struct mountid *id)
+{
+	struct mountent ours;
+	int e = locate(mnt, id, &ours);
+	if (e < 0)
+		return e;
+	mnt = ours.point;
 	if (geteuid() == 0) {
 		if (umount2(mnt, MNT_DETACH) == 0)
 			return 0;

@@ -13,13 +13,17 @@
 
 #include "mounts.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
-/* Detaches the mount `id` at `mnt` (lazily: what is open stays
- * usable), if it is the topmost mount there: umount2 acts on the topmost,
+/* Detaches the mount `id` at `mnt`, or where it is now if a directory
+ * above was renamed (lazily: what is open stays usable), if it is the
+ * topmost mount there: umount2 acts on the topmost,
  * and a mount stacked on ours is not ours to remove. Returns 0, -EBUSY
  * when another mount covers ours, -ENOENT when ours is gone, or -errno. */
 int unmount_detach(const char *mnt, const struct mountid *id);
+/* Is mount `id` (mounted at `mnt`) there but covered by another mount? */
+bool unmount_covered(const char *mnt, const struct mountid *id);
 
 /* Starts the watchdog for the mount `id` at `mnt`, whose writable roots
  * are mounted in `area` (overlay.h); *wfd is the pipe's write end, held by

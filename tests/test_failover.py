@@ -355,6 +355,28 @@ def test_takeover_of_a_mount_point_named_relative(tmp_path, tiny):
         m.cleanup()
 
 
+def test_sigterm_after_the_mount_point_was_moved_unmounts(tmp_path, tiny):
+    # A directory above the mount point renamed while mounted: the daemon
+    # finds its mount by its id, where it is now, and detaches it there.
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    (tmp_path / "a").mkdir()
+    m = Mount(tmp_path / "a" / "mnt", spec)
+    try:
+        assert os.listdir(m.path("t", "rootfs"))
+        os.rename(tmp_path / "a", tmp_path / "b")
+        moved = str(tmp_path / "b" / "mnt")
+        assert is_mounted(moved)
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=30) == 0, m.stderr()
+        wait_for(lambda: not is_mounted(moved), "the moved mount stays")
+        assert "not unmounting" not in m.stderr()
+    finally:
+        if is_mounted(str(tmp_path / "b" / "mnt")):
+            subprocess.run(["umount", "-l", str(tmp_path / "b" / "mnt")])
+        os.rename(tmp_path / "b", tmp_path / "a") if (tmp_path / "b").exists() else None
+        m.cleanup()
+
+
 def test_takeover_of_what_is_not_a_bundlefs_mount(tmp_path):
     p = run([BUNDLEFS, "--takeover", str(tmp_path)], check=False, timeout=30)
     assert p.returncode == 1 and b"no bundlefs mount there" in p.stderr

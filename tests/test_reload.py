@@ -193,12 +193,15 @@ def test_watch_follows_a_symlinked_directory(tmp_path, tiny):
 def test_a_second_mount_on_the_same_point_is_refused(tmp_path, tiny):
     spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
     with Mount(tmp_path / "mnt", spec) as m:
-        p = run([BUNDLEFS, "-f", m.mountpoint, spec], check=False, timeout=20)
-        assert p.returncode == 1
-        assert b"already a bundlefs mount" in p.stderr
-        with open("/proc/self/mountinfo") as f:
-            assert sum(l.split()[4] == m.mountpoint for l in f) == 1
-        assert os.listdir(m.path("t", "rootfs"))
+        # Named as it is, and through a symlink to it.
+        os.symlink(m.mountpoint, tmp_path / "link")
+        for point in (m.mountpoint, str(tmp_path / "link")):
+            p = run([BUNDLEFS, "-f", point, spec], check=False, timeout=20)
+            assert p.returncode == 1
+            assert b"already a bundlefs mount" in p.stderr
+            with open("/proc/self/mountinfo") as f:
+                assert sum(l.split()[4] == m.mountpoint for l in f) == 1
+            assert os.listdir(m.path("t", "rootfs"))
 
 
 def test_sigkill_after_a_refused_stack_leaves_no_dead_mount(tmp_path, tiny):
@@ -233,6 +236,29 @@ def test_unmounting_leaves_a_mount_stacked_on_ours_alone(tmp_path, tiny):
         assert is_mounted(m.mountpoint)
         run(["umount", m.mountpoint])  # the tmpfs
         wait_for(lambda: not is_mounted(m.mountpoint), "our dead mount stays")
+    finally:
+        m.cleanup()
+
+
+def test_sigterm_while_covered_serves_on_until_sent_again(tmp_path, tiny):
+    # Detaching a covered mount would take the one on top with it: the
+    # daemon says so and goes on serving in full, and a SIGTERM once the
+    # cover is gone unmounts it.
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\n" % tiny)
+    m = Mount(tmp_path / "mnt", spec)
+    try:
+        held = os.open(m.path("t", "rootfs"), os.O_RDONLY | os.O_DIRECTORY)
+        run(["mount", "-t", "tmpfs", "-o", "size=1m", "cover", m.mountpoint])
+        m.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "another mount covers it" in m.stderr(), "no word of the cover")
+        assert m.proc.poll() is None
+        assert "SIGTERM: unmounting" not in m.stderr()
+        assert os.listdir(held) and m.status()["pid"] == m.proc.pid
+        os.close(held)
+        run(["umount", m.mountpoint])  # the tmpfs
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=30) == 0
+        assert not is_mounted(m.mountpoint)
     finally:
         m.cleanup()
 
