@@ -15,7 +15,7 @@ FILES = [
     "share/man/man1/bundlefs.1", "share/man/man1/bundlectl.1",
     "share/man/man5/bundlefs-spec.5",
     "lib/systemd/system/bundlefs@.service",
-    "share/bundlefs/bundlefs.nix", "share/bundlefs/package.nix",
+    "share/bundlefs/bundlefs.nix", "share/bundlefs/keys.json", "share/bundlefs/package.nix",
 ]
 
 
@@ -65,7 +65,7 @@ def test_installed_binaries_run(tmp_path, nix, app):
             '{ args = [ "%s/bin/app" ]; readonly = true; }' % (root, app))
     link = tmp_path / "result"
     run(["nix-build", *NIX_OPTIONS, "-o", str(link), "-E", expr])
-    m = bfsmount.Mount(bundlefs, tmp_path / "mnt", str(link / "spec.json"),
+    m = bfsmount.Mount(bundlefs, tmp_path / "mnt", str(link),
                        ["--state-dir", str(tmp_path / "state")])
     try:
         assert sorted(os.listdir(m.path("app", "rootfs") + STORE)) == sorted(
