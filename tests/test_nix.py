@@ -8,11 +8,17 @@
 #   stop the evaluation naming bundle and key, and build nothing; it builds
 #   in Nix's sandbox with a shell that has no mkdir, as NixOS's; given
 #   bundlectl, the build checks the spec with it.
-# (tests/test_keys.py checks every key's rules.)
+# - nix/package.nix and nix/module.nix, against the stubs of nixpkgs and
+#   of the module system in tests/fixtures/nixstubs.nix: the package's
+#   source and wrapper; the module's services run the shipped unit's
+#   command with its settings, and that command mounts.
+# (tests/test_keys.py checks every key's rules; tests/test_install.py the
+# installed copies.)
 import glob
 import json
 import os
 import re
+import shlex
 import uuid
 
 import pytest
@@ -23,6 +29,8 @@ from test_config import nix_config
 
 NIXDIR = os.path.join(ROOT, "nix")
 NIXFILE = os.path.join(NIXDIR, "bundlefs.nix")
+STUBS = os.path.join(ROOT, "tests", "fixtures", "nixstubs.nix")
+UNIT = os.path.join(ROOT, "contrib", "bundlefs@.service.in")
 
 
 def nix_build(tmp_path, expr, out="result", options=()):
@@ -328,3 +336,176 @@ def test_a_spec_builds_in_the_sandbox_and_mounts(tmp_path, mount, nix, app, tiny
         os.path.basename(p) for p in nix.closure(app))
     assert sorted(os.listdir(m.path("t-" + tok, "rootfs") + STORE)) == sorted(
         os.path.basename(p) for p in nix.closure(tiny))
+
+
+# ---- package.nix --------------------------------------------------------
+
+
+def package_attrs(package_nix, top=ROOT):
+    """What package.nix gives callPackage (the stubs' nixpkgs): its source
+    (where, and what its filter keeps of the top level of `top`, its
+    source), the wrapper's commands and the stub packages' bin
+    directories."""
+    expr = '''
+      let
+        s = import %s { };
+        p = s.pkgs.callPackage %s { };
+        top = builtins.readDir %s;
+      in {
+        src = toString p.src.origSrc;
+        name = p.src.name;
+        kept = builtins.filter (e: p.src.filter "%s/${e}" top.${e}) (builtins.attrNames top);
+        postFixup = p.postFixup;
+        native = map (x: x.name) p.nativeBuildInputs;
+        bins = with s.pkgs; map (x: "${s.lib.getBin x}/bin") [ nix fuse3 util-linux ];
+      }''' % (STUBS, package_nix, top, top)
+    return nix_eval(expr)
+
+
+def check_package(attrs, src):
+    assert attrs["src"] == src
+    assert os.path.isfile(os.path.join(src, "CMakeLists.txt"))
+    assert os.path.isfile(os.path.join(src, "fs", "main.c"))
+    assert "CMakeLists.txt" in attrs["kept"] and "common" in attrs["kept"]
+    for junk in ("build", "build-deps", "tests", ".git", "result"):
+        assert junk not in attrs["kept"]
+    assert "make-shell-wrapper-hook" in attrs["native"]
+    # Both programs are wrapped, the PATH they are started with first.
+    for prog in ("bundlefs", "bundlectl"):
+        assert '"$out/bin/%s"' % prog in attrs["postFixup"]
+    line = [l for l in attrs["postFixup"].splitlines() if "wrapProgram" in l]
+    assert len(line) == 1
+    words = shlex.split(line[0])
+    assert words[:4] == ["wrapProgram", "$prog", "--suffix", "PATH"] and words[4] == ":"
+    path = words[5].split(":")
+    for b in attrs["bins"]:
+        assert b in path
+    assert [b.split("-")[1] for b in attrs["bins"]] == ["nix", "fuse", "util"]
+
+
+def test_package_nix_builds_the_checkout_and_wraps_the_programs():
+    check_package(package_attrs(os.path.join(NIXDIR, "package.nix")), ROOT)
+
+
+def test_package_nix_without_a_source_says_so(tmp_path):
+    lone = tmp_path / "package.nix"
+    lone.write_text(open(os.path.join(NIXDIR, "package.nix")).read())
+    p = run(["nix-instantiate", *NIX_OPTIONS, "--eval", "--strict", "-E",
+             "((import %s {}).pkgs.callPackage %s {}).src" % (STUBS, lone)], check=False)
+    assert p.returncode != 0
+    assert b"bundlefs package.nix: no source beside it" in p.stderr
+    # Given one, it takes it as it is.
+    given = nix_eval('((import %s {}).pkgs.callPackage %s { src = "/some/where"; }).src'
+                     % (STUBS, lone))
+    assert given == "/some/where"
+
+
+# ---- module.nix ---------------------------------------------------------
+
+
+def template():
+    """The shipped unit's settings: {section: {key: [values]}}."""
+    out, section = {}, None
+    for line in open(UNIT):
+        line = line.rstrip("\n")
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            out.setdefault(section, {}).setdefault(k, []).append(v)
+    return out
+
+
+def eval_module(module, config_nix, select="{ inherit (r.out) systemd assertions environment; }"):
+    expr = '''
+      let
+        s = import %s { };
+        r = s.evalModule %s (%s);
+      in %s''' % (STUBS, module, config_nix, select)
+    return nix_eval(expr)
+
+
+def check_unit(svc, package, mountpoint, options, spec):
+    """A module's service against the shipped unit: the same command,
+    filled in, and the same settings."""
+    t = template()
+    argv = shlex.split(svc["serviceConfig"]["ExecStart"])
+    assert argv == [package + "/bin/bundlefs", "--foreground", *options, mountpoint, spec]
+    # Every setting of the unit's [Service] but its environment file, as
+    # the unit has it (ExecStart filled in, /bin/kill coreutils').
+    sc = dict(svc["serviceConfig"])
+    assert set(sc) == set(t["Service"]) - {"EnvironmentFile"}
+    for k, (v,) in t["Service"].items():
+        if k not in ("EnvironmentFile", "ExecStart", "ExecReload"):
+            assert sc[k] == v, k
+    assert sc["Type"] == "notify" and sc["NotifyAccess"] == "all"
+    assert sc["ExitType"] == "cgroup" and sc["KillMode"] == "mixed"
+    reload = sc["ExecReload"].split()
+    assert reload[0].endswith("-coreutils-9.5/bin/kill") and reload[1:] == ["-HUP", "$MAINPID"]
+    assert t["Service"]["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert svc["unitConfig"] == {"ConditionPathIsDirectory": mountpoint.replace("%", "%%")}
+    assert svc["after"] == t["Unit"]["After"][0].split()
+    assert svc["wants"] == t["Unit"]["Wants"][0].split()
+    assert svc["wantedBy"] == t["Install"]["WantedBy"][0].split()
+    assert svc["documentation"] == t["Unit"]["Documentation"][0].split()
+    assert svc["description"] == t["Unit"]["Description"][0].replace("%f", mountpoint.replace("%", "%%"))
+
+
+def test_module_services_run_the_units_command_and_it_mounts(tmp_path, tiny):
+    prefix = bundlectl_prefix(tmp_path)
+    mnt = str(tmp_path / "mnt")
+    bundles = '{ hello = { args = [ "%s/bin/sh" "-c" "echo hi" ]; readonly = true; env = [ "A=1" ]; }; }' % tiny
+    config = '''{ services.bundlefs.package = "%s";
+                  services.bundlefs.mounts.web = { mountPoint = "%s"; bundles = %s;
+                    options = [ "--db" "none" ]; };
+                  services.bundlefs.mounts.off = { enable = false; mountPoint = "/x"; spec = "/y"; };
+                  services.bundlefs.mounts.conf = { mountPoint = "/run/b 1"; spec = "/etc/b.conf"; }; }''' % (
+        prefix, mnt, bundles)
+    out = eval_module(os.path.join(NIXDIR, "module.nix"), config)
+    assert sorted(out["systemd"]["services"]) == ["bundlefs-conf", "bundlefs-web"]
+    assert all(a["assertion"] for a in out["assertions"])
+    assert out["environment"]["systemPackages"] == [prefix]
+    assert out["systemd"]["tmpfiles"]["rules"] == ['d "/run/b 1" 0755 root root - -',
+                                                  "d %s 0755 root root - -" % mnt]
+    # The spec is bundlefs.nix's, checked in its build by the mount's own
+    # bundlectl: building that expression gives the path the unit names.
+    spec = os.path.realpath(nix_build(
+        tmp_path, '(import %s { bundlefs = "%s"; }).bundles %s' % (NIXFILE, prefix, bundles), "spec"))
+    web = out["systemd"]["services"]["bundlefs-web"]
+    check_unit(web, prefix, mnt, ["--db", "none"], spec)
+    check_unit(out["systemd"]["services"]["bundlefs-conf"], prefix, "/run/b 1", [], "/etc/b.conf")
+    # And the command mounts (the suite's mounts use -f, which is
+    # --foreground).
+    argv = shlex.split(web["serviceConfig"]["ExecStart"])
+    with Mount(tmp_path / "mnt", argv[-1], argv[2:-2]) as m:
+        config = json.loads(open(m.path("hello", "config.json")).read())
+        assert config["process"]["args"] == [tiny + "/bin/sh", "-c", "echo hi"]
+        assert config["process"]["env"] == ["A=1"]
+
+
+def test_module_default_package_is_package_nix():
+    out = eval_module(os.path.join(NIXDIR, "module.nix"),
+                      '{ services.bundlefs.mounts.m = { mountPoint = "/m"; spec = "/s.conf"; }; }',
+                      "{ start = r.out.systemd.services.bundlefs-m.serviceConfig.ExecStart; "
+                      "pkg = toString (s.pkgs.callPackage %s { }); }" % os.path.join(NIXDIR, "package.nix"))
+    assert out["pkg"].endswith("-bundlefs-0.1.0")
+    assert out["start"] == out["pkg"] + "/bin/bundlefs --foreground /m /s.conf"
+
+
+def test_module_assertions_name_the_mount_and_the_problem(app):
+    config = '''{ services.bundlefs.package = "/p";
+                  services.bundlefs.mounts.both = { mountPoint = "/a"; spec = "/s"; bundles = { }; };
+                  services.bundlefs.mounts.none = { mountPoint = "/b"; };
+                  services.bundlefs.mounts.bad = { mountPoint = "/c";
+                    bundles.x = { args = [ "%s/bin/app" ]; user = "nobody"; }; }; }''' % app
+    out = eval_module(os.path.join(NIXDIR, "module.nix"), config,
+                      "map (a: a.message) (builtins.filter (a: !a.assertion) r.out.assertions)")
+    assert sorted(out) == sorted([
+        "services.bundlefs.mounts.both: set one of bundles and spec",
+        "services.bundlefs.mounts.both.bundles: bundles: no bundle given",
+        "services.bundlefs.mounts.none: set one of bundles and spec",
+        "services.bundlefs.mounts.bad.bundles: bundle `x': user: expected UID:GID or "
+        "UID:GID,GID,... (numbers up to 4294967294), not `nobody'",
+    ])
+    # No mount, nothing set.
+    assert eval_module(os.path.join(NIXDIR, "module.nix"), "{ }", "r.out") == {}
