@@ -132,10 +132,12 @@ def repoint(link, target):
 
 
 def test_watch_follows_nix_build_repointing_result(tmp_path, tiny):
-    # `bundlefs --watch MNT result/spec.json`: each nix-build -o result
-    # points the link to a new store path, which the mount follows.
+    # `bundlefs --watch MNT result`: each nix-build -o result points the
+    # link to a new store path, the spec file itself, which the mount
+    # follows.
     nix_spec(tmp_path, "result", ["a"], tiny)
-    with Mount(tmp_path / "mnt", str(tmp_path / "result" / "spec.json"), ("--watch",)) as m:
+    assert os.path.isfile(os.path.realpath(tmp_path / "result"))
+    with Mount(tmp_path / "mnt", str(tmp_path / "result"), ("--watch",)) as m:
         assert os.listdir(m.mountpoint) == ["a"]
         nix_spec(tmp_path, "result", ["a", "b"], tiny)
         wait_for(lambda: sorted(os.listdir(m.mountpoint)) == ["a", "b"],
@@ -156,7 +158,7 @@ def test_watch_follows_a_profile_switch_at_either_link(tmp_path, tiny):
     prof.mkdir()
     os.symlink(gens[0], prof / "p-1-link")
     os.symlink("p-1-link", prof / "p")
-    with Mount(tmp_path / "mnt", str(prof / "p" / "spec.json"), ("--watch",)) as m:
+    with Mount(tmp_path / "mnt", str(prof / "p"), ("--watch",)) as m:
         assert os.listdir(m.mountpoint) == ["a"]
         os.symlink(gens[1], prof / "p-2-link")
         repoint(prof / "p", "p-2-link")
