@@ -13,26 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The keys of a bundle (see `keys` below for their names and forms). */
+#include "keys.gen.h"
+
 const char *const spec_data_names[] = {"", "fuse", "native", "bind"};
 
+/* The keys of a bundle, as nix/keys.json lists them (see `keys` below for
+ * their names, types and forms). */
+/* clang-format off */
 enum key {
-	K_ARGS,
-	K_READONLY,
-	K_OS,
-	K_ARCH,
-	K_MOUNT,
-	K_CLOSURE,
-	K_PATHS,
-	K_COMPAT,
-	K_ENV,
-	K_CWD,
-	K_HOSTNAME,
-	K_USER,
-	K_TERMINAL,
-	K_DATA,
+#define KEY_ENUM(c, json, conf, type, form, check, repeat, required) K_##c,
+	BUNDLEFS_KEYS(KEY_ENUM)
+#undef KEY_ENUM
 	NKEYS
 };
+/* clang-format on */
 
 /* The bundle being read: its lists grow here (the arrays kept for the
  * next bundle), then move into the arena when it is complete. */
@@ -439,6 +433,15 @@ static void finish(struct parser *p)
  * so that messages say FILE:LINE as they should for spec.conf. Then one
  * handler per key checks and stores it, whichever syntax it came from. */
 
+/* What a key's value is in JSON (and Nix). */
+enum type {
+	T_STRINGS, /* an array of strings */
+	T_BOOL,
+	T_STRING,
+	T_MOUNTS, /* an object of destination to {type, source, options} */
+	T_OBJECT,
+};
+
 enum form {
 	F_ARGS,	  /* words, or a JSON array of strings */
 	F_BOOL,	  /* true or false */
@@ -447,34 +450,63 @@ enum form {
 	F_WORDS,  /* words */
 	F_MOUNT,  /* DESTINATION TYPE SOURCE [OPTION,OPTION...] */
 	F_ITEM,	  /* the value as it is, one item of a list (a repeated key) */
+	F_JSON,	  /* one JSON value */
+};
+
+/* The rule a value of the right type must also pass (keys.json names it,
+ * and nix/bundlefs.nix has the same). */
+enum check {
+	CHK_NONE,
+	CHK_ARGS,
+	CHK_WORD,
+	CHK_MOUNTS,
+	CHK_FILE,
+	CHK_STORE_PATHS,
+	CHK_ENUM,
+	CHK_ENV,
+	CHK_CWD,
+	CHK_HOSTNAME,
+	CHK_USER,
+	CHK_CAPABILITIES,
+	CHK_RLIMITS,
+	CHK_STRING_MAP,
+	CHK_SYSCTL,
+	CHK_ABS_PATHS,
+	CHK_OCI,
 };
 
 static const struct keydef {
-	const char *conf, *json; /* the key's name in each syntax */
-	enum form form;		 /* how a spec.conf value is read */
-	bool repeat;		 /* spec.conf: one line per item */
+	const char *json, *conf; /* the key's name in each syntax */
+	unsigned char json_len, conf_len;
+	enum type type;
+	enum form form; /* how a spec.conf value is read */
+	enum check check;
+	bool repeat;   /* spec.conf: one line per item */
+	bool required; /* every bundle has it */
 } keys[NKEYS] = {
-    [K_ARGS] = {.conf = "args", .json = "args", .form = F_ARGS},
-    [K_READONLY] = {.conf = "readonly", .json = "readonly", .form = F_BOOL},
-    [K_OS] = {.conf = "os", .json = "os", .form = F_STRING},
-    [K_ARCH] = {.conf = "arch", .json = "arch", .form = F_STRING},
-    [K_MOUNT] = {.conf = "mount", .json = "mounts", .form = F_MOUNT, .repeat = true},
-    [K_CLOSURE] = {.conf = "closure", .json = "closure", .form = F_FILE},
-    [K_PATHS] = {.conf = "paths", .json = "paths", .form = F_WORDS},
-    [K_COMPAT] = {.conf = "compat", .json = "compat", .form = F_STRING},
-    [K_ENV] = {.conf = "env", .json = "env", .form = F_ITEM, .repeat = true},
-    [K_CWD] = {.conf = "cwd", .json = "cwd", .form = F_STRING},
-    [K_HOSTNAME] = {.conf = "hostname", .json = "hostname", .form = F_STRING},
-    [K_USER] = {.conf = "user", .json = "user", .form = F_STRING},
-    [K_TERMINAL] = {.conf = "terminal", .json = "terminal", .form = F_BOOL},
-    [K_DATA] = {.conf = "data", .json = "data", .form = F_STRING},
+/* clang-format off */
+#define KEY_DEF(c, json, conf, type, form, check, repeat, required)                                \
+	[K_##c] = {json, conf, sizeof(json) - 1, sizeof(conf) - 1, T_##type, F_##form,            \
+		   CHK_##check, repeat, required},
+	BUNDLEFS_KEYS(KEY_DEF)
+#undef KEY_DEF
+    /* clang-format on */
+};
+
+/* The values an enum takes (NULL-terminated), in the order keys.json
+ * lists them. */
+static const char *const *const key_values[NKEYS] = {
+#define KEY_VALUES(c, ...) [K_##c] = (const char *const[]){__VA_ARGS__, NULL},
+    BUNDLEFS_KEY_VALUES(KEY_VALUES)
+#undef KEY_VALUES
 };
 
 static enum key key_lookup(const char *k, size_t n, bool json)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
-		const char *name = json ? keys[i].json : keys[i].conf;
-		if (strlen(name) == n && !memcmp(name, k, n))
+		const struct keydef *kd = &keys[i];
+		if (json ? kd->json_len == n && !memcmp(kd->json, k, n)
+			 : kd->conf_len == n && !memcmp(kd->conf, k, n))
 			return (enum key)i;
 	}
 	return NKEYS;
@@ -601,13 +633,10 @@ static bool env_set_twice(struct draft *dr, const char *item, size_t klen)
 	return strmap_put(&dr->env_keys, item, klen, (void *)item) != item;
 }
 
-/* env: KEY=VALUE, KEY a name a shell could set; each KEY once. */
-static void apply_env(struct parser *p, struct draft *dr, const struct json *v)
+/* env: NAME=VALUE, NAME a name a shell could set; each NAME once. */
+static void apply_env(struct parser *p, struct draft *dr, const struct json *v,
+		      const char *const *a, size_t n)
 {
-	const char *const *a;
-	size_t n;
-	if (!(a = json_strings(p, v, "env", &n)))
-		return;
 	for (size_t i = 0; i < n; i++) {
 		const struct json *item = v->items[i];
 		const char *eq = strchr(a[i], '=');
@@ -652,8 +681,6 @@ static bool parse_id(const char **s, uint32_t *out)
  * passwd file). */
 static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 {
-	if (!json_want(p, v, JSON_STRING, "user"))
-		return;
 	const char *s = v->str;
 	uint32_t uid, gid, g;
 	bool ok = parse_id(&s, &uid) && *s++ == ':' && parse_id(&s, &gid);
@@ -694,114 +721,160 @@ static const char *check_hostname(const char *h)
 	return NULL;
 }
 
+/* Is `v` the type key `k` takes? Reports it if not. Arrays of strings
+ * come out in *a, *n (in the arena, NULL-terminated). */
+static bool check_type(struct parser *p, enum key k, const struct json *v, const char *const **a,
+		       size_t *n)
+{
+	const char *name = keys[k].json;
+	switch (keys[k].type) {
+	case T_STRINGS:
+		return (*a = json_strings(p, v, name, n)) != NULL;
+	case T_BOOL:
+		return json_want(p, v, JSON_TRUE, name);
+	case T_STRING:
+		return json_want(p, v, JSON_STRING, name);
+	case T_MOUNTS:
+	case T_OBJECT:
+		return json_want(p, v, JSON_OBJECT, name);
+	}
+	return false;
+}
+
+/* The index of `s` among the values of enum key `k`, or -1 after
+ * reporting that it is none of them. */
+static int check_enum(struct parser *p, enum key k, const struct json *v)
+{
+	const char *const *vals = key_values[k];
+	for (int i = 0; vals[i]; i++)
+		if (!strcmp(v->str, vals[i]))
+			return i;
+	struct buf want = {0};
+	for (size_t i = 0; vals[i]; i++)
+		buf_addf(&want, "%s%s", !i ? "" : vals[i + 1] ? ", " : " or ", vals[i]);
+	err_at(p, v->line, v->col, "%s: expected %s, not \"%.100s\"", keys[k].json, want.data,
+	       v->str);
+	buf_free(&want);
+	return -1;
+}
+
 static void apply(struct parser *p, struct draft *dr, enum key k, const struct json *v)
 {
 	char why[400];
 	const char *e, *name = keys[k].json;
-	const char *const *a;
-	size_t n;
-	switch (k) {
-	case K_ARGS:
-		if (!(a = json_strings(p, v, name, &n)))
-			break;
+	const char *const *a = NULL;
+	size_t n = 0;
+	struct bundle *b = dr->b;
+	if (!check_type(p, k, v, &a, &n))
+		return;
+	switch (keys[k].check) {
+	case CHK_NONE:
+		break;
+	case CHK_ARGS:
 		if ((e = check_args(a, n))) {
 			err_at(p, v->line, v->col, "%s", e);
-			break;
+			return;
 		}
-		dr->b->args = a;
-		dr->b->nargs = n;
-		dr->b->args_line = v->line;
 		break;
-	case K_READONLY:
-		if (json_want(p, v, JSON_TRUE, name))
-			dr->b->readonly = v->type == JSON_TRUE;
-		break;
-	case K_OS:
-	case K_ARCH:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		if ((e = check_word(name, v->str, why, sizeof(why))))
+	case CHK_WORD:
+		if ((e = check_word(name, v->str, why, sizeof(why)))) {
 			err_at(p, v->line, v->col, "%s", e);
-		else if (k == K_OS)
-			dr->b->os = v->str;
-		else
-			dr->b->arch = v->str;
+			return;
+		}
 		break;
-	case K_MOUNT:
-		if (!json_want(p, v, JSON_OBJECT, name))
-			break;
+	case CHK_MOUNTS:
+		/* (Each mount is checked on its own; the good ones are kept.) */
 		for (size_t j = 0; j < v->n; j++)
 			apply_mount(p, dr, &v->members[j]);
-		break;
-	case K_CLOSURE:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
+		return;
+	case CHK_FILE:
 		if (v->str[0] != '/') {
-			err_at(p, v->line, v->col, "closure: expected one absolute file name");
-			break;
+			err_at(p, v->line, v->col, "%s: expected one absolute file name", name);
+			return;
 		}
-		dr->b->closure = v->str;
-		dr->b->closure_line = v->line;
 		break;
-	case K_PATHS:
-		if (!(a = json_strings(p, v, name, &n)))
-			break;
+	case CHK_STORE_PATHS:
 		for (size_t j = 0; j < n; j++) {
 			if ((e = check_store_path(p->st, a[j], why, sizeof(why)))) {
-				err_at(p, v->items[j]->line, v->items[j]->col, "paths: %s", e);
+				err_at(p, v->items[j]->line, v->items[j]->col, "%s: %s", name, e);
 				return;
 			}
 		}
-		dr->b->paths = a;
-		dr->b->npaths = n;
-		dr->b->paths_line = v->line;
+		break;
+	case CHK_ENUM:
+		if (check_enum(p, k, v) < 0)
+			return;
+		break;
+	case CHK_ENV:
+		apply_env(p, dr, v, a, n);
+		return;
+	case CHK_CWD:
+		if ((e = check_cwd(p->st, v->str, why, sizeof(why)))) {
+			err_at(p, v->line, v->col, "bundle \"%s\": cwd: %s", b->name, e);
+			return;
+		}
+		break;
+	case CHK_HOSTNAME:
+		if ((e = check_hostname(v->str))) {
+			err_at(p, v->line, v->col, "%s", e);
+			return;
+		}
+		break;
+	case CHK_USER:
+		apply_user(p, dr, v);
+		return;
+	case CHK_CAPABILITIES:
+	case CHK_RLIMITS:
+	case CHK_STRING_MAP:
+	case CHK_SYSCTL:
+	case CHK_ABS_PATHS:
+	case CHK_OCI:
+		break;
+	}
+	/* Checked: kept in the bundle. */
+	switch (k) {
+	case K_ARGS:
+		b->args = a;
+		b->nargs = n;
+		b->args_line = v->line;
+		break;
+	case K_READONLY:
+		b->readonly = v->type == JSON_TRUE;
+		break;
+	case K_OS:
+		b->os = v->str;
+		break;
+	case K_ARCH:
+		b->arch = v->str;
+		break;
+	case K_CLOSURE:
+		b->closure = v->str;
+		b->closure_line = v->line;
+		break;
+	case K_PATHS:
+		b->paths = a;
+		b->npaths = n;
+		b->paths_line = v->line;
 		break;
 	case K_COMPAT:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		if (strcmp(v->str, "oci") && strcmp(v->str, "buildcontainer"))
-			err_at(p, v->line, v->col,
-			       "compat: expected oci or buildcontainer, not \"%.100s\"", v->str);
-		else
-			dr->b->buildcontainer = v->str[0] == 'b';
-		break;
-	case K_ENV:
-		apply_env(p, dr, v);
+		b->buildcontainer = !strcmp(v->str, "buildcontainer");
 		break;
 	case K_CWD:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		if ((e = check_cwd(p->st, v->str, why, sizeof(why))))
-			err_at(p, v->line, v->col, "bundle \"%s\": cwd: %s", dr->b->name, e);
-		else
-			dr->b->cwd = v->str;
+		b->cwd = v->str;
 		break;
 	case K_HOSTNAME:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		if ((e = check_hostname(v->str)))
-			err_at(p, v->line, v->col, "%s", e);
-		else
-			dr->b->hostname = v->str;
-		break;
-	case K_USER:
-		apply_user(p, dr, v);
+		b->hostname = v->str;
 		break;
 	case K_TERMINAL:
-		if (json_want(p, v, JSON_TRUE, name))
-			dr->b->terminal = v->type == JSON_TRUE;
+		b->terminal = v->type == JSON_TRUE;
 		break;
 	case K_DATA:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		for (int i = SPEC_DATA_FUSE; i <= SPEC_DATA_BIND; i++)
-			if (!strcmp(v->str, spec_data_names[i]))
-				dr->b->data = (enum spec_data)i;
-		if (dr->b->data == SPEC_DATA_DEFAULT)
-			err_at(p, v->line, v->col,
-			       "data: expected native, fuse or bind, not \"%.100s\"", v->str);
+		for (int j = SPEC_DATA_FUSE; j <= SPEC_DATA_BIND; j++)
+			if (!strcmp(v->str, spec_data_names[j]))
+				b->data = (enum spec_data)j;
 		break;
-	case NKEYS:
+	default:
+		err_at(p, v->line, v->col, "%s: not supported yet", name);
 		break;
 	}
 }
@@ -810,8 +883,9 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsigned col)
 {
 	struct bundle *b = dr->b;
-	if (!dr->seen[K_ARGS] && !dr->unreadable_line)
-		err_at(p, line, col, "bundle \"%s\" has no args", b->name);
+	for (size_t k = 0; k < NKEYS; k++)
+		if (keys[k].required && !dr->seen[k] && !dr->unreadable_line)
+			err_at(p, line, col, "bundle \"%s\" has no %s", b->name, keys[k].json);
 	check_duplicate_mounts(p, dr);
 	p->sp->any_writable |= !b->readonly;
 	p->sp->data_used |= 1u << b->data;
@@ -955,6 +1029,15 @@ static struct json *conf_read(struct parser *p, enum key k, const char *val, uns
 		return jstr(p, w[0], line);
 	case F_MOUNT:
 		return conf_mount(p, val, line, col);
+	case F_JSON: {
+		/* Kept with the bundle: it may hold what config.json gets. */
+		struct json_error je;
+		struct json *j =
+		    json_parse(&p->sp->arena, val, strlen(val), line, col, SPEC_MAX_DEPTH, &je);
+		if (!j)
+			err_at(p, je.line, je.col, "%s: %s", keys[k].conf, je.msg);
+		return j;
+	}
 	}
 	return NULL;
 }

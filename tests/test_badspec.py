@@ -143,3 +143,21 @@ def test_missing_spec_file(tmp_path):
     p = bundlectl("check", str(tmp_path / "nope.conf"), check=False)
     assert p.returncode == 2
     assert p.stderr.decode() == "%s: No such file or directory\n" % (tmp_path / "nope.conf")
+
+
+def test_known_keys_are_those_of_keys_json(tmp_path):
+    # The parser's table is generated from nix/keys.json, the description
+    # nix/bundlefs.nix reads too: an unknown key lists exactly its keys,
+    # by their name in each syntax.
+    import json
+    with open(os.path.join(os.path.dirname(HERE), "nix", "keys.json")) as f:
+        keys = json.load(f)["keys"]
+    for name, text, field in (
+            ("spec.conf", "[a]\nargs = /x\ncolour = red\n", "conf"),
+            ("spec.json", '{"a": {"args": ["/x"], "colour": "red"}}', "name")):
+        path = tmp_path / name
+        path.write_text(text)
+        p = bundlectl("check", str(path), check=False)
+        assert p.returncode == 2
+        known = re.search(r"\(known: (.*)\)", p.stderr.decode()).group(1).split(", ")
+        assert known == [k[field] for k in keys]
