@@ -32,7 +32,7 @@ enum key {
  * next bundle), then move into the arena when it is complete. */
 struct draft {
 	struct bundle *b;
-	bool seen[NKEYS];
+	unsigned seen[NKEYS]; /* the line of each key (0: not yet) */
 	bool unreadable_line; /* a line we could not read may have held args */
 	struct spec_mount *mounts;
 	size_t mounts_cap;
@@ -106,20 +106,29 @@ struct parser {
 	/* A spec.conf line's value in its JSON form: gone with the line. */
 	struct arena scratch;
 	bool failed;
+	/* Where a message is: in which bundle, in which of its keys (the name
+	 * in the spec's syntax), or NULL. */
+	const char *bundle, *key;
+	bool json;
 };
 
 __attribute__((format(printf, 4, 5))) static void err_at(struct parser *p, unsigned line,
 							 unsigned col, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], where[400] = "";
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A JSON spec written by Nix is one line: the bundle and the key are
+	 * what tell where. */
+	if (p->bundle)
+		snprintf(where, sizeof(where), "bundle \"%s\": %s%s", p->bundle,
+			 p->key ? p->key : "", p->key ? ": " : "");
 	if (col)
-		diag_add(p->d, "%s:%u:%u: %s", p->file, line, col, msg);
+		diag_add(p->d, "%s:%u:%u: %s%s", p->file, line, col, where, msg);
 	else
-		diag_add(p->d, "%s:%u: %s", p->file, line, msg);
+		diag_add(p->d, "%s:%u: %s%s", p->file, line, where, msg);
 	p->failed = true;
 }
 
@@ -203,23 +212,23 @@ static const char *check_dest(const struct store *st, const char *dest, char *wh
 {
 	char rule[300];
 	if (!strcmp(dest, "/")) {
-		snprintf(why, wl, "mount destination may not be /");
+		snprintf(why, wl, "destination may not be /");
 		return why;
 	}
 	if (check_root_path(dest, rule, sizeof(rule))) {
-		snprintf(why, wl, "mount destination %s", rule);
+		snprintf(why, wl, "destination %s", rule);
 		return why;
 	}
 	if (store_in_dir(st, dest)) {
-		snprintf(why, wl, "mount destination \"%.200s\" is inside the store directory %s",
-			 dest, st->dir);
+		snprintf(why, wl, "destination \"%.200s\" is inside the store directory %s", dest,
+			 st->dir);
 		return why;
 	}
 	/* A mount on /nix would hide the closure the rootfs serves. */
 	size_t total = strlen(dest);
 	if (!strncmp(st->dir, dest, total) && st->dir[total] == '/') {
 		snprintf(why, wl,
-			 "mount destination \"%.200s\" covers the store directory %s, which holds "
+			 "destination \"%.200s\" covers the store directory %s, which holds "
 			 "the closure",
 			 dest, st->dir);
 		return why;
@@ -260,16 +269,13 @@ static const char *check_store_path(const struct store *st, const char *path, ch
 	return NULL;
 }
 
-static const char *check_word(const char *what, const char *w, char *why, size_t wl)
+/* check "word": no whitespace or control characters (it may be empty). */
+static const char *check_word(const char *w, char *why, size_t wl)
 {
-	if (!*w) {
-		snprintf(why, wl, "%s may not be empty", what);
-		return why;
-	}
 	for (const char *c = w; *c; c++) {
 		if ((unsigned char)*c <= ' ' || *c == 0x7f) {
-			snprintf(why, wl, "%s \"%.100s\" contains whitespace or control characters",
-				 what, w);
+			snprintf(why, wl, "\"%.100s\" contains whitespace or control characters",
+				 w);
 			return why;
 		}
 	}
@@ -279,9 +285,9 @@ static const char *check_word(const char *what, const char *w, char *why, size_t
 static const char *check_args(const char *const *args, size_t n)
 {
 	if (n == 0)
-		return "args is empty: it needs at least the program to run";
+		return "is empty: it needs at least the program to run";
 	if (!args[0][0])
-		return "the program (first word of args) is empty";
+		return "the program (its first word) is empty";
 	return NULL;
 }
 
@@ -289,11 +295,11 @@ static const char *check_options(const char *const *opts, char *why, size_t wl)
 {
 	for (size_t i = 0; opts && opts[i]; i++) {
 		if (!*opts[i]) {
-			snprintf(why, wl, "empty mount option");
+			snprintf(why, wl, "empty option");
 			return why;
 		}
 		if (strchr(opts[i], ',')) {
-			snprintf(why, wl, "mount option \"%.100s\" contains a comma", opts[i]);
+			snprintf(why, wl, "option \"%.100s\" contains a comma", opts[i]);
 			return why;
 		}
 	}
@@ -407,8 +413,8 @@ static void check_duplicate_mounts(struct parser *p, struct draft *dr)
 	for (size_t i = 1; i < n; i++)
 		if (!strcmp(s[i]->dest, s[i - 1]->dest))
 			err_at(p, s[i]->line, 0,
-			       "duplicate mount destination \"%.200s\" (first at line %u)",
-			       s[i]->dest, s[i - 1]->line);
+			       "duplicate destination \"%.200s\" (first at line %u)", s[i]->dest,
+			       s[i - 1]->line);
 	free(s);
 }
 
@@ -527,15 +533,15 @@ static const char *const *json_strings(struct parser *p, const struct json *arr,
 				       size_t *n)
 {
 	if (arr->type != JSON_ARRAY) {
-		err_at(p, arr->line, arr->col, "%s: expected an array of strings, not %s", what,
-		       json_type_name(arr->type));
+		err_at(p, arr->line, arr->col, "%s%sexpected an array of strings, not %s",
+		       what ? what : "", what ? ": " : "", json_type_name(arr->type));
 		return NULL;
 	}
 	const char **v = arena_alloc(&p->sp->arena, (arr->n + 1) * sizeof(*v));
 	for (size_t i = 0; i < arr->n; i++) {
 		if (arr->items[i]->type != JSON_STRING) {
 			err_at(p, arr->items[i]->line, arr->items[i]->col,
-			       "%s: expected a string, not %s", what,
+			       "%s%sexpected a string, not %s", what ? what : "", what ? ": " : "",
 			       json_type_name(arr->items[i]->type));
 			return NULL;
 		}
@@ -549,64 +555,66 @@ static bool json_want(struct parser *p, const struct json *v, enum json_type t, 
 {
 	bool ok = v->type == t || (t == JSON_TRUE && v->type == JSON_FALSE);
 	if (!ok)
-		err_at(p, v->line, v->col, "%s: expected %s %s, not %s", what,
-		       t == JSON_ARRAY || t == JSON_OBJECT ? "an" : "a", json_type_name(t),
-		       json_type_name(v->type));
+		err_at(p, v->line, v->col, "%s%sexpected %s %s, not %s", what ? what : "",
+		       what ? ": " : "", t == JSON_ARRAY || t == JSON_OBJECT ? "an" : "a",
+		       json_type_name(t), json_type_name(v->type));
 	return ok;
 }
 
-/* One mount: `mm` is DESTINATION: {type, source, options}. */
+/* One mount: `mm` is DESTINATION: {type, source, options}. Messages
+ * about it start with the destination. */
 static void apply_mount(struct parser *p, struct draft *dr, const struct json_member *mm)
 {
-	char why[400];
+	char why[400], at[220], what[240];
 	const struct json *o = mm->val;
-	if (!json_want(p, o, JSON_OBJECT, "mount"))
-		return;
-	struct spec_mount m = {.dest = mm->key, .line = mm->line};
-	const char *e = check_dest(p->st, m.dest, why, sizeof(why));
+	snprintf(at, sizeof(at), "\"%.200s\"", mm->key);
+	const char *e = check_dest(p->st, mm->key, why, sizeof(why));
 	if (e) {
 		err_at(p, mm->line, mm->col, "%s", e);
 		return;
 	}
+	if (!json_want(p, o, JSON_OBJECT, at))
+		return;
+	struct spec_mount m = {.dest = mm->key, .line = mm->line};
 	for (size_t i = 0; i < o->n; i++) {
 		const struct json_member *f = &o->members[i];
 		const struct json *v = f->val;
+		snprintf(what, sizeof(what), "%s: %s", at, f->key);
 		if (!strcmp(f->key, "type") || !strcmp(f->key, "source")) {
-			if (!json_want(p, v, JSON_STRING, f->key))
+			if (!json_want(p, v, JSON_STRING, what))
 				return;
+			e = *v->str ? NULL : "may not be empty";
 			if (f->key[0] == 't') {
-				e = check_word("mount type", v->str, why, sizeof(why));
+				e = e ? e : check_word(v->str, why, sizeof(why));
 				m.type = v->str;
 			} else {
-				e = *v->str ? NULL : "mount source may not be empty";
 				m.source = v->str;
 			}
 			if (e) {
-				err_at(p, v->line, v->col, "%s", e);
+				err_at(p, v->line, v->col, "%s: %s", what, e);
 				return;
 			}
 		} else if (!strcmp(f->key, "options")) {
 			size_t n;
 			if (v->type == JSON_NULL)
 				continue;
-			m.options = json_strings(p, v, "options", &n);
+			m.options = json_strings(p, v, what, &n);
 			if (!m.options)
 				return;
 			e = check_options(m.options, why, sizeof(why));
 			if (e) {
-				err_at(p, v->line, v->col, "%s", e);
+				err_at(p, v->line, v->col, "%s: %s", at, e);
 				return;
 			}
 		} else {
 			err_at(p, f->line, f->col,
-			       "unknown mount key \"%.100s\" (known: type, source, options)",
+			       "%s: unknown member \"%.100s\" (known: type, source, options)", at,
 			       f->key);
 			return;
 		}
 	}
 	if (!m.type || !m.source) {
-		err_at(p, o->line, o->col, "mount \"%.200s\" needs %s", m.dest,
-		       !m.type ? "a type" : "a source");
+		err_at(p, o->line, o->col, "%s: needs %s", at, !m.type ? "a type" : "a source");
 		return;
 	}
 	add_mount(dr, &m);
@@ -648,14 +656,15 @@ static void apply_env(struct parser *p, struct draft *dr, const struct json *v,
 			     (c >= '0' && c <= '9');
 		}
 		if (!ok) {
-			err_at(p, item->line, item->col,
-			       "env: expected NAME=VALUE (NAME of letters, digits and _), not "
-			       "\"%.100s\"",
-			       a[i]);
+			err_at(
+			    p, item->line, item->col,
+			    "expected NAME=VALUE (NAME: letters, digits and _, not starting with "
+			    "a digit), not \"%.100s\"",
+			    a[i]);
 			return;
 		}
 		if (env_set_twice(dr, a[i], klen)) {
-			err_at(p, item->line, item->col, "env: %.*s is set twice", (int)klen, a[i]);
+			err_at(p, item->line, item->col, "%.*s is set twice", (int)klen, a[i]);
 			return;
 		}
 		GROW(dr->env, dr->b->nenv, dr->env_cap);
@@ -696,8 +705,7 @@ static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 	}
 	if (!ok || *s) {
 		err_at(p, v->line, v->col,
-		       "user: expected UID:GID or UID:GID,GID,... (numbers), not \"%.100s\"",
-		       v->str);
+		       "expected UID:GID or UID:GID,GID,... (numbers), not \"%.100s\"", v->str);
 		return;
 	}
 	dr->b->user = v->str;
@@ -707,18 +715,22 @@ static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 	dr->b->ngids = k;
 }
 
-static const char *check_hostname(const char *h)
+/* hostname: a host name as runtimes set it, checked as RFC 1123 names
+ * are, less the per-label rules. */
+static const char *check_hostname(const char *h, char *why, size_t wl)
 {
 	size_t n = strlen(h);
-	if (n == 0 || n > 64)
-		return "hostname: expected 1 to 64 characters";
-	for (const char *c = h; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
-			return "hostname: expected letters, digits, '-' and '.'";
-	if (h[0] == '-' || h[0] == '.')
-		return "hostname: may not start with '-' or '.'";
-	return NULL;
+	bool ok = n >= 1 && n <= 64 && h[0] != '-' && h[0] != '.';
+	for (const char *c = h; ok && *c; c++)
+		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		     (*c >= '0' && *c <= '9') || *c == '-' || *c == '.';
+	if (ok)
+		return NULL;
+	snprintf(why, wl,
+		 "expected 1 to 64 letters, digits, '-' and '.', not starting with '-' or '.', "
+		 "not \"%.100s\"",
+		 h);
+	return why;
 }
 
 /* Is `v` the type key `k` takes? Reports it if not. Arrays of strings
@@ -726,17 +738,16 @@ static const char *check_hostname(const char *h)
 static bool check_type(struct parser *p, enum key k, const struct json *v, const char *const **a,
 		       size_t *n)
 {
-	const char *name = keys[k].json;
 	switch (keys[k].type) {
 	case T_STRINGS:
-		return (*a = json_strings(p, v, name, n)) != NULL;
+		return (*a = json_strings(p, v, NULL, n)) != NULL;
 	case T_BOOL:
-		return json_want(p, v, JSON_TRUE, name);
+		return json_want(p, v, JSON_TRUE, NULL);
 	case T_STRING:
-		return json_want(p, v, JSON_STRING, name);
+		return json_want(p, v, JSON_STRING, NULL);
 	case T_MOUNTS:
 	case T_OBJECT:
-		return json_want(p, v, JSON_OBJECT, name);
+		return json_want(p, v, JSON_OBJECT, NULL);
 	}
 	return false;
 }
@@ -752,8 +763,7 @@ static int check_enum(struct parser *p, enum key k, const struct json *v)
 	struct buf want = {0};
 	for (size_t i = 0; vals[i]; i++)
 		buf_addf(&want, "%s%s", !i ? "" : vals[i + 1] ? ", " : " or ", vals[i]);
-	err_at(p, v->line, v->col, "%s: expected %s, not \"%.100s\"", keys[k].json, want.data,
-	       v->str);
+	err_at(p, v->line, v->col, "expected %s, not \"%.100s\"", want.data, v->str);
 	buf_free(&want);
 	return -1;
 }
@@ -761,7 +771,7 @@ static int check_enum(struct parser *p, enum key k, const struct json *v)
 static void apply(struct parser *p, struct draft *dr, enum key k, const struct json *v)
 {
 	char why[400];
-	const char *e, *name = keys[k].json;
+	const char *e;
 	const char *const *a = NULL;
 	size_t n = 0;
 	struct bundle *b = dr->b;
@@ -777,7 +787,7 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		}
 		break;
 	case CHK_WORD:
-		if ((e = check_word(name, v->str, why, sizeof(why)))) {
+		if ((e = check_word(v->str, why, sizeof(why)))) {
 			err_at(p, v->line, v->col, "%s", e);
 			return;
 		}
@@ -789,14 +799,15 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		return;
 	case CHK_FILE:
 		if (v->str[0] != '/') {
-			err_at(p, v->line, v->col, "%s: expected one absolute file name", name);
+			err_at(p, v->line, v->col,
+			       "expected one absolute file name, not \"%.100s\"", v->str);
 			return;
 		}
 		break;
 	case CHK_STORE_PATHS:
 		for (size_t j = 0; j < n; j++) {
 			if ((e = check_store_path(p->st, a[j], why, sizeof(why)))) {
-				err_at(p, v->items[j]->line, v->items[j]->col, "%s: %s", name, e);
+				err_at(p, v->items[j]->line, v->items[j]->col, "%s", e);
 				return;
 			}
 		}
@@ -810,12 +821,12 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		return;
 	case CHK_CWD:
 		if ((e = check_cwd(p->st, v->str, why, sizeof(why)))) {
-			err_at(p, v->line, v->col, "bundle \"%s\": cwd: %s", b->name, e);
+			err_at(p, v->line, v->col, "%s", e);
 			return;
 		}
 		break;
 	case CHK_HOSTNAME:
-		if ((e = check_hostname(v->str))) {
+		if ((e = check_hostname(v->str, why, sizeof(why)))) {
 			err_at(p, v->line, v->col, "%s", e);
 			return;
 		}
@@ -874,7 +885,7 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 				b->data = (enum spec_data)j;
 		break;
 	default:
-		err_at(p, v->line, v->col, "%s: not supported yet", name);
+		err_at(p, v->line, v->col, "not supported yet");
 		break;
 	}
 }
@@ -883,10 +894,15 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsigned col)
 {
 	struct bundle *b = dr->b;
-	for (size_t k = 0; k < NKEYS; k++)
+	p->bundle = b->name;
+	for (size_t k = 0; k < NKEYS; k++) {
+		p->key = p->json ? keys[k].json : keys[k].conf;
 		if (keys[k].required && !dr->seen[k] && !dr->unreadable_line)
-			err_at(p, line, col, "bundle \"%s\" has no %s", b->name, keys[k].json);
+			err_at(p, line, col, "missing (every bundle has one)");
+	}
+	p->key = p->json ? keys[K_MOUNT].json : keys[K_MOUNT].conf;
 	check_duplicate_mounts(p, dr);
+	p->bundle = p->key = NULL;
 	p->sp->any_writable |= !b->readonly;
 	p->sp->data_used |= 1u << b->data;
 	struct spec_mount *m = arena_alloc_raw(&p->sp->arena, b->nmounts * sizeof(*m));
@@ -949,7 +965,7 @@ static struct json *conf_mount(struct parser *p, const char *val, unsigned line,
 		return NULL;
 	if (n < 3 || n > 4) {
 		err_at(p, line, 0,
-		       "mount needs DESTINATION TYPE SOURCE [OPTION,OPTION...], got %d word%s", n,
+		       "expected DESTINATION TYPE SOURCE [OPTION,OPTION...], got %d word%s", n,
 		       n == 1 ? "" : "s");
 		return NULL;
 	}
@@ -988,29 +1004,29 @@ static struct json *conf_read(struct parser *p, enum key k, const char *val, uns
 	int n;
 	switch (keys[k].form) {
 	case F_ARGS:
+	case F_WORDS:
+		/* (Words never start with [: a path, a program, an option.) */
 		if (val[0] == '[') {
 			struct json_error je;
 			struct json *j = json_parse(&p->sp->arena, val, strlen(val), line, col,
 						    SPEC_MAX_DEPTH, &je);
 			if (!j) {
-				err_at(p, je.line, je.col, "args: %s", je.msg);
+				err_at(p, je.line, je.col, "%s", je.msg);
 				return NULL;
 			}
 			if (j->type != JSON_ARRAY) {
-				err_at(p, line, col, "args: expected a JSON array of strings");
+				err_at(p, line, col, "expected a JSON array of strings");
 				return NULL;
 			}
 			j->col = 0;
 			return j;
 		}
-		/* fall through */
-	case F_WORDS:
 		n = split(p, val, line, col, &w);
 		return n < 0 ? NULL : jstrings(p, w, (size_t)n, line);
 	case F_BOOL:
 		if (!strcmp(val, "true") || !strcmp(val, "false"))
 			return jnew(p, val[0] == 't' ? JSON_TRUE : JSON_FALSE, line);
-		err_at(p, line, 0, "%s: expected true or false, not \"%.100s\"", keys[k].conf, val);
+		err_at(p, line, 0, "expected true or false, not \"%.100s\"", val);
 		return NULL;
 	case F_STRING:
 		return jstr(p, arena_strdup(&p->sp->arena, val), line);
@@ -1023,7 +1039,7 @@ static struct json *conf_read(struct parser *p, enum key k, const char *val, uns
 		if (n < 0)
 			return NULL;
 		if (n != 1) {
-			err_at(p, line, 0, "%s: expected one absolute file name", keys[k].conf);
+			err_at(p, line, 0, "expected one absolute file name");
 			return NULL;
 		}
 		return jstr(p, w[0], line);
@@ -1035,7 +1051,7 @@ static struct json *conf_read(struct parser *p, enum key k, const char *val, uns
 		struct json *j =
 		    json_parse(&p->sp->arena, val, strlen(val), line, col, SPEC_MAX_DEPTH, &je);
 		if (!j)
-			err_at(p, je.line, je.col, "%s: %s", keys[k].conf, je.msg);
+			err_at(p, je.line, je.col, "%s", je.msg);
 		return j;
 	}
 	}
@@ -1152,8 +1168,10 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 		while (is_space(*val))
 			val++;
 		enum key k = key_lookup(t, (size_t)(ke - t), false);
+		p->bundle = have_cur ? cur->b->name : NULL;
 		if (k == NKEYS) {
 			unknown_key(p, line, 0, t, (size_t)(ke - t), false);
+			p->bundle = NULL;
 			continue;
 		}
 		if (!have_cur) {
@@ -1162,19 +1180,19 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 				       keys[k].conf);
 			continue;
 		}
+		p->key = keys[k].conf;
 		if (cur->seen[k] && !keys[k].repeat) {
-			err_at(p, line, 0, "duplicate key \"%s\" in bundle \"%s\"", keys[k].conf,
-			       cur->b->name);
-			continue;
+			err_at(p, line, 0, "duplicate key (first at line %u)", cur->seen[k]);
+		} else {
+			cur->seen[k] = line;
+			struct json *v =
+			    *val ? conf_read(p, k, val, line, (unsigned)(val - lbuf) + 1) : NULL;
+			if (!*val)
+				err_at(p, line, 0, "no value");
+			else if (v)
+				apply(p, cur, k, v);
 		}
-		cur->seen[k] = true;
-		if (!*val) {
-			err_at(p, line, 0, "%s has no value", keys[k].conf);
-			continue;
-		}
-		struct json *v = conf_read(p, k, val, line, (unsigned)(val - lbuf) + 1);
-		if (v)
-			apply(p, cur, k, v);
+		p->bundle = p->key = NULL;
 	}
 	if (have_cur)
 		end_bundle(p, cur, cur->b->line, 0);
@@ -1190,19 +1208,25 @@ static void json_bundle(struct parser *p, const struct json_member *bm)
 		return;
 	}
 	const struct json *o = bm->val;
-	if (!json_want(p, o, JSON_OBJECT, bm->key))
+	p->bundle = bm->key;
+	if (!json_want(p, o, JSON_OBJECT, NULL)) {
+		p->bundle = NULL;
 		return;
+	}
 	struct draft *dr = new_draft(p, bm->key, bm->line);
 	for (size_t i = 0; i < o->n; i++) {
 		const struct json_member *f = &o->members[i];
 		enum key k = key_lookup(f->key, strlen(f->key), true);
+		p->key = NULL;
 		if (k == NKEYS) {
 			unknown_key(p, f->line, f->col, f->key, strlen(f->key), true);
 			continue;
 		}
-		dr->seen[k] = true;
+		p->key = keys[k].json;
+		dr->seen[k] = f->line;
 		apply(p, dr, k, f->val);
 	}
+	p->key = NULL;
 	end_bundle(p, dr, o->line, o->col);
 }
 
@@ -1257,7 +1281,8 @@ int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
 	size_t i = 0;
 	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
 		i++;
-	if (i < len && text[i] == '{')
+	p.json = i < len && text[i] == '{';
+	if (p.json)
 		parse_json_spec(&p, text, len);
 	else
 		parse_conf(&p, text, len);

@@ -122,7 +122,7 @@ def test_user_mounts_are_honoured(tmp_path):
     assert bundlectl("config", conf3, "b").stdout == without_null_options(
         nix_config(tmp_path, params))
     p = bundlectl("config", conf, "b", check=False)
-    assert p.returncode == 2 and b"spec.conf:6: empty mount option" in p.stderr
+    assert p.returncode == 2 and b'spec.conf:6: bundle "b": mount: "/a/b/c": empty option' in p.stderr
 
 
 def test_pretty_is_the_same_document(tmp_path):
@@ -205,9 +205,10 @@ def test_optional_settings_reach_config_json(tmp_path):
     ("env = 1X=y", "env: expected NAME=VALUE"),
     ("env = NOEQUALS", "env: expected NAME=VALUE"),
     ("env = A=1\nenv = A=2", "env: A is set twice"),
-    ("cwd = relative/dir", 'bundle "b": cwd: "relative/dir" is not an absolute path'),
-    ("cwd = /srv/../etc", 'bundle "b": cwd: "/srv/../etc" is not normalized'),
-    ("hostname = bad_name", "hostname: expected letters, digits"),
+    ("cwd = relative/dir", 'cwd: "relative/dir" is not an absolute path'),
+    ("cwd = /srv/../etc", 'cwd: "/srv/../etc" is not normalized'),
+    ("hostname = bad_name", "hostname: expected 1 to 64 letters, digits"),
+    ("hostname = -x", "hostname: expected 1 to 64 letters, digits"),
     ("user = root", "user: expected UID:GID"),
     ("user = 1000", "user: expected UID:GID"),
     ("user = 1000:100,", "user: expected UID:GID"),
@@ -221,4 +222,4 @@ def test_bad_settings_are_reported_at_their_line(tmp_path, line, message):
     p = bundlectl("config", spec, "b", check=False)
     last = 2 + line.count("\n") + 1
     assert p.returncode == 2
-    assert ("spec.conf:%d: %s" % (last, message)).encode() in p.stderr, p.stderr
+    assert ('spec.conf:%d: bundle "b": %s' % (last, message)).encode() in p.stderr, p.stderr

@@ -91,31 +91,34 @@ static void json_full(void)
 static const struct {
 	const char *text, *want;
 } bad[] = {
-    {"[a]\nargs = /bin/x\nfoo = 1\n", "t.conf:3: unknown key \"foo\""},
-    {"[a]\nargs = /bin/x\nargs = /bin/y\n", "t.conf:3: duplicate key \"args\""},
+    {"[a]\nargs = /bin/x\nfoo = 1\n", "t.conf:3: bundle \"a\": unknown key \"foo\""},
+    {"[a]\nargs = /bin/x\nargs = /bin/y\n",
+     "t.conf:3: bundle \"a\": args: duplicate key (first at line 2)"},
     {"[a]\nargs = /bin/x\n[a]\nargs = /bin/y\n", "t.conf:3: duplicate bundle \"a\""},
     {"[..]\nargs = /bin/x\n", "t.conf:1: \"..\": bad bundle name"},
     {"[a/b]\nargs = /bin/x\n", "t.conf:1: \"a/b\": bad bundle name"},
-    {"[a]\nreadonly = true\n", "t.conf:1: bundle \"a\" has no args"},
-    {"[a]\nargs = \"\" x\n", "t.conf:2: the program (first word of args) is empty"},
-    {"[a]\nargs = []\n", "t.conf:2: args is empty"},
-    {"[a]\nargs =\n", "t.conf:2: args has no value"},
-    {"[a]\nargs = /bin/x \"oops\n", "t.conf:2:15: unterminated double quote"},
-    {"[a]\nargs = [\"x\", 1]\n", "t.conf:2:14: args: expected a string, not number"},
-    {"[a]\nargs = [\"x\"\n", "t.conf:2:12: args: expected ',' or ']'"},
-    {"[a]\nargs = /x\nreadonly = yes\n", "t.conf:3: readonly: expected true or false"},
-    {"[a]\nargs = /x\npaths = /tmp/x\n", "t.conf:3: paths: \"/tmp/x\" is not a store path"},
-    {"[a]\nargs = /x\nmount = data bind /x\n", "t.conf:3: mount destination \"data\" is not "
-					       "an absolute path"},
-    {"[a]\nargs = /x\nmount = /a/../b bind /x\n", "t.conf:3: mount destination \"/a/../b\" "
-						  "is not normalized"},
-    {"[a]\nargs = /x\nmount = /nix/store/x bind /x\n", "t.conf:3: mount destination "
-						       "\"/nix/store/x\" is inside"},
-    {"[a]\nargs = /x\nmount = /nix bind /srv\n", "t.conf:3: mount destination \"/nix\" "
-						 "covers the store directory /nix/store"},
+    {"[a]\nreadonly = true\n", "t.conf:1: bundle \"a\": args: missing"},
+    {"[a]\nargs = \"\" x\n", "t.conf:2: bundle \"a\": args: the program (its first word) is empty"},
+    {"[a]\nargs = []\n", "t.conf:2: bundle \"a\": args: is empty"},
+    {"[a]\nargs =\n", "t.conf:2: bundle \"a\": args: no value"},
+    {"[a]\nargs = /bin/x \"oops\n", "t.conf:2:15: bundle \"a\": args: unterminated double quote"},
+    {"[a]\nargs = [\"x\", 1]\n", "t.conf:2:14: bundle \"a\": args: expected a string, not number"},
+    {"[a]\nargs = [\"x\"\n", "t.conf:2:12: bundle \"a\": args: expected ',' or ']'"},
+    {"[a]\nargs = /x\nreadonly = yes\n",
+     "t.conf:3: bundle \"a\": readonly: expected true or false, not \"yes\""},
+    {"[a]\nargs = /x\npaths = /tmp/x\n",
+     "t.conf:3: bundle \"a\": paths: \"/tmp/x\" is not a store path"},
+    {"[a]\nargs = /x\nmount = data bind /x\n",
+     "t.conf:3: bundle \"a\": mount: destination \"data\" is not an absolute path"},
+    {"[a]\nargs = /x\nmount = /a/../b bind /x\n",
+     "t.conf:3: bundle \"a\": mount: destination \"/a/../b\" is not normalized"},
+    {"[a]\nargs = /x\nmount = /nix/store/x bind /x\n",
+     "t.conf:3: bundle \"a\": mount: destination \"/nix/store/x\" is inside"},
+    {"[a]\nargs = /x\nmount = /nix bind /srv\n",
+     "t.conf:3: bundle \"a\": mount: destination \"/nix\" covers the store directory /nix/store"},
     {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/nix\": {\"type\": \"tmpfs\", \"source\": "
      "\"t\"}}}}",
-     "t.conf:1:35: mount destination \"/nix\" covers"},
+     "t.conf:1:35: bundle \"a\": mounts: destination \"/nix\" covers"},
     {"[a]\nargs = /x\ncwd = x\n", "t.conf:3: bundle \"a\": cwd: \"x\" is not an absolute path"},
     {"[a]\nargs = /x\ncwd = /../..\n", "t.conf:3: bundle \"a\": cwd: \"/../..\" is not "
 				       "normalized"},
@@ -126,30 +129,36 @@ static const struct {
 					       "\"/nix/store/x/y\" is in the store directory"},
     {"{\"a\": {\"args\": [\"/x\"], \"cwd\": \"//\"}}", "t.conf:1:31: bundle \"a\": cwd: "
 						       "\"//\" is not normalized"},
-    {"[a]\nargs = /x\nmount = /d bind\n", "t.conf:3: mount needs DESTINATION TYPE SOURCE"},
-    {"[a]\nargs = /x\nmount = /d bind /x a,,b\n", "t.conf:3: empty mount option"},
-    {"[a]\nargs = /x\nmount = /d bind /x\nmount = /d tmpfs t\n", "t.conf:4: duplicate mount "
-								 "destination \"/d\""},
+    {"[a]\nargs = /x\nmount = /d bind\n",
+     "t.conf:3: bundle \"a\": mount: expected DESTINATION TYPE SOURCE"},
+    {"[a]\nargs = /x\nmount = /d bind /x a,,b\n",
+     "t.conf:3: bundle \"a\": mount: \"/d\": empty option"},
+    {"[a]\nargs = /x\nmount = /d bind /x\nmount = /d tmpfs t\n",
+     "t.conf:4: bundle \"a\": mount: duplicate destination \"/d\" (first at line 3)"},
     {"args = /x\n", "t.conf:1: \"args\" outside of a [bundle] section"},
     {"[a]\r\nargs = /x\r\n", "t.conf:1: CRLF line ending"},
     {"[a]\nargs = /x\xff\n", "t.conf:2:10: invalid UTF-8"},
     {"[a]\njust words\n", "t.conf:2: expected \"key = value\""},
     {"[a\nargs = /x\n", "t.conf:1: section header must look like [name]"},
-    {"[a]\nargs = /x\nclosure = relative\n", "t.conf:3: closure: expected one absolute"},
-    {"[a]\nargs = /x\nos = two words\n", "t.conf:3: os \"two words\" contains whitespace"},
+    {"[a]\nargs = /x\nclosure = relative\n",
+     "t.conf:3: bundle \"a\": closure: expected one absolute"},
+    {"[a]\nargs = /x\nos = two words\n",
+     "t.conf:3: bundle \"a\": os: \"two words\" contains whitespace"},
     {"[.bundlefs]\nargs = /x\n", "t.conf:1: \".bundlefs\": bad bundle name"},
-    {"{\"a\": {\"args\": [\"/x\"], \"bogus\": 1}}", "t.conf:1:24: unknown key \"bogus\""},
-    {"{\"a\": {}}", "t.conf:1:7: bundle \"a\" has no args"},
-    {"{\"a\": {\"args\": \"/x\"}}", "t.conf:1:16: args: expected an array of strings"},
+    {"{\"a\": {\"args\": [\"/x\"], \"bogus\": 1}}",
+     "t.conf:1:24: bundle \"a\": unknown key \"bogus\""},
+    {"{\"a\": {}}", "t.conf:1:7: bundle \"a\": args: missing"},
+    {"{\"a\": {\"args\": \"/x\"}}",
+     "t.conf:1:16: bundle \"a\": args: expected an array of strings"},
     {"{\"a\": {\"args\": [\"/x\"]},\n \"a\": {\"args\": [\"/y\"]}}",
      "t.conf:2:2: duplicate key \"a\""},
     {"{\"a\": {\"args\": [\"/x\"], \"readonly\": \"yes\"}}",
-     "t.conf:1:36: readonly: expected a boolean, not string"},
+     "t.conf:1:36: bundle \"a\": readonly: expected a boolean, not string"},
     {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/d\": {\"type\": \"bind\"}}}}",
-     "t.conf:1:41: mount \"/d\" needs a source"},
+     "t.conf:1:41: bundle \"a\": mounts: \"/d\": needs a source"},
     {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/d\": {\"type\": \"bind\", \"source\": \"/s\", "
      "\"opts\": []}}}}",
-     "t.conf:1:74: unknown mount key \"opts\""},
+     "t.conf:1:74: bundle \"a\": mounts: \"/d\": unknown member \"opts\""},
     {"{\"a\": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]}", "t.conf:1:22: nesting deeper than 16"},
     {"{\"a\": {\"args\": [\"/x\"]}} trailing", "t.conf:1:25: unexpected text after"},
     {"{\"a\x01\": {}}", "t.conf:1:4: control character in string"},
@@ -351,13 +360,13 @@ static void many_env(void)
 	CHECK_INT(parse(b.data, &sp, &d), -1);
 	CHECK_INT(d.n, 1);
 	if (d.n == 1)
-		CHECK_STR(d.msg[0], "t.conf:20003: env: V123 is set twice");
+		CHECK_STR(d.msg[0], "t.conf:20003: bundle \"e\": env: V123 is set twice");
 	diag_clear(&d);
 	/* Few of them: the same, checked one by one. */
 	CHECK_INT(parse("[e]\nargs = /e\nenv = A=1\nenv = B=2\nenv = A=3\n", &sp, &d), -1);
 	CHECK_INT(d.n, 1);
 	if (d.n == 1)
-		CHECK_STR(d.msg[0], "t.conf:5: env: A is set twice");
+		CHECK_STR(d.msg[0], "t.conf:5: bundle \"e\": env: A is set twice");
 	diag_clear(&d);
 	buf_free(&b);
 }
