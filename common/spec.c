@@ -1185,9 +1185,11 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 			err_at(p, line, 0, "duplicate key (first at line %u)", cur->seen[k]);
 		} else {
 			cur->seen[k] = line;
+			/* (A string may be empty: `os =` is os "".) */
+			bool none = !*val && keys[k].form != F_STRING;
 			struct json *v =
-			    *val ? conf_read(p, k, val, line, (unsigned)(val - lbuf) + 1) : NULL;
-			if (!*val)
+			    none ? NULL : conf_read(p, k, val, line, (unsigned)(val - lbuf) + 1);
+			if (none)
 				err_at(p, line, 0, "no value");
 			else if (v)
 				apply(p, cur, k, v);

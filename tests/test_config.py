@@ -89,6 +89,38 @@ def test_default_config_is_buildcontainer_made_valid(tmp_path, case):
         validate(json.loads(got))
 
 
+@pytest.mark.parametrize("compat", ["buildcontainer", "oci"])
+def test_empty_os_and_arch_are_written_as_given(tmp_path, compat):
+    # buildContainer takes os = "" and arch = "": so does bundlefs, in
+    # both syntaxes (`os =` is the empty string in spec.conf).
+    params = {"args": [SP + "/bin/hello"], "os": "", "arch": ""}
+    conf = write_spec(tmp_path, "[b]\ncompat = %s\nargs = %s/bin/hello\nos =\narch =\n"
+                      % (compat, SP))
+    js = write_spec(tmp_path, json.dumps({"b": dict(params, compat=compat)}), "spec.json")
+    want = nix_config(tmp_path, params)
+    if compat == "oci":
+        want = without_null_options(want)
+    for spec in (conf, js):
+        got = bundlectl("config", spec, "b").stdout
+        assert got == want
+        assert json.loads(got)["platform"] == {"os": "", "arch": ""}
+
+
+@pytest.mark.parametrize("line,message", [
+    ("os = two words", 'os: "two words" contains whitespace or control characters'),
+    ("arch = x86\t64", 'arch: "x86\t64" contains whitespace or control characters'),
+])
+def test_os_and_arch_are_still_words(tmp_path, line, message):
+    spec = write_spec(tmp_path, "[b]\nargs = %s/bin/hello\n%s\n" % (SP, line))
+    p = bundlectl("check", spec, check=False)
+    assert p.returncode == 2
+    assert p.stderr.decode() == '%s:3: bundle "b": %s\n' % (spec, message)
+    js = write_spec(tmp_path, json.dumps({"b": {"args": ["/x"], "os": "a\u0001"}}), "spec.json")
+    p = bundlectl("check", js, check=False)
+    assert p.returncode == 2
+    assert b'bundle "b": os: "a\x01" contains whitespace or control characters' in p.stderr
+
+
 def test_user_mounts_are_honoured(tmp_path):
     # buildContainer drops `mounts`; bundlefs merges them over the system
     # mounts by destination (here replacing /proc and /dev/shm).
