@@ -53,16 +53,19 @@ static int cmp_dest(const void *a, const void *b)
 
 struct ocimount *ocicfg_mounts(const struct bundle *b, const struct ocibinds *binds, size_t *n)
 {
+	/* buildContainer writes its sysMounts alone: it takes `mounts` and
+	 * drops them. */
+	size_t nu = b->buildcontainer ? 0 : b->nmounts;
 	size_t nb = binds ? binds->closure->n : 0;
-	size_t cap = ARRAY_SIZE(sys_mounts) + b->nmounts + nb, k = 0;
+	size_t cap = ARRAY_SIZE(sys_mounts) + nu + nb, k = 0;
 	struct ocimount *m = xreallocarray(NULL, cap ? cap : 1, sizeof(*m));
-	for (size_t i = 0; i < b->nmounts; i++) {
+	for (size_t i = 0; i < nu; i++) {
 		const struct spec_mount *u = &b->mounts[i];
 		m[k++] = (struct ocimount){u->dest, u->type, u->source, u->options, NULL};
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(sys_mounts); i++) {
 		bool replaced = false;
-		for (size_t j = 0; j < b->nmounts && !replaced; j++)
+		for (size_t j = 0; j < nu && !replaced; j++)
 			replaced = !strcmp(b->mounts[j].dest, sys_mounts[i].dest);
 		if (!replaced)
 			m[k++] = sys_mounts[i];

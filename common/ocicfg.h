@@ -3,7 +3,7 @@
  * buildContainer accepts but drops, and the bundle's optional process
  * settings (env, cwd, hostname, user, terminal). By default it is valid
  * against the runtime-spec schema; compat = buildcontainer gives
- * buildContainer's exact bytes. */
+ * buildContainer's exact bytes (its mounts alone). */
 #ifndef BUNDLEFS_OCICFG_H
 #define BUNDLEFS_OCICFG_H
 
@@ -19,9 +19,11 @@ struct ocimount {
 	char *owned;		    /* a bind of a store path: dest and source live here */
 };
 
-/* The system mounts merged with the bundle's own (a user mount replaces a
- * system mount at the same destination), sorted by destination bytewise.
- * Returns a malloc'ed array of *n entries that points into `b`. */
+/* config.json's mounts: the system mounts merged with the bundle's own (a
+ * user mount replaces a system mount at the same destination), sorted by
+ * destination bytewise; with compat = buildcontainer, the system mounts
+ * alone, as buildContainer drops its `mounts` argument. Returns a
+ * malloc'ed array of *n entries that points into `b`. */
 struct closure;
 /* data = bind: the closure, its store paths bound one by one, read-only,
  * from `real` (where the store's entries are) to `dir` (as containers see

@@ -1283,7 +1283,7 @@ int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
 	size_t i = 0;
 	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
 		i++;
-	p.json = i < len && text[i] == '{';
+	sp->json = p.json = i < len && text[i] == '{';
 	if (p.json)
 		parse_json_spec(&p, text, len);
 	else
@@ -1345,6 +1345,15 @@ static int cmp_name_bundle(const void *key, const void *b)
 const struct bundle *spec_find(const struct spec *sp, const char *name)
 {
 	return bsearch(name, sp->bundles, sp->n, sizeof(*sp->bundles), cmp_name_bundle);
+}
+
+void spec_bundle_warnings(const struct spec *sp, const struct bundle *b, struct diags *d)
+{
+	if (b->buildcontainer && b->nmounts)
+		diag_add(d,
+			 "%s:%u: warning: bundle \"%s\": %s: compat = buildcontainer drops them "
+			 "from config.json, as buildContainer drops its mounts argument",
+			 sp->file, b->mounts[0].line, b->name, sp->json ? "mounts" : "mount");
 }
 
 static bool str_eq(const char *a, const char *b)

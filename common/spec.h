@@ -76,6 +76,7 @@ struct spec {
 	/* What its bundles ask for, all together: whether one is not
 	 * readonly, and the data each names (1 << enum spec_data). */
 	bool any_writable;
+	bool json; /* written in the JSON syntax (keys are named as there) */
 	unsigned data_used;
 	struct arena arena;
 };
@@ -88,6 +89,9 @@ int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
 	       const struct store *st, struct diags *d);
 void spec_free(struct spec *sp);
 const struct bundle *spec_find(const struct spec *sp, const char *name);
+/* What `b` asks for that its spec allows but will not happen, each as
+ * "FILE:LINE: warning: bundle \"NAME\": KEY: message", added to `d`. */
+void spec_bundle_warnings(const struct spec *sp, const struct bundle *b, struct diags *d);
 /* The bundle in the JSON syntax: `{"NAME": {...}}`, which spec_parse
  * reads back into an equal bundle (spec_bundle_equal). Returns a
  * malloc'ed string. */

@@ -17,19 +17,52 @@ H = "0123456789abcdfghijklmnpqrsvwxyz"
 SP = "/nix/store/" + H + "-hello-2.12"
 
 
+# Evaluates ociTools.buildContainer PARAMS: the oracle's restatement, or
+# nixpkgs' own file with its lib. The other tools it takes are stand-ins:
+# writeText gives a path whose name is the text between two marks (Nix's
+# toJSON never writes a newline), runCommand gives its script, so config.json
+# is what `cp ${config} ...` copies.
+EVAL = """
+{ file, params, nixpkgs }:
+let
+  mark = "\\n@config.json@\\n";
+  lib = if nixpkgs == "" then {
+    # nixpkgs' mapAttrsToList: attribute names in sorted order.
+    mapAttrsToList = f: attrs: map (name: f name attrs.${name}) (builtins.attrNames attrs);
+  } else import (nixpkgs + "/lib");
+  tools = {
+    inherit lib;
+    writeText = name: text: { inherit name text; outPath = mark + text + mark; };
+    runCommand = name: env: script: script;
+    writeReferencesToFile = paths: "/references";
+    writeClosure = paths: "/references";
+  };
+  ociTools = import file;
+in
+(ociTools (builtins.intersectAttrs (builtins.functionArgs ociTools) tools)).buildContainer
+  (builtins.fromJSON (builtins.readFile params))
+"""
+NIXPKGS = os.environ.get("BUNDLEFS_NIXPKGS", "")
+
+
 def nix_config(tmp_path, params):
+    """The bytes of config.json that buildContainer writes for `params`."""
     pfile = tmp_path / "params.json"
     pfile.write_text(json.dumps(params))
-    expr = "import %s (builtins.fromJSON (builtins.readFile %s))" % (
-        os.path.join(HERE, "data", "buildcontainer.nix"),
-        pfile,
-    )
+    if NIXPKGS:
+        oracle = os.path.join(NIXPKGS, "pkgs", "build-support", "oci-tools", "default.nix")
+    else:
+        oracle = os.path.join(HERE, "data", "buildcontainer.nix")
     out = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "-E", expr],
+        ["nix-instantiate", "--eval", "--strict", "--json", "--expr", EVAL,
+         "--arg", "file", oracle, "--arg", "params", str(pfile), "--argstr", "nixpkgs", NIXPKGS],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True,
     )
-    # --json prints the string value as a JSON string: decode it once.
-    return json.loads(out.stdout).encode()
+    # --json prints the script as a JSON string: decode it once.
+    script = json.loads(out.stdout)
+    parts = script.split("\n@config.json@\n")
+    assert len(parts) == 3, script
+    return parts[1].encode()
 
 
 # (spec.conf body, the same as buildContainer arguments)
@@ -49,6 +82,22 @@ CASES = {
         "args = %s/bin/sh -c 'echo \"$HOME\" > /dev/null' x\\ y\n" % SP,
         {"args": [SP + "/bin/sh", "-c", 'echo "$HOME" > /dev/null', "x y"]},
     ),
+    "empty-platform": (
+        "args = %s/bin/hello\nos =\narch =\n" % SP,
+        {"args": [SP + "/bin/hello"], "os": "", "arch": ""},
+    ),
+    # buildContainer takes `mounts` and drops them (its sysMounts alone),
+    # bundlefs merges them over the system mounts by destination.
+    "mounts": (
+        "args = %s/bin/hello\nreadonly = true\n"
+        "mount = /data bind /srv/data rbind,ro\n"
+        "mount = /proc proc proc nosuid\n"
+        "mount = /dev/shm tmpfs tmpfs\n" % SP,
+        {"args": [SP + "/bin/hello"], "readonly": True, "mounts": {
+            "/data": {"type": "bind", "source": "/srv/data", "options": ["rbind", "ro"]},
+            "/proc": {"type": "proc", "source": "proc", "options": ["nosuid"]},
+            "/dev/shm": {"type": "tmpfs", "source": "tmpfs"}}},
+    ),
 }
 
 
@@ -57,6 +106,19 @@ def without_null_options(config):
     out = config.replace(b'"options":null,', b"")
     assert b":null" not in out
     return out
+
+
+def oci_config(tmp_path, params):
+    """What bundlefs makes of buildContainer's document by default: the
+    user's mounts merged over the system mounts by destination, sorted, and
+    no "options": null (parsed: the bytes are compared where there are no
+    user mounts)."""
+    doc = json.loads(without_null_options(nix_config(tmp_path, params)))
+    mounts = {m["destination"]: m for m in doc["mounts"]}
+    for dest, m in params.get("mounts", {}).items():
+        mounts[dest] = dict({k: v for k, v in m.items() if v is not None}, destination=dest)
+    doc["mounts"] = [mounts[d] for d in sorted(mounts)]
+    return doc
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -79,14 +141,50 @@ def test_json_spec_gives_same_config(tmp_path, case):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_default_config_is_buildcontainer_made_valid(tmp_path, case):
     body, params = CASES[case]
-    want = without_null_options(nix_config(tmp_path, params))
+    want = oci_config(tmp_path, params)
     conf = write_spec(tmp_path, "[b]\n" + body)
     js = write_spec(tmp_path, json.dumps({"b": params}), "spec.json")
     oci = write_spec(tmp_path, "[b]\ncompat = oci\n" + body, "oci.conf")
     for spec in (conf, js, oci):
         got = bundlectl("config", spec, "b").stdout
-        assert got == want
+        assert json.loads(got) == want
+        if "mounts" not in params:
+            assert got == without_null_options(nix_config(tmp_path, params))
         validate(json.loads(got))
+
+
+def test_compat_mounts_are_dropped_with_a_warning(tmp_path):
+    # buildContainer drops `mounts`: config.json has its own alone, the
+    # rootfs has no mount point for them, and `bundlectl check` says so at
+    # the mounts' line without failing.
+    body, params = CASES["mounts"]
+    # (A command outside the store: an empty closure, which resolves.)
+    body = body.replace(SP + "/bin/hello", "/bin/true")
+    params = dict(params, args=["/bin/true"])
+    conf = write_spec(tmp_path, "[b]\ncompat = buildcontainer\n" + body)
+    js = write_spec(tmp_path, json.dumps({"b": dict(params, compat="buildcontainer")}),
+                    "spec.json")
+    for spec, where in ((conf, "spec.conf:5: warning: bundle \"b\": mount: "),
+                        (js, "spec.json:1: warning: bundle \"b\": mounts: ")):
+        p = bundlectl("check", "--db", "none", spec)
+        assert p.stderr.decode() == "%s/%scompat = buildcontainer drops them from " \
+            "config.json, as buildContainer drops its mounts argument\n" % (tmp_path, where)
+        assert p.stdout.decode().endswith(": 1 bundle OK\n")
+        doc = json.loads(bundlectl("config", spec, "b").stdout)
+        assert [m["destination"] for m in doc["mounts"]] == [
+            "/dev", "/dev/mqueue", "/dev/pts", "/dev/shm", "/proc", "/sys", "/sys/fs/cgroup"]
+        out = tmp_path / ("copy-" + os.path.basename(spec))
+        bundlectl("materialize", "--db", "none", spec, "b", str(out))
+        assert sorted(os.listdir(out / "rootfs")) == ["dev", "nix", "proc", "sys"]
+    # Without mounts, no warning; with compat = oci, the mounts are the
+    # container's and their bind sources must exist.
+    p = bundlectl("check", "--db", "none", write_spec(
+        tmp_path, "[b]\ncompat = buildcontainer\nargs = /bin/true\n", "none.conf"))
+    assert p.stderr == b""
+    p = bundlectl("check", "--db", "none", write_spec(tmp_path, "[b]\n" + body, "oci.conf"),
+                  check=False)
+    assert p.returncode == 2 and b"warning" not in p.stderr
+    assert b"oci.conf:4: bundle \"b\": mount /data: source /srv/data: No such file" in p.stderr
 
 
 @pytest.mark.parametrize("compat", ["buildcontainer", "oci"])
@@ -122,39 +220,26 @@ def test_os_and_arch_are_still_words(tmp_path, line, message):
 
 
 def test_user_mounts_are_honoured(tmp_path):
-    # buildContainer drops `mounts`; bundlefs merges them over the system
-    # mounts by destination (here replacing /proc and /dev/shm).
-    mounts = {
-        "/data": {"type": "bind", "source": "/srv/data", "options": ["rbind", "ro"]},
-        "/proc": {"type": "proc", "source": "proc", "options": ["nosuid"]},
-        "/dev/shm": {"type": "tmpfs", "source": "tmpfs"},
-        "/a/b/c": {"type": "tmpfs", "source": "tmpfs", "options": []},
-    }
+    # With compat = oci (the default), bundlefs merges the mounts over the
+    # system mounts by destination (here replacing /proc and /dev/shm). An
+    # empty option list is [] in JSON.
+    mounts = dict(CASES["mounts"][1]["mounts"])
+    mounts["/a/b/c"] = {"type": "tmpfs", "source": "tmpfs", "options": []}
     params = {"args": [SP + "/bin/hello"], "mounts": mounts}
-    conf = write_spec(
-        tmp_path,
-        "[b]\nargs = %s/bin/hello\n"
-        "mount = /data bind /srv/data rbind,ro\n"
-        "mount = /proc proc proc nosuid\n"
-        "mount = /dev/shm tmpfs tmpfs\n"
-        "mount = /a/b/c tmpfs tmpfs ''\n" % SP,
-    )
-    js = write_spec(tmp_path, json.dumps({"b": dict(params, compat="buildcontainer")}),
-                    "spec.json")
-    want = nix_config(tmp_path, params)
-    assert bundlectl("config", js, "b").stdout == want
-    doc = json.loads(want)
+    js = write_spec(tmp_path, json.dumps({"b": params}), "spec.json")
+    doc = json.loads(bundlectl("config", js, "b").stdout)
+    assert doc == oci_config(tmp_path, params)
     assert [m["destination"] for m in doc["mounts"]] == sorted(
         ["/a/b/c", "/data", "/dev", "/dev/mqueue", "/dev/pts", "/dev/shm", "/proc", "/sys",
          "/sys/fs/cgroup"])
-    # spec.conf says the same, except that it has no way to write an empty
-    # option list: one empty word is an error, not [].
-    conf3 = write_spec(tmp_path, "".join(open(conf).readlines()[:5]), "three.conf")
-    del mounts["/a/b/c"]
-    assert bundlectl("config", conf3, "b").stdout == without_null_options(
-        nix_config(tmp_path, params))
+    assert {"destination": "/a/b/c", "type": "tmpfs", "source": "tmpfs",
+            "options": []} in doc["mounts"]
+    # spec.conf has no way to write an empty option list: one empty word
+    # is an error, not [].
+    conf = write_spec(tmp_path, "[b]\nargs = %s/bin/hello\nmount = /a/b/c tmpfs tmpfs ''\n" % SP)
     p = bundlectl("config", conf, "b", check=False)
-    assert p.returncode == 2 and b'spec.conf:6: bundle "b": mount: "/a/b/c": empty option' in p.stderr
+    assert p.returncode == 2
+    assert b'spec.conf:3: bundle "b": mount: "/a/b/c": empty option' in p.stderr
 
 
 def test_pretty_is_the_same_document(tmp_path):

@@ -219,6 +219,10 @@ static int cmd_check(struct opts *o)
 	int bad = 0;
 	for (size_t i = 0; i < sp.n; i++) {
 		const struct closure *c;
+		struct diags w = {0};
+		spec_bundle_warnings(&sp, order[i], &w);
+		diag_print(&w, stderr, NULL);
+		diag_clear(&w);
 		if (resolve(o, &sp, order[i], r, &c) < 0) {
 			bad++;
 			continue;

@@ -115,7 +115,15 @@ static void escapes(void)
 	free(s);
 }
 
-static void user_mounts_merged(void)
+#define DEV_MOUNT                                                                                  \
+	"{\"destination\":\"/dev\",\"options\":[\"nosuid\",\"strictatime\",\"mode=755\","          \
+	"\"size=65536k\"],\"source\":\"tmpfs\",\"type\":\"tmpfs\"},"
+#define AFTER_MOUNTS                                                                               \
+	"],\"ociVersion\":\"1.0.0\",\"platform\":{\"arch\":\"arm64\",\"os\":\"linux\"},"           \
+	"\"process\":{\"args\":[\"/x\"],\"cwd\":\"/\",\"user\":{\"gid\":0,\"uid\":0}},\"root\":"   \
+	"{\"path\":\"rootfs\",\"readonly\":true}}"
+
+static void user_mounts(bool buildcontainer, const char *want)
 {
 	const char *args[] = {"/x", NULL};
 	const char *ro[] = {"rbind", "ro", NULL};
@@ -130,19 +138,30 @@ static void user_mounts_merged(void)
 			   .readonly = true,
 			   .mounts = m,
 			   .nmounts = 2,
-			   .buildcontainer = true};
+			   .buildcontainer = buildcontainer};
 	size_t len;
 	char *s = ocicfg_render(&b, NULL, false, &len);
-	const char *want = NAMESPACES
-	    "\"mounts\":[{\"destination\":\"/a\",\"options\":[\"rbind\",\"ro\"],"
-	    "\"source\":\"/srv\",\"type\":\"bind\"},{\"destination\":\"/dev\",\"options\":null,"
-	    "\"source\":\"/dev\",\"type\":\"bind\"}," SYS_MOUNTS_AFTER_DEV "],\"ociVersion\":"
-	    "\"1.0.0\",\"platform\":{\"arch\":\"arm64\",\"os\":\"linux\"},\"process\":{\"args\":"
-	    "[\"/x\"],\"cwd\":\"/\",\"user\":{\"gid\":0,\"uid\":0}},\"root\":{\"path\":"
-	    "\"rootfs\",\"readonly\":true}}";
 	CHECK_STR(s, want);
 	free(s);
 }
 
+/* By default the user's mounts replace the system mounts at their
+ * destinations, and the list stays sorted. */
+static void user_mounts_merged(void)
+{
+	char *want = without_null_options(
+	    NAMESPACES "\"mounts\":[{\"destination\":\"/a\",\"options\":[\"rbind\",\"ro\"],"
+		       "\"source\":\"/srv\",\"type\":\"bind\"},{\"destination\":\"/dev\","
+		       "\"source\":\"/dev\",\"type\":\"bind\"}," SYS_MOUNTS_AFTER_DEV AFTER_MOUNTS);
+	user_mounts(false, want);
+	free(want);
+}
+
+/* buildContainer takes `mounts` and drops them: its own alone. */
+static void user_mounts_dropped_by_buildcontainer(void)
+{
+	user_mounts(true, NAMESPACES "\"mounts\":[" DEV_MOUNT SYS_MOUNTS_AFTER_DEV AFTER_MOUNTS);
+}
+
 UNIT_MAIN(CASE(buildcontainer_default), CASE(oci_default), CASE(settings), CASE(escapes),
-	  CASE(user_mounts_merged))
+	  CASE(user_mounts_merged), CASE(user_mounts_dropped_by_buildcontainer))
