@@ -5,13 +5,22 @@
 #include "spec.h"
 #include "fsguard.h"
 #include "json.h"
+#include "ocicfg.h"
 #include "strmap.h"
 #include "words.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+/* The runtime-spec schema's check (common/ocischema.h), where the build
+ * has it: an `oci` patch's result must pass it. */
+#if __has_include("ocischema.h")
+#include "ocischema.h"
+#define HAVE_OCISCHEMA 1
+#endif
 
 #include "keys.gen.h"
 
@@ -34,6 +43,7 @@ struct draft {
 	struct bundle *b;
 	unsigned seen[NKEYS]; /* the line of each key (0: not yet) */
 	bool unreadable_line; /* a line we could not read may have held args */
+	unsigned errors;      /* the parser's count when it began */
 	struct spec_mount *mounts;
 	size_t mounts_cap;
 	const char **env;
@@ -106,6 +116,7 @@ struct parser {
 	/* A spec.conf line's value in its JSON form: gone with the line. */
 	struct arena scratch;
 	bool failed;
+	unsigned errors; /* reported so far */
 	/* Where a message is: in which bundle, in which of its keys (the name
 	 * in the spec's syntax), or NULL. */
 	const char *bundle, *key;
@@ -130,6 +141,7 @@ __attribute__((format(printf, 4, 5))) static void err_at(struct parser *p, unsig
 	else
 		diag_add(p->d, "%s:%u: %s%s", p->file, line, where, msg);
 	p->failed = true;
+	p->errors++;
 }
 
 bool spec_valid_name(const char *name, size_t n)
@@ -344,6 +356,7 @@ static struct draft *new_draft(struct parser *p, const char *name, unsigned line
 	dr->b = b;
 	memset(dr->seen, 0, sizeof(dr->seen));
 	dr->unreadable_line = false;
+	dr->errors = p->errors;
 	return dr;
 }
 
@@ -733,6 +746,236 @@ static const char *check_hostname(const char *h, char *why, size_t wl)
 	return why;
 }
 
+/* ---- the checks of config.json's settings ------------------------------- */
+
+/* check "capabilities": {add: [NAME...], drop: [NAME...]}, each NAME a
+ * Linux capability or ALL. The set is runc spec's default, less all of it
+ * when drop has ALL, plus add (everything for ALL), less drop's names. A
+ * name both added and dropped says two things: refused. */
+static bool check_capabilities(struct parser *p, const struct json *v, uint64_t *set)
+{
+	const uint64_t all = (UINT64_C(1) << OCICFG_NCAPS) - 1;
+	uint64_t sets[2] = {0, 0}; /* add, drop; bit OCICFG_NCAPS: ALL */
+	static const char *const members[] = {"add", "drop"};
+	for (size_t i = 0; i < v->n; i++) {
+		const struct json_member *m = &v->members[i];
+		int which = !strcmp(m->key, "add") ? 0 : !strcmp(m->key, "drop") ? 1 : -1;
+		if (which < 0) {
+			err_at(p, m->line, m->col, "unknown member \"%.100s\" (known: add, drop)",
+			       m->key);
+			return false;
+		}
+		size_t n;
+		const char *const *names = json_strings(p, m->val, members[which], &n);
+		if (!names)
+			return false;
+		for (size_t j = 0; j < n; j++) {
+			int c = 0;
+			if (!strcmp(names[j], "ALL"))
+				c = OCICFG_NCAPS;
+			else
+				while (c < OCICFG_NCAPS && strcmp(names[j], ocicfg_cap_names[c]))
+					c++;
+			const struct json *it = m->val->items[j];
+			if (c == OCICFG_NCAPS && strcmp(names[j], "ALL")) {
+				err_at(p, it->line, it->col,
+				       "%s: \"%.100s\" is not a Linux capability (CAP_CHOWN ... "
+				       "CAP_CHECKPOINT_RESTORE) nor ALL",
+				       members[which], names[j]);
+				return false;
+			}
+			if (sets[!which] >> c & 1) {
+				err_at(p, it->line, it->col, "\"%s\" is both added and dropped",
+				       names[j]);
+				return false;
+			}
+			sets[which] |= UINT64_C(1) << c;
+		}
+	}
+	uint64_t add = sets[0] >> OCICFG_NCAPS & 1 ? all : sets[0];
+	uint64_t base = sets[1] >> OCICFG_NCAPS & 1 ? 0 : ocicfg_default_caps;
+	*set = (base | add) & ~(sets[1] & all);
+	return true;
+}
+
+/* A JSON number that is an integer from 0 to 2^64-1, as written. */
+static bool json_u64(const struct json *v, uint64_t *out)
+{
+	if (v->type != JSON_NUMBER || strspn(v->raw, "0123456789") != strlen(v->raw))
+		return false;
+	errno = 0;
+	unsigned long long x = strtoull(v->raw, NULL, 10);
+	*out = x;
+	return errno == 0;
+}
+
+static void bad_u64(struct parser *p, const struct json *v, const char *name, const char *what)
+{
+	struct buf b = {0};
+	if (v->type == JSON_NUMBER)
+		buf_adds(&b, v->raw);
+	else
+		buf_adds(&b, json_type_name(v->type));
+	err_at(p, v->line, v->col,
+	       "%s: %sexpected an integer from 0 to 18446744073709551615, not %s", name, what,
+	       b.data);
+	buf_free(&b);
+}
+
+/* check "rlimits": {RLIMIT_NAME: N or {soft, hard}}, NAME a Linux resource
+ * limit, each number an integer from 0 to 2^64-1, soft <= hard. */
+static bool check_rlimits(struct parser *p, const struct json *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		const struct json_member *m = &v->members[i];
+		const struct json *l = m->val;
+		size_t k = 0;
+		while (k < OCICFG_NRLIMITS && strcmp(m->key, ocicfg_rlimit_names[k]))
+			k++;
+		if (k == OCICFG_NRLIMITS) {
+			err_at(p, m->line, m->col,
+			       "\"%.100s\" is not a Linux resource limit (RLIMIT_AS ... "
+			       "RLIMIT_STACK)",
+			       m->key);
+			return false;
+		}
+		uint64_t soft, hard;
+		if (l->type == JSON_NUMBER) {
+			if (!json_u64(l, &soft)) {
+				bad_u64(p, l, m->key, "");
+				return false;
+			}
+			continue;
+		}
+		if (l->type != JSON_OBJECT) {
+			err_at(p, l->line, l->col, "%s: expected a number or {soft, hard}, not %s",
+			       m->key, json_type_name(l->type));
+			return false;
+		}
+		for (size_t j = 0; j < l->n; j++) {
+			const struct json_member *f = &l->members[j];
+			bool is_soft = !strcmp(f->key, "soft");
+			if (!is_soft && strcmp(f->key, "hard")) {
+				err_at(p, f->line, f->col,
+				       "%s: unknown member \"%.100s\" (known: soft, hard)", m->key,
+				       f->key);
+				return false;
+			}
+			if (!json_u64(f->val, is_soft ? &soft : &hard)) {
+				bad_u64(p, f->val, m->key, is_soft ? "soft: " : "hard: ");
+				return false;
+			}
+		}
+		const struct json *js = json_get(l, "soft"), *jh = json_get(l, "hard");
+		if (!js || !jh) {
+			err_at(p, l->line, l->col, "%s: needs soft and hard", m->key);
+			return false;
+		}
+		if (soft > hard) {
+			err_at(p, js->line, js->col, "%s: soft %s is above hard %s", m->key,
+			       js->raw, jh->raw);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* check "string-map": {NAME: STRING}, NAME not empty. */
+static bool check_string_map(struct parser *p, const struct json *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		const struct json_member *m = &v->members[i];
+		if (!*m->key) {
+			err_at(p, m->line, m->col, "a name may not be empty");
+			return false;
+		}
+		if (m->val->type != JSON_STRING) {
+			err_at(p, m->val->line, m->val->col,
+			       "\"%.100s\": expected a string, not %s", m->key,
+			       json_type_name(m->val->type));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* check "sysctl": a string map whose names are kernel parameters: parts of
+ * a-z 0-9 _ -, at least two, joined by . or /. */
+static bool check_sysctl(struct parser *p, const struct json *v)
+{
+	if (!check_string_map(p, v))
+		return false;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct json_member *m = &v->members[i];
+		const char *c = m->key;
+		size_t parts = 0, len = 0;
+		bool ok = true;
+		for (;; c++) {
+			if (*c == '.' || *c == '/' || !*c) {
+				ok = ok && len > 0;
+				parts++;
+				len = 0;
+				if (!*c)
+					break;
+			} else {
+				ok = ok && ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+					    *c == '_' || *c == '-');
+				len++;
+			}
+		}
+		if (!ok || parts < 2) {
+			err_at(
+			    p, m->line, m->col,
+			    "\"%.100s\" is not a kernel parameter: parts of a-z 0-9 _ -, at least "
+			    "two, joined by . or /",
+			    m->key);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* check "abs-paths": absolute, normalized paths (the rule of cwd). */
+static bool check_abs_paths(struct parser *p, const struct json *v, const char *const *a, size_t n)
+{
+	char why[400];
+	for (size_t i = 0; i < n; i++) {
+		if (check_root_path(a[i], why, sizeof(why))) {
+			err_at(p, v->items[i]->line, v->items[i]->col, "%s", why);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* check "oci", once the bundle is complete: config.json with the patch
+ * must be valid OCI. buildContainer's own document is not (its "options":
+ * null), so the patch is tried on the valid one. */
+static void check_oci(struct parser *p, const struct bundle *b)
+{
+#ifdef HAVE_OCISCHEMA
+	struct bundle v = *b;
+	v.buildcontainer = false;
+	struct ociopts o = {.uid = geteuid(), .gid = getegid()};
+	size_t len;
+	char *text = ocicfg_render(&v, &o, &len);
+	cJSON *doc = cJSON_ParseWithLength(text, len);
+	char why[400];
+	if (!doc)
+		abort(); /* ocicfg writes JSON; only allocation fails */
+	if (ocischema_check(doc, why, sizeof(why)) < 0)
+		err_at(p, b->oci_line, b->oci_col,
+		       "config.json with this patch is not valid OCI: %s", why);
+	cJSON_Delete(doc);
+	free(text);
+#else
+	/* OCISCHEMA: without common/ocischema.{h,c} in the build, the patch's
+	 * result goes unchecked. */
+	(void)p;
+	(void)b;
+#endif
+}
+
 /* Is `v` the type key `k` takes? Reports it if not. Arrays of strings
  * come out in *a, *n (in the arena, NULL-terminated). */
 static bool check_type(struct parser *p, enum key k, const struct json *v, const char *const **a,
@@ -835,11 +1078,27 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		apply_user(p, dr, v);
 		return;
 	case CHK_CAPABILITIES:
+		if (!check_capabilities(p, v, &b->caps))
+			return;
+		break;
 	case CHK_RLIMITS:
+		if (!check_rlimits(p, v))
+			return;
+		break;
 	case CHK_STRING_MAP:
+		if (!check_string_map(p, v))
+			return;
+		break;
 	case CHK_SYSCTL:
+		if (!check_sysctl(p, v))
+			return;
+		break;
 	case CHK_ABS_PATHS:
+		if (!check_abs_paths(p, v, a, n))
+			return;
+		break;
 	case CHK_OCI:
+		/* (Checked with the whole bundle: see end_bundle.) */
 		break;
 	}
 	/* Checked: kept in the bundle. */
@@ -884,9 +1143,40 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 			if (!strcmp(v->str, spec_data_names[j]))
 				b->data = (enum spec_data)j;
 		break;
-	default:
-		err_at(p, v->line, v->col, "not supported yet");
+	case K_CAPABILITIES:
+		b->capabilities = v;
 		break;
+	case K_RLIMITS:
+		b->rlimits = v;
+		break;
+	case K_NO_NEW_PRIVILEGES:
+		b->no_new_privileges = v->type == JSON_TRUE ? SPEC_YES : SPEC_NO;
+		break;
+	case K_ANNOTATIONS:
+		b->annotations = v;
+		break;
+	case K_SYSCTL:
+		b->sysctl = v;
+		break;
+	case K_MASKED_PATHS:
+		b->masked_paths = a;
+		break;
+	case K_READONLY_PATHS:
+		b->readonly_paths = a;
+		break;
+	case K_ROOTLESS:
+		b->rootless = v->type == JSON_TRUE ? SPEC_YES : SPEC_NO;
+		break;
+	case K_OCI:
+		b->oci = v;
+		b->oci_line = v->line;
+		b->oci_col = v->col;
+		break;
+	case K_MOUNT:
+	case K_ENV:
+	case K_USER:
+	case NKEYS:
+		break; /* (stored as they were checked) */
 	}
 }
 
@@ -916,6 +1206,13 @@ static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsign
 		b->env = env;
 	}
 	strmap_free(&dr->env_keys);
+	/* A bundle without problems renders: its patch's result is checked. */
+	if (b->oci && b->args && p->errors == dr->errors) {
+		p->bundle = b->name;
+		p->key = p->json ? keys[K_OCI].json : keys[K_OCI].conf;
+		check_oci(p, b);
+		p->bundle = p->key = NULL;
+	}
 }
 
 /* ---- spec.conf ---------------------------------------------------------- */
@@ -1052,6 +1349,8 @@ static struct json *conf_read(struct parser *p, enum key k, const char *val, uns
 		    json_parse(&p->sp->arena, val, strlen(val), line, col, SPEC_MAX_DEPTH, &je);
 		if (!j)
 			err_at(p, je.line, je.col, "%s", je.msg);
+		else
+			j->col = 0; /* (the value is the line's: FILE:LINE) */
 		return j;
 	}
 	}
@@ -1378,7 +1677,13 @@ bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
 	    !strv_eq(a->paths, b->paths) || a->nmounts != b->nmounts ||
 	    a->buildcontainer != b->buildcontainer || !strv_eq(a->env, b->env) ||
 	    !str_eq(a->cwd, b->cwd) || !str_eq(a->hostname, b->hostname) ||
-	    !str_eq(a->user, b->user) || a->terminal != b->terminal || a->data != b->data)
+	    !str_eq(a->user, b->user) || a->terminal != b->terminal || a->data != b->data ||
+	    !json_equal(a->capabilities, b->capabilities) || !json_equal(a->rlimits, b->rlimits) ||
+	    a->no_new_privileges != b->no_new_privileges ||
+	    !json_equal(a->annotations, b->annotations) || !json_equal(a->sysctl, b->sysctl) ||
+	    !strv_eq(a->masked_paths, b->masked_paths) ||
+	    !strv_eq(a->readonly_paths, b->readonly_paths) || a->rootless != b->rootless ||
+	    !json_equal(a->oci, b->oci))
 		return false;
 	for (size_t i = 0; i < a->nmounts; i++) {
 		const struct spec_mount *x = &a->mounts[i], *y = &b->mounts[i];
@@ -1404,6 +1709,20 @@ static void put_str(struct buf *b, const char *key, const char *v)
 {
 	buf_addf(b, ",\"%s\":", key);
 	json_put_string(b, v);
+}
+
+static void put_json(struct buf *b, const char *key, const struct json *v)
+{
+	if (!v)
+		return;
+	buf_addf(b, ",\"%s\":", key);
+	json_put_value(b, v);
+}
+
+static void put_opt(struct buf *b, const char *key, enum spec_opt v)
+{
+	if (v != SPEC_ABSENT)
+		buf_addf(b, ",\"%s\":%s", key, v == SPEC_YES ? "true" : "false");
 }
 
 char *spec_bundle_json(const struct bundle *b)
@@ -1452,6 +1771,17 @@ char *spec_bundle_json(const struct bundle *b)
 		buf_adds(&o, ",\"terminal\":true");
 	if (b->data != SPEC_DATA_DEFAULT)
 		put_str(&o, "data", spec_data_names[b->data]);
+	put_json(&o, "capabilities", b->capabilities);
+	put_json(&o, "rlimits", b->rlimits);
+	put_opt(&o, "noNewPrivileges", b->no_new_privileges);
+	put_json(&o, "annotations", b->annotations);
+	put_json(&o, "sysctl", b->sysctl);
+	if (b->masked_paths)
+		put_strv(&o, "maskedPaths", b->masked_paths);
+	if (b->readonly_paths)
+		put_strv(&o, "readonlyPaths", b->readonly_paths);
+	put_opt(&o, "rootless", b->rootless);
+	put_json(&o, "oci", b->oci);
 	buf_adds(&o, "}}");
 	return o.data;
 }

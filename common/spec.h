@@ -7,6 +7,8 @@
 #include "store.h"
 #include "util.h"
 
+struct json;
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,6 +28,8 @@ struct spec_mount {
 };
 
 enum spec_data { SPEC_DATA_DEFAULT, SPEC_DATA_FUSE, SPEC_DATA_NATIVE, SPEC_DATA_BIND };
+/* A boolean key that may be absent (its default then decides). */
+enum spec_opt { SPEC_ABSENT, SPEC_NO, SPEC_YES };
 /* The names `data` takes, by value ("" for the default). */
 extern const char *const spec_data_names[];
 
@@ -63,6 +67,16 @@ struct bundle {
 	 * runtime itself, each store path (config.json lists them; the rootfs
 	 * has their mount points). */
 	enum spec_data data;
+	/* More of config.json (absent: NULL, SPEC_ABSENT; see docs/spec.md).
+	 * The JSON values are as written, checked; `caps` is the set
+	 * `capabilities` gives (bit n: capability n). */
+	const struct json *capabilities, *rlimits, *annotations, *sysctl;
+	uint64_t caps;
+	enum spec_opt no_new_privileges, rootless;
+	const char *const *masked_paths, *const *readonly_paths; /* may be empty */
+	/* A merge patch applied to config.json last, and where it is. */
+	const struct json *oci;
+	unsigned oci_line, oci_col;
 };
 
 struct spec {

@@ -7,11 +7,13 @@
 # Debian packages with the runtime-spec.
 import json
 import os
+import re
+import pathlib
 import subprocess
 
 import pytest
 
-from conftest import HERE, bundlectl, write_spec
+from conftest import BUNDLECTL, HERE, bundlectl, run, write_spec
 
 H = "0123456789abcdfghijklmnpqrsvwxyz"
 SP = "/nix/store/" + H + "-hello-2.12"
@@ -108,12 +110,34 @@ def without_null_options(config):
     return out
 
 
+# What `runc spec` masks and makes read-only (runc's
+# libcontainer/specconv/example.go): compat = oci's defaults.
+RUNC_MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+               "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+               "/proc/scsi"]
+RUNC_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def made_valid(config):
+    """buildContainer's bytes as compat = oci writes them: no "options":
+    null, runc spec's masked and read-only paths in linux."""
+    out = without_null_options(config)
+    head = b'{"linux":{"namespaces":'
+    assert out.startswith(head)
+    end = out.index(b"]}", len(head)) + 1
+
+    def dump(v):
+        return json.dumps(v, separators=(",", ":")).encode()
+    return (b'{"linux":{"maskedPaths":' + dump(RUNC_MASKED) + b',"namespaces":'
+            + out[len(head):end] + b',"readonlyPaths":' + dump(RUNC_READONLY) + out[end:])
+
+
 def oci_config(tmp_path, params):
     """What bundlefs makes of buildContainer's document by default: the
-    user's mounts merged over the system mounts by destination, sorted, and
-    no "options": null (parsed: the bytes are compared where there are no
-    user mounts)."""
-    doc = json.loads(without_null_options(nix_config(tmp_path, params)))
+    user's mounts merged over the system mounts by destination, sorted, no
+    "options": null, runc's paths (parsed: the bytes are compared where
+    there are no user mounts)."""
+    doc = json.loads(made_valid(nix_config(tmp_path, params)))
     mounts = {m["destination"]: m for m in doc["mounts"]}
     for dest, m in params.get("mounts", {}).items():
         mounts[dest] = dict({k: v for k, v in m.items() if v is not None}, destination=dest)
@@ -149,7 +173,7 @@ def test_default_config_is_buildcontainer_made_valid(tmp_path, case):
         got = bundlectl("config", spec, "b").stdout
         assert json.loads(got) == want
         if "mounts" not in params:
-            assert got == without_null_options(nix_config(tmp_path, params))
+            assert got == made_valid(nix_config(tmp_path, params))
         validate(json.loads(got))
 
 
@@ -197,7 +221,7 @@ def test_empty_os_and_arch_are_written_as_given(tmp_path, compat):
     js = write_spec(tmp_path, json.dumps({"b": dict(params, compat=compat)}), "spec.json")
     want = nix_config(tmp_path, params)
     if compat == "oci":
-        want = without_null_options(want)
+        want = made_valid(want)
     for spec in (conf, js):
         got = bundlectl("config", spec, "b").stdout
         assert got == want
@@ -340,3 +364,246 @@ def test_bad_settings_are_reported_at_their_line(tmp_path, line, message):
     last = 2 + line.count("\n") + 1
     assert p.returncode == 2
     assert ('spec.conf:%d: bundle "b": %s' % (last, message)).encode() in p.stderr, p.stderr
+
+
+# -- the rest of config.json: capabilities, rlimits, ..., oci ---------------
+
+KEYS_CONF = """[b]
+args = %s/bin/hello
+user = 1000:100
+capabilities = {"add": ["CAP_NET_ADMIN", "CAP_CHOWN"], "drop": ["CAP_KILL"]}
+rlimits = {"RLIMIT_NOFILE": 1024, "RLIMIT_CORE": {"soft": 0, "hard": 18446744073709551615}}
+noNewPrivileges = true
+annotations = {"org.example.owner": "me", "a": ""}
+sysctl = {"net.ipv4.ip_forward": "1", "kernel/msgmax": "65536"}
+maskedPaths = /proc/kcore /srv/secret
+readonlyPaths = []
+oci = {"process": {"terminal": true}, "hostname": "patched", "linux": {"sysctl": {"kernel/msgmax": null}}}
+""" % SP
+
+KEYS_JSON = {"b": {
+    "args": [SP + "/bin/hello"], "user": "1000:100",
+    "capabilities": {"add": ["CAP_NET_ADMIN", "CAP_CHOWN"], "drop": ["CAP_KILL"]},
+    "rlimits": {"RLIMIT_NOFILE": 1024,
+                "RLIMIT_CORE": {"soft": 0, "hard": 18446744073709551615}},
+    "noNewPrivileges": True,
+    "annotations": {"org.example.owner": "me", "a": ""},
+    "sysctl": {"net.ipv4.ip_forward": "1", "kernel/msgmax": "65536"},
+    "maskedPaths": ["/proc/kcore", "/srv/secret"], "readonlyPaths": [],
+    "oci": {"process": {"terminal": True}, "hostname": "patched",
+            "linux": {"sysctl": {"kernel/msgmax": None}}},
+}}
+
+
+def test_config_keys_reach_config_json(tmp_path):
+    conf = write_spec(tmp_path, KEYS_CONF)
+    js = write_spec(tmp_path, json.dumps(KEYS_JSON), "spec.json")
+    got = bundlectl("config", conf, "b").stdout
+    assert bundlectl("config", js, "b").stdout == got
+    doc = json.loads(got)
+    validate(doc)
+    p = doc["process"]
+    # runc spec's set, CAP_KILL dropped, two added; a user other than root
+    # also has them inheritable and ambient.
+    caps = ["CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"]
+    assert p["capabilities"] == {k: caps for k in (
+        "bounding", "effective", "permitted", "inheritable", "ambient")}
+    assert p["rlimits"] == [
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 18446744073709551615},
+        {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}]
+    assert b'"hard":18446744073709551615' in got
+    assert p["noNewPrivileges"] is True and p["terminal"] is True
+    assert doc["annotations"] == {"a": "", "org.example.owner": "me"}
+    assert doc["hostname"] == "patched"
+    assert doc["linux"]["sysctl"] == {"net.ipv4.ip_forward": "1"}
+    assert doc["linux"]["maskedPaths"] == ["/proc/kcore", "/srv/secret"]
+    assert "readonlyPaths" not in doc["linux"]
+    # Keys sorted again after the patch, compact.
+    assert got == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("caps,want", [
+    ('{}', ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+    ('{"drop": ["ALL"], "add": ["CAP_SYS_PTRACE"]}', ["CAP_SYS_PTRACE"]),
+    ('{"drop": ["ALL"]}', []),
+    ('{"add": ["ALL"], "drop": ["CAP_SYS_ADMIN", "CAP_NET_RAW"]}', "all but two"),
+])
+def test_capabilities_are_runc_defaults_with_changes(tmp_path, caps, want):
+    spec = write_spec(tmp_path, "[b]\nargs = /bin/true\ncapabilities = %s\n" % caps)
+    doc = json.loads(bundlectl("config", spec, "b").stdout)
+    validate(doc)
+    c = doc["process"]["capabilities"]
+    assert sorted(c) == ["bounding", "effective", "permitted"]  # uid 0
+    if want == "all but two":
+        assert len(c["bounding"]) == 39
+        assert "CAP_SYS_ADMIN" not in c["bounding"] and "CAP_CHECKPOINT_RESTORE" in c["bounding"]
+    else:
+        assert c["bounding"] == want
+    assert c["bounding"] == c["effective"] == c["permitted"]
+
+
+@pytest.mark.parametrize("compat", ["oci", "buildcontainer"])
+def test_masked_and_readonly_paths(tmp_path, compat):
+    # compat = oci: runc spec's lists unless the bundle says ([] for none);
+    # compat = buildcontainer: none unless it says.
+    def linux(extra):
+        spec = write_spec(tmp_path, "[b]\nargs = /bin/true\ncompat = %s\n%s" % (compat, extra))
+        doc = json.loads(bundlectl("config", spec, "b").stdout)
+        if compat == "oci":
+            validate(doc)
+        return doc["linux"]
+    dflt = linux("")
+    if compat == "oci":
+        assert dflt["maskedPaths"] == RUNC_MASKED and dflt["readonlyPaths"] == RUNC_READONLY
+    else:
+        assert "maskedPaths" not in dflt and "readonlyPaths" not in dflt
+    given = linux("maskedPaths = /a/b\nreadonlyPaths = /etc /usr\n")
+    assert given["maskedPaths"] == ["/a/b"] and given["readonlyPaths"] == ["/etc", "/usr"]
+    none = linux("maskedPaths = []\nreadonlyPaths = []\n")
+    assert "maskedPaths" not in none and "readonlyPaths" not in none
+
+
+def as_nobody(*cmd):
+    return run(["runuser", "-u", "nobody", "--", *cmd])
+
+
+def test_rootless_follows_the_owner(tmp_path):
+    # Unsaid, a bundle is rootless when the mount's owner (bundlectl's
+    # caller) is not root: what `runc spec --rootless` changes, with root
+    # mapped to the owner.
+    import pwd
+    import shutil
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    # (pytest's directories are root's, 0700: one everyone may read.)
+    public = tempfile.mkdtemp(prefix="bundlefs-rootless-")
+    os.chmod(public, 0o755)
+    try:
+        spec = write_spec(pathlib.Path(public),
+                          "[b]\nargs = /bin/true\nmount = /data bind /srv uid=5,rbind\n"
+                          "[no]\nargs = /bin/true\nrootless = false\n"
+                          "[yes]\nargs = /bin/true\nrootless = true\n"
+                          "[compat]\nargs = /bin/true\ncompat = buildcontainer\n")
+        os.chmod(spec, 0o644)
+        rootless_for(spec, nobody)
+    finally:
+        shutil.rmtree(public)
+
+
+def rootless_for(spec, nobody):
+    as_root = json.loads(bundlectl("config", spec, "b").stdout)
+    assert [n["type"] for n in as_root["linux"]["namespaces"]] == [
+        "pid", "network", "mount", "ipc", "uts"]
+    assert "uidMappings" not in as_root["linux"]
+    doc = json.loads(as_nobody(BUNDLECTL, "config", spec, "b").stdout)
+    validate(doc)
+    assert [n["type"] for n in doc["linux"]["namespaces"]] == ["pid", "mount", "ipc", "uts", "user"]
+    assert doc["linux"]["uidMappings"] == [
+        {"containerID": 0, "hostID": nobody.pw_uid, "size": 1}]
+    assert doc["linux"]["gidMappings"] == [
+        {"containerID": 0, "hostID": nobody.pw_gid, "size": 1}]
+    mounts = {m["destination"]: m for m in doc["mounts"]}
+    assert mounts["/sys"] == {"destination": "/sys", "type": "none", "source": "/sys",
+                              "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    assert mounts["/sys/fs/cgroup"] == {m["destination"]: m for m in as_root["mounts"]}[
+        "/sys/fs/cgroup"]
+    assert mounts["/dev/pts"]["options"] == [
+        "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=755"]
+    assert mounts["/data"]["options"] == ["rbind"]
+    # Everything else as root has it.
+    for k in ("namespaces", "uidMappings", "gidMappings"):
+        doc["linux"].pop(k, None)
+        as_root["linux"].pop(k, None)
+    assert {k: v for k, v in doc.items() if k != "mounts"} == \
+        {k: v for k, v in as_root.items() if k != "mounts"}
+    # Said, it holds for any owner; compat = buildcontainer gives
+    # buildContainer's bytes unless it says.
+    assert "uidMappings" not in json.loads(as_nobody(BUNDLECTL, "config", spec, "no").stdout)["linux"]
+    yes = json.loads(bundlectl("config", spec, "yes").stdout)
+    assert yes["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 0, "size": 1}]
+    assert as_nobody(BUNDLECTL, "config", spec, "compat").stdout == \
+        bundlectl("config", spec, "compat").stdout
+
+
+def test_oci_patch_is_applied_last(tmp_path):
+    # RFC 7396 over the whole document: null deletes, objects merge,
+    # anything else replaces; the keys are sorted after it.
+    patch = {"process": {"env": ["A=patched"], "capabilities": {
+        "bounding": ["CAP_NET_ADMIN"], "effective": ["CAP_NET_ADMIN"],
+        "permitted": ["CAP_NET_ADMIN"]}},
+        "linux": {"readonlyPaths": None, "namespaces": [{"type": "pid"}, {"type": "mount"}]},
+        "annotations": {"z": "1", "a": "2"}}
+    spec = write_spec(tmp_path, "[b]\nargs = /bin/true\nenv = A=1\nhostname = h\n"
+                      "capabilities = {\"add\": [\"CAP_SYS_ADMIN\"]}\noci = %s\n"
+                      % json.dumps(patch))
+    base = write_spec(tmp_path, "[b]\nargs = /bin/true\nenv = A=1\nhostname = h\n"
+                      "capabilities = {\"add\": [\"CAP_SYS_ADMIN\"]}\n", "base.conf")
+    got = bundlectl("config", spec, "b").stdout
+    doc, want = json.loads(got), json.loads(bundlectl("config", base, "b").stdout)
+    validate(doc)
+    want["process"]["env"] = ["A=patched"]
+    want["process"]["capabilities"] = patch["process"]["capabilities"]
+    del want["linux"]["readonlyPaths"]
+    want["linux"]["namespaces"] = [{"type": "pid"}, {"type": "mount"}]
+    want["annotations"] = {"a": "2", "z": "1"}
+    assert doc == want
+    assert got == json.dumps(want, sort_keys=True, separators=(",", ":")).encode()
+
+
+OCISCHEMA = os.path.exists(os.path.join(HERE, "..", "common", "ocischema.h"))
+
+
+@pytest.mark.skipif(not OCISCHEMA, reason="the build has no runtime-spec schema check yet")
+@pytest.mark.parametrize("syntax", ["conf", "json"])
+def test_an_invalid_patched_config_is_a_spec_error(tmp_path, syntax):
+    patch = {"process": {"user": {"uid": "root"}}}
+    if syntax == "conf":
+        spec = write_spec(tmp_path, "[ok]\nargs = /bin/true\n[b]\nargs = /bin/true\noci = %s\n"
+                          % json.dumps(patch))
+        where = "spec.conf:5: "
+    else:
+        spec = write_spec(tmp_path, '{"b": {"args": ["/bin/true"],\n "oci": %s}}'
+                          % json.dumps(patch), "spec.json")
+        where = "spec.json:2:9: "
+    p = bundlectl("check", spec, check=False)
+    assert p.returncode == 2
+    err = p.stderr.decode()
+    assert err.startswith('%s/%sbundle "b": oci: config.json with this patch is not valid OCI: '
+                          % (tmp_path, where)), err
+    assert "/process/user/uid" in err or "process.user.uid" in err, err
+
+
+# -- the cases both checkers share -------------------------------------------
+
+with open(os.path.join(HERE, "data", "keycases.json")) as f:
+    KEYCASES = json.load(f)["cases"]
+
+
+def test_keycases_cover_every_key():
+    with open(os.path.join(HERE, "..", "nix", "keys.json")) as f:
+        names = [k["name"] for k in json.load(f)["keys"]]
+    assert sorted({c["key"] for c in KEYCASES}) == sorted(names)
+    for name in names:
+        kinds = {"error" in c for c in KEYCASES if c["key"] == name}
+        assert kinds == {True, False}, name
+
+
+@pytest.mark.parametrize("i", range(len(KEYCASES)),
+                         ids=["%s-%d" % (c["key"], i) for i, c in enumerate(KEYCASES)])
+def test_keycase(tmp_path, i):
+    # Each case as a one-line JSON spec, as Nix writes them: accepted, or
+    # refused with exactly its message after the bundle and the key.
+    case = KEYCASES[i]
+    bundle = {"args": ["/bin/true"], case["key"]: case["value"]}
+    spec = write_spec(tmp_path, json.dumps({"b": bundle}, ensure_ascii=False), "spec.json")
+    p = bundlectl("config", spec, "b", check=False)
+    if "error" not in case:
+        assert p.returncode == 0, p.stderr.decode()
+        if bundle.get("compat") != "buildcontainer":
+            validate(json.loads(p.stdout))
+        return
+    assert p.returncode == 2
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(r"%s:1:\d+: bundle \"b\": %s: %s" % (
+        re.escape(spec), re.escape(case["key"]), re.escape(case["error"])), lines[0]), lines[0]

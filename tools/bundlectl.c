@@ -263,8 +263,13 @@ static int cmd_bundle(struct opts *o, int cmd)
 			rc = EXIT_BADSPEC;
 		} else {
 			struct ocibinds binds = {o->st.dir, o->st.real, c};
+			/* (As the mount would serve it to its caller.) */
+			struct ociopts opts = {.binds = c ? &binds : NULL,
+					       .pretty = o->pretty,
+					       .uid = geteuid(),
+					       .gid = getegid()};
 			size_t len;
-			char *cfg = ocicfg_render(b, c ? &binds : NULL, o->pretty, &len);
+			char *cfg = ocicfg_render(b, &opts, &len);
 			fwrite(cfg, 1, len, stdout);
 			if (o->pretty)
 				putchar('\n');

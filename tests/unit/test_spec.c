@@ -162,6 +162,38 @@ static const struct {
     {"{\"a\": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]}", "t.conf:1:22: nesting deeper than 16"},
     {"{\"a\": {\"args\": [\"/x\"]}} trailing", "t.conf:1:25: unexpected text after"},
     {"{\"a\x01\": {}}", "t.conf:1:4: control character in string"},
+    {"[a]\nargs = /x\ncapabilities = {\"add\": [\"CAP_NOPE\"]}\n",
+     "t.conf:3:25: bundle \"a\": capabilities: add: \"CAP_NOPE\" is not a Linux capability"},
+    {"[a]\nargs = /x\ncapabilities = {\"drop\": [\"ALL\"], \"add\": [\"ALL\"]}\n",
+     "t.conf:3:42: bundle \"a\": capabilities: \"ALL\" is both added and dropped"},
+    {"[a]\nargs = /x\ncapabilities = [\"CAP_KILL\"]\n",
+     "t.conf:3: bundle \"a\": capabilities: expected an object, not array"},
+    {"[a]\nargs = /x\nrlimits = {\"RLIMIT_NOFILE\": {\"soft\": 2, \"hard\": 1}}\n",
+     "t.conf:3:38: bundle \"a\": rlimits: RLIMIT_NOFILE: soft 2 is above hard 1"},
+    {"[a]\nargs = /x\nrlimits = {\"RLIMIT_NOFILE\": 1e3}\n",
+     "t.conf:3:29: bundle \"a\": rlimits: RLIMIT_NOFILE: expected an integer from 0 to "
+     "18446744073709551615, not 1e3"},
+    {"[a]\nargs = /x\nrlimits = {\"RLIMIT_NOFILE\": {\"soft\": 1, \"hard\": 2, \"x\": 3}}\n",
+     "t.conf:3:52: bundle \"a\": rlimits: RLIMIT_NOFILE: unknown member \"x\""},
+    {"[a]\nargs = /x\nrlimits = {\"nofile\": 1}\n",
+     "t.conf:3:12: bundle \"a\": rlimits: \"nofile\" is not a Linux resource limit"},
+    {"[a]\nargs = /x\nannotations = {\"a\": true}\n",
+     "t.conf:3:21: bundle \"a\": annotations: \"a\": expected a string, not boolean"},
+    {"[a]\nargs = /x\nsysctl = {\"kernel.\": \"1\"}\n",
+     "t.conf:3:11: bundle \"a\": sysctl: \"kernel.\" is not a kernel parameter"},
+    {"[a]\nargs = /x\nsysctl = {\"net.ipv4.ip_forward\": 1}\n",
+     "t.conf:3:34: bundle \"a\": sysctl: \"net.ipv4.ip_forward\": expected a string"},
+    {"[a]\nargs = /x\nmaskedPaths = /proc/kcore proc/keys\n",
+     "t.conf:3: bundle \"a\": maskedPaths: \"proc/keys\" is not an absolute path"},
+    {"{\"a\": {\"args\": [\"/x\"], \"readonlyPaths\": [\"/a/\"]}}",
+     "t.conf:1:42: bundle \"a\": readonlyPaths: \"/a/\" is not normalized"},
+    {"[a]\nargs = /x\nrootless = 1\n", "t.conf:3: bundle \"a\": rootless: expected true or false"},
+    {"{\"a\": {\"args\": [\"/x\"], \"noNewPrivileges\": 1}}",
+     "t.conf:1:43: bundle \"a\": noNewPrivileges: expected a boolean, not number"},
+    {"{\"a\": {\"args\": [\"/x\"], \"oci\": \"{}\"}}",
+     "t.conf:1:31: bundle \"a\": oci: expected an object, not string"},
+    {"[a]\nargs = /x\noci = {\"process\": }\n", "t.conf:3:19: bundle \"a\": oci: unexpected "
+						"character"},
     {"[a]\nargs = /x\x00y\n", NULL /* NUL: checked below with an explicit length */},
 };
 
@@ -265,6 +297,15 @@ static void bundles_equal(void)
 	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nhostname = a\n",
 	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nuser = 0:0\n",
 	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nterminal = true\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\ncapabilities = {}\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nrlimits = {}\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nnoNewPrivileges = false\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nannotations = {}\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nsysctl = {}\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nmaskedPaths = []\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nreadonlyPaths = /a\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nrootless = false\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\noci = {}\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(changed); i++) {
 		struct spec c;
@@ -283,14 +324,21 @@ static void json_round_trip(void)
 	struct spec a;
 	struct diags d;
 	CHECK_INT(
-	    parse("[x]\nargs = /bin/a 'b \"c' \\\\d \xc3\xa9\nreadonly = true\narch = aarch64\n"
-		  "mount = /d bind /s ro,rbind\nmount = /e tmpfs t\n"
-		  "closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n"
-		  "[z]\nargs = /z\ncompat = buildcontainer\nenv = A=1\nenv = B=x y\ncwd = /w\n"
-		  "hostname = h\nuser = 1:2,3,4\nterminal = true\n",
-		  &a, &d),
+	    parse(
+		"[x]\nargs = /bin/a 'b \"c' \\\\d \xc3\xa9\nreadonly = true\narch = aarch64\n"
+		"mount = /d bind /s ro,rbind\nmount = /e tmpfs t\n"
+		"closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n"
+		"[z]\nargs = /z\ncompat = buildcontainer\nenv = A=1\nenv = B=x y\ncwd = /w\n"
+		"hostname = h\nuser = 1:2,3,4\nterminal = true\n"
+		"[w]\nargs = /w\ncapabilities = {\"add\": [\"ALL\"], \"drop\": [\"CAP_KILL\"]}\n"
+		"rlimits = {\"RLIMIT_NOFILE\": 18446744073709551615, \"RLIMIT_AS\": {\"hard\": 2, "
+		"\"soft\": 1}}\nnoNewPrivileges = true\nannotations = {\"k\": \"v\\u00e9\"}\n"
+		"sysctl = {\"kernel/msgmax\": \"1\"}\nmaskedPaths = []\nreadonlyPaths = /a /b\n"
+		"rootless = false\noci = {\"a\": [1.5, null, {\"b\": -0}]}\n",
+		&a, &d),
 	    0);
-	CHECK_INT(a.n, 3);
+	diag_print(&d, stderr, "unexpected: ");
+	CHECK_INT(a.n, 4);
 	for (size_t i = 0; i < a.n; i++) {
 		char *json = spec_bundle_json(&a.bundles[i]);
 		struct spec b;
@@ -371,6 +419,59 @@ static void many_env(void)
 	buf_free(&b);
 }
 
-UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip), CASE(json_full),
-	  CASE(errors), CASE(cwd_accepted), CASE(nul_and_limits), CASE(every_problem_reported),
-	  CASE(many_bundles), CASE(many_env))
+/* The keys beyond buildContainer's and bundlefs's first: each syntax
+ * reads the same, into what config.json needs. */
+static void config_keys(void)
+{
+	struct spec c, j;
+	struct diags d;
+	CHECK_INT(
+	    parse("[a]\nargs = /x\ncapabilities = {\"drop\": [\"ALL\"], \"add\": "
+		  "[\"CAP_NET_ADMIN\", \"CAP_CHOWN\"]}\nrlimits = {\"RLIMIT_NOFILE\": 1}\n"
+		  "noNewPrivileges = true\nmaskedPaths = /a /b\nreadonlyPaths = []\n"
+		  "rootless = false\nannotations = {\"x\": \"y\"}\nsysctl = {\"a.b\": \"c\"}\n"
+		  "oci = {\"hostname\": \"h\"}\n",
+		  &c, &d),
+	    0);
+	diag_print(&d, stderr, "unexpected: ");
+	CHECK_INT(
+	    parse("{\"a\": {\"args\": [\"/x\"], \"capabilities\": {\"drop\": [\"ALL\"], "
+		  "\"add\": [\"CAP_NET_ADMIN\", \"CAP_CHOWN\"]}, \"rlimits\": "
+		  "{\"RLIMIT_NOFILE\": 1}, \"noNewPrivileges\": true, \"maskedPaths\": [\"/a\", "
+		  "\"/b\"], \"readonlyPaths\": [], \"rootless\": false, \"annotations\": "
+		  "{\"x\": \"y\"}, \"sysctl\": {\"a.b\": \"c\"},\n\"oci\": {\"hostname\": \"h\"}}}",
+		  &j, &d),
+	    0);
+	diag_print(&d, stderr, "unexpected: ");
+	if (c.n == 1 && j.n == 1) {
+		const struct bundle *b = &c.bundles[0];
+		CHECK(spec_bundle_equal(b, &j.bundles[0]));
+		/* drop ALL, then add: CAP_CHOWN (0) and CAP_NET_ADMIN (12) alone */
+		CHECK(b->caps == (UINT64_C(1) | UINT64_C(1) << 12));
+		CHECK_INT(b->no_new_privileges, SPEC_YES);
+		CHECK_INT(b->rootless, SPEC_NO);
+		CHECK_STR(b->masked_paths[1], "/b");
+		CHECK(b->readonly_paths && !b->readonly_paths[0]);
+		CHECK_INT(b->oci_line, 11);
+		CHECK_INT(b->oci_col, 0);
+		CHECK_INT(j.bundles[0].oci_line, 2);
+		CHECK_INT(j.bundles[0].oci_col, 8);
+	}
+	spec_free(&c);
+	spec_free(&j);
+	/* add ALL less drop; absent: runc's default set */
+	CHECK_INT(parse("[a]\nargs = /x\ncapabilities = {\"add\": [\"ALL\"], \"drop\": "
+			"[\"CAP_SYS_ADMIN\"]}\n[b]\nargs = /x\ncapabilities = {}\n",
+			&c, &d),
+		  0);
+	if (c.n == 2) {
+		CHECK(c.bundles[0].caps == (((UINT64_C(1) << 41) - 1) & ~(UINT64_C(1) << 21)));
+		CHECK(c.bundles[1].caps ==
+		      (UINT64_C(1) << 5 | UINT64_C(1) << 10 | UINT64_C(1) << 29));
+	}
+	spec_free(&c);
+}
+
+UNIT_MAIN(CASE(config_keys), CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip),
+	  CASE(json_full), CASE(errors), CASE(cwd_accepted), CASE(nul_and_limits),
+	  CASE(every_problem_reported), CASE(many_bundles), CASE(many_env))
