@@ -607,3 +607,33 @@ def test_keycase(tmp_path, i):
     assert len(lines) == 1, lines
     assert re.fullmatch(r"%s:1:\d+: bundle \"b\": %s: %s" % (
         re.escape(spec), re.escape(case["key"]), re.escape(case["error"])), lines[0]), lines[0]
+
+
+def test_docs_list_exactly_the_keys_of_keys_json():
+    # docs/spec.md's table of keys and bundlefs-spec(5) say what
+    # nix/keys.json describes: every key, no other, each with its spec.conf
+    # form (under its spec.conf name), its JSON and Nix forms, type and
+    # default.
+    root = os.path.join(HERE, "..")
+    with open(os.path.join(root, "nix", "keys.json")) as f:
+        keys = json.load(f)["keys"]
+    with open(os.path.join(root, "docs", "spec.md")) as f:
+        text = f.read()
+    section = text[text.index("\n## Keys\n"):]
+    section = section[:section.index("\n## ", 1)]
+    lines = section.splitlines()
+    head = [ln for ln in lines if ln.startswith("| key |")]
+    assert head == ["| key | spec.conf | JSON | Nix | type | default | meaning |"]
+    rows = [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines
+            if ln.startswith("| `")]
+    assert [r[0] for r in rows] == ["`%s`" % k["name"] for k in keys]
+    for r, k in zip(rows, keys):
+        assert len(r) == 7, r
+        assert r[1].startswith("`%s =" % k["conf"]), r
+        assert r[2] and r[3] and r[4], r
+    with open(os.path.join(root, "docs", "man", "bundlefs-spec.5.scd")) as f:
+        man = f.read()
+    man = man[man.index("# KEYS"):man.index("# JSON")]
+    entries = [name for line in man.splitlines() if line.startswith("*")
+               for name in re.findall(r"\*([A-Za-z]+)\*", line.split(" (")[0])]
+    assert sorted(entries) == sorted(k["name"] for k in keys)
