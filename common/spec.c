@@ -705,7 +705,8 @@ static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 {
 	const char *s = v->str;
 	uint32_t uid, gid, g;
-	bool ok = parse_id(&s, &uid) && *s++ == ':' && parse_id(&s, &gid);
+	/* (s stays inside the string, whatever it holds.) */
+	bool ok = parse_id(&s, &uid) && *s == ':' && (s++, parse_id(&s, &gid));
 	size_t n = 0;
 	for (const char *c = s; *c; c++)
 		n += *c == ',';
