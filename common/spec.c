@@ -6,6 +6,7 @@
 #include "fsguard.h"
 #include "json.h"
 #include "ocicfg.h"
+#include "ocischema.h"
 #include "strmap.h"
 #include "words.h"
 
@@ -15,12 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-/* The runtime-spec schema's check (common/ocischema.h), where the build
- * has it: an `oci` patch's result must pass it. */
-#if __has_include("ocischema.h")
-#include "ocischema.h"
-#define HAVE_OCISCHEMA 1
-#endif
 
 #include "keys.gen.h"
 
@@ -950,31 +945,27 @@ static bool check_abs_paths(struct parser *p, const struct json *v, const char *
 }
 
 /* check "oci", once the bundle is complete: config.json with the patch
- * must be valid OCI. buildContainer's own document is not (its "options":
+ * must be valid against the runtime-spec schema (where the build has it;
+ * see ocischema.h). buildContainer's own document is not (its "options":
  * null), so the patch is tried on the valid one. */
 static void check_oci(struct parser *p, const struct bundle *b)
 {
-#ifdef HAVE_OCISCHEMA
 	struct bundle v = *b;
 	v.buildcontainer = false;
 	struct ociopts o = {.uid = geteuid(), .gid = getegid()};
 	size_t len;
 	char *text = ocicfg_render(&v, &o, &len);
+	/* (Parsed again: numbers beyond a double's precision are written as
+	 * they were given, which the schema checks as numbers.) */
 	cJSON *doc = cJSON_ParseWithLength(text, len);
 	char why[400];
 	if (!doc)
 		abort(); /* ocicfg writes JSON; only allocation fails */
 	if (ocischema_check(doc, why, sizeof(why)) < 0)
 		err_at(p, b->oci_line, b->oci_col,
-		       "config.json with this patch is not valid OCI: %s", why);
+		       "config.json with this patch is not valid OCI: at %s", why);
 	cJSON_Delete(doc);
 	free(text);
-#else
-	/* OCISCHEMA: without common/ocischema.{h,c} in the build, the patch's
-	 * result goes unchecked. */
-	(void)p;
-	(void)b;
-#endif
 }
 
 /* Is `v` the type key `k` takes? Reports it if not. Arrays of strings
