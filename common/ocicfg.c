@@ -295,7 +295,7 @@ static void add_capabilities(cJSON *proc, const struct bundle *b)
 					   "ambient"};
 	bool root = (b->user ? b->uid : 0) == 0;
 	for (size_t i = 0; i < (root ? 3 : 5); i++)
-		cJSON_AddItemToObject(c, sets[i], cap_list(b->caps));
+		cJSON_AddItemToObject(c, sets[i], cap_list(spec_extra(b)->caps));
 }
 
 static int cmp_member_ptr(const void *a, const void *b)
@@ -329,8 +329,9 @@ bool ocicfg_rootless(const struct bundle *b, uint32_t uid)
 {
 	/* Unsaid, a bundle is rootless where the owner is not root; not with
 	 * compat = buildcontainer, whose bytes are buildContainer's. */
-	if (b->rootless != SPEC_ABSENT)
-		return b->rootless == SPEC_YES;
+	enum spec_opt r = spec_extra(b)->rootless;
+	if (r != SPEC_ABSENT)
+		return r == SPEC_YES;
 	return !b->buildcontainer && uid != 0;
 }
 
@@ -436,19 +437,20 @@ char *ocicfg_render(const struct bundle *b, const struct ociopts *opts, size_t *
 		cJSON_AddItemToObject(proc, "env", strings(b->env));
 	if (b->terminal)
 		cJSON_AddBoolToObject(proc, "terminal", true);
-	if (b->capabilities)
+	const struct spec_extra *x = spec_extra(b);
+	if (x->capabilities)
 		add_capabilities(proc, b);
-	if (b->rlimits)
-		add_rlimits(proc, b->rlimits);
-	if (b->no_new_privileges != SPEC_ABSENT)
-		cJSON_AddBoolToObject(proc, "noNewPrivileges", b->no_new_privileges == SPEC_YES);
-	if (b->annotations)
-		cJSON_AddItemToObject(root, "annotations", from_json(b->annotations));
-	if (b->sysctl)
-		cJSON_AddItemToObject(linux_, "sysctl", from_json(b->sysctl));
+	if (x->rlimits)
+		add_rlimits(proc, x->rlimits);
+	if (x->no_new_privileges != SPEC_ABSENT)
+		cJSON_AddBoolToObject(proc, "noNewPrivileges", x->no_new_privileges == SPEC_YES);
+	if (x->annotations)
+		cJSON_AddItemToObject(root, "annotations", from_json(x->annotations));
+	if (x->sysctl)
+		cJSON_AddItemToObject(linux_, "sysctl", from_json(x->sysctl));
 	/* runc spec's masked and read-only paths, unless the bundle says
 	 * (an empty list: none) or wants buildContainer's bytes. */
-	const char *const *masked = b->masked_paths, *const *ro = b->readonly_paths;
+	const char *const *masked = x->masked_paths, *const *ro = x->readonly_paths;
 	if (!b->buildcontainer) {
 		masked = masked ? masked : ocicfg_default_masked;
 		ro = ro ? ro : ocicfg_default_readonly;
@@ -480,8 +482,8 @@ char *ocicfg_render(const struct bundle *b, const struct ociopts *opts, size_t *
 
 	sort_keys(root);
 	/* The user's last word, on the document as it would be without it. */
-	if (b->oci) {
-		root = ocicfg_merge_patch(root, b->oci);
+	if (x->oci) {
+		root = ocicfg_merge_patch(root, x->oci);
 		sort_keys(root);
 	}
 	char *out = opts->pretty ? cJSON_Print(root) : cJSON_PrintUnformatted(root);

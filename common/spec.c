@@ -569,27 +569,51 @@ static bool json_want(struct parser *p, const struct json *v, enum json_type t, 
 	return ok;
 }
 
-/* One mount: `mm` is DESTINATION: {type, source, options}. Messages
- * about it start with the destination. */
+/* A problem of the mount at `dest`: its message starts with the
+ * destination, and the member's name when there is one. (Formatted only
+ * here: specs have thousands of mounts.) */
+__attribute__((format(printf, 6, 7))) static void mount_err(struct parser *p, const char *dest,
+							    const char *member, unsigned line,
+							    unsigned col, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err_at(p, line, col, "\"%.200s\": %s%s%s", dest, member ? member : "", member ? ": " : "",
+	       msg);
+}
+
+static bool mount_want(struct parser *p, const char *dest, const char *member, const struct json *v,
+		       enum json_type t, const char *what)
+{
+	if (v->type == t)
+		return true;
+	mount_err(p, dest, member, v->line, v->col, "expected %s, not %s", what,
+		  json_type_name(v->type));
+	return false;
+}
+
+/* One mount: `mm` is DESTINATION: {type, source, options}. */
 static void apply_mount(struct parser *p, struct draft *dr, const struct json_member *mm)
 {
-	char why[400], at[220], what[240];
+	char why[400];
 	const struct json *o = mm->val;
-	snprintf(at, sizeof(at), "\"%.200s\"", mm->key);
-	const char *e = check_dest(p->st, mm->key, why, sizeof(why));
+	const char *dest = mm->key;
+	const char *e = check_dest(p->st, dest, why, sizeof(why));
 	if (e) {
 		err_at(p, mm->line, mm->col, "%s", e);
 		return;
 	}
-	if (!json_want(p, o, JSON_OBJECT, at))
+	if (!mount_want(p, dest, NULL, o, JSON_OBJECT, "an object"))
 		return;
-	struct spec_mount m = {.dest = mm->key, .line = mm->line};
+	struct spec_mount m = {.dest = dest, .line = mm->line};
 	for (size_t i = 0; i < o->n; i++) {
 		const struct json_member *f = &o->members[i];
 		const struct json *v = f->val;
-		snprintf(what, sizeof(what), "%s: %s", at, f->key);
 		if (!strcmp(f->key, "type") || !strcmp(f->key, "source")) {
-			if (!json_want(p, v, JSON_STRING, what))
+			if (!mount_want(p, dest, f->key, v, JSON_STRING, "a string"))
 				return;
 			e = *v->str ? NULL : "may not be empty";
 			if (f->key[0] == 't') {
@@ -599,30 +623,36 @@ static void apply_mount(struct parser *p, struct draft *dr, const struct json_me
 				m.source = v->str;
 			}
 			if (e) {
-				err_at(p, v->line, v->col, "%s: %s", what, e);
+				mount_err(p, dest, f->key, v->line, v->col, "%s", e);
 				return;
 			}
 		} else if (!strcmp(f->key, "options")) {
-			size_t n;
 			if (v->type == JSON_NULL)
 				continue;
-			m.options = json_strings(p, v, what, &n);
-			if (!m.options)
+			if (!mount_want(p, dest, f->key, v, JSON_ARRAY, "an array of strings"))
 				return;
-			e = check_options(m.options, why, sizeof(why));
-			if (e) {
-				err_at(p, v->line, v->col, "%s: %s", at, e);
+			const char **opts = arena_alloc(&p->sp->arena, (v->n + 1) * sizeof(*opts));
+			for (size_t j = 0; j < v->n; j++) {
+				if (!mount_want(p, dest, f->key, v->items[j], JSON_STRING,
+						"a string"))
+					return;
+				opts[j] = v->items[j]->str;
+			}
+			m.options = opts;
+			if ((e = check_options(m.options, why, sizeof(why)))) {
+				mount_err(p, dest, NULL, v->line, v->col, "%s", e);
 				return;
 			}
 		} else {
-			err_at(p, f->line, f->col,
-			       "%s: unknown member \"%.100s\" (known: type, source, options)", at,
-			       f->key);
+			mount_err(p, dest, NULL, f->line, f->col,
+				  "unknown member \"%.100s\" (known: type, source, options)",
+				  f->key);
 			return;
 		}
 	}
 	if (!m.type || !m.source) {
-		err_at(p, o->line, o->col, "%s: needs %s", at, !m.type ? "a type" : "a source");
+		mount_err(p, dest, NULL, o->line, o->col, "needs %s",
+			  !m.type ? "a type" : "a source");
 		return;
 	}
 	add_mount(dr, &m);
@@ -962,7 +992,7 @@ static void check_oci(struct parser *p, const struct bundle *b)
 	if (!doc)
 		abort(); /* ocicfg writes JSON; only allocation fails */
 	if (ocischema_check(doc, why, sizeof(why)) < 0)
-		err_at(p, b->oci_line, b->oci_col,
+		err_at(p, b->extra->oci_line, b->extra->oci_col,
 		       "config.json with this patch is not valid OCI: at %s", why);
 	cJSON_Delete(doc);
 	free(text);
@@ -1003,12 +1033,27 @@ static int check_enum(struct parser *p, enum key k, const struct json *v)
 	return -1;
 }
 
+/* The bundle's extra settings, made when it has the first. */
+static struct spec_extra *extra(struct parser *p, struct bundle *b)
+{
+	if (!b->extra)
+		b->extra = arena_alloc(&p->sp->arena, sizeof(*b->extra));
+	return b->extra;
+}
+
+const struct spec_extra *spec_extra(const struct bundle *b)
+{
+	static const struct spec_extra none;
+	return b->extra ? b->extra : &none;
+}
+
 static void apply(struct parser *p, struct draft *dr, enum key k, const struct json *v)
 {
 	char why[400];
 	const char *e;
 	const char *const *a = NULL;
 	size_t n = 0;
+	uint64_t caps = 0;
 	struct bundle *b = dr->b;
 	if (!check_type(p, k, v, &a, &n))
 		return;
@@ -1070,7 +1115,7 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 		apply_user(p, dr, v);
 		return;
 	case CHK_CAPABILITIES:
-		if (!check_capabilities(p, v, &b->caps))
+		if (!check_capabilities(p, v, &caps))
 			return;
 		break;
 	case CHK_RLIMITS:
@@ -1136,33 +1181,34 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 				b->data = (enum spec_data)j;
 		break;
 	case K_CAPABILITIES:
-		b->capabilities = v;
+		extra(p, b)->capabilities = v;
+		b->extra->caps = caps;
 		break;
 	case K_RLIMITS:
-		b->rlimits = v;
+		extra(p, b)->rlimits = v;
 		break;
 	case K_NO_NEW_PRIVILEGES:
-		b->no_new_privileges = v->type == JSON_TRUE ? SPEC_YES : SPEC_NO;
+		extra(p, b)->no_new_privileges = v->type == JSON_TRUE ? SPEC_YES : SPEC_NO;
 		break;
 	case K_ANNOTATIONS:
-		b->annotations = v;
+		extra(p, b)->annotations = v;
 		break;
 	case K_SYSCTL:
-		b->sysctl = v;
+		extra(p, b)->sysctl = v;
 		break;
 	case K_MASKED_PATHS:
-		b->masked_paths = a;
+		extra(p, b)->masked_paths = a;
 		break;
 	case K_READONLY_PATHS:
-		b->readonly_paths = a;
+		extra(p, b)->readonly_paths = a;
 		break;
 	case K_ROOTLESS:
-		b->rootless = v->type == JSON_TRUE ? SPEC_YES : SPEC_NO;
+		extra(p, b)->rootless = v->type == JSON_TRUE ? SPEC_YES : SPEC_NO;
 		break;
 	case K_OCI:
-		b->oci = v;
-		b->oci_line = v->line;
-		b->oci_col = v->col;
+		extra(p, b)->oci = v;
+		b->extra->oci_line = v->line;
+		b->extra->oci_col = v->col;
 		break;
 	case K_MOUNT:
 	case K_ENV:
@@ -1199,7 +1245,7 @@ static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsign
 	}
 	strmap_free(&dr->env_keys);
 	/* A bundle without problems renders: its patch's result is checked. */
-	if (b->oci && b->args && p->errors == dr->errors) {
+	if (b->extra && b->extra->oci && b->args && p->errors == dr->errors) {
 		p->bundle = b->name;
 		p->key = p->json ? keys[K_OCI].json : keys[K_OCI].conf;
 		check_oci(p, b);
@@ -1669,13 +1715,16 @@ bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
 	    !strv_eq(a->paths, b->paths) || a->nmounts != b->nmounts ||
 	    a->buildcontainer != b->buildcontainer || !strv_eq(a->env, b->env) ||
 	    !str_eq(a->cwd, b->cwd) || !str_eq(a->hostname, b->hostname) ||
-	    !str_eq(a->user, b->user) || a->terminal != b->terminal || a->data != b->data ||
-	    !json_equal(a->capabilities, b->capabilities) || !json_equal(a->rlimits, b->rlimits) ||
-	    a->no_new_privileges != b->no_new_privileges ||
-	    !json_equal(a->annotations, b->annotations) || !json_equal(a->sysctl, b->sysctl) ||
-	    !strv_eq(a->masked_paths, b->masked_paths) ||
-	    !strv_eq(a->readonly_paths, b->readonly_paths) || a->rootless != b->rootless ||
-	    !json_equal(a->oci, b->oci))
+	    !str_eq(a->user, b->user) || a->terminal != b->terminal || a->data != b->data)
+		return false;
+	const struct spec_extra *ea = spec_extra(a), *eb = spec_extra(b);
+	if (!json_equal(ea->capabilities, eb->capabilities) ||
+	    !json_equal(ea->rlimits, eb->rlimits) ||
+	    ea->no_new_privileges != eb->no_new_privileges ||
+	    !json_equal(ea->annotations, eb->annotations) || !json_equal(ea->sysctl, eb->sysctl) ||
+	    !strv_eq(ea->masked_paths, eb->masked_paths) ||
+	    !strv_eq(ea->readonly_paths, eb->readonly_paths) || ea->rootless != eb->rootless ||
+	    !json_equal(ea->oci, eb->oci))
 		return false;
 	for (size_t i = 0; i < a->nmounts; i++) {
 		const struct spec_mount *x = &a->mounts[i], *y = &b->mounts[i];
@@ -1763,17 +1812,18 @@ char *spec_bundle_json(const struct bundle *b)
 		buf_adds(&o, ",\"terminal\":true");
 	if (b->data != SPEC_DATA_DEFAULT)
 		put_str(&o, "data", spec_data_names[b->data]);
-	put_json(&o, "capabilities", b->capabilities);
-	put_json(&o, "rlimits", b->rlimits);
-	put_opt(&o, "noNewPrivileges", b->no_new_privileges);
-	put_json(&o, "annotations", b->annotations);
-	put_json(&o, "sysctl", b->sysctl);
-	if (b->masked_paths)
-		put_strv(&o, "maskedPaths", b->masked_paths);
-	if (b->readonly_paths)
-		put_strv(&o, "readonlyPaths", b->readonly_paths);
-	put_opt(&o, "rootless", b->rootless);
-	put_json(&o, "oci", b->oci);
+	const struct spec_extra *x = spec_extra(b);
+	put_json(&o, "capabilities", x->capabilities);
+	put_json(&o, "rlimits", x->rlimits);
+	put_opt(&o, "noNewPrivileges", x->no_new_privileges);
+	put_json(&o, "annotations", x->annotations);
+	put_json(&o, "sysctl", x->sysctl);
+	if (x->masked_paths)
+		put_strv(&o, "maskedPaths", x->masked_paths);
+	if (x->readonly_paths)
+		put_strv(&o, "readonlyPaths", x->readonly_paths);
+	put_opt(&o, "rootless", x->rootless);
+	put_json(&o, "oci", x->oci);
 	buf_adds(&o, "}}");
 	return o.data;
 }

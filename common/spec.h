@@ -30,6 +30,20 @@ struct spec_mount {
 enum spec_data { SPEC_DATA_DEFAULT, SPEC_DATA_FUSE, SPEC_DATA_NATIVE, SPEC_DATA_BIND };
 /* A boolean key that may be absent (its default then decides). */
 enum spec_opt { SPEC_ABSENT, SPEC_NO, SPEC_YES };
+
+/* More of config.json (absent: NULL, SPEC_ABSENT; see docs/spec.md). The
+ * JSON values are as written, checked; `caps` is the set `capabilities`
+ * gives (bit n: capability n). All zero: none of them. */
+struct spec_extra {
+	const struct json *capabilities, *rlimits, *annotations, *sysctl;
+	uint64_t caps;
+	enum spec_opt no_new_privileges, rootless;
+	const char *const *masked_paths, *const *readonly_paths; /* may be empty */
+	/* A merge patch applied to config.json last, and where it is. */
+	const struct json *oci;
+	unsigned oci_line, oci_col;
+};
+
 /* The names `data` takes, by value ("" for the default). */
 extern const char *const spec_data_names[];
 
@@ -67,17 +81,13 @@ struct bundle {
 	 * runtime itself, each store path (config.json lists them; the rootfs
 	 * has their mount points). */
 	enum spec_data data;
-	/* More of config.json (absent: NULL, SPEC_ABSENT; see docs/spec.md).
-	 * The JSON values are as written, checked; `caps` is the set
-	 * `capabilities` gives (bit n: capability n). */
-	const struct json *capabilities, *rlimits, *annotations, *sysctl;
-	uint64_t caps;
-	enum spec_opt no_new_privileges, rootless;
-	const char *const *masked_paths, *const *readonly_paths; /* may be empty */
-	/* A merge patch applied to config.json last, and where it is. */
-	const struct json *oci;
-	unsigned oci_line, oci_col;
+	/* The rest of config.json's settings, or NULL when the bundle has
+	 * none of their keys (most have none: a spec holds thousands of
+	 * bundles, and this keeps each small). */
+	struct spec_extra *extra;
 };
+/* A bundle's extra settings, or all zero when it has none. */
+const struct spec_extra *spec_extra(const struct bundle *b);
 
 struct spec {
 	const char *file;

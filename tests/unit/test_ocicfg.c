@@ -280,8 +280,9 @@ static void capabilities(void)
 	cJSON_Delete(doc);
 	/* CAP_NET_ADMIN (12) and CAP_CHOWN (0) added, CAP_KILL (5) dropped:
 	 * listed by name. */
-	b.capabilities = js("{}");
-	b.caps = (ocicfg_default_caps | 1 << 12 | 1) & ~(UINT64_C(1) << 5);
+	struct spec_extra x = {.capabilities = js("{}"),
+			       .caps = (ocicfg_default_caps | 1 << 12 | 1) & ~(UINT64_C(1) << 5)};
+	b.extra = &x;
 	doc = render_doc(&b, 0, 0);
 	const char *set = "[\"CAP_AUDIT_WRITE\",\"CAP_CHOWN\",\"CAP_NET_ADMIN\","
 			  "\"CAP_NET_BIND_SERVICE\"]";
@@ -310,17 +311,15 @@ static void process_and_linux_settings(void)
 {
 	const char *args[] = {"/x", NULL};
 	const char *masked[] = {"/secret", NULL}, *none[] = {NULL};
-	struct bundle b = {.args = args,
-			   .nargs = 1,
-			   .os = "linux",
-			   .arch = "x86_64",
-			   .rlimits = js("{\"RLIMIT_NOFILE\": 1024, \"RLIMIT_CORE\": {\"soft\": 0, "
-					 "\"hard\": 18446744073709551615}}"),
-			   .no_new_privileges = SPEC_NO,
-			   .annotations = js("{\"b\": \"2\", \"a\": \"1\"}"),
-			   .sysctl = js("{\"net.ipv4.ip_forward\": \"1\"}"),
-			   .masked_paths = masked,
-			   .readonly_paths = none};
+	struct spec_extra x = {.rlimits =
+				   js("{\"RLIMIT_NOFILE\": 1024, \"RLIMIT_CORE\": {\"soft\": 0, "
+				      "\"hard\": 18446744073709551615}}"),
+			       .no_new_privileges = SPEC_NO,
+			       .annotations = js("{\"b\": \"2\", \"a\": \"1\"}"),
+			       .sysctl = js("{\"net.ipv4.ip_forward\": \"1\"}"),
+			       .masked_paths = masked,
+			       .readonly_paths = none};
+	struct bundle b = {.args = args, .nargs = 1, .os = "linux", .arch = "x86_64", .extra = &x};
 	size_t len;
 	char *s = render(&b, &len);
 	/* Sorted by type, soft and hard numbers exact. */
@@ -337,7 +336,7 @@ static void process_and_linux_settings(void)
 	free(s);
 	/* compat = buildcontainer: runc's paths only where asked for. */
 	b.buildcontainer = true;
-	b.readonly_paths = NULL;
+	x.readonly_paths = NULL;
 	s = render(&b, &len);
 	CHECK(strstr(s, "\"maskedPaths\":[\"/secret\"]") != NULL);
 	CHECK(strstr(s, "readonlyPaths") == NULL);
@@ -373,14 +372,15 @@ static void rootless(void)
 	cJSON_Delete(doc);
 	/* Said, it holds whoever the owner is; unsaid, with compat =
 	 * buildcontainer, it is never. */
-	b.rootless = SPEC_NO;
+	struct spec_extra x = {.rootless = SPEC_NO};
+	b.extra = &x;
 	CHECK(!ocicfg_rootless(&b, 1000));
-	b.rootless = SPEC_YES;
+	x.rootless = SPEC_YES;
 	CHECK(ocicfg_rootless(&b, 0));
 	doc = render_doc(&b, 0, 0);
 	CHECK_AT(doc, "linux.uidMappings", "[{\"containerID\":0,\"hostID\":0,\"size\":1}]");
 	cJSON_Delete(doc);
-	b.rootless = SPEC_ABSENT;
+	x.rootless = SPEC_ABSENT;
 	CHECK(!ocicfg_rootless(&b, 0));
 	b.buildcontainer = true;
 	CHECK(!ocicfg_rootless(&b, 1000));
@@ -390,18 +390,19 @@ static void rootless(void)
 static void oci_patch_last(void)
 {
 	const char *args[] = {"/x", NULL};
-	struct bundle b = {
-	    .args = args,
-	    .nargs = 1,
-	    .os = "linux",
-	    .arch = "x86_64",
-	    .hostname = "h",
+	struct spec_extra x = {
 	    .capabilities = js("{}"),
 	    .caps = ocicfg_default_caps,
 	    .oci = js("{\"zz\": {\"b\": 1, \"a\": 2}, \"hostname\": null, \"process\": "
 		      "{\"capabilities\": {\"effective\": [\"CAP_NET_ADMIN\"]}}, \"linux\": "
 		      "{\"maskedPaths\": null}}"),
 	};
+	struct bundle b = {.args = args,
+			   .nargs = 1,
+			   .os = "linux",
+			   .arch = "x86_64",
+			   .hostname = "h",
+			   .extra = &x};
 	size_t len;
 	char *s = render(&b, &len);
 	CHECK(strstr(s, "hostname") == NULL);

@@ -445,17 +445,18 @@ static void config_keys(void)
 	diag_print(&d, stderr, "unexpected: ");
 	if (c.n == 1 && j.n == 1) {
 		const struct bundle *b = &c.bundles[0];
+		const struct spec_extra *x = spec_extra(b);
 		CHECK(spec_bundle_equal(b, &j.bundles[0]));
 		/* drop ALL, then add: CAP_CHOWN (0) and CAP_NET_ADMIN (12) alone */
-		CHECK(b->caps == (UINT64_C(1) | UINT64_C(1) << 12));
-		CHECK_INT(b->no_new_privileges, SPEC_YES);
-		CHECK_INT(b->rootless, SPEC_NO);
-		CHECK_STR(b->masked_paths[1], "/b");
-		CHECK(b->readonly_paths && !b->readonly_paths[0]);
-		CHECK_INT(b->oci_line, 11);
-		CHECK_INT(b->oci_col, 0);
-		CHECK_INT(j.bundles[0].oci_line, 2);
-		CHECK_INT(j.bundles[0].oci_col, 8);
+		CHECK(x->caps == (UINT64_C(1) | UINT64_C(1) << 12));
+		CHECK_INT(x->no_new_privileges, SPEC_YES);
+		CHECK_INT(x->rootless, SPEC_NO);
+		CHECK_STR(x->masked_paths[1], "/b");
+		CHECK(x->readonly_paths && !x->readonly_paths[0]);
+		CHECK_INT(x->oci_line, 11);
+		CHECK_INT(x->oci_col, 0);
+		CHECK_INT(spec_extra(&j.bundles[0])->oci_line, 2);
+		CHECK_INT(spec_extra(&j.bundles[0])->oci_col, 8);
 	}
 	spec_free(&c);
 	spec_free(&j);
@@ -465,8 +466,9 @@ static void config_keys(void)
 			&c, &d),
 		  0);
 	if (c.n == 2) {
-		CHECK(c.bundles[0].caps == (((UINT64_C(1) << 41) - 1) & ~(UINT64_C(1) << 21)));
-		CHECK(c.bundles[1].caps ==
+		CHECK(spec_extra(&c.bundles[0])->caps ==
+		      (((UINT64_C(1) << 41) - 1) & ~(UINT64_C(1) << 21)));
+		CHECK(spec_extra(&c.bundles[1])->caps ==
 		      (UINT64_C(1) << 5 | UINT64_C(1) << 10 | UINT64_C(1) << 29));
 	}
 	spec_free(&c);
