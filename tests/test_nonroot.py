@@ -105,8 +105,14 @@ def test_unprivileged_daemon_serves_the_closure_from_the_database(fuse_for_all, 
     m = UserMount(home, spec, "--db", db, "--gcroots", "none")
     try:
         assert as_user(["ls", m.mnt]).stdout.split() == [b"a"]
+        # The daemon's owner is not root: config.json is rootless (root in
+        # the container is the owner), as bundlectl shows it to that user.
         cfg = as_user(["cat", os.path.join(m.mnt, "a", "config.json")])
-        assert cfg.stdout == run([BUNDLECTL, "config", spec, "a"]).stdout
+        assert cfg.stdout == as_user([BUNDLECTL, "config", spec, "a"]).stdout
+        pw = pwd.getpwnam(USER)
+        assert json.loads(cfg.stdout)["linux"]["uidMappings"] == [
+            {"containerID": 0, "hostID": pw.pw_uid, "size": 1}]
+        assert cfg.stdout != run([BUNDLECTL, "config", spec, "a"]).stdout
         listed = as_user(["ls", os.path.join(m.mnt, "a", "rootfs") + STORE])
         assert listed.returncode == 0, m.stderr()
         assert listed.stdout.decode().split() == [os.path.basename(p) for p in nix.closure(app)]

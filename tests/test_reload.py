@@ -81,9 +81,9 @@ def test_reload_adds_removes_swaps_and_keeps_running_containers(tmp_path, runc, 
         spec.write_text("[keep]\nargs = %s/bin/sh\n[broken]\nreadonly = maybe\n" % tiny)
         r = bundlectl("reload", m.mountpoint, check=False)
         assert r.returncode == 2
-        assert r.stderr.decode().startswith("%s:4: readonly: expected true or false" % spec)
+        assert r.stderr.decode().startswith('%s:4: bundle "broken": readonly: expected true or false' % spec)
         assert sorted(os.listdir(m.mountpoint)) == ["keep", "new", "swap"]
-        assert "%s:4: readonly: expected true or false" % spec in m.stderr()
+        assert '%s:4: bundle "broken": readonly: expected true or false' % spec in m.stderr()
         st = status(m.mountpoint)
         assert st["generation"] == 2 and st["last_reload"]["ok"] is False
 
