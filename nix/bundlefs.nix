@@ -218,8 +218,9 @@ let
     args = k: v:
       let prog = head v; in
       if v == [ ] then "expected the program and its arguments, not an empty list"
-      else if storePathOf prog == null then
-        "the command ${quote prog} is not in a store path (${storeDir}/<32-char hash>-<name>/...)"
+      else if prog == "" then "the program (its first word) is empty"
+      # (A program outside the store is bundlefs's to accept too: a mount
+      # may provide it, or the container's PATH find it.)
       else firstOf (p: if missing p then "${quote p} is not in the store" else null)
         (concatLists (map storePathsIn v));
 

@@ -88,7 +88,7 @@ def test_closure_file_entry_missing_from_store(tmp_path, app):
     spec = write_spec(tmp_path, "[b]\nargs = %s/bin/app\nclosure = %s\n" % (app, cfile))
     p = bundlectl("closure", spec, "b", check=False)
     assert p.returncode == 2
-    assert ('%s:3: bundle "b": %s: missing from the store' % (spec, missing)) in p.stderr.decode()
+    assert ('%s:3: bundle "b": closure: %s: missing from the store' % (spec, missing)) in p.stderr.decode()
 
 
 @pytest.mark.parametrize("opts", [[], ["--db", "none"]])

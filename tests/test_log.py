@@ -115,7 +115,7 @@ def test_foreground_lines_carry_their_priority(tmp_path, mount, nix, tiny):
     expect(lines, 6, r'bundle "t": resolved in \d+ ms: %d store paths, NAR size %s'
            % (len(nix.closure(tiny)), re.escape(human(closure_nar_size(tiny)))))
     # Tried again on a later use: a warning.
-    expect(lines, 4, r'%s:6: bundle "gone": %s: missing from the store' % (s, GONE))
+    expect(lines, 4, r'%s:6: bundle "gone": args: %s: missing from the store' % (s, GONE))
     assert [l for l in lines if l[1] == "SIGHUP: reloading %s" % spec] == \
         [(6, "SIGHUP: reloading %s" % spec)] * 2
     expect(lines, 5, r"reloaded %s: generation 2, 2 bundles, 0 changed" % s)
@@ -287,7 +287,7 @@ def test_syslog_priorities(tmp_path, tiny, verbose):
         assert p.stdout.split()
         run(["nsenter", "-t", str(pid), "-m", "ls", str(mnt / "gone" / "rootfs")], check=False)
         assert log.wait(r'bundle "t": resolved in .*')[0] == 30
-        assert log.wait(r'.*bundle "gone": %s: missing from the store' % GONE)[0] == 28
+        assert log.wait(r'.*bundle "gone": args: %s: missing from the store' % GONE)[0] == 28
         os.kill(pid, signal.SIGHUP)
         assert log.wait(r"reloaded .*")[0] == 29
         with open(spec, "w") as f:

@@ -404,7 +404,7 @@ def test_status_shows_daemon_and_bundles(tmp_path, nix, tiny, app):
         assert b["bad"]["state"] in ("retrying", "failed")
         assert b["bad"]["problems"] == [
             {"bundle": "bad", "kind": "resolve",
-             "message": '%s:5: bundle "bad": %s: missing from the store' % (spec, gone)}]
+             "message": '%s:5: bundle "bad": args: %s: missing from the store' % (spec, gone)}]
         assert b["idle"]["state"] == "unresolved" and b["idle"]["requests"] == 0
         human = bundlectl("status", m.mountpoint).stdout.decode()
         assert "pid %d" % m.proc.pid in human
@@ -433,7 +433,7 @@ def test_background_daemon_logs_to_a_file(tmp_path, tiny):
         wait_for(lambda: log.exists() and "missing from the store" in log.read_text(),
                  "the error did not reach the log file")
         assert log.read_text().rstrip().endswith(
-            '%s:2: bundle "bad": %s: missing from the store' % (spec, gone))
+            '%s:2: bundle "bad": args: %s: missing from the store' % (spec, gone))
     finally:
         run(["fusermount3", "-u", str(mnt)])
 

@@ -165,7 +165,7 @@ def test_the_document_in_every_state(tmp_path, mount, runc, nix, tiny, app):
     assert b["gone"]["state"] == "retrying" and b["gone"]["paths"] is None
     assert b["gone"]["problems"] == [{
         "bundle": "gone", "kind": "resolve",
-        "message": '%s:8: bundle "gone": %s: missing from the store' % (spec, gone)}]
+        "message": '%s:8: bundle "gone": args: %s: missing from the store' % (spec, gone)}]
     assert b["badclosure"]["state"] == "failed" and b["badclosure"]["paths"] is None
     assert b["badclosure"]["problems"] == [{
         "bundle": "badclosure", "kind": "resolve",
