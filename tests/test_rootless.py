@@ -41,8 +41,10 @@ def as_user(cmd, env=None, timeout=60, **kw):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, **kw)
 
 
-def out(p):
-    assert p.returncode == 0, p.stderr.decode()
+def out(p, m=None):
+    """p's output; p must have succeeded (else its stderr, and the
+    daemon's, say why)."""
+    assert p.returncode == 0, p.stderr.decode() + (m.stderr() if m else "")
     return p.stdout.decode()
 
 
@@ -99,6 +101,15 @@ class Runc:
         cid = "rl-" + uuid.uuid4().hex[:10]
         self.ids.append(cid)
         return as_user(["runc", "--root", self.root, "run", "-b", bundle, cid], self.env)
+
+    def start(self, bundle):
+        """Starts a container and returns at once (a Popen)."""
+        cid = "rl-" + uuid.uuid4().hex[:10]
+        self.ids.append(cid)
+        pre = ["env"] + ["%s=%s" % kv for kv in self.env.items()]
+        return subprocess.Popen(["runuser", "-u", USER, "--", *pre, "runc", "--root", self.root,
+                                 "run", "-b", bundle, cid], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def cleanup(self):
         for cid in self.ids:
@@ -179,7 +190,7 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         # Read-only: the FUSE tree, in a user namespace mapping root to
         # the user.
         uid = pwd.getpwnam(USER).pw_uid
-        lines = out(runc.run(rootless_bundle(m, "ro", os.path.join(home, "b-ro")))).split("\n")
+        lines = out(runc.run(rootless_bundle(m, "ro", os.path.join(home, "b-ro"))), m).split("\n")
         assert lines[0].split() == ["0", str(uid), "1"]
         assert lines[1:] == ["0", "dev", "nix", "proc", "sys", ""]
 
@@ -189,9 +200,9 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         assert area.startswith(env["XDG_RUNTIME_DIR"] + "/bundlefs/"), area
         points = fuse_overlays(m.state)
         assert points == [area + "/rootfs"], points
-        first = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w1")))).split()
+        first = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w1"))), m).split()
         assert first[0] == "none" and first[1:] == ["dev", "f", "nix", "proc", "sys"]
-        second = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w2")))).split()
+        second = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w2"))), m).split()
         assert second[0].startswith("written-") and second[1:] == first[1:]
         # What it wrote is in the upper directory, and not in the store.
         upper = glob.glob(m.state + "/*/w/upper")
@@ -207,7 +218,7 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         # which no container uses, goes.
         p = as_user([BUNDLECTL, "reset", m.mnt, "w"])
         assert b"writes discarded" in p.stdout, p
-        third = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w3")))).split()
+        third = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w3"))), m).split()
         assert third[0] == "none"
         bundle_dir = os.path.dirname(upper[0])
         wait_for(lambda: sorted(os.listdir(bundle_dir)) == ["upper.1", "work.1"],
@@ -226,6 +237,49 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         assert bfsmount.problems(m.stderr()) == [], m.stderr()
         # The writes stay for the next mount.
         assert os.path.exists(bundle_dir + "/upper.1/f")
+    finally:
+        runc.cleanup()
+        m.cleanup()
+
+
+def test_unmount_while_a_rootless_container_runs_loses_nothing(fuse_for_all, home, nix, tiny):
+    # The mount goes (a plain fusermount3 -u) while a container runs on
+    # its writable root: the container keeps its root and writes on; its
+    # fuse-overlayfs serves it until it exits, then goes, and the daemon
+    # exits 0.
+    bb = [p for p in nix.closure(tiny) if p.endswith("-busybox")][0]
+    db = readonly_copy_of_the_database(home)
+    ctl = os.path.join(home, "ctl")
+    os.mkdir(ctl)
+    pw = pwd.getpwnam(USER)
+    os.chown(ctl, pw.pw_uid, pw.pw_gid)
+    spec = os.path.join(home, "spec.conf")
+    with open(spec, "w") as f:
+        f.write("[w]\nargs = %s/bin/sh -c 'echo before > /a; touch /ctl/started; "
+                "while [ ! -e /ctl/go ]; do sleep 0.05; done; echo after > /b; cat /a /b'\n"
+                "mount = /ctl bind %s rbind\n" % (bb, ctl))
+    env = user_env(home)
+    m = RootlessMount(home, spec, env, "--db", db)
+    runc = Runc(home, env)
+    try:
+        c = runc.start(rootless_bundle(m, "w", os.path.join(home, "b-w")))
+        wait_for(lambda: os.path.exists(ctl + "/started") or c.poll() is not None, "no start", 30)
+        assert c.poll() is None, c.communicate()
+        p = as_user(["fusermount3", "-u", m.mnt])
+        assert p.returncode == 0, p.stderr
+        assert not is_mounted(m.mnt)
+        wait_for(lambda: fuse_overlays(m.state) == [], "the writable root stays in this namespace")
+        assert fuse_overlayfs_processes(m.state) != []  # serving the container
+        assert m.proc.poll() is None  # serving its lower layer
+        open(ctl + "/go", "w").close()
+        o, e = c.communicate(timeout=30)
+        assert c.returncode == 0, e
+        assert o.decode().split() == ["before", "after"]
+        assert m.proc.wait(10) == 0, m.stderr()
+        assert fuse_overlayfs_processes(m.state) == []
+        upper = glob.glob(m.state + "/*/w/upper")[0]
+        assert open(upper + "/b").read() == "after\n"
+        assert bfsmount.problems(m.stderr()) == [], m.stderr()
     finally:
         runc.cleanup()
         m.cleanup()
