@@ -265,6 +265,14 @@ def test_unmount_while_a_rootless_container_runs_loses_nothing(fuse_for_all, hom
         c = runc.start(rootless_bundle(m, "w", os.path.join(home, "b-w")))
         wait_for(lambda: os.path.exists(ctl + "/started") or c.poll() is not None, "no start", 30)
         assert c.poll() is None, c.communicate()
+        # A reset meanwhile: new containers get a new generation; the one
+        # the container writes in is in use (its root, a fuse-overlayfs
+        # mount in the container's namespace, names it), so prune keeps it.
+        upper = glob.glob(m.state + "/*/w/upper")[0]
+        assert b"writes discarded" in as_user([BUNDLECTL, "reset", m.mnt, "w"]).stdout
+        text = out(as_user([BUNDLECTL, "prune", "--dry-run", m.mnt]))
+        assert "%s (in use)" % upper in text, text
+        assert "%s.1 (the current one)" % upper in text, text
         p = as_user(["fusermount3", "-u", m.mnt])
         assert p.returncode == 0, p.stderr
         assert not is_mounted(m.mnt)
@@ -277,7 +285,6 @@ def test_unmount_while_a_rootless_container_runs_loses_nothing(fuse_for_all, hom
         assert o.decode().split() == ["before", "after"]
         assert m.proc.wait(10) == 0, m.stderr()
         assert fuse_overlayfs_processes(m.state) == []
-        upper = glob.glob(m.state + "/*/w/upper")[0]
         assert open(upper + "/b").read() == "after\n"
         assert bfsmount.problems(m.stderr()) == [], m.stderr()
     finally:
