@@ -140,50 +140,19 @@ def fuse_overlayfs_processes(state):
     return found
 
 
-def bundle_for(m, name, dest):
-    """What runc runs for bundle `name`: the bundle itself once the
-    config.json it serves is rootless (a user namespace mapping root to
-    the mount's owner), else a copy of its config.json made rootless here
-    (TEMPORARY: until bundlefs writes rootless configs)."""
+def bundle_for(m, name):
+    """The bundle runc runs, as bundlefs serves it: its config.json is
+    rootless (the mount's owner is not root), a user namespace mapping
+    root to the owner, as `runc spec --rootless` writes it."""
     cfg = json.loads(out(as_user(["cat", os.path.join(m.mnt, name, "config.json")])))
-    if any(n["type"] == "user" for n in cfg["linux"]["namespaces"]):
-        uid = pwd.getpwnam(USER).pw_uid
-        assert cfg["linux"]["uidMappings"] == [{"containerID": 0, "hostID": uid, "size": 1}]
-        return os.path.join(m.mnt, name)
-    return rootless_bundle(m, name, dest)
-
-
-def rootless_bundle(m, name, dest):
-    """The bundle's config.json made rootless (runc's specconv.ToRootless),
-    beside the bundle's root named by its real path (runc refuses a root
-    through a symlink)."""
-    cfg = json.loads(out(as_user(["cat", os.path.join(m.mnt, name, "config.json")])))
-    root = out(as_user(["realpath", os.path.join(m.mnt, name, "rootfs")])).strip()
-    lin = cfg.setdefault("linux", {})
-    lin["namespaces"] = [n for n in lin.get("namespaces", [])
-                         if n["type"] not in ("network", "user")] + [{"type": "user"}]
-    uid = pwd.getpwnam(USER).pw_uid
-    gid = pwd.getpwnam(USER).pw_gid
-    lin["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
-    lin["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
-    mounts = []
-    for mt in cfg.get("mounts", []):
-        if mt["destination"].startswith("/sys"):
-            continue
-        if "options" in mt:
-            mt["options"] = [o for o in mt["options"] if not o.startswith(("gid=", "uid="))]
-        mounts.append(mt)
-    mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
-                   "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
-    cfg["mounts"] = mounts
-    lin.pop("resources", None)
-    cfg["root"]["path"] = root
-    os.makedirs(dest)
-    with open(os.path.join(dest, "config.json"), "w") as f:
-        json.dump(cfg, f)
     pw = pwd.getpwnam(USER)
-    os.chown(dest, pw.pw_uid, pw.pw_gid)
-    return dest
+    types = [n["type"] for n in cfg["linux"]["namespaces"]]
+    assert "user" in types and "network" not in types, types
+    assert cfg["linux"]["uidMappings"] == [{"containerID": 0, "hostID": pw.pw_uid, "size": 1}]
+    assert cfg["linux"]["gidMappings"] == [{"containerID": 0, "hostID": pw.pw_gid, "size": 1}]
+    assert not any(o.startswith(("gid=", "uid=")) for mt in cfg["mounts"]
+                   for o in mt.get("options") or [])
+    return os.path.join(m.mnt, name)
 
 
 def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home, nix, tiny):
@@ -203,7 +172,7 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         # Read-only: the FUSE tree, in a user namespace mapping root to
         # the user.
         uid = pwd.getpwnam(USER).pw_uid
-        lines = out(runc.run(bundle_for(m, "ro", os.path.join(home, "b-ro"))), m).split("\n")
+        lines = out(runc.run(bundle_for(m, "ro")), m).split("\n")
         assert lines[0].split() == ["0", str(uid), "1"]
         assert lines[1:] == ["0", "dev", "nix", "proc", "sys", ""]
 
@@ -213,9 +182,9 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         assert area.startswith(env["XDG_RUNTIME_DIR"] + "/bundlefs/"), area
         points = fuse_overlays(m.state)
         assert points == [area + "/rootfs"], points
-        first = out(runc.run(bundle_for(m, "w", os.path.join(home, "b-w1"))), m).split()
+        first = out(runc.run(bundle_for(m, "w")), m).split()
         assert first[0] == "none" and first[1:] == ["dev", "f", "nix", "proc", "sys"]
-        second = out(runc.run(bundle_for(m, "w", os.path.join(home, "b-w2"))), m).split()
+        second = out(runc.run(bundle_for(m, "w")), m).split()
         assert second[0].startswith("written-") and second[1:] == first[1:]
         # What it wrote is in the upper directory, and not in the store.
         upper = glob.glob(m.state + "/*/w/upper")
@@ -231,7 +200,7 @@ def test_rootless_runc_runs_a_read_only_and_a_writable_bundle(fuse_for_all, home
         # which no container uses, goes.
         p = as_user([BUNDLECTL, "reset", m.mnt, "w"])
         assert b"writes discarded" in p.stdout, p
-        third = out(runc.run(bundle_for(m, "w", os.path.join(home, "b-w3"))), m).split()
+        third = out(runc.run(bundle_for(m, "w")), m).split()
         assert third[0] == "none"
         bundle_dir = os.path.dirname(upper[0])
         wait_for(lambda: sorted(os.listdir(bundle_dir)) == ["upper.1", "work.1"],
@@ -275,7 +244,7 @@ def test_unmount_while_a_rootless_container_runs_loses_nothing(fuse_for_all, hom
     m = RootlessMount(home, spec, env, "--db", db)
     runc = Runc(home, env)
     try:
-        c = runc.start(bundle_for(m, "w", os.path.join(home, "b-w")))
+        c = runc.start(bundle_for(m, "w"))
         wait_for(lambda: os.path.exists(ctl + "/started") or c.poll() is not None, "no start", 30)
         assert c.poll() is None, c.communicate()
         # A reset meanwhile: new containers get a new generation; the one
