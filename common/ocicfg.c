@@ -9,6 +9,7 @@
  * \b \f \n \r \t or \u00xx, leaving other UTF-8 as it is (cJSON's string
  * printer does the same). */
 #include "ocicfg.h"
+#include "keys.gen.h"
 #include "closure.h"
 #include "json.h"
 
@@ -133,77 +134,27 @@ static void sort_keys(cJSON *o)
 
 /* ---- names Linux gives ---------------------------------------------------- */
 
-const char *const ocicfg_cap_names[OCICFG_NCAPS] = {
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
+/* From nix/keys.json's "names" (keys.gen.h), which nix/bundlefs.nix
+ * checks by too. */
+_Static_assert(BUNDLEFS_NAMES_CAPABILITIES_N == OCICFG_NCAPS,
+	       "nix/keys.json names another number of capabilities than ocicfg.h");
+_Static_assert(BUNDLEFS_NAMES_RLIMITS_N == OCICFG_NRLIMITS,
+	       "nix/keys.json names another number of resource limits than ocicfg.h");
+const char *const ocicfg_cap_names[OCICFG_NCAPS] = {BUNDLEFS_NAMES_CAPABILITIES};
+const char *const ocicfg_rlimit_names[OCICFG_NRLIMITS] = {BUNDLEFS_NAMES_RLIMITS};
+const char *const ocicfg_default_masked[] = {BUNDLEFS_NAMES_DEFAULT_MASKED_PATHS NULL};
+const char *const ocicfg_default_readonly[] = {BUNDLEFS_NAMES_DEFAULT_READONLY_PATHS NULL};
 
-/* CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29). */
-const uint64_t ocicfg_default_caps = UINT64_C(1) << 5 | UINT64_C(1) << 10 | UINT64_C(1) << 29;
-
-const char *const ocicfg_rlimit_names[OCICFG_NRLIMITS] = {
-    "RLIMIT_AS",     "RLIMIT_CORE",   "RLIMIT_CPU",	   "RLIMIT_DATA",
-    "RLIMIT_FSIZE",  "RLIMIT_LOCKS",  "RLIMIT_MEMLOCK",	   "RLIMIT_MSGQUEUE",
-    "RLIMIT_NICE",   "RLIMIT_NOFILE", "RLIMIT_NPROC",	   "RLIMIT_RSS",
-    "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
-};
-
-/* As runc's libcontainer/specconv Example() lists them. */
-const char *const ocicfg_default_masked[] = {
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-    NULL,
-};
-const char *const ocicfg_default_readonly[] = {
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL,
-};
+uint64_t ocicfg_default_caps(void)
+{
+	static const char *const names[] = {BUNDLEFS_NAMES_DEFAULT_CAPABILITIES};
+	uint64_t caps = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		for (int c = 0; c < OCICFG_NCAPS; c++)
+			if (!strcmp(names[i], ocicfg_cap_names[c]))
+				caps |= UINT64_C(1) << c;
+	return caps;
+}
 
 /* ---- rendering -------------------------------------------------------------- */
 

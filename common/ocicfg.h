@@ -70,12 +70,13 @@ struct cJSON *ocicfg_merge_patch(struct cJSON *target, const struct json *patch)
 /* The names Linux gives its capabilities (by number, CAP_CHOWN to
  * CAP_CHECKPOINT_RESTORE) and resource limits (sorted), and the
  * capabilities a process keeps by default, as `runc spec` writes them
- * (CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE). */
+ * (CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE): nix/keys.json's
+ * "names", which nix/bundlefs.nix checks by too. */
 #define OCICFG_NCAPS	41
 #define OCICFG_NRLIMITS 16
 extern const char *const ocicfg_cap_names[OCICFG_NCAPS];
 extern const char *const ocicfg_rlimit_names[OCICFG_NRLIMITS];
-extern const uint64_t ocicfg_default_caps;
+uint64_t ocicfg_default_caps(void);
 /* runc spec's linux.maskedPaths and linux.readonlyPaths, NULL-terminated:
  * the defaults with compat = oci. */
 extern const char *const ocicfg_default_masked[];

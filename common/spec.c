@@ -819,7 +819,7 @@ static bool check_capabilities(struct parser *p, const struct json *v, uint64_t 
 		}
 	}
 	uint64_t add = sets[0] >> OCICFG_NCAPS & 1 ? all : sets[0];
-	uint64_t base = sets[1] >> OCICFG_NCAPS & 1 ? 0 : ocicfg_default_caps;
+	uint64_t base = sets[1] >> OCICFG_NCAPS & 1 ? 0 : ocicfg_default_caps();
 	*set = (base | add) & ~(sets[1] & all);
 	return true;
 }

@@ -281,7 +281,7 @@ static void capabilities(void)
 	/* CAP_NET_ADMIN (12) and CAP_CHOWN (0) added, CAP_KILL (5) dropped:
 	 * listed by name. */
 	struct spec_extra x = {.capabilities = js("{}"),
-			       .caps = (ocicfg_default_caps | 1 << 12 | 1) & ~(UINT64_C(1) << 5)};
+			       .caps = (ocicfg_default_caps() | 1 << 12 | 1) & ~(UINT64_C(1) << 5)};
 	b.extra = &x;
 	doc = render_doc(&b, 0, 0);
 	const char *set = "[\"CAP_AUDIT_WRITE\",\"CAP_CHOWN\",\"CAP_NET_ADMIN\","
@@ -392,7 +392,7 @@ static void oci_patch_last(void)
 	const char *args[] = {"/x", NULL};
 	struct spec_extra x = {
 	    .capabilities = js("{}"),
-	    .caps = ocicfg_default_caps,
+	    .caps = ocicfg_default_caps(),
 	    .oci = js("{\"zz\": {\"b\": 1, \"a\": 2}, \"hostname\": null, \"process\": "
 		      "{\"capabilities\": {\"effective\": [\"CAP_NET_ADMIN\"]}}, \"linux\": "
 		      "{\"maskedPaths\": null}}"),
