@@ -360,8 +360,9 @@ static int from_file(struct ctx *c, const char **roots, size_t nroots)
 	free(text);
 	for (size_t i = 0; i < nroots; i++)
 		if (!strmap_get(&c->set.map, roots[i], strlen(roots[i])))
-			fail(c, root_line(st, b, roots[i]), "%s/%s is not in the closure file %s",
-			     st->dir, roots[i], b->closure);
+			fail(c, root_line(st, b, roots[i]),
+			     "%s: %s/%s is not in the closure file %s",
+			     root_key(st, b, roots[i], false), st->dir, roots[i], b->closure);
 	return c->bad ? -1 : 0;
 }
 
@@ -490,8 +491,9 @@ static int from_scan(struct ctx *c, const char **roots, size_t nroots)
 	for (size_t i = 0; i < nroots; i++) {
 		struct stat sb;
 		if (fstatat(r->storefd, roots[i], &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-			fail_for_now(c, root_line(r->st, c->b, roots[i]), "%s/%s: %s", r->st->dir,
-				     roots[i], strerror(errno));
+			fail_for_now(c, root_line(r->st, c->b, roots[i]), "%s: %s/%s: %s",
+				     root_key(r->st, c->b, roots[i], false), r->st->dir, roots[i],
+				     strerror(errno));
 			continue;
 		}
 		set_add(&c->set, roots[i], strlen(roots[i]));
