@@ -230,6 +230,22 @@ static unsigned root_line(const struct store *st, const struct bundle *b, const 
 	return b->args_line ? b->args_line : b->line;
 }
 
+/* The key a problem with store path `base` is about: the root of `paths`
+ * or of `args` that names it, or (with `listed`, a path of the closure)
+ * the closure file listing it. */
+static const char *root_key(const struct store *st, const struct bundle *b, const char *base,
+			    bool listed)
+{
+	if (listed && b->closure)
+		return "closure";
+	return root_line(st, b, base) == b->paths_line && b->npaths ? "paths" : "args";
+}
+
+static unsigned path_line(const struct store *st, const struct bundle *b, const char *base)
+{
+	return b->closure ? b->closure_line : root_line(st, b, base);
+}
+
 struct ctx {
 	struct resolver *r;
 	const struct spec *sp;
@@ -344,8 +360,9 @@ static int from_file(struct ctx *c, const char **roots, size_t nroots)
 	free(text);
 	for (size_t i = 0; i < nroots; i++)
 		if (!strmap_get(&c->set.map, roots[i], strlen(roots[i])))
-			fail(c, root_line(st, b, roots[i]), "%s/%s is not in the closure file %s",
-			     st->dir, roots[i], b->closure);
+			fail(c, root_line(st, b, roots[i]),
+			     "%s: %s/%s is not in the closure file %s",
+			     root_key(st, b, roots[i], false), st->dir, roots[i], b->closure);
 	return c->bad ? -1 : 0;
 }
 
@@ -371,11 +388,12 @@ static void invalid_root(struct ctx *c, const char *base)
 	const struct store *st = c->r->st;
 	unsigned line = root_line(st, c->b, base);
 	struct stat sb;
+	const char *key = root_key(st, c->b, base, false);
 	if (fstatat(c->r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
-		fail_for_now(c, line, "%s/%s: missing from the store", st->dir, base);
+		fail_for_now(c, line, "%s: %s/%s: missing from the store", key, st->dir, base);
 	else
-		fail_for_now(c, line, "%s/%s is not a valid path in the Nix database %s", st->dir,
-			     base, st->db);
+		fail_for_now(c, line, "%s: %s/%s is not a valid path in the Nix database %s", key,
+			     st->dir, base, st->db);
 }
 
 static int from_db(struct ctx *c, const char **roots, size_t nroots)
@@ -473,8 +491,9 @@ static int from_scan(struct ctx *c, const char **roots, size_t nroots)
 	for (size_t i = 0; i < nroots; i++) {
 		struct stat sb;
 		if (fstatat(r->storefd, roots[i], &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-			fail_for_now(c, root_line(r->st, c->b, roots[i]), "%s/%s: %s", r->st->dir,
-				     roots[i], strerror(errno));
+			fail_for_now(c, root_line(r->st, c->b, roots[i]), "%s: %s/%s: %s",
+				     root_key(r->st, c->b, roots[i], false), r->st->dir, roots[i],
+				     strerror(errno));
 			continue;
 		}
 		set_add(&c->set, roots[i], strlen(roots[i]));
@@ -605,9 +624,10 @@ static int from_subst(struct ctx *c, const char **roots, size_t nroots)
 		for (size_t i = 0; i < nabsent && !c->bad; i++) {
 			if (!ni[i]) {
 				cache_fail(c, root_line(st, c->b, absent[i]),
-					   "%s/%s: missing from the store, and no substituter "
+					   "%s: %s/%s: missing from the store, and no substituter "
 					   "has it (%s)",
-					   st->dir, absent[i], why[i]);
+					   root_key(st, c->b, absent[i], false), st->dir, absent[i],
+					   why[i]);
 				continue;
 			}
 			for (size_t j = 0; j < ni[i]->nrefs; j++) {
@@ -675,16 +695,16 @@ static void describe(struct ctx *c, struct closure *out)
 		struct stat sb;
 		out->base[i] = base;
 		if (fstatat(r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-			unsigned line =
-			    c->b->closure ? c->b->closure_line : root_line(st, c->b, base);
+			unsigned line = path_line(st, c->b, base);
+			const char *key = root_key(st, c->b, base, true);
 			if (errno == ENOENT && r->subst && !strcmp(st->real, st->dir)) {
 				GROW(missing, nmissing, cap);
 				missing[nmissing++] = base;
 			} else if (errno == ENOENT) {
-				fail_for_now(c, line, "%s/%s: missing from the store", st->dir,
-					     base);
+				fail_for_now(c, line, "%s: %s/%s: missing from the store", key,
+					     st->dir, base);
 			} else {
-				fail(c, line, "%s/%s: %s", st->dir, base, strerror(errno));
+				fail(c, line, "%s: %s/%s: %s", key, st->dir, base, strerror(errno));
 			}
 			continue;
 		}
@@ -700,9 +720,9 @@ static void describe(struct ctx *c, struct closure *out)
 	 * the closure came from the caches: they remember). */
 	struct subst *s = nmissing && !c->bad ? caches(c) : NULL;
 	for (size_t i = 0; i < nmissing && !s && !c->bad; i++)
-		fail_for_now(c,
-			     c->b->closure ? c->b->closure_line : root_line(st, c->b, missing[i]),
-			     "%s/%s: missing from the store", st->dir, missing[i]);
+		fail_for_now(c, path_line(st, c->b, missing[i]),
+			     "%s: %s/%s: missing from the store",
+			     root_key(st, c->b, missing[i], true), st->dir, missing[i]);
 	if (s) {
 		const struct narinfo **ni = xreallocarray(NULL, nmissing, sizeof(*ni));
 		char **why = xreallocarray(NULL, nmissing, sizeof(*why));
@@ -711,12 +731,11 @@ static void describe(struct ctx *c, struct closure *out)
 			if (ni[i])
 				out->nabsent++;
 			else
-				cache_fail(c,
-					   c->b->closure ? c->b->closure_line
-							 : root_line(st, c->b, missing[i]),
-					   "%s/%s: missing from the store, and no substituter "
+				cache_fail(c, path_line(st, c->b, missing[i]),
+					   "%s: %s/%s: missing from the store, and no substituter "
 					   "has it (%s)",
-					   st->dir, missing[i], why[i]);
+					   root_key(st, c->b, missing[i], true), st->dir,
+					   missing[i], why[i]);
 			free(why[i]);
 		}
 		free(why);

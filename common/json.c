@@ -193,13 +193,8 @@ static int parse_number(struct jp *p, struct json *v)
 		while (p->s < p->end && *p->s >= '0' && *p->s <= '9')
 			adv(p);
 	}
-	char tmp[64];
-	size_t n = (size_t)(p->s - start);
-	if (n >= sizeof(tmp))
-		n = sizeof(tmp) - 1;
-	memcpy(tmp, start, n);
-	tmp[n] = 0;
-	v->num = strtod(tmp, NULL);
+	v->raw = arena_strndup(p->a, start, (size_t)(p->s - start));
+	v->num = strtod(v->raw, NULL);
 	return 0;
 }
 
@@ -453,4 +448,77 @@ void json_put_string(struct buf *b, const char *s)
 			buf_addf(b, "\\u%04x", c);
 	}
 	buf_addc(b, '"');
+}
+
+void json_put_value(struct buf *b, const struct json *v)
+{
+	switch (v->type) {
+	case JSON_NULL:
+		buf_adds(b, "null");
+		break;
+	case JSON_FALSE:
+		buf_adds(b, "false");
+		break;
+	case JSON_TRUE:
+		buf_adds(b, "true");
+		break;
+	case JSON_NUMBER:
+		buf_adds(b, v->raw);
+		break;
+	case JSON_STRING:
+		json_put_string(b, v->str);
+		break;
+	case JSON_ARRAY:
+		buf_addc(b, '[');
+		for (size_t i = 0; i < v->n; i++) {
+			if (i)
+				buf_addc(b, ',');
+			json_put_value(b, v->items[i]);
+		}
+		buf_addc(b, ']');
+		break;
+	case JSON_OBJECT:
+		buf_addc(b, '{');
+		for (size_t i = 0; i < v->n; i++) {
+			if (i)
+				buf_addc(b, ',');
+			json_put_string(b, v->members[i].key);
+			buf_addc(b, ':');
+			json_put_value(b, v->members[i].val);
+		}
+		buf_addc(b, '}');
+		break;
+	}
+}
+
+bool json_equal(const struct json *a, const struct json *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (a->type != b->type || a->n != b->n)
+		return false;
+	switch (a->type) {
+	case JSON_NULL:
+	case JSON_FALSE:
+	case JSON_TRUE:
+		return true;
+	case JSON_NUMBER:
+		return !strcmp(a->raw, b->raw);
+	case JSON_STRING:
+		return !strcmp(a->str, b->str);
+	case JSON_ARRAY:
+		for (size_t i = 0; i < a->n; i++)
+			if (!json_equal(a->items[i], b->items[i]))
+				return false;
+		return true;
+	case JSON_OBJECT:
+		/* (Small objects: the quadratic search is fine.) */
+		for (size_t i = 0; i < a->n; i++) {
+			const struct json *o = json_get(b, a->members[i].key);
+			if (!o || !json_equal(a->members[i].val, o))
+				return false;
+		}
+		return true;
+	}
+	return false;
 }

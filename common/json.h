@@ -29,6 +29,7 @@ struct json {
 	unsigned line, col; /* 1-based position of the value's first byte */
 	const char *str;    /* JSON_STRING */
 	double num;	    /* JSON_NUMBER */
+	const char *raw;    /* JSON_NUMBER: as written (exact, where num is not) */
 	size_t n;	    /* items or members */
 	struct json **items;
 	struct json_member *members;
@@ -50,5 +51,11 @@ const char *json_type_name(enum json_type t);
 struct buf;
 void json_put_string(struct buf *b, const char *s);
 struct json *json_get(const struct json *obj, const char *key);
+/* Appends `v` to `b` as compact JSON: members in the order read, numbers
+ * as written. */
+void json_put_value(struct buf *b, const struct json *v);
+/* Are a and b the same value? Objects compare as sets of members (keys
+ * are unique), numbers by the value they write. */
+bool json_equal(const struct json *a, const struct json *b);
 
 #endif

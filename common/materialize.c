@@ -215,7 +215,9 @@ int materialize(struct store *st, const struct bundle *b, const char *file, cons
 		goto out;
 	}
 	size_t len;
-	char *cfg = ocicfg_render(b, NULL, false, &len); /* (a copy: no binds) */
+	/* (A copy: no binds. Its owner is the caller.) */
+	struct ociopts opts = {.uid = geteuid(), .gid = getegid()};
+	char *cfg = ocicfg_render(b, &opts, &len);
 	int cfd = openat(dfd, "config.json", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	if (cfd < 0 || write_full(cfd, cfg, len) < 0 || close(cfd) < 0) {
 		free(cfg);

@@ -165,7 +165,8 @@ char *mounts_abspath(const char *path)
 /* Reads one mountinfo (of some namespace) into *all. */
 /* What one mountinfo line says of the filesystem, into `e` (strings in
  * `names`): an overlayfs's upper directory, an EROFS mount's source (the
- * image file it reads). overlayfs writes its options with
+ * image file it reads), a fuse-overlayfs root's source (its upper
+ * directory, see fs/fuseovl.h). overlayfs writes its options with
  * seq_show_option: a value's commas (and blanks, backslashes) come
  * octal-escaped; so are the blanks of a source. */
 static void fs_details(char *line, struct mounts_all_ent *e, struct arena *names)
@@ -178,6 +179,15 @@ static void fs_details(char *line, struct mounts_all_ent *e, struct arena *names
 	if (!strcmp(type, "erofs")) {
 		unescape(source);
 		e->image = arena_strdup(names, source);
+		return;
+	}
+	/* A writable root of a daemon that is not root (fuse-overlayfs,
+	 * fs/fuseovl.h) has its upper directory as its source; one mounted
+	 * otherwise has no path there. */
+	if (!strcmp(type, "fuse.fuse-overlayfs")) {
+		unescape(source);
+		if (source[0] == '/')
+			e->upper = arena_strdup(names, source);
 		return;
 	}
 	if (strcmp(type, "overlay"))

@@ -54,7 +54,8 @@ struct mounts_all {
 		unsigned major, minor; /* the filesystem's device */
 		const char *root;      /* the mount's root in the filesystem */
 		const char *point;     /* where it is mounted, in its namespace */
-		const char *upper;     /* an overlayfs's upper directory, or NULL */
+		const char *upper;     /* an overlayfs's (or a fuse-overlayfs root's) upper
+					  directory, or NULL */
 		const char *image;     /* an EROFS mount's image file, or NULL */
 	} * v;
 	size_t n, cap;
@@ -73,11 +74,12 @@ bool mounts_all_under(const struct mounts_all *all, unsigned major, unsigned min
 bool mounts_all_elsewhere(const struct mounts_all *all, unsigned major, unsigned minor,
 			  const char *point);
 
-/* Is there an overlayfs with `upper` as its upper directory, mounted
- * outside `except` (NULL: anywhere)? A container's root is such a mount
- * (at "/" in its namespace); the copies of a daemon's own writable roots,
- * which sit below its runtime directory in every namespace that takes
- * mounts from it, are left out by naming that directory. */
+/* Is there an overlayfs (or a fuse-overlayfs root) with `upper` as its
+ * upper directory, mounted outside `except` (NULL: anywhere)? A
+ * container's root is such a mount (at "/" in its namespace); the copies
+ * of a daemon's own writable roots, which sit below its runtime directory
+ * in every namespace that takes mounts from it, are left out by naming
+ * that directory. */
 bool mounts_all_overlay(const struct mounts_all *all, const char *upper, const char *except);
 
 /* Is the EROFS image file `image` mounted anywhere? */

@@ -5,41 +5,40 @@
 #include "spec.h"
 #include "fsguard.h"
 #include "json.h"
+#include "ocicfg.h"
+#include "ocischema.h"
 #include "strmap.h"
 #include "words.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-/* The keys of a bundle (see `keys` below for their names and forms). */
+#include "keys.gen.h"
+
 const char *const spec_data_names[] = {"", "fuse", "native", "bind"};
 
+/* The keys of a bundle, as nix/keys.json lists them (see `keys` below for
+ * their names, types and forms). */
+/* clang-format off */
 enum key {
-	K_ARGS,
-	K_READONLY,
-	K_OS,
-	K_ARCH,
-	K_MOUNT,
-	K_CLOSURE,
-	K_PATHS,
-	K_COMPAT,
-	K_ENV,
-	K_CWD,
-	K_HOSTNAME,
-	K_USER,
-	K_TERMINAL,
-	K_DATA,
+#define KEY_ENUM(c, json, conf, type, form, check, repeat, required) K_##c,
+	BUNDLEFS_KEYS(KEY_ENUM)
+#undef KEY_ENUM
 	NKEYS
 };
+/* clang-format on */
 
 /* The bundle being read: its lists grow here (the arrays kept for the
  * next bundle), then move into the arena when it is complete. */
 struct draft {
 	struct bundle *b;
-	bool seen[NKEYS];
+	unsigned seen[NKEYS]; /* the line of each key (0: not yet) */
 	bool unreadable_line; /* a line we could not read may have held args */
+	unsigned errors;      /* the parser's count when it began */
 	struct spec_mount *mounts;
 	size_t mounts_cap;
 	const char **env;
@@ -112,21 +111,32 @@ struct parser {
 	/* A spec.conf line's value in its JSON form: gone with the line. */
 	struct arena scratch;
 	bool failed;
+	unsigned errors; /* reported so far */
+	/* Where a message is: in which bundle, in which of its keys (the name
+	 * in the spec's syntax), or NULL. */
+	const char *bundle, *key;
+	bool json;
 };
 
 __attribute__((format(printf, 4, 5))) static void err_at(struct parser *p, unsigned line,
 							 unsigned col, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512], where[400] = "";
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A JSON spec written by Nix is one line: the bundle and the key are
+	 * what tell where. */
+	if (p->bundle)
+		snprintf(where, sizeof(where), "bundle \"%s\": %s%s", p->bundle,
+			 p->key ? p->key : "", p->key ? ": " : "");
 	if (col)
-		diag_add(p->d, "%s:%u:%u: %s", p->file, line, col, msg);
+		diag_add(p->d, "%s:%u:%u: %s%s", p->file, line, col, where, msg);
 	else
-		diag_add(p->d, "%s:%u: %s", p->file, line, msg);
+		diag_add(p->d, "%s:%u: %s%s", p->file, line, where, msg);
 	p->failed = true;
+	p->errors++;
 }
 
 bool spec_valid_name(const char *name, size_t n)
@@ -209,23 +219,23 @@ static const char *check_dest(const struct store *st, const char *dest, char *wh
 {
 	char rule[300];
 	if (!strcmp(dest, "/")) {
-		snprintf(why, wl, "mount destination may not be /");
+		snprintf(why, wl, "destination may not be /");
 		return why;
 	}
 	if (check_root_path(dest, rule, sizeof(rule))) {
-		snprintf(why, wl, "mount destination %s", rule);
+		snprintf(why, wl, "destination %s", rule);
 		return why;
 	}
 	if (store_in_dir(st, dest)) {
-		snprintf(why, wl, "mount destination \"%.200s\" is inside the store directory %s",
-			 dest, st->dir);
+		snprintf(why, wl, "destination \"%.200s\" is inside the store directory %s", dest,
+			 st->dir);
 		return why;
 	}
 	/* A mount on /nix would hide the closure the rootfs serves. */
 	size_t total = strlen(dest);
 	if (!strncmp(st->dir, dest, total) && st->dir[total] == '/') {
 		snprintf(why, wl,
-			 "mount destination \"%.200s\" covers the store directory %s, which holds "
+			 "destination \"%.200s\" covers the store directory %s, which holds "
 			 "the closure",
 			 dest, st->dir);
 		return why;
@@ -266,16 +276,13 @@ static const char *check_store_path(const struct store *st, const char *path, ch
 	return NULL;
 }
 
-static const char *check_word(const char *what, const char *w, char *why, size_t wl)
+/* check "word": no whitespace or control characters (it may be empty). */
+static const char *check_word(const char *w, char *why, size_t wl)
 {
-	if (!*w) {
-		snprintf(why, wl, "%s may not be empty", what);
-		return why;
-	}
 	for (const char *c = w; *c; c++) {
 		if ((unsigned char)*c <= ' ' || *c == 0x7f) {
-			snprintf(why, wl, "%s \"%.100s\" contains whitespace or control characters",
-				 what, w);
+			snprintf(why, wl, "\"%.100s\" contains whitespace or control characters",
+				 w);
 			return why;
 		}
 	}
@@ -285,9 +292,9 @@ static const char *check_word(const char *what, const char *w, char *why, size_t
 static const char *check_args(const char *const *args, size_t n)
 {
 	if (n == 0)
-		return "args is empty: it needs at least the program to run";
+		return "is empty: it needs at least the program to run";
 	if (!args[0][0])
-		return "the program (first word of args) is empty";
+		return "the program (its first word) is empty";
 	return NULL;
 }
 
@@ -295,11 +302,11 @@ static const char *check_options(const char *const *opts, char *why, size_t wl)
 {
 	for (size_t i = 0; opts && opts[i]; i++) {
 		if (!*opts[i]) {
-			snprintf(why, wl, "empty mount option");
+			snprintf(why, wl, "empty option");
 			return why;
 		}
 		if (strchr(opts[i], ',')) {
-			snprintf(why, wl, "mount option \"%.100s\" contains a comma", opts[i]);
+			snprintf(why, wl, "option \"%.100s\" contains a comma", opts[i]);
 			return why;
 		}
 	}
@@ -344,6 +351,7 @@ static struct draft *new_draft(struct parser *p, const char *name, unsigned line
 	dr->b = b;
 	memset(dr->seen, 0, sizeof(dr->seen));
 	dr->unreadable_line = false;
+	dr->errors = p->errors;
 	return dr;
 }
 
@@ -413,8 +421,8 @@ static void check_duplicate_mounts(struct parser *p, struct draft *dr)
 	for (size_t i = 1; i < n; i++)
 		if (!strcmp(s[i]->dest, s[i - 1]->dest))
 			err_at(p, s[i]->line, 0,
-			       "duplicate mount destination \"%.200s\" (first at line %u)",
-			       s[i]->dest, s[i - 1]->line);
+			       "duplicate destination \"%.200s\" (first at line %u)", s[i]->dest,
+			       s[i - 1]->line);
 	free(s);
 }
 
@@ -439,6 +447,15 @@ static void finish(struct parser *p)
  * so that messages say FILE:LINE as they should for spec.conf. Then one
  * handler per key checks and stores it, whichever syntax it came from. */
 
+/* What a key's value is in JSON (and Nix). */
+enum type {
+	T_STRINGS, /* an array of strings */
+	T_BOOL,
+	T_STRING,
+	T_MOUNTS, /* an object of destination to {type, source, options} */
+	T_OBJECT,
+};
+
 enum form {
 	F_ARGS,	  /* words, or a JSON array of strings */
 	F_BOOL,	  /* true or false */
@@ -447,34 +464,63 @@ enum form {
 	F_WORDS,  /* words */
 	F_MOUNT,  /* DESTINATION TYPE SOURCE [OPTION,OPTION...] */
 	F_ITEM,	  /* the value as it is, one item of a list (a repeated key) */
+	F_JSON,	  /* one JSON value */
+};
+
+/* The rule a value of the right type must also pass (keys.json names it,
+ * and nix/bundlefs.nix has the same). */
+enum check {
+	CHK_NONE,
+	CHK_ARGS,
+	CHK_WORD,
+	CHK_MOUNTS,
+	CHK_FILE,
+	CHK_STORE_PATHS,
+	CHK_ENUM,
+	CHK_ENV,
+	CHK_CWD,
+	CHK_HOSTNAME,
+	CHK_USER,
+	CHK_CAPABILITIES,
+	CHK_RLIMITS,
+	CHK_STRING_MAP,
+	CHK_SYSCTL,
+	CHK_ABS_PATHS,
+	CHK_OCI,
 };
 
 static const struct keydef {
-	const char *conf, *json; /* the key's name in each syntax */
-	enum form form;		 /* how a spec.conf value is read */
-	bool repeat;		 /* spec.conf: one line per item */
+	const char *json, *conf; /* the key's name in each syntax */
+	unsigned char json_len, conf_len;
+	enum type type;
+	enum form form; /* how a spec.conf value is read */
+	enum check check;
+	bool repeat;   /* spec.conf: one line per item */
+	bool required; /* every bundle has it */
 } keys[NKEYS] = {
-    [K_ARGS] = {.conf = "args", .json = "args", .form = F_ARGS},
-    [K_READONLY] = {.conf = "readonly", .json = "readonly", .form = F_BOOL},
-    [K_OS] = {.conf = "os", .json = "os", .form = F_STRING},
-    [K_ARCH] = {.conf = "arch", .json = "arch", .form = F_STRING},
-    [K_MOUNT] = {.conf = "mount", .json = "mounts", .form = F_MOUNT, .repeat = true},
-    [K_CLOSURE] = {.conf = "closure", .json = "closure", .form = F_FILE},
-    [K_PATHS] = {.conf = "paths", .json = "paths", .form = F_WORDS},
-    [K_COMPAT] = {.conf = "compat", .json = "compat", .form = F_STRING},
-    [K_ENV] = {.conf = "env", .json = "env", .form = F_ITEM, .repeat = true},
-    [K_CWD] = {.conf = "cwd", .json = "cwd", .form = F_STRING},
-    [K_HOSTNAME] = {.conf = "hostname", .json = "hostname", .form = F_STRING},
-    [K_USER] = {.conf = "user", .json = "user", .form = F_STRING},
-    [K_TERMINAL] = {.conf = "terminal", .json = "terminal", .form = F_BOOL},
-    [K_DATA] = {.conf = "data", .json = "data", .form = F_STRING},
+/* clang-format off */
+#define KEY_DEF(c, json, conf, type, form, check, repeat, required)                                \
+	[K_##c] = {json, conf, sizeof(json) - 1, sizeof(conf) - 1, T_##type, F_##form,            \
+		   CHK_##check, repeat, required},
+	BUNDLEFS_KEYS(KEY_DEF)
+#undef KEY_DEF
+    /* clang-format on */
+};
+
+/* The values an enum takes (NULL-terminated), in the order keys.json
+ * lists them. */
+static const char *const *const key_values[NKEYS] = {
+#define KEY_VALUES(c, ...) [K_##c] = (const char *const[]){__VA_ARGS__, NULL},
+    BUNDLEFS_KEY_VALUES(KEY_VALUES)
+#undef KEY_VALUES
 };
 
 static enum key key_lookup(const char *k, size_t n, bool json)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
-		const char *name = json ? keys[i].json : keys[i].conf;
-		if (strlen(name) == n && !memcmp(name, k, n))
+		const struct keydef *kd = &keys[i];
+		if (json ? kd->json_len == n && !memcmp(kd->json, k, n)
+			 : kd->conf_len == n && !memcmp(kd->conf, k, n))
 			return (enum key)i;
 	}
 	return NKEYS;
@@ -495,15 +541,15 @@ static const char *const *json_strings(struct parser *p, const struct json *arr,
 				       size_t *n)
 {
 	if (arr->type != JSON_ARRAY) {
-		err_at(p, arr->line, arr->col, "%s: expected an array of strings, not %s", what,
-		       json_type_name(arr->type));
+		err_at(p, arr->line, arr->col, "%s%sexpected an array of strings, not %s",
+		       what ? what : "", what ? ": " : "", json_type_name(arr->type));
 		return NULL;
 	}
 	const char **v = arena_alloc(&p->sp->arena, (arr->n + 1) * sizeof(*v));
 	for (size_t i = 0; i < arr->n; i++) {
 		if (arr->items[i]->type != JSON_STRING) {
 			err_at(p, arr->items[i]->line, arr->items[i]->col,
-			       "%s: expected a string, not %s", what,
+			       "%s%sexpected a string, not %s", what ? what : "", what ? ": " : "",
 			       json_type_name(arr->items[i]->type));
 			return NULL;
 		}
@@ -517,10 +563,36 @@ static bool json_want(struct parser *p, const struct json *v, enum json_type t, 
 {
 	bool ok = v->type == t || (t == JSON_TRUE && v->type == JSON_FALSE);
 	if (!ok)
-		err_at(p, v->line, v->col, "%s: expected %s %s, not %s", what,
-		       t == JSON_ARRAY || t == JSON_OBJECT ? "an" : "a", json_type_name(t),
-		       json_type_name(v->type));
+		err_at(p, v->line, v->col, "%s%sexpected %s %s, not %s", what ? what : "",
+		       what ? ": " : "", t == JSON_ARRAY || t == JSON_OBJECT ? "an" : "a",
+		       json_type_name(t), json_type_name(v->type));
 	return ok;
+}
+
+/* A problem of the mount at `dest`: its message starts with the
+ * destination, and the member's name when there is one. (Formatted only
+ * here: specs have thousands of mounts.) */
+__attribute__((format(printf, 6, 7))) static void mount_err(struct parser *p, const char *dest,
+							    const char *member, unsigned line,
+							    unsigned col, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err_at(p, line, col, "\"%.200s\": %s%s%s", dest, member ? member : "", member ? ": " : "",
+	       msg);
+}
+
+static bool mount_want(struct parser *p, const char *dest, const char *member, const struct json *v,
+		       enum json_type t, const char *what)
+{
+	if (v->type == t)
+		return true;
+	mount_err(p, dest, member, v->line, v->col, "expected %s, not %s", what,
+		  json_type_name(v->type));
+	return false;
 }
 
 /* One mount: `mm` is DESTINATION: {type, source, options}. */
@@ -528,53 +600,59 @@ static void apply_mount(struct parser *p, struct draft *dr, const struct json_me
 {
 	char why[400];
 	const struct json *o = mm->val;
-	if (!json_want(p, o, JSON_OBJECT, "mount"))
-		return;
-	struct spec_mount m = {.dest = mm->key, .line = mm->line};
-	const char *e = check_dest(p->st, m.dest, why, sizeof(why));
+	const char *dest = mm->key;
+	const char *e = check_dest(p->st, dest, why, sizeof(why));
 	if (e) {
 		err_at(p, mm->line, mm->col, "%s", e);
 		return;
 	}
+	if (!mount_want(p, dest, NULL, o, JSON_OBJECT, "an object"))
+		return;
+	struct spec_mount m = {.dest = dest, .line = mm->line};
 	for (size_t i = 0; i < o->n; i++) {
 		const struct json_member *f = &o->members[i];
 		const struct json *v = f->val;
 		if (!strcmp(f->key, "type") || !strcmp(f->key, "source")) {
-			if (!json_want(p, v, JSON_STRING, f->key))
+			if (!mount_want(p, dest, f->key, v, JSON_STRING, "a string"))
 				return;
+			e = *v->str ? NULL : "may not be empty";
 			if (f->key[0] == 't') {
-				e = check_word("mount type", v->str, why, sizeof(why));
+				e = e ? e : check_word(v->str, why, sizeof(why));
 				m.type = v->str;
 			} else {
-				e = *v->str ? NULL : "mount source may not be empty";
 				m.source = v->str;
 			}
 			if (e) {
-				err_at(p, v->line, v->col, "%s", e);
+				mount_err(p, dest, f->key, v->line, v->col, "%s", e);
 				return;
 			}
 		} else if (!strcmp(f->key, "options")) {
-			size_t n;
 			if (v->type == JSON_NULL)
 				continue;
-			m.options = json_strings(p, v, "options", &n);
-			if (!m.options)
+			if (!mount_want(p, dest, f->key, v, JSON_ARRAY, "an array of strings"))
 				return;
-			e = check_options(m.options, why, sizeof(why));
-			if (e) {
-				err_at(p, v->line, v->col, "%s", e);
+			const char **opts = arena_alloc(&p->sp->arena, (v->n + 1) * sizeof(*opts));
+			for (size_t j = 0; j < v->n; j++) {
+				if (!mount_want(p, dest, f->key, v->items[j], JSON_STRING,
+						"a string"))
+					return;
+				opts[j] = v->items[j]->str;
+			}
+			m.options = opts;
+			if ((e = check_options(m.options, why, sizeof(why)))) {
+				mount_err(p, dest, NULL, v->line, v->col, "%s", e);
 				return;
 			}
 		} else {
-			err_at(p, f->line, f->col,
-			       "unknown mount key \"%.100s\" (known: type, source, options)",
-			       f->key);
+			mount_err(p, dest, NULL, f->line, f->col,
+				  "unknown member \"%.100s\" (known: type, source, options)",
+				  f->key);
 			return;
 		}
 	}
 	if (!m.type || !m.source) {
-		err_at(p, o->line, o->col, "mount \"%.200s\" needs %s", m.dest,
-		       !m.type ? "a type" : "a source");
+		mount_err(p, dest, NULL, o->line, o->col, "needs %s",
+			  !m.type ? "a type" : "a source");
 		return;
 	}
 	add_mount(dr, &m);
@@ -601,13 +679,10 @@ static bool env_set_twice(struct draft *dr, const char *item, size_t klen)
 	return strmap_put(&dr->env_keys, item, klen, (void *)item) != item;
 }
 
-/* env: KEY=VALUE, KEY a name a shell could set; each KEY once. */
-static void apply_env(struct parser *p, struct draft *dr, const struct json *v)
+/* env: NAME=VALUE, NAME a name a shell could set; each NAME once. */
+static void apply_env(struct parser *p, struct draft *dr, const struct json *v,
+		      const char *const *a, size_t n)
 {
-	const char *const *a;
-	size_t n;
-	if (!(a = json_strings(p, v, "env", &n)))
-		return;
 	for (size_t i = 0; i < n; i++) {
 		const struct json *item = v->items[i];
 		const char *eq = strchr(a[i], '=');
@@ -619,14 +694,15 @@ static void apply_env(struct parser *p, struct draft *dr, const struct json *v)
 			     (c >= '0' && c <= '9');
 		}
 		if (!ok) {
-			err_at(p, item->line, item->col,
-			       "env: expected NAME=VALUE (NAME of letters, digits and _), not "
-			       "\"%.100s\"",
-			       a[i]);
+			err_at(
+			    p, item->line, item->col,
+			    "expected NAME=VALUE (NAME: letters, digits and _, not starting with "
+			    "a digit), not \"%.100s\"",
+			    a[i]);
 			return;
 		}
 		if (env_set_twice(dr, a[i], klen)) {
-			err_at(p, item->line, item->col, "env: %.*s is set twice", (int)klen, a[i]);
+			err_at(p, item->line, item->col, "%.*s is set twice", (int)klen, a[i]);
 			return;
 		}
 		GROW(dr->env, dr->b->nenv, dr->env_cap);
@@ -652,11 +728,10 @@ static bool parse_id(const char **s, uint32_t *out)
  * passwd file). */
 static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 {
-	if (!json_want(p, v, JSON_STRING, "user"))
-		return;
 	const char *s = v->str;
 	uint32_t uid, gid, g;
-	bool ok = parse_id(&s, &uid) && *s++ == ':' && parse_id(&s, &gid);
+	/* (s stays inside the string, whatever it holds.) */
+	bool ok = parse_id(&s, &uid) && *s == ':' && (s++, parse_id(&s, &gid));
 	size_t n = 0;
 	for (const char *c = s; *c; c++)
 		n += *c == ',';
@@ -669,8 +744,7 @@ static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 	}
 	if (!ok || *s) {
 		err_at(p, v->line, v->col,
-		       "user: expected UID:GID or UID:GID,GID,... (numbers), not \"%.100s\"",
-		       v->str);
+		       "expected UID:GID or UID:GID,GID,... (numbers), not \"%.100s\"", v->str);
 		return;
 	}
 	dr->b->user = v->str;
@@ -680,129 +754,467 @@ static void apply_user(struct parser *p, struct draft *dr, const struct json *v)
 	dr->b->ngids = k;
 }
 
-static const char *check_hostname(const char *h)
+/* hostname: a host name as runtimes set it, checked as RFC 1123 names
+ * are, less the per-label rules. */
+static const char *check_hostname(const char *h, char *why, size_t wl)
 {
 	size_t n = strlen(h);
-	if (n == 0 || n > 64)
-		return "hostname: expected 1 to 64 characters";
-	for (const char *c = h; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
-			return "hostname: expected letters, digits, '-' and '.'";
-	if (h[0] == '-' || h[0] == '.')
-		return "hostname: may not start with '-' or '.'";
-	return NULL;
+	bool ok = n >= 1 && n <= 64 && h[0] != '-' && h[0] != '.';
+	for (const char *c = h; ok && *c; c++)
+		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		     (*c >= '0' && *c <= '9') || *c == '-' || *c == '.';
+	if (ok)
+		return NULL;
+	snprintf(why, wl,
+		 "expected 1 to 64 letters, digits, '-' and '.', not starting with '-' or '.', "
+		 "not \"%.100s\"",
+		 h);
+	return why;
+}
+
+/* ---- the checks of config.json's settings ------------------------------- */
+
+/* check "capabilities": {add: [NAME...], drop: [NAME...]}, each NAME a
+ * Linux capability or ALL. The set is runc spec's default, less all of it
+ * when drop has ALL, plus add (everything for ALL), less drop's names. A
+ * name both added and dropped says two things: refused. */
+static bool check_capabilities(struct parser *p, const struct json *v, uint64_t *set)
+{
+	const uint64_t all = (UINT64_C(1) << OCICFG_NCAPS) - 1;
+	uint64_t sets[2] = {0, 0}; /* add, drop; bit OCICFG_NCAPS: ALL */
+	static const char *const members[] = {"add", "drop"};
+	for (size_t i = 0; i < v->n; i++) {
+		const struct json_member *m = &v->members[i];
+		int which = !strcmp(m->key, "add") ? 0 : !strcmp(m->key, "drop") ? 1 : -1;
+		if (which < 0) {
+			err_at(p, m->line, m->col, "unknown member \"%.100s\" (known: add, drop)",
+			       m->key);
+			return false;
+		}
+		size_t n;
+		const char *const *names = json_strings(p, m->val, members[which], &n);
+		if (!names)
+			return false;
+		for (size_t j = 0; j < n; j++) {
+			int c = 0;
+			if (!strcmp(names[j], "ALL"))
+				c = OCICFG_NCAPS;
+			else
+				while (c < OCICFG_NCAPS && strcmp(names[j], ocicfg_cap_names[c]))
+					c++;
+			const struct json *it = m->val->items[j];
+			if (c == OCICFG_NCAPS && strcmp(names[j], "ALL")) {
+				err_at(p, it->line, it->col,
+				       "%s: \"%.100s\" is not a Linux capability (CAP_CHOWN ... "
+				       "CAP_CHECKPOINT_RESTORE) nor ALL",
+				       members[which], names[j]);
+				return false;
+			}
+			if (sets[!which] >> c & 1) {
+				err_at(p, it->line, it->col, "\"%s\" is both added and dropped",
+				       names[j]);
+				return false;
+			}
+			sets[which] |= UINT64_C(1) << c;
+		}
+	}
+	uint64_t add = sets[0] >> OCICFG_NCAPS & 1 ? all : sets[0];
+	uint64_t base = sets[1] >> OCICFG_NCAPS & 1 ? 0 : ocicfg_default_caps();
+	*set = (base | add) & ~(sets[1] & all);
+	return true;
+}
+
+/* A JSON number that is an integer from 0 to 2^64-1, as written. */
+static bool json_u64(const struct json *v, uint64_t *out)
+{
+	if (v->type != JSON_NUMBER || strspn(v->raw, "0123456789") != strlen(v->raw))
+		return false;
+	errno = 0;
+	unsigned long long x = strtoull(v->raw, NULL, 10);
+	*out = x;
+	return errno == 0;
+}
+
+static void bad_u64(struct parser *p, const struct json *v, const char *name, const char *what)
+{
+	struct buf b = {0};
+	if (v->type == JSON_NUMBER)
+		buf_adds(&b, v->raw);
+	else
+		buf_adds(&b, json_type_name(v->type));
+	err_at(p, v->line, v->col,
+	       "%s: %sexpected an integer from 0 to 18446744073709551615, not %s", name, what,
+	       b.data);
+	buf_free(&b);
+}
+
+/* check "rlimits": {RLIMIT_NAME: N or {soft, hard}}, NAME a Linux resource
+ * limit, each number an integer from 0 to 2^64-1, soft <= hard. */
+static bool check_rlimits(struct parser *p, const struct json *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		const struct json_member *m = &v->members[i];
+		const struct json *l = m->val;
+		size_t k = 0;
+		while (k < OCICFG_NRLIMITS && strcmp(m->key, ocicfg_rlimit_names[k]))
+			k++;
+		if (k == OCICFG_NRLIMITS) {
+			err_at(p, m->line, m->col,
+			       "\"%.100s\" is not a Linux resource limit (RLIMIT_AS ... "
+			       "RLIMIT_STACK)",
+			       m->key);
+			return false;
+		}
+		uint64_t soft, hard;
+		if (l->type == JSON_NUMBER) {
+			if (!json_u64(l, &soft)) {
+				bad_u64(p, l, m->key, "");
+				return false;
+			}
+			continue;
+		}
+		if (l->type != JSON_OBJECT) {
+			err_at(p, l->line, l->col, "%s: expected a number or {soft, hard}, not %s",
+			       m->key, json_type_name(l->type));
+			return false;
+		}
+		for (size_t j = 0; j < l->n; j++) {
+			const struct json_member *f = &l->members[j];
+			bool is_soft = !strcmp(f->key, "soft");
+			if (!is_soft && strcmp(f->key, "hard")) {
+				err_at(p, f->line, f->col,
+				       "%s: unknown member \"%.100s\" (known: soft, hard)", m->key,
+				       f->key);
+				return false;
+			}
+			if (!json_u64(f->val, is_soft ? &soft : &hard)) {
+				bad_u64(p, f->val, m->key, is_soft ? "soft: " : "hard: ");
+				return false;
+			}
+		}
+		const struct json *js = json_get(l, "soft"), *jh = json_get(l, "hard");
+		if (!js || !jh) {
+			err_at(p, l->line, l->col, "%s: needs soft and hard", m->key);
+			return false;
+		}
+		if (soft > hard) {
+			err_at(p, js->line, js->col, "%s: soft %s is above hard %s", m->key,
+			       js->raw, jh->raw);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* check "string-map": {NAME: STRING}, NAME not empty. */
+static bool check_string_map(struct parser *p, const struct json *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		const struct json_member *m = &v->members[i];
+		if (!*m->key) {
+			err_at(p, m->line, m->col, "a name may not be empty");
+			return false;
+		}
+		if (m->val->type != JSON_STRING) {
+			err_at(p, m->val->line, m->val->col,
+			       "\"%.100s\": expected a string, not %s", m->key,
+			       json_type_name(m->val->type));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* check "sysctl": a string map whose names are kernel parameters: parts of
+ * a-z 0-9 _ -, at least two, joined by . or /. */
+static bool check_sysctl(struct parser *p, const struct json *v)
+{
+	if (!check_string_map(p, v))
+		return false;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct json_member *m = &v->members[i];
+		const char *c = m->key;
+		size_t parts = 0, len = 0;
+		bool ok = true;
+		for (;; c++) {
+			if (*c == '.' || *c == '/' || !*c) {
+				ok = ok && len > 0;
+				parts++;
+				len = 0;
+				if (!*c)
+					break;
+			} else {
+				ok = ok && ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+					    *c == '_' || *c == '-');
+				len++;
+			}
+		}
+		if (!ok || parts < 2) {
+			err_at(
+			    p, m->line, m->col,
+			    "\"%.100s\" is not a kernel parameter: parts of a-z 0-9 _ -, at least "
+			    "two, joined by . or /",
+			    m->key);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* check "abs-paths": absolute, normalized paths (the rule of cwd). */
+static bool check_abs_paths(struct parser *p, const struct json *v, const char *const *a, size_t n)
+{
+	char why[400];
+	for (size_t i = 0; i < n; i++) {
+		if (check_root_path(a[i], why, sizeof(why))) {
+			err_at(p, v->items[i]->line, v->items[i]->col, "%s", why);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* check "oci", once the bundle is complete: config.json with the patch
+ * must be valid against the runtime-spec schema (where the build has it;
+ * see ocischema.h). buildContainer's own document is not (its "options":
+ * null), so the patch is tried on the valid one. */
+static void check_oci(struct parser *p, const struct bundle *b)
+{
+	struct bundle v = *b;
+	v.buildcontainer = false;
+	struct ociopts o = {.uid = geteuid(), .gid = getegid()};
+	size_t len;
+	char *text = ocicfg_render(&v, &o, &len);
+	/* (Parsed again: numbers beyond a double's precision are written as
+	 * they were given, which the schema checks as numbers.) */
+	cJSON *doc = cJSON_ParseWithLength(text, len);
+	char why[400];
+	if (!doc)
+		abort(); /* ocicfg writes JSON; only allocation fails */
+	if (ocischema_check(doc, why, sizeof(why)) < 0)
+		err_at(p, b->extra->oci_line, b->extra->oci_col,
+		       "config.json with this patch is not valid OCI: at %s", why);
+	cJSON_Delete(doc);
+	free(text);
+}
+
+/* Is `v` the type key `k` takes? Reports it if not. Arrays of strings
+ * come out in *a, *n (in the arena, NULL-terminated). */
+static bool check_type(struct parser *p, enum key k, const struct json *v, const char *const **a,
+		       size_t *n)
+{
+	switch (keys[k].type) {
+	case T_STRINGS:
+		return (*a = json_strings(p, v, NULL, n)) != NULL;
+	case T_BOOL:
+		return json_want(p, v, JSON_TRUE, NULL);
+	case T_STRING:
+		return json_want(p, v, JSON_STRING, NULL);
+	case T_MOUNTS:
+	case T_OBJECT:
+		return json_want(p, v, JSON_OBJECT, NULL);
+	}
+	return false;
+}
+
+/* The index of `s` among the values of enum key `k`, or -1 after
+ * reporting that it is none of them. */
+static int check_enum(struct parser *p, enum key k, const struct json *v)
+{
+	const char *const *vals = key_values[k];
+	for (int i = 0; vals[i]; i++)
+		if (!strcmp(v->str, vals[i]))
+			return i;
+	struct buf want = {0};
+	for (size_t i = 0; vals[i]; i++)
+		buf_addf(&want, "%s%s", !i ? "" : vals[i + 1] ? ", " : " or ", vals[i]);
+	err_at(p, v->line, v->col, "expected %s, not \"%.100s\"", want.data, v->str);
+	buf_free(&want);
+	return -1;
+}
+
+/* The bundle's extra settings, made when it has the first. */
+static struct spec_extra *extra(struct parser *p, struct bundle *b)
+{
+	if (!b->extra)
+		b->extra = arena_alloc(&p->sp->arena, sizeof(*b->extra));
+	return b->extra;
+}
+
+const struct spec_extra *spec_extra(const struct bundle *b)
+{
+	static const struct spec_extra none;
+	return b->extra ? b->extra : &none;
 }
 
 static void apply(struct parser *p, struct draft *dr, enum key k, const struct json *v)
 {
 	char why[400];
-	const char *e, *name = keys[k].json;
-	const char *const *a;
-	size_t n;
-	switch (k) {
-	case K_ARGS:
-		if (!(a = json_strings(p, v, name, &n)))
-			break;
+	const char *e;
+	const char *const *a = NULL;
+	size_t n = 0;
+	uint64_t caps = 0;
+	struct bundle *b = dr->b;
+	if (!check_type(p, k, v, &a, &n))
+		return;
+	switch (keys[k].check) {
+	case CHK_NONE:
+		break;
+	case CHK_ARGS:
 		if ((e = check_args(a, n))) {
 			err_at(p, v->line, v->col, "%s", e);
-			break;
+			return;
 		}
-		dr->b->args = a;
-		dr->b->nargs = n;
-		dr->b->args_line = v->line;
 		break;
-	case K_READONLY:
-		if (json_want(p, v, JSON_TRUE, name))
-			dr->b->readonly = v->type == JSON_TRUE;
-		break;
-	case K_OS:
-	case K_ARCH:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		if ((e = check_word(name, v->str, why, sizeof(why))))
+	case CHK_WORD:
+		if ((e = check_word(v->str, why, sizeof(why)))) {
 			err_at(p, v->line, v->col, "%s", e);
-		else if (k == K_OS)
-			dr->b->os = v->str;
-		else
-			dr->b->arch = v->str;
+			return;
+		}
 		break;
-	case K_MOUNT:
-		if (!json_want(p, v, JSON_OBJECT, name))
-			break;
+	case CHK_MOUNTS:
+		/* (Each mount is checked on its own; the good ones are kept.) */
 		for (size_t j = 0; j < v->n; j++)
 			apply_mount(p, dr, &v->members[j]);
-		break;
-	case K_CLOSURE:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
+		return;
+	case CHK_FILE:
 		if (v->str[0] != '/') {
-			err_at(p, v->line, v->col, "closure: expected one absolute file name");
-			break;
+			err_at(p, v->line, v->col,
+			       "expected one absolute file name, not \"%.100s\"", v->str);
+			return;
 		}
-		dr->b->closure = v->str;
-		dr->b->closure_line = v->line;
 		break;
-	case K_PATHS:
-		if (!(a = json_strings(p, v, name, &n)))
-			break;
+	case CHK_STORE_PATHS:
 		for (size_t j = 0; j < n; j++) {
 			if ((e = check_store_path(p->st, a[j], why, sizeof(why)))) {
-				err_at(p, v->items[j]->line, v->items[j]->col, "paths: %s", e);
+				err_at(p, v->items[j]->line, v->items[j]->col, "%s", e);
 				return;
 			}
 		}
-		dr->b->paths = a;
-		dr->b->npaths = n;
-		dr->b->paths_line = v->line;
+		break;
+	case CHK_ENUM:
+		if (check_enum(p, k, v) < 0)
+			return;
+		break;
+	case CHK_ENV:
+		apply_env(p, dr, v, a, n);
+		return;
+	case CHK_CWD:
+		if ((e = check_cwd(p->st, v->str, why, sizeof(why)))) {
+			err_at(p, v->line, v->col, "%s", e);
+			return;
+		}
+		break;
+	case CHK_HOSTNAME:
+		if ((e = check_hostname(v->str, why, sizeof(why)))) {
+			err_at(p, v->line, v->col, "%s", e);
+			return;
+		}
+		break;
+	case CHK_USER:
+		apply_user(p, dr, v);
+		return;
+	case CHK_CAPABILITIES:
+		if (!check_capabilities(p, v, &caps))
+			return;
+		break;
+	case CHK_RLIMITS:
+		if (!check_rlimits(p, v))
+			return;
+		break;
+	case CHK_STRING_MAP:
+		if (!check_string_map(p, v))
+			return;
+		break;
+	case CHK_SYSCTL:
+		if (!check_sysctl(p, v))
+			return;
+		break;
+	case CHK_ABS_PATHS:
+		if (!check_abs_paths(p, v, a, n))
+			return;
+		break;
+	case CHK_OCI:
+		/* (Checked with the whole bundle: see end_bundle.) */
+		break;
+	}
+	/* Checked: kept in the bundle. */
+	switch (k) {
+	case K_ARGS:
+		b->args = a;
+		b->nargs = n;
+		b->args_line = v->line;
+		break;
+	case K_READONLY:
+		b->readonly = v->type == JSON_TRUE;
+		break;
+	case K_OS:
+		b->os = v->str;
+		break;
+	case K_ARCH:
+		b->arch = v->str;
+		break;
+	case K_CLOSURE:
+		b->closure = v->str;
+		b->closure_line = v->line;
+		break;
+	case K_PATHS:
+		b->paths = a;
+		b->npaths = n;
+		b->paths_line = v->line;
 		break;
 	case K_COMPAT:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		if (strcmp(v->str, "oci") && strcmp(v->str, "buildcontainer"))
-			err_at(p, v->line, v->col,
-			       "compat: expected oci or buildcontainer, not \"%.100s\"", v->str);
-		else
-			dr->b->buildcontainer = v->str[0] == 'b';
-		break;
-	case K_ENV:
-		apply_env(p, dr, v);
+		b->buildcontainer = !strcmp(v->str, "buildcontainer");
 		break;
 	case K_CWD:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		if ((e = check_cwd(p->st, v->str, why, sizeof(why))))
-			err_at(p, v->line, v->col, "bundle \"%s\": cwd: %s", dr->b->name, e);
-		else
-			dr->b->cwd = v->str;
+		b->cwd = v->str;
 		break;
 	case K_HOSTNAME:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		if ((e = check_hostname(v->str)))
-			err_at(p, v->line, v->col, "%s", e);
-		else
-			dr->b->hostname = v->str;
-		break;
-	case K_USER:
-		apply_user(p, dr, v);
+		b->hostname = v->str;
 		break;
 	case K_TERMINAL:
-		if (json_want(p, v, JSON_TRUE, name))
-			dr->b->terminal = v->type == JSON_TRUE;
+		b->terminal = v->type == JSON_TRUE;
 		break;
 	case K_DATA:
-		if (!json_want(p, v, JSON_STRING, name))
-			break;
-		for (int i = SPEC_DATA_FUSE; i <= SPEC_DATA_BIND; i++)
-			if (!strcmp(v->str, spec_data_names[i]))
-				dr->b->data = (enum spec_data)i;
-		if (dr->b->data == SPEC_DATA_DEFAULT)
-			err_at(p, v->line, v->col,
-			       "data: expected native, fuse or bind, not \"%.100s\"", v->str);
+		for (int j = SPEC_DATA_FUSE; j <= SPEC_DATA_BIND; j++)
+			if (!strcmp(v->str, spec_data_names[j]))
+				b->data = (enum spec_data)j;
 		break;
+	case K_CAPABILITIES:
+		extra(p, b)->capabilities = v;
+		b->extra->caps = caps;
+		break;
+	case K_RLIMITS:
+		extra(p, b)->rlimits = v;
+		break;
+	case K_NO_NEW_PRIVILEGES:
+		extra(p, b)->no_new_privileges = v->type == JSON_TRUE ? SPEC_YES : SPEC_NO;
+		break;
+	case K_ANNOTATIONS:
+		extra(p, b)->annotations = v;
+		break;
+	case K_SYSCTL:
+		extra(p, b)->sysctl = v;
+		break;
+	case K_MASKED_PATHS:
+		extra(p, b)->masked_paths = a;
+		break;
+	case K_READONLY_PATHS:
+		extra(p, b)->readonly_paths = a;
+		break;
+	case K_ROOTLESS:
+		extra(p, b)->rootless = v->type == JSON_TRUE ? SPEC_YES : SPEC_NO;
+		break;
+	case K_OCI:
+		extra(p, b)->oci = v;
+		b->extra->oci_line = v->line;
+		b->extra->oci_col = v->col;
+		break;
+	case K_MOUNT:
+	case K_ENV:
+	case K_USER:
 	case NKEYS:
-		break;
+		break; /* (stored as they were checked) */
 	}
 }
 
@@ -810,9 +1222,15 @@ static void apply(struct parser *p, struct draft *dr, enum key k, const struct j
 static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsigned col)
 {
 	struct bundle *b = dr->b;
-	if (!dr->seen[K_ARGS] && !dr->unreadable_line)
-		err_at(p, line, col, "bundle \"%s\" has no args", b->name);
+	p->bundle = b->name;
+	for (size_t k = 0; k < NKEYS; k++) {
+		p->key = p->json ? keys[k].json : keys[k].conf;
+		if (keys[k].required && !dr->seen[k] && !dr->unreadable_line)
+			err_at(p, line, col, "missing (every bundle has one)");
+	}
+	p->key = p->json ? keys[K_MOUNT].json : keys[K_MOUNT].conf;
 	check_duplicate_mounts(p, dr);
+	p->bundle = p->key = NULL;
 	p->sp->any_writable |= !b->readonly;
 	p->sp->data_used |= 1u << b->data;
 	struct spec_mount *m = arena_alloc_raw(&p->sp->arena, b->nmounts * sizeof(*m));
@@ -826,6 +1244,13 @@ static void end_bundle(struct parser *p, struct draft *dr, unsigned line, unsign
 		b->env = env;
 	}
 	strmap_free(&dr->env_keys);
+	/* A bundle without problems renders: its patch's result is checked. */
+	if (b->extra && b->extra->oci && b->args && p->errors == dr->errors) {
+		p->bundle = b->name;
+		p->key = p->json ? keys[K_OCI].json : keys[K_OCI].conf;
+		check_oci(p, b);
+		p->bundle = p->key = NULL;
+	}
 }
 
 /* ---- spec.conf ---------------------------------------------------------- */
@@ -875,7 +1300,7 @@ static struct json *conf_mount(struct parser *p, const char *val, unsigned line,
 		return NULL;
 	if (n < 3 || n > 4) {
 		err_at(p, line, 0,
-		       "mount needs DESTINATION TYPE SOURCE [OPTION,OPTION...], got %d word%s", n,
+		       "expected DESTINATION TYPE SOURCE [OPTION,OPTION...], got %d word%s", n,
 		       n == 1 ? "" : "s");
 		return NULL;
 	}
@@ -914,29 +1339,29 @@ static struct json *conf_read(struct parser *p, enum key k, const char *val, uns
 	int n;
 	switch (keys[k].form) {
 	case F_ARGS:
+	case F_WORDS:
+		/* (Words never start with [: a path, a program, an option.) */
 		if (val[0] == '[') {
 			struct json_error je;
 			struct json *j = json_parse(&p->sp->arena, val, strlen(val), line, col,
 						    SPEC_MAX_DEPTH, &je);
 			if (!j) {
-				err_at(p, je.line, je.col, "args: %s", je.msg);
+				err_at(p, je.line, je.col, "%s", je.msg);
 				return NULL;
 			}
 			if (j->type != JSON_ARRAY) {
-				err_at(p, line, col, "args: expected a JSON array of strings");
+				err_at(p, line, col, "expected a JSON array of strings");
 				return NULL;
 			}
 			j->col = 0;
 			return j;
 		}
-		/* fall through */
-	case F_WORDS:
 		n = split(p, val, line, col, &w);
 		return n < 0 ? NULL : jstrings(p, w, (size_t)n, line);
 	case F_BOOL:
 		if (!strcmp(val, "true") || !strcmp(val, "false"))
 			return jnew(p, val[0] == 't' ? JSON_TRUE : JSON_FALSE, line);
-		err_at(p, line, 0, "%s: expected true or false, not \"%.100s\"", keys[k].conf, val);
+		err_at(p, line, 0, "expected true or false, not \"%.100s\"", val);
 		return NULL;
 	case F_STRING:
 		return jstr(p, arena_strdup(&p->sp->arena, val), line);
@@ -949,12 +1374,23 @@ static struct json *conf_read(struct parser *p, enum key k, const char *val, uns
 		if (n < 0)
 			return NULL;
 		if (n != 1) {
-			err_at(p, line, 0, "%s: expected one absolute file name", keys[k].conf);
+			err_at(p, line, 0, "expected one absolute file name");
 			return NULL;
 		}
 		return jstr(p, w[0], line);
 	case F_MOUNT:
 		return conf_mount(p, val, line, col);
+	case F_JSON: {
+		/* Kept with the bundle: it may hold what config.json gets. */
+		struct json_error je;
+		struct json *j =
+		    json_parse(&p->sp->arena, val, strlen(val), line, col, SPEC_MAX_DEPTH, &je);
+		if (!j)
+			err_at(p, je.line, je.col, "%s", je.msg);
+		else
+			j->col = 0; /* (the value is the line's: FILE:LINE) */
+		return j;
+	}
 	}
 	return NULL;
 }
@@ -1069,8 +1505,10 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 		while (is_space(*val))
 			val++;
 		enum key k = key_lookup(t, (size_t)(ke - t), false);
+		p->bundle = have_cur ? cur->b->name : NULL;
 		if (k == NKEYS) {
 			unknown_key(p, line, 0, t, (size_t)(ke - t), false);
+			p->bundle = NULL;
 			continue;
 		}
 		if (!have_cur) {
@@ -1079,19 +1517,21 @@ static void parse_conf(struct parser *p, const char *text, size_t len)
 				       keys[k].conf);
 			continue;
 		}
+		p->key = keys[k].conf;
 		if (cur->seen[k] && !keys[k].repeat) {
-			err_at(p, line, 0, "duplicate key \"%s\" in bundle \"%s\"", keys[k].conf,
-			       cur->b->name);
-			continue;
+			err_at(p, line, 0, "duplicate key (first at line %u)", cur->seen[k]);
+		} else {
+			cur->seen[k] = line;
+			/* (A string may be empty: `os =` is os "".) */
+			bool none = !*val && keys[k].form != F_STRING;
+			struct json *v =
+			    none ? NULL : conf_read(p, k, val, line, (unsigned)(val - lbuf) + 1);
+			if (none)
+				err_at(p, line, 0, "no value");
+			else if (v)
+				apply(p, cur, k, v);
 		}
-		cur->seen[k] = true;
-		if (!*val) {
-			err_at(p, line, 0, "%s has no value", keys[k].conf);
-			continue;
-		}
-		struct json *v = conf_read(p, k, val, line, (unsigned)(val - lbuf) + 1);
-		if (v)
-			apply(p, cur, k, v);
+		p->bundle = p->key = NULL;
 	}
 	if (have_cur)
 		end_bundle(p, cur, cur->b->line, 0);
@@ -1107,19 +1547,25 @@ static void json_bundle(struct parser *p, const struct json_member *bm)
 		return;
 	}
 	const struct json *o = bm->val;
-	if (!json_want(p, o, JSON_OBJECT, bm->key))
+	p->bundle = bm->key;
+	if (!json_want(p, o, JSON_OBJECT, NULL)) {
+		p->bundle = NULL;
 		return;
+	}
 	struct draft *dr = new_draft(p, bm->key, bm->line);
 	for (size_t i = 0; i < o->n; i++) {
 		const struct json_member *f = &o->members[i];
 		enum key k = key_lookup(f->key, strlen(f->key), true);
+		p->key = NULL;
 		if (k == NKEYS) {
 			unknown_key(p, f->line, f->col, f->key, strlen(f->key), true);
 			continue;
 		}
-		dr->seen[k] = true;
+		p->key = keys[k].json;
+		dr->seen[k] = f->line;
 		apply(p, dr, k, f->val);
 	}
+	p->key = NULL;
 	end_bundle(p, dr, o->line, o->col);
 }
 
@@ -1174,7 +1620,8 @@ int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
 	size_t i = 0;
 	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
 		i++;
-	if (i < len && text[i] == '{')
+	sp->json = p.json = i < len && text[i] == '{';
+	if (p.json)
 		parse_json_spec(&p, text, len);
 	else
 		parse_conf(&p, text, len);
@@ -1237,6 +1684,15 @@ const struct bundle *spec_find(const struct spec *sp, const char *name)
 	return bsearch(name, sp->bundles, sp->n, sizeof(*sp->bundles), cmp_name_bundle);
 }
 
+void spec_bundle_warnings(const struct spec *sp, const struct bundle *b, struct diags *d)
+{
+	if (b->buildcontainer && b->nmounts)
+		diag_add(d,
+			 "%s:%u: warning: bundle \"%s\": %s: compat = buildcontainer drops them "
+			 "from config.json, as buildContainer drops its mounts argument",
+			 sp->file, b->mounts[0].line, b->name, sp->json ? "mounts" : "mount");
+}
+
 static bool str_eq(const char *a, const char *b)
 {
 	return a == b || (a && b && !strcmp(a, b));
@@ -1260,6 +1716,15 @@ bool spec_bundle_equal(const struct bundle *a, const struct bundle *b)
 	    a->buildcontainer != b->buildcontainer || !strv_eq(a->env, b->env) ||
 	    !str_eq(a->cwd, b->cwd) || !str_eq(a->hostname, b->hostname) ||
 	    !str_eq(a->user, b->user) || a->terminal != b->terminal || a->data != b->data)
+		return false;
+	const struct spec_extra *ea = spec_extra(a), *eb = spec_extra(b);
+	if (!json_equal(ea->capabilities, eb->capabilities) ||
+	    !json_equal(ea->rlimits, eb->rlimits) ||
+	    ea->no_new_privileges != eb->no_new_privileges ||
+	    !json_equal(ea->annotations, eb->annotations) || !json_equal(ea->sysctl, eb->sysctl) ||
+	    !strv_eq(ea->masked_paths, eb->masked_paths) ||
+	    !strv_eq(ea->readonly_paths, eb->readonly_paths) || ea->rootless != eb->rootless ||
+	    !json_equal(ea->oci, eb->oci))
 		return false;
 	for (size_t i = 0; i < a->nmounts; i++) {
 		const struct spec_mount *x = &a->mounts[i], *y = &b->mounts[i];
@@ -1285,6 +1750,20 @@ static void put_str(struct buf *b, const char *key, const char *v)
 {
 	buf_addf(b, ",\"%s\":", key);
 	json_put_string(b, v);
+}
+
+static void put_json(struct buf *b, const char *key, const struct json *v)
+{
+	if (!v)
+		return;
+	buf_addf(b, ",\"%s\":", key);
+	json_put_value(b, v);
+}
+
+static void put_opt(struct buf *b, const char *key, enum spec_opt v)
+{
+	if (v != SPEC_ABSENT)
+		buf_addf(b, ",\"%s\":%s", key, v == SPEC_YES ? "true" : "false");
 }
 
 char *spec_bundle_json(const struct bundle *b)
@@ -1333,6 +1812,18 @@ char *spec_bundle_json(const struct bundle *b)
 		buf_adds(&o, ",\"terminal\":true");
 	if (b->data != SPEC_DATA_DEFAULT)
 		put_str(&o, "data", spec_data_names[b->data]);
+	const struct spec_extra *x = spec_extra(b);
+	put_json(&o, "capabilities", x->capabilities);
+	put_json(&o, "rlimits", x->rlimits);
+	put_opt(&o, "noNewPrivileges", x->no_new_privileges);
+	put_json(&o, "annotations", x->annotations);
+	put_json(&o, "sysctl", x->sysctl);
+	if (x->masked_paths)
+		put_strv(&o, "maskedPaths", x->masked_paths);
+	if (x->readonly_paths)
+		put_strv(&o, "readonlyPaths", x->readonly_paths);
+	put_opt(&o, "rootless", x->rootless);
+	put_json(&o, "oci", x->oci);
 	buf_adds(&o, "}}");
 	return o.data;
 }

@@ -7,6 +7,8 @@
 #include "store.h"
 #include "util.h"
 
+struct json;
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,6 +28,22 @@ struct spec_mount {
 };
 
 enum spec_data { SPEC_DATA_DEFAULT, SPEC_DATA_FUSE, SPEC_DATA_NATIVE, SPEC_DATA_BIND };
+/* A boolean key that may be absent (its default then decides). */
+enum spec_opt { SPEC_ABSENT, SPEC_NO, SPEC_YES };
+
+/* More of config.json (absent: NULL, SPEC_ABSENT; see docs/spec.md). The
+ * JSON values are as written, checked; `caps` is the set `capabilities`
+ * gives (bit n: capability n). All zero: none of them. */
+struct spec_extra {
+	const struct json *capabilities, *rlimits, *annotations, *sysctl;
+	uint64_t caps;
+	enum spec_opt no_new_privileges, rootless;
+	const char *const *masked_paths, *const *readonly_paths; /* may be empty */
+	/* A merge patch applied to config.json last, and where it is. */
+	const struct json *oci;
+	unsigned oci_line, oci_col;
+};
+
 /* The names `data` takes, by value ("" for the default). */
 extern const char *const spec_data_names[];
 
@@ -63,7 +81,13 @@ struct bundle {
 	 * runtime itself, each store path (config.json lists them; the rootfs
 	 * has their mount points). */
 	enum spec_data data;
+	/* The rest of config.json's settings, or NULL when the bundle has
+	 * none of their keys (most have none: a spec holds thousands of
+	 * bundles, and this keeps each small). */
+	struct spec_extra *extra;
 };
+/* A bundle's extra settings, or all zero when it has none. */
+const struct spec_extra *spec_extra(const struct bundle *b);
 
 struct spec {
 	const char *file;
@@ -76,6 +100,7 @@ struct spec {
 	/* What its bundles ask for, all together: whether one is not
 	 * readonly, and the data each names (1 << enum spec_data). */
 	bool any_writable;
+	bool json; /* written in the JSON syntax (keys are named as there) */
 	unsigned data_used;
 	struct arena arena;
 };
@@ -88,6 +113,9 @@ int spec_parse(struct spec *sp, const char *file, const char *text, size_t len,
 	       const struct store *st, struct diags *d);
 void spec_free(struct spec *sp);
 const struct bundle *spec_find(const struct spec *sp, const char *name);
+/* What `b` asks for that its spec allows but will not happen, each as
+ * "FILE:LINE: warning: bundle \"NAME\": KEY: message", added to `d`. */
+void spec_bundle_warnings(const struct spec *sp, const struct bundle *b, struct diags *d);
 /* The bundle in the JSON syntax: `{"NAME": {...}}`, which spec_parse
  * reads back into an equal bundle (spec_bundle_equal). Returns a
  * malloc'ed string. */

@@ -470,8 +470,10 @@ errint_t bundle_config(struct bstate *b, const char **data, size_t *len)
 	pthread_mutex_lock(&b->lock);
 	if (!b->config) {
 		struct ocibinds binds = {b->env->st->dir, b->env->st->real, b->closure};
-		b->config = ocicfg_render(b->spec, b->spec->data == SPEC_DATA_BIND ? &binds : NULL,
-					  false, &b->config_len);
+		struct ociopts o = {.binds = b->spec->data == SPEC_DATA_BIND ? &binds : NULL,
+				    .uid = b->env->uid,
+				    .gid = b->env->gid};
+		b->config = ocicfg_render(b->spec, &o, &b->config_len);
 	}
 	*data = b->config;
 	*len = b->config_len;

@@ -34,6 +34,7 @@ struct bundle_env {
 	struct resolver *resolver;
 	struct gcroots *gcroots;
 	struct bundle_registry *registry; /* every bundle that lives, by serial */
+	uint32_t uid, gid;		  /* the mount's owner: config.json's rootless default */
 };
 
 struct bundle_registry *bundle_registry_new(void);

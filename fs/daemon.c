@@ -95,7 +95,9 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	f->env = (struct bundle_env){.st = &f->st,
 				     .resolver = f->resolver,
 				     .gcroots = &f->gcroots,
-				     .registry = bundle_registry_new()};
+				     .registry = bundle_registry_new(),
+				     .uid = f->uid,
+				     .gid = f->gid};
 	if (sp) {
 		f->bundles = bundles_new(sp, &f->env, NULL);
 		f->generation = 1;

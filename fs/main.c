@@ -138,7 +138,20 @@ static void start_failover(struct daemon *d, int argc, char **argv, const char *
 		d->link = -1;
 		return;
 	}
-	state_set_args(fs->state, argc, argv, cwd);
+	if (d->o.dirs_from_env) {
+		/* The defaults the environment gave are written out: a
+		 * takeover may be run from another environment. */
+		char **args = xcalloc((size_t)argc + 5, sizeof(*args));
+		memcpy(args, argv, (size_t)argc * sizeof(*args));
+		args[argc] = "--state-dir";
+		args[argc + 1] = (char *)d->o.state_dir;
+		args[argc + 2] = "--run-dir";
+		args[argc + 3] = (char *)d->o.run_dir;
+		state_set_args(fs->state, argc + 4, args, cwd);
+		free(args);
+	} else {
+		state_set_args(fs->state, argc, argv, cwd);
+	}
 	state_set_mount(fs->state, &fs->mnt,
 			&(struct mount_paths){fs->mountpoint, fs->spec_path, fs->gcroots.dir});
 	state_save_bundles(fs->state, &fs->env, fs->bundles, fs->generation,

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char usage_text[] =
     "usage: bundlefs [OPTIONS] MOUNTPOINT SPEC\n"
@@ -45,9 +46,12 @@ static const char usage_text[] =
     "                      symlink on the way to it repointed (nix-build -o result)\n"
     "  --state-dir DIR     where the writable roots of readonly = false bundles\n"
     "                      keep their changes, one directory per mount point and\n"
-    "                      bundle (default " DEFAULT_STATE_DIR ")\n"
+    "                      bundle (default " DEFAULT_STATE_DIR "; not root:\n"
+    "                      $XDG_STATE_HOME/bundlefs, else ~/.local/state/bundlefs)\n"
     "  --run-dir DIR       where writable roots are mounted while the mount\n"
-    "                      serves, outside the mount (default " DEFAULT_RUN_DIR ")\n"
+    "                      serves, outside the mount (default " DEFAULT_RUN_DIR ";\n"
+    "                      not root: $XDG_RUNTIME_DIR/bundlefs). Not root, they\n"
+    "                      are fuse-overlayfs mounts (it must be installed)\n"
     "  -o OPT[,OPT...]     mount options: gcroots=DIR, threads=N, log=FILE, watch,\n"
     "                      verbose,\n"
     "                      nopassthrough, passthrough-files=N, state-dir=DIR,\n"
@@ -276,6 +280,25 @@ static void absolute(struct options *o, const char **path)
 	free(abs);
 }
 
+/* A daemon that is not root cannot write /var/lib or /run: its writable
+ * roots' state and area default to the user's own directories (XDG base
+ * directories: $XDG_STATE_HOME, else ~/`home_rel`; $XDG_RUNTIME_DIR), as
+ * rootless runtimes' do. *dir is left as it is where they are not set. */
+static void user_dir(struct options *o, const char **dir, const char *var, const char *home_rel)
+{
+	const char *base = getenv(var);
+	char *d = NULL;
+	if (base && base[0] == '/')
+		d = xasprintf("%s/bundlefs", base);
+	else if (home_rel && (base = getenv("HOME")) && base[0] == '/')
+		d = xasprintf("%s/%s/bundlefs", base, home_rel);
+	if (!d)
+		return;
+	*dir = arena_strdup(&o->strings, d);
+	o->dirs_from_env = true;
+	free(d);
+}
+
 int options_parse(int argc, char **argv, struct options *o, struct store *st)
 {
 	o->threads = 8;
@@ -376,11 +399,17 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 	}
 	/* The daemon works from /: relative paths are made absolute now. */
 	absolute(o, &o->log);
-	if (!o->state_dir)
+	if (!o->state_dir) {
 		o->state_dir = DEFAULT_STATE_DIR;
+		if (geteuid() != 0)
+			user_dir(o, &o->state_dir, "XDG_STATE_HOME", ".local/state");
+	}
 	absolute(o, &o->state_dir);
-	if (!o->run_dir)
+	if (!o->run_dir) {
 		o->run_dir = DEFAULT_RUN_DIR;
+		if (geteuid() != 0)
+			user_dir(o, &o->run_dir, "XDG_RUNTIME_DIR", NULL);
+	}
 	absolute(o, &o->run_dir);
 	if (o->gcroots && strcmp(o->gcroots, "none"))
 		absolute(o, &o->gcroots);

@@ -10,9 +10,12 @@
 
 #include <stdbool.h>
 
-/* Where writable roots keep their changes unless --state-dir says. */
+/* Where writable roots keep their changes unless --state-dir says (for a
+ * daemon that is not root: $XDG_STATE_HOME/bundlefs, else
+ * ~/.local/state/bundlefs). */
 #define DEFAULT_STATE_DIR "/var/lib/bundlefs"
-/* Where writable roots are mounted, one directory per mount point. */
+/* Where writable roots are mounted, one directory per mount point (for a
+ * daemon that is not root: $XDG_RUNTIME_DIR/bundlefs). */
 #define DEFAULT_RUN_DIR "/run/bundlefs"
 
 struct options {
@@ -23,6 +26,9 @@ struct options {
 	const char *run_dir;   /* where writable roots are mounted (overlay.h), absolute */
 	struct buf fuse_opts;  /* ",opt,opt" for libfuse */
 	struct arena strings;  /* values taken from -o lists */
+	/* state_dir or run_dir is a default taken from the environment (a
+	 * daemon that is not root: $XDG_STATE_HOME, $XDG_RUNTIME_DIR) */
+	bool dirs_from_env;
 	bool foreground, debug, single, no_openat2, watch, mount_rw, no_passthrough;
 	bool verbose; /* debug lines are logged (log.h); -d implies it */
 	unsigned threads;

@@ -2,6 +2,7 @@
  * of the runtime directory that goes with the mount. */
 #include "overlay.h"
 #include "bfs.h"
+#include "fuseovl.h"
 #include "image.h"
 #include "layout.h"
 #include "log.h"
@@ -55,7 +56,7 @@ struct overlays {
 	/* One mount_one, reset or close at a time; guards what follows. */
 	pthread_mutex_t mounting;
 	char *area;	     /* RUN_DIR/<mount point>/<minor>, once known */
-	bool area_mounted;   /* our tmpfs is there */
+	bool area_mounted;   /* our area is there: a tmpfs (root), a directory (not) */
 	bool closed;	     /* the FUSE mount is gone: nothing more is mounted */
 	int mountinfo;	     /* watched while the area is mounted, or -1 */
 	bool swept_at_start; /* generations earlier daemons left were queued */
@@ -64,7 +65,25 @@ struct overlays {
 	/* Why no root of this mount can be kernel-native, once known (not
 	 * built in, not root, the kernel refused one), or NULL. */
 	char *native_off;
+	/* A daemon that is not root: the fuse-overlayfs processes of its
+	 * writable roots (fuseovl.h), reaped once they exit. */
+	struct fuseovl_root *procs;
+	size_t nprocs, procs_cap;
+	bool told_pinned;
 };
+
+/* A daemon that is not root makes writable roots with fuse-overlayfs, in
+ * a directory of the runtime directory (no tmpfs: it cannot mount one). */
+static bool as_user(void)
+{
+	return geteuid() != 0;
+}
+
+/* The type of this daemon's writable roots in mountinfo. */
+static const char *root_fstype(void)
+{
+	return as_user() ? FUSEOVL_FSTYPE : "overlay";
+}
 
 char *overlay_dir(const struct bfs *fs, const char *name)
 {
@@ -140,6 +159,12 @@ static errint_t in_child(const char *target, const char *opts, unsigned long fla
 	return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
 }
 
+/* Detaches the root on `target` (lazily: containers keep theirs). */
+static errint_t detach(const char *target)
+{
+	return as_user() ? fuseovl_detach(target) : in_child(target, NULL, 0);
+}
+
 /* Is a filesystem of this type mounted on `target`? */
 static bool mounted(const char *target, const char *fstype)
 {
@@ -184,11 +209,19 @@ static errint_t area_ready(struct bfs *fs)
 	struct overlays *o = fs->overlays;
 	if (o->area_mounted)
 		return 0;
-	/* (Mounting needs the privilege; the runtime directory may not be
-	 * writable without it either, which would say less.) */
-	if (geteuid() != 0)
-		return -EPERM;
 	char *area = xstrdup(area_of(fs));
+	if (as_user()) {
+		/* (No tmpfs, no propagation to set: the roots are mounted in
+		 * the user's own namespace by fusermount3, where the user's
+		 * runtime makes its namespaces from.) */
+		errint_t e = mkdir_p(area, 0755);
+		free(area);
+		if (e < 0)
+			return e;
+		o->area_mounted = true;
+		watch_mount_table(o);
+		return 0;
+	}
 	errint_t e = mkdir_p(area, 0755);
 	if (e == 0 && !mounted(area, "tmpfs") &&
 	    mount("bundlefs", area, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755") < 0)
@@ -205,9 +238,60 @@ static errint_t area_ready(struct bfs *fs)
 	return 0;
 }
 
+struct user_roots {
+	const char *area;
+	char **points;
+	size_t n, cap;
+};
+
+static bool user_root_at(void *ctx, const struct mountent *m)
+{
+	struct user_roots *u = ctx;
+	if (!strcmp(m->fstype, FUSEOVL_FSTYPE) && mounts_path_under(m->point, u->area)) {
+		GROW(u->points, u->n, u->cap);
+		u->points[u->n++] = xstrdup(m->point);
+	}
+	return true;
+}
+
+/* An area that is a directory (a daemon that is not root): each
+ * fuse-overlayfs root in it is detached, each version's directory
+ * removed. Only unlink and rmdir: nothing that could reach into a root
+ * still mounted. */
+static errint_t remove_user_area(const char *area)
+{
+	struct user_roots u = {.area = area};
+	errint_t e = mounts_each(user_root_at, &u);
+	for (size_t i = 0; i < u.n; i++) {
+		errint_t d = fuseovl_detach(u.points[i]);
+		if (d < 0 && !e)
+			e = d;
+		free(u.points[i]);
+	}
+	free(u.points);
+	DIR *dir = opendir(area);
+	struct dirent *de;
+	while (dir && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *p = xasprintf("%s/%s/config.json", area, de->d_name);
+		unlink(p);
+		free(p);
+		p = xasprintf("%s/%s/rootfs", area, de->d_name);
+		rmdir(p);
+		free(p);
+		p = xasprintf("%s/%s", area, de->d_name);
+		rmdir(p);
+		free(p);
+	}
+	if (dir)
+		closedir(dir);
+	return e;
+}
+
 errint_t overlay_remove_area(const char *area)
 {
-	errint_t e = mounted(area, "tmpfs") ? in_child(area, NULL, 0) : 0;
+	errint_t e = mounted(area, "tmpfs") ? in_child(area, NULL, 0) : remove_user_area(area);
 	rmdir(area);
 	/* (The mount point's directory, when no other area is left in it.) */
 	char *up = xstrdup(area);
@@ -397,6 +481,50 @@ static bool mount_gone(struct bfs *fs)
 	return mounts_find(&fs->mnt, &m) == 0;
 }
 
+/* Are the mount and the daemon still there to mount a root for? */
+static bool still_wanted(struct bfs *fs)
+{
+	pthread_mutex_lock(&fs->overlays->lock);
+	bool stopping = fs->overlays->stopping;
+	pthread_mutex_unlock(&fs->overlays->lock);
+	return !stopping && !mount_gone(fs);
+}
+
+/* Mounts `b`'s writable root on `target` as a daemon that is not root
+ * does: fuse-overlayfs over its rootfs in the FUSE mount, generation
+ * `gen` of its state as upper layer (fuseovl.h). Returns as mount_root.
+ * Called with `mounting` held. */
+static errint_t user_root(struct bfs *fs, struct bstate *b, const char *target, unsigned gen,
+			  const char **what, char **detail)
+{
+	struct overlays *o = fs->overlays;
+	cleanup_free char *lower = lower_of(fs, b);
+	cleanup_free char *dir = overlay_dir(fs, bundle_name(b));
+	cleanup_free char *upper = statedir_upper(dir, gen);
+	cleanup_free char *work = statedir_work(dir, gen);
+	*detail = NULL;
+	errint_t e = statedir_make(dir, gen);
+	if (e < 0) {
+		*what = "making its state directory";
+		return e;
+	}
+	if (!still_wanted(fs))
+		return -ECANCELED;
+	struct fuseovl_root r;
+	if ((e = fuseovl_mount(lower, upper, work, target, &r, what, detail)) < 0)
+		return e;
+	GROW(o->procs, o->nprocs, o->procs_cap);
+	o->procs[o->nprocs++] = r;
+	if (r.pinned && !o->told_pinned) {
+		o->told_pinned = true;
+		log_notice("%s: writable roots hold the mount (no user namespace to copy their "
+			   "lower layer in): `fusermount3 -u %s` answers busy while one is "
+			   "mounted; SIGTERM or `fusermount3 -u -z` unmount it",
+			   fs->mountpoint, fs->mountpoint);
+	}
+	return 0;
+}
+
 /* Mounts `b`'s root on `target`: an overlay whose lower layers are its
  * kernel-native ones (`native`) or its rootfs in the FUSE mount; a
  * writable one with generation `gen` of its state as upper layer, a
@@ -405,6 +533,8 @@ static bool mount_gone(struct bfs *fs)
 static errint_t mount_root(struct bfs *fs, struct bstate *b, const char *target, bool native,
 			   unsigned gen, const char **what, char **detail)
 {
+	if (!native && as_user())
+		return user_root(fs, b, target, gen, what, detail);
 	bool readonly = bundle_spec(b)->readonly;
 	struct buf opts = {0};
 	buf_adds(&opts, "lowerdir=");
@@ -440,10 +570,7 @@ static errint_t mount_root(struct bfs *fs, struct bstate *b, const char *target,
 	buf_adds(&opts, ",redirect_dir=on");
 	/* (Building an image takes a while: the mount may be gone, or the
 	 * daemon leaving, by now. Nothing is mounted for it then.) */
-	pthread_mutex_lock(&fs->overlays->lock);
-	bool stopping = fs->overlays->stopping;
-	pthread_mutex_unlock(&fs->overlays->lock);
-	if (stopping || mount_gone(fs)) {
+	if (!still_wanted(fs)) {
 		e = -ECANCELED;
 		goto out;
 	}
@@ -514,11 +641,24 @@ static bool mount_one(struct bfs *fs, struct bstate *b)
 			   bundle_name(b), why);
 		goto out;
 	}
-	if ((e = area_ready(fs)) < 0) {
-		what = "mounting its area in the runtime directory";
+	const char *missing = as_user() ? fuseovl_missing() : NULL;
+	if (missing) {
+		what = "finding fuse-overlayfs";
+		detail = xstrdup(missing);
+		e = -ENOENT;
 		goto failed;
 	}
-	if (mounted(target, "overlay")) { /* (a predecessor's) */
+	if ((e = area_ready(fs)) < 0) {
+		what = "mounting its area in the runtime directory";
+		if (as_user()) {
+			what = "making its area in the runtime directory";
+			detail = xasprintf("%s (a daemon that is not root needs one it may write: "
+					   "$XDG_RUNTIME_DIR, or --run-dir)",
+					   strerror(-e));
+		}
+		goto failed;
+	}
+	if (mounted(target, root_fstype())) { /* (a predecessor's) */
 		cleanup_free char *skel = xasprintf("%s/skel", vdir);
 		bundle_set_native(b, access(skel, F_OK) == 0, NULL);
 		bundle_set_overlay(b, BO_MOUNTED, NULL);
@@ -593,7 +733,7 @@ static void unmount_one(struct bfs *fs, struct bstate *b)
 {
 	cleanup_free char *target = target_of(fs, b);
 	struct mountent m;
-	bool is = mounts_at(target, &m) == 1 && !strcmp(m.fstype, "overlay"), used = false;
+	bool is = mounts_at(target, &m) == 1 && !strcmp(m.fstype, root_fstype()), used = false;
 	if (is) {
 		/* A container's root: the root mounted elsewhere too. */
 		struct mounts_all all;
@@ -603,7 +743,7 @@ static void unmount_one(struct bfs *fs, struct bstate *b)
 			mounts_all_free(&all);
 		}
 	}
-	errint_t e = is ? in_child(target, NULL, 0) : 0;
+	errint_t e = is ? detach(target) : 0;
 	if (e < 0)
 		log_warning("%s: detaching a root: %s", target, strerror(-e));
 	/* (A skeleton a container still uses goes with the area.) */
@@ -684,21 +824,45 @@ static void repoint(struct bfs *fs, struct bstate *b)
 	ll_forget_entry(fs, NODES_ROOT_ID, bundle_name(b));
 }
 
+/* Reaps the fuse-overlayfs processes that have exited (their roots
+ * detached, and no container left on them), waiting up to `ms` for each.
+ * Called with `mounting` held. */
+static void reap(struct overlays *o, int ms)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < o->nprocs; i++)
+		if (!fuseovl_reap(&o->procs[i], ms))
+			o->procs[k++] = o->procs[i];
+	o->nprocs = k;
+}
+
 static void *run(void *arg)
 {
 	struct bfs *fs = arg;
 	struct overlays *o = fs->overlays;
+	struct pollfd *p = NULL;
+	size_t pcap = 0;
 	for (;;) {
 		pthread_mutex_lock(&o->mounting);
-		struct pollfd p[2] = {{.fd = o->wake, .events = POLLIN},
-				      {.fd = o->mountinfo, .events = POLLPRI}};
+		/* The wake-up, the mount table, and each fuse-overlayfs
+		 * process, readable once it has exited. */
+		size_t np = 2 + o->nprocs;
+		if (np > pcap) {
+			pcap = np * 2;
+			p = xreallocarray(p, pcap, sizeof(*p));
+		}
+		p[0] = (struct pollfd){.fd = o->wake, .events = POLLIN};
+		p[1] = (struct pollfd){.fd = o->mountinfo, .events = POLLPRI};
+		for (size_t i = 0; i < o->nprocs; i++)
+			p[2 + i] = (struct pollfd){.fd = o->procs[i].pidfd, .events = POLLIN};
 		int timeout = o->ndiscarded ? SWEEP_MS : -1;
 		pthread_mutex_unlock(&o->mounting);
 		pthread_mutex_lock(&o->lock);
 		if (o->bg_head)
 			timeout = 0; /* (more to do) */
 		pthread_mutex_unlock(&o->lock);
-		int n = poll(p, p[1].fd >= 0 ? 2 : 1, timeout);
+		/* (poll ignores a negative descriptor) */
+		int n = poll(p, np, timeout);
 		uint64_t x;
 		if (n > 0 && (p[0].revents & POLLIN) && read(o->wake, &x, sizeof(x)) < 0) {
 			/* (counted again on the next write) */
@@ -744,8 +908,10 @@ static void *run(void *arg)
 		}
 		if (o->ndiscarded)
 			sweep(fs);
+		reap(o, 0);
 		pthread_mutex_unlock(&o->mounting);
 	}
+	free(p);
 	return NULL;
 }
 
@@ -809,7 +975,7 @@ void overlays_adopt(struct bfs *fs, bool took_over)
 		 * remove it: nothing in it is this mount's. */
 		area_close(fs);
 		o->closed = false;
-	} else if (there && mounted(o->area, "tmpfs")) {
+	} else if (there && (as_user() || mounted(o->area, "tmpfs"))) {
 		o->area_mounted = true;
 		watch_mount_table(o);
 	}
@@ -859,6 +1025,12 @@ void overlays_stop(struct bfs *fs)
 	 * thread was not there to see it. */
 	if (o->area_mounted && mount_gone(fs))
 		area_close(fs);
+	/* fuse-overlayfs processes end once their roots are detached and
+	 * no container uses them; after an unmount the connection has ended,
+	 * so they have (they held its lower layers). Ones still serving
+	 * containers (a hand-over) are left to run. */
+	reap(o, mount_gone(fs) ? 2000 : 0);
+	free(o->procs);
 	for (size_t i = 0; i < o->ndiscarded; i++)
 		free(o->discarded[i].dir);
 	free(o->discarded);
@@ -965,7 +1137,7 @@ errint_t overlay_reset(struct bfs *fs, const char *name, char **msg)
 			/* The old root leaves its mount point (running
 			 * containers keep theirs); the new one takes it. */
 			cleanup_free char *target = target_of(fs, b);
-			if ((e = in_child(target, NULL, 0)) < 0)
+			if ((e = detach(target)) < 0)
 				what = "unmounting its writable root";
 			else
 				e = mount_root(fs, b, target, bundle_native(b, NULL), gen, &what,

@@ -27,9 +27,14 @@
  * lower layer's path through this very filesystem, so it runs on a thread
  * of its own, never in a request's handler, and in a child process (a
  * daemon killed in the middle of it must still end); the READLINK is
- * answered from the thread. A mount that fails (no privilege to mount:
- * not root) makes the bundle's rootfs answer EIO with the reason, never a
- * silently read-only root.
+ * answered from the thread. A mount that fails makes the bundle's rootfs
+ * answer EIO with the reason, never a silently read-only root.
+ *
+ * A daemon that is not root can mount neither the tmpfs nor overlayfs
+ * where its user's runtime would see them: its area is a plain directory
+ * (in $XDG_RUNTIME_DIR by default), and its writable roots are
+ * fuse-overlayfs processes it runs and reaps (fuseovl.h), in the same
+ * places and with the same life.
  *
  * Going: the same thread watches the mount table. Once the FUSE mount is
  * gone (umount, fusermount3 -u, SIGTERM), the area is detached with every

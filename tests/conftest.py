@@ -96,6 +96,11 @@ def abort_mount(path):
     subprocess.run(["umount", "-l", path], stderr=subprocess.DEVNULL)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "c_checker: runs tests/data/keycases.json through the built bundlectl")
+
+
 class Mount(bfsmount.Mount):
     """A running `bundlefs -f` (the one under test) on a fresh mountpoint."""
 

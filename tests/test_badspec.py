@@ -13,36 +13,55 @@ from conftest import BUNDLEFS, HERE, bundlectl, is_mounted
 BAD = os.path.join(HERE, "specs", "bad")
 GOOD = os.path.join(HERE, "specs", "good")
 
-# file -> (line, what the first message says)
+# file -> (line, what the first message says). A problem inside a bundle
+# names the bundle and the key (its name in the spec's syntax): a JSON spec
+# written by Nix is one line.
 EXPECTED = {
-    "unknown-key.conf": ("3", 'unknown key "colour"'),
-    "duplicate-key.conf": ("4", 'duplicate key "readonly" in bundle "a"'),
+    "unknown-key.conf": ("3", 'bundle "a": unknown key "colour"'),
+    "duplicate-key.conf": ("4", 'bundle "a": readonly: duplicate key (first at line 3)'),
     "duplicate-bundle.conf": ("4", 'duplicate bundle "a" (first at line 1)'),
     "bad-name.conf": ("1", '"my bundle": bad bundle name'),
     "dotdot-name.conf": ("1", '"..": bad bundle name'),
     "long-name.conf": ("1", "bundle name is longer than 255 bytes"),
-    "missing-args.conf": ("1", 'bundle "a" has no args'),
-    "empty-args.conf": ("2", "args is empty"),
-    "unterminated-quote.conf": ("2:18", "unterminated single quote"),
-    "bad-boolean.conf": ("3", 'readonly: expected true or false, not "yes"'),
-    "not-a-store-path.conf": ("3", 'paths: "/usr/bin" is not a store path'),
+    "missing-args.conf": ("1", 'bundle "a": args: missing'),
+    "empty-args.conf": ("2", 'bundle "a": args: is empty'),
+    "unterminated-quote.conf": ("2:18", 'bundle "a": args: unterminated single quote'),
+    "bad-boolean.conf": ("3", 'bundle "a": readonly: expected true or false, not "yes"'),
+    "terminal-yes.conf": ("3", 'bundle "a": terminal: expected true or false, not "yes"'),
+    "not-a-store-path.conf": ("3", 'bundle "a": paths: "/usr/bin" is not a store path'),
     "crlf.conf": ("1", "CRLF line ending"),
     "nul.conf": ("2:15", "NUL byte"),
     "long-line.conf": ("3", "line is longer than 64 KiB"),
-    "bad-mount.conf": ("3", 'mount destination "relative" is not an absolute path'),
-    "covers-store.conf": ("3", 'mount destination "/nix" covers the store directory /nix/store'),
+    "bad-mount.conf": ("3", 'bundle "a": mount: destination "relative" is not an absolute path'),
+    "json-mount-relative.json": (
+        "2:14", 'bundle "a": mounts: destination "data" is not an absolute path'),
+    "covers-store.conf": (
+        "3", 'bundle "a": mount: destination "/nix" covers the store directory /nix/store'),
+    "json-covers-store.json": (
+        "2:64", 'bundle "a": mounts: destination "/nix" covers the store directory /nix/store'),
+    "json-mount-no-type.json": ("2:23", 'bundle "a": mounts: "/data": needs a type'),
+    "json-mount-options-string.json": (
+        "2:74", 'bundle "a": mounts: "/data": options: expected an array of strings, not string'),
     "cwd-relative.conf": ("3", 'bundle "a": cwd: "srv/app" is not an absolute path'),
     "cwd-dotdot.conf": ("3", 'bundle "a": cwd: "/../.." is not normalized'),
     "cwd-in-store.conf": ("3", 'bundle "a": cwd: "/nix/store/app" is in the store directory'),
     "json-cwd.json": ("2:10", 'bundle "a": cwd: "/srv//app" is not normalized'),
+    "env-no-equals.conf": ("4", 'bundle "a": env: expected NAME=VALUE'),
+    "json-env-string.json": ("2:10", 'bundle "a": env: expected an array of strings, not string'),
+    "user-name.conf": ("3", 'bundle "a": user: expected UID:GID or UID:GID,GID,... (numbers), '
+                       'not "nobody"'),
+    "bad-hostname.conf": ("3", 'bundle "a": hostname: expected 1 to 64 letters, digits'),
+    "data-nfs.conf": ("3", 'bundle "a": data: expected native, fuse or bind, not "nfs"'),
+    "compat-docker.conf": ("3", 'bundle "a": compat: expected oci or buildcontainer, not "docker"'),
+    "json-os-number.json": ("2:9", 'bundle "a": os: expected a string, not number'),
     "key-outside-section.conf": ("1", '"args" outside of a [bundle] section'),
     "invalid-utf8.conf": ("2:18", "invalid UTF-8"),
     "bad-json.json": ("1:30", "expected a string key"),
     "deep.json": ("1:22", "nesting deeper than 16 levels"),
     "json-duplicate.json": ("2:2", 'duplicate key "a"'),
-    "json-unknown-key.json": ("2:3", 'unknown key "mount"'),
-    "json-args-type.json": ("1:16", "args: expected an array of strings, not string"),
-    "json-bad-path.json": ("2:13", 'paths: "/nix/store/short" is not a store path'),
+    "json-unknown-key.json": ("2:3", 'bundle "a": unknown key "mount"'),
+    "json-args-type.json": ("1:16", 'bundle "a": args: expected an array of strings, not string'),
+    "json-bad-path.json": ("2:13", 'bundle "a": paths: "/nix/store/short" is not a store path'),
 }
 
 MSG = re.compile(r"^(?P<file>[^:]+):(?P<pos>\d+(:\d+)?): (?P<msg>.+)$")
@@ -143,3 +162,21 @@ def test_missing_spec_file(tmp_path):
     p = bundlectl("check", str(tmp_path / "nope.conf"), check=False)
     assert p.returncode == 2
     assert p.stderr.decode() == "%s: No such file or directory\n" % (tmp_path / "nope.conf")
+
+
+def test_known_keys_are_those_of_keys_json(tmp_path):
+    # The parser's table is generated from nix/keys.json, the description
+    # nix/bundlefs.nix reads too: an unknown key lists exactly its keys,
+    # by their name in each syntax.
+    import json
+    with open(os.path.join(os.path.dirname(HERE), "nix", "keys.json")) as f:
+        keys = json.load(f)["keys"]
+    for name, text, field in (
+            ("spec.conf", "[a]\nargs = /x\ncolour = red\n", "conf"),
+            ("spec.json", '{"a": {"args": ["/x"], "colour": "red"}}', "name")):
+        path = tmp_path / name
+        path.write_text(text)
+        p = bundlectl("check", str(path), check=False)
+        assert p.returncode == 2
+        known = re.search(r"\(known: (.*)\)", p.stderr.decode()).group(1).split(", ")
+        assert known == [k[field] for k in keys]

@@ -60,7 +60,7 @@ def test_closure_file_must_hold_every_root(tmp_path, nix, app, tiny):
     spec = write_spec(tmp_path, "[b]\nargs = %s/bin/app\nclosure = %s\n" % (app, cfile))
     p = bundlectl("closure", spec, "b", check=False)
     assert p.returncode == 2
-    assert p.stderr.decode() == '%s:2: bundle "b": %s is not in the closure file %s\n' % (
+    assert p.stderr.decode() == '%s:2: bundle "b": args: %s is not in the closure file %s\n' % (
         spec, app, cfile)
 
 
@@ -88,7 +88,7 @@ def test_closure_file_entry_missing_from_store(tmp_path, app):
     spec = write_spec(tmp_path, "[b]\nargs = %s/bin/app\nclosure = %s\n" % (app, cfile))
     p = bundlectl("closure", spec, "b", check=False)
     assert p.returncode == 2
-    assert ('%s:3: bundle "b": %s: missing from the store' % (spec, missing)) in p.stderr.decode()
+    assert ('%s:3: bundle "b": closure: %s: missing from the store' % (spec, missing)) in p.stderr.decode()
 
 
 @pytest.mark.parametrize("opts", [[], ["--db", "none"]])
@@ -98,7 +98,7 @@ def test_missing_store_path(tmp_path, opts):
     p = bundlectl(*opts, "check", spec, check=False)
     assert p.returncode == 2
     err = p.stderr.decode()
-    assert err.startswith('%s:5: bundle "b": %s' % (spec, gone)), err
+    assert err.startswith('%s:5: bundle "b": args: %s' % (spec, gone)), err
     assert "ok" not in err
 
 
@@ -166,7 +166,7 @@ def test_database_is_the_source_of_truth(tmp_path, nix, app):
     assert closure_of(spec, "b", *opts, "--db", "none") == nix.closure(app)
     p = bundlectl(*opts, "closure", spec, "s", check=False)
     assert p.returncode == 2
-    assert p.stderr.decode() == '%s:4: bundle "s": %s is not a valid path in the Nix database %s\n' % (
+    assert p.stderr.decode() == '%s:4: bundle "s": args: %s is not a valid path in the Nix database %s\n' % (
         spec, stray, db)
     assert closure_of(spec, "s", *opts, "--db", "none") == [stray]
 

@@ -2,12 +2,16 @@
 # the systemd unit and the Nix files land where a package puts them, the
 # man pages render without a warning, and the installed binaries run: the
 # installed bundlefs mounts a spec that the installed bundlefs.nix built.
+# The installed package.nix builds the source installed beside it (the
+# same entries it takes from a checkout), which configures; the installed
+# module reads the unit from there.
 import os
 import subprocess
 
 import bfsmount
-from conftest import BUILD, STORE, run
+from conftest import BUILD, ROOT, STORE, run
 from nixfix import NIX_OPTIONS
+from test_nix import check_package, check_unit, eval_module, package_attrs
 
 PREFIX = "/usr/local"
 FILES = [
@@ -15,7 +19,9 @@ FILES = [
     "share/man/man1/bundlefs.1", "share/man/man1/bundlectl.1",
     "share/man/man5/bundlefs-spec.5",
     "lib/systemd/system/bundlefs@.service",
-    "share/bundlefs/bundlefs.nix", "share/bundlefs/package.nix",
+    "share/bundlefs/bundlefs.nix", "share/bundlefs/keys.json", "share/bundlefs/package.nix",
+    "share/bundlefs/module.nix", "share/bundlefs/src/CMakeLists.txt",
+    "share/bundlefs/src/contrib/bundlefs@.service.in",
 ]
 
 
@@ -65,7 +71,7 @@ def test_installed_binaries_run(tmp_path, nix, app):
             '{ args = [ "%s/bin/app" ]; readonly = true; }' % (root, app))
     link = tmp_path / "result"
     run(["nix-build", *NIX_OPTIONS, "-o", str(link), "-E", expr])
-    m = bfsmount.Mount(bundlefs, tmp_path / "mnt", str(link / "spec.json"),
+    m = bfsmount.Mount(bundlefs, tmp_path / "mnt", str(link),
                        ["--state-dir", str(tmp_path / "state")])
     try:
         assert sorted(os.listdir(m.path("app", "rootfs") + STORE)) == sorted(
@@ -74,3 +80,26 @@ def test_installed_binaries_run(tmp_path, nix, app):
         m.exited()
     finally:
         m.cleanup()
+
+
+def test_installed_package_nix_builds_the_installed_source(tmp_path):
+    root = install(tmp_path)
+    src = os.path.join(root, "share/bundlefs/src")
+    attrs = package_attrs(os.path.join(root, "share/bundlefs/package.nix"), src)
+    check_package(attrs, src)
+    # Exactly what package.nix takes of a checkout: both build the same.
+    checkout = package_attrs(os.path.join(ROOT, "nix/package.nix"))
+    assert sorted(os.listdir(src)) == sorted(attrs["kept"]) == sorted(checkout["kept"])
+    assert attrs["name"] == checkout["name"]
+    # A tree that configures, as package.nix builds it.
+    p = run(["cmake", "-S", src, "-B", str(tmp_path / "build"), "-DBUILD_TESTING=OFF",
+             "-DBUNDLEFS_SYSTEM_LIBFUSE=ON"], check=False)
+    assert p.returncode == 0, p.stderr.decode()[-3000:]
+
+
+def test_installed_module_runs_the_installed_unit(tmp_path):
+    root = install(tmp_path)
+    out = eval_module(os.path.join(root, "share/bundlefs/module.nix"),
+                      '{ services.bundlefs.package = "/p"; '
+                      'services.bundlefs.mounts.m = { mountPoint = "/m"; spec = "/s.conf"; }; }')
+    check_unit(out["systemd"]["services"]["bundlefs-m"], "/p", "/m", [], "/s.conf")

@@ -115,12 +115,12 @@ def test_foreground_lines_carry_their_priority(tmp_path, mount, nix, tiny):
     expect(lines, 6, r'bundle "t": resolved in \d+ ms: %d store paths, NAR size %s'
            % (len(nix.closure(tiny)), re.escape(human(closure_nar_size(tiny)))))
     # Tried again on a later use: a warning.
-    expect(lines, 4, r'%s:6: bundle "gone": %s: missing from the store' % (s, GONE))
+    expect(lines, 4, r'%s:6: bundle "gone": args: %s: missing from the store' % (s, GONE))
     assert [l for l in lines if l[1] == "SIGHUP: reloading %s" % spec] == \
         [(6, "SIGHUP: reloading %s" % spec)] * 2
     expect(lines, 5, r"reloaded %s: generation 2, 2 bundles, 0 changed" % s)
     # A reload refused: errors.
-    expect(lines, 3, r"%s:4: readonly: expected true or false.*" % s)
+    expect(lines, 3, r'%s:4: bundle "t": readonly: expected true or false.*' % s)
     expect(lines, 3, r"reload: %s has problems; still serving generation 2" % s)
     stop = expect(lines, 5, r"SIGTERM: unmounting %s" % mnt)
     gone = expect(lines, 5, r"%s was unmounted" % mnt)
@@ -196,7 +196,7 @@ def test_a_bad_spec_at_start_is_an_error(tmp_path, tiny):
     spec = write_spec(tmp_path, bad_spec(tiny))
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    want = "%s:4: readonly: expected true or false" % spec
+    want = '%s:4: bundle "t": readonly: expected true or false' % spec
     # (In the background, FILE:LINE: as a compiler says it: test_badspec.)
     for journal in (False, True):
         with open(tmp_path / ("stderr-%s" % journal), "w+") as err:
@@ -287,13 +287,13 @@ def test_syslog_priorities(tmp_path, tiny, verbose):
         assert p.stdout.split()
         run(["nsenter", "-t", str(pid), "-m", "ls", str(mnt / "gone" / "rootfs")], check=False)
         assert log.wait(r'bundle "t": resolved in .*')[0] == 30
-        assert log.wait(r'.*bundle "gone": %s: missing from the store' % GONE)[0] == 28
+        assert log.wait(r'.*bundle "gone": args: %s: missing from the store' % GONE)[0] == 28
         os.kill(pid, signal.SIGHUP)
         assert log.wait(r"reloaded .*")[0] == 29
         with open(spec, "w") as f:
             f.write(bad_spec(tiny))
         os.kill(pid, signal.SIGHUP)
-        assert log.wait(r".*:4: readonly: expected true or false.*")[0] == 27
+        assert log.wait(r'.*:4: bundle "t": readonly: expected true or false.*')[0] == 27
         assert log.wait(r"reload: .* has problems; still serving generation 2")[0] == 27
         os.kill(pid, signal.SIGTERM)
         assert log.wait(r"SIGTERM: unmounting .*")[0] == 29

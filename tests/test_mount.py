@@ -233,7 +233,7 @@ def test_lazy_resolution_and_failures_stay_in_their_bundle(tmp_path, mount, tiny
     assert os.listdir(m.path("good", "rootfs") + STORE)
     # Each logged once, as warnings: both are tried again on a later use.
     assert [l for l in m.lines() if l[0] is None or l[0] <= 4] == [
-        (4, '%s:5: bundle "gone": %s: missing from the store' % (spec, gone)),
+        (4, '%s:5: bundle "gone": args: %s: missing from the store' % (spec, gone)),
         (4, '%s:9: bundle "nofile": closure file %s/missing-closure: No such file or '
          "directory" % (spec, tmp_path)),
     ]

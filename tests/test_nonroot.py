@@ -70,13 +70,16 @@ def readonly_copy_of_the_database(home):
 
 
 class UserMount:
-    def __init__(self, home, spec, *args):
+    def __init__(self, home, spec, *args, env=None):
         self.mnt = os.path.join(home, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
         pw = pwd.getpwnam(USER)
         os.chown(self.mnt, pw.pw_uid, pw.pw_gid)
         self.err = open(os.path.join(home, "stderr"), "w+")
-        self.proc = subprocess.Popen(["runuser", "-u", USER, "--", BUNDLEFS, "-f", *args,
+        # (The environment is the test's: XDG_RUNTIME_DIR only where
+        # given, whatever the suite's own has.)
+        pre = ["env", "-u", "XDG_RUNTIME_DIR"] + ["%s=%s" % kv for kv in (env or {}).items()]
+        self.proc = subprocess.Popen(["runuser", "-u", USER, "--", *pre, BUNDLEFS, "-f", *args,
                                       self.mnt, spec], stdout=subprocess.DEVNULL,
                                      stderr=self.err)
         deadline = time.monotonic() + 10
@@ -105,8 +108,14 @@ def test_unprivileged_daemon_serves_the_closure_from_the_database(fuse_for_all, 
     m = UserMount(home, spec, "--db", db, "--gcroots", "none")
     try:
         assert as_user(["ls", m.mnt]).stdout.split() == [b"a"]
+        # The daemon's owner is not root: config.json is rootless (root in
+        # the container is the owner), as bundlectl shows it to that user.
         cfg = as_user(["cat", os.path.join(m.mnt, "a", "config.json")])
-        assert cfg.stdout == run([BUNDLECTL, "config", spec, "a"]).stdout
+        assert cfg.stdout == as_user([BUNDLECTL, "config", spec, "a"]).stdout
+        pw = pwd.getpwnam(USER)
+        assert json.loads(cfg.stdout)["linux"]["uidMappings"] == [
+            {"containerID": 0, "hostID": pw.pw_uid, "size": 1}]
+        assert cfg.stdout != run([BUNDLECTL, "config", spec, "a"]).stdout
         listed = as_user(["ls", os.path.join(m.mnt, "a", "rootfs") + STORE])
         assert listed.returncode == 0, m.stderr()
         assert listed.stdout.decode().split() == [os.path.basename(p) for p in nix.closure(app)]
@@ -157,23 +166,40 @@ def test_a_log_without_its_index_is_reported_not_misread(fuse_for_all, home, nix
             m.proc.kill()
 
 
-def test_a_writable_root_without_the_privilege_to_mount_it_is_an_error(fuse_for_all, home, nix,
-                                                                        app):
-    # readonly = false needs an overlayfs mount, which an unprivileged
-    # daemon cannot make: the bundle's rootfs answers EIO, and the reason
-    # names the bundle; it is never served read-only instead.
+@pytest.mark.parametrize("lacks", ["fuse-overlayfs", "a runtime directory"])
+def test_a_writable_root_the_daemon_cannot_make_is_an_error(fuse_for_all, home, nix, app, lacks):
+    # readonly = false needs a writable root, which a daemon that is not
+    # root makes with fuse-overlayfs in its runtime directory
+    # (test_rootless.py): without either, the bundle's rootfs answers EIO,
+    # and the reason names the bundle and what to do; it is never served
+    # read-only instead.
     db = readonly_copy_of_the_database(home)
     spec = os.path.join(home, "spec.conf")
     with open(spec, "w") as f:
         f.write("[ro]\nargs = %s/bin/app\nreadonly = true\n[w]\nargs = %s/bin/app\n" % (app, app))
     state = os.path.join(home, "state")
-    m = UserMount(home, spec, "--db", db, "--gcroots", "none", "--state-dir", state)
+    if lacks == "fuse-overlayfs":
+        # (a PATH with fusermount3 alone; a runtime directory the user owns)
+        bindir = os.path.join(home, "bin")
+        os.mkdir(bindir)
+        os.symlink(shutil.which("fusermount3"), os.path.join(bindir, "fusermount3"))
+        env = {"PATH": bindir, "XDG_RUNTIME_DIR": home}
+        why = ("finding fuse-overlayfs failed (%s/bundlefs/" % home,
+               "fuse-overlayfs is not installed (not in PATH): a daemon that is not root makes "
+               "writable roots with it (Debian: apt-get install fuse-overlayfs)")
+    else:
+        # (root's runtime directory, the default without XDG_RUNTIME_DIR)
+        env = {}
+        why = ("making its area in the runtime directory failed (/run/bundlefs/",
+               "Permission denied (a daemon that is not root needs one it may write: "
+               "$XDG_RUNTIME_DIR, or --run-dir)")
+    m = UserMount(home, spec, "--db", db, "--gcroots", "none", "--state-dir", state, env=env)
     try:
         p = as_user(["ls", os.path.join(m.mnt, "w", "rootfs")])
         assert p.returncode != 0 and b"Input/output error" in p.stderr
-        assert ('spec.conf:4: bundle "w": readonly = false needs a writable root, and mounting '
-                'its area in the runtime directory failed') in m.stderr()
-        assert "Operation not permitted" in m.stderr()
+        assert ('spec.conf:4: bundle "w": readonly = false needs a writable root, and '
+                + why[0]) in m.stderr(), m.stderr()
+        assert why[1] in m.stderr(), m.stderr()
         # Its status says so: failed, for its writable root.
         p = as_user([BUNDLECTL, "status", "--json", m.mnt])
         assert p.returncode == 0, p.stderr
@@ -183,7 +209,7 @@ def test_a_writable_root_without_the_privilege_to_mount_it_is_an_error(fuse_for_
         assert upper.startswith(state + "/") and upper.endswith("/w/upper")
         assert w["writable_root"] == {"upper": upper, "mounted": False, "in_use": False}
         assert [(x["bundle"], x["kind"]) for x in w["problems"]] == [("w", "writable-root")]
-        assert "readonly = false needs a writable root" in w["problems"][0]["message"]
+        assert why[1] in w["problems"][0]["message"]
         assert as_user(["ls", os.path.join(m.mnt, "ro", "rootfs") + STORE]).returncode == 0
         m.unmount()
     finally:

@@ -81,9 +81,9 @@ def test_reload_adds_removes_swaps_and_keeps_running_containers(tmp_path, runc, 
         spec.write_text("[keep]\nargs = %s/bin/sh\n[broken]\nreadonly = maybe\n" % tiny)
         r = bundlectl("reload", m.mountpoint, check=False)
         assert r.returncode == 2
-        assert r.stderr.decode().startswith("%s:4: readonly: expected true or false" % spec)
+        assert r.stderr.decode().startswith('%s:4: bundle "broken": readonly: expected true or false' % spec)
         assert sorted(os.listdir(m.mountpoint)) == ["keep", "new", "swap"]
-        assert "%s:4: readonly: expected true or false" % spec in m.stderr()
+        assert '%s:4: bundle "broken": readonly: expected true or false' % spec in m.stderr()
         st = status(m.mountpoint)
         assert st["generation"] == 2 and st["last_reload"]["ok"] is False
 
@@ -132,10 +132,12 @@ def repoint(link, target):
 
 
 def test_watch_follows_nix_build_repointing_result(tmp_path, tiny):
-    # `bundlefs --watch MNT result/spec.json`: each nix-build -o result
-    # points the link to a new store path, which the mount follows.
+    # `bundlefs --watch MNT result`: each nix-build -o result points the
+    # link to a new store path, the spec file itself, which the mount
+    # follows.
     nix_spec(tmp_path, "result", ["a"], tiny)
-    with Mount(tmp_path / "mnt", str(tmp_path / "result" / "spec.json"), ("--watch",)) as m:
+    assert os.path.isfile(os.path.realpath(tmp_path / "result"))
+    with Mount(tmp_path / "mnt", str(tmp_path / "result"), ("--watch",)) as m:
         assert os.listdir(m.mountpoint) == ["a"]
         nix_spec(tmp_path, "result", ["a", "b"], tiny)
         wait_for(lambda: sorted(os.listdir(m.mountpoint)) == ["a", "b"],
@@ -156,7 +158,7 @@ def test_watch_follows_a_profile_switch_at_either_link(tmp_path, tiny):
     prof.mkdir()
     os.symlink(gens[0], prof / "p-1-link")
     os.symlink("p-1-link", prof / "p")
-    with Mount(tmp_path / "mnt", str(prof / "p" / "spec.json"), ("--watch",)) as m:
+    with Mount(tmp_path / "mnt", str(prof / "p"), ("--watch",)) as m:
         assert os.listdir(m.mountpoint) == ["a"]
         os.symlink(gens[1], prof / "p-2-link")
         repoint(prof / "p", "p-2-link")
@@ -428,7 +430,7 @@ def test_status_shows_daemon_and_bundles(tmp_path, nix, tiny, app):
         assert b["bad"]["state"] in ("retrying", "failed")
         assert b["bad"]["problems"] == [
             {"bundle": "bad", "kind": "resolve",
-             "message": '%s:5: bundle "bad": %s: missing from the store' % (spec, gone)}]
+             "message": '%s:5: bundle "bad": args: %s: missing from the store' % (spec, gone)}]
         assert b["idle"]["state"] == "unresolved" and b["idle"]["requests"] == 0
         human = bundlectl("status", m.mountpoint).stdout.decode()
         assert "pid %d" % m.proc.pid in human
@@ -457,7 +459,7 @@ def test_background_daemon_logs_to_a_file(tmp_path, tiny):
         wait_for(lambda: log.exists() and "missing from the store" in log.read_text(),
                  "the error did not reach the log file")
         assert log.read_text().rstrip().endswith(
-            '%s:2: bundle "bad": %s: missing from the store' % (spec, gone))
+            '%s:2: bundle "bad": args: %s: missing from the store' % (spec, gone))
     finally:
         run(["fusermount3", "-u", str(mnt)])
 

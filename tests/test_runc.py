@@ -62,3 +62,26 @@ def test_container_as_another_user(tmp_path, mount, runc, tiny):
     lines = out(runc.run(str(bundle))).splitlines()
     assert lines[0] == "1000"
     assert lines[1].startswith("#!")
+
+
+@pytest.mark.parametrize("how,want", [
+    # An oci patch naming the sets itself: CAP_NET_ADMIN (12) alone.
+    ('oci = {"process": {"capabilities": {"bounding": ["CAP_NET_ADMIN"], '
+     '"effective": ["CAP_NET_ADMIN"], "permitted": ["CAP_NET_ADMIN"]}}}', 1 << 12),
+    # capabilities.add: runc spec's three (CAP_KILL 5, CAP_NET_BIND_SERVICE
+    # 10, CAP_AUDIT_WRITE 29) and CAP_NET_ADMIN.
+    ('capabilities = {"add": ["CAP_NET_ADMIN"]}', 1 << 5 | 1 << 10 | 1 << 12 | 1 << 29),
+    # The same for a user other than root, who keeps them (ambient).
+    ('capabilities = {"add": ["CAP_NET_ADMIN"]}\nuser = 1000:100',
+     1 << 5 | 1 << 10 | 1 << 12 | 1 << 29),
+    # Without either, runc's own default for a process (none for a user).
+    ('user = 1000:100', 0),
+])
+def test_capabilities_reach_the_process(tmp_path, mount, runc, nix, tiny, how, want):
+    bb = [p for p in nix.closure(tiny) if p.endswith("-busybox")][0]
+    spec = write_spec(tmp_path, "[c]\nargs = %s/bin/sh -c 'grep CapEff /proc/self/status; id -u'\n"
+                      "readonly = true\n%s\n" % (bb, how))
+    m = mount(spec)
+    eff, uid = out(runc.run(m.path("c"))).splitlines()
+    assert int(eff.split()[1], 16) == want
+    assert uid == ("1000" if "user" in how else "0")

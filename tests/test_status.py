@@ -165,7 +165,7 @@ def test_the_document_in_every_state(tmp_path, mount, runc, nix, tiny, app):
     assert b["gone"]["state"] == "retrying" and b["gone"]["paths"] is None
     assert b["gone"]["problems"] == [{
         "bundle": "gone", "kind": "resolve",
-        "message": '%s:8: bundle "gone": %s: missing from the store' % (spec, gone)}]
+        "message": '%s:8: bundle "gone": args: %s: missing from the store' % (spec, gone)}]
     assert b["badclosure"]["state"] == "failed" and b["badclosure"]["paths"] is None
     assert b["badclosure"]["problems"] == [{
         "bundle": "badclosure", "kind": "resolve",
@@ -206,8 +206,8 @@ def test_the_document_in_every_state(tmp_path, mount, runc, nix, tiny, app):
     rl = st["last_reload"]
     assert rl["ok"] is False and rl["generation"] == 1 and rl["at"] >= st["started"]
     assert [p["message"] for p in rl["problems"]] == [
-        '%s:19: readonly: expected true or false, not "maybe"' % spec,
-        '%s:18: bundle "broken" has no args' % spec]
+        '%s:19: bundle "broken": readonly: expected true or false, not "maybe"' % spec,
+        '%s:18: bundle "broken": args: missing (every bundle has one)' % spec]
     assert st["problems"][:2] == rl["problems"] and len(st["problems"]) == 4
     assert st["generation"] == 1
 

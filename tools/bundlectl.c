@@ -44,10 +44,15 @@ static const char usage_text[] =
 static const char *const cmd_usage[] = {
     "usage: bundlectl check [STORE OPTIONS] SPEC\n"
     "Parses SPEC and resolves the closure of every bundle in it. Prints each\n"
-    "problem as FILE:LINE: message. Exit status 0 when all is well, 2 otherwise.\n",
+    "problem as FILE:LINE: message (in a bundle: FILE:LINE: bundle \"NAME\": KEY:\n"
+    "message), and what will not happen (a compat = buildcontainer bundle's\n"
+    "mounts) as FILE:LINE: warning: .... Exit status 0 when there is no problem,\n"
+    "2 otherwise.\n",
     "usage: bundlectl config [--pretty] [STORE OPTIONS] SPEC NAME\n"
-    "Prints bundle NAME's config.json exactly as the mount serves it (compact,\n"
-    "keys sorted, no trailing newline), or indented with --pretty.\n",
+    "Prints bundle NAME's config.json exactly as a mount owned by the caller\n"
+    "serves it (compact, keys sorted, no trailing newline), or indented with\n"
+    "--pretty. A bundle that does not say `rootless` is rootless for a caller\n"
+    "who is not root.\n",
     "usage: bundlectl closure [STORE OPTIONS] SPEC NAME\n"
     "Prints the store paths of bundle NAME's closure, sorted, one per line.\n",
     "usage: bundlectl materialize [STORE OPTIONS] SPEC NAME DIR\n"
@@ -219,6 +224,10 @@ static int cmd_check(struct opts *o)
 	int bad = 0;
 	for (size_t i = 0; i < sp.n; i++) {
 		const struct closure *c;
+		struct diags w = {0};
+		spec_bundle_warnings(&sp, order[i], &w);
+		diag_print(&w, stderr, NULL);
+		diag_clear(&w);
 		if (resolve(o, &sp, order[i], r, &c) < 0) {
 			bad++;
 			continue;
@@ -259,8 +268,13 @@ static int cmd_bundle(struct opts *o, int cmd)
 			rc = EXIT_BADSPEC;
 		} else {
 			struct ocibinds binds = {o->st.dir, o->st.real, c};
+			/* (As the mount would serve it to its caller.) */
+			struct ociopts opts = {.binds = c ? &binds : NULL,
+					       .pretty = o->pretty,
+					       .uid = geteuid(),
+					       .gid = getegid()};
 			size_t len;
-			char *cfg = ocicfg_render(b, c ? &binds : NULL, o->pretty, &len);
+			char *cfg = ocicfg_render(b, &opts, &len);
 			fwrite(cfg, 1, len, stdout);
 			if (o->pretty)
 				putchar('\n');

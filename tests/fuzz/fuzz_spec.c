@@ -22,8 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (spec_parse(&sp, "fuzz.conf", (const char *)data, size, &st, &d) == 0) {
 		/* Whatever parses must also render. */
 		for (size_t i = 0; i < sp.n; i++) {
+			struct ociopts o = {.uid = 1000, .gid = 100}; /* (rootless too) */
 			size_t len;
-			free(ocicfg_render(&sp.bundles[i], NULL, false, &len));
+			free(ocicfg_render(&sp.bundles[i], &o, &len));
 		}
 		spec_free(&sp);
 	} else if (d.n == 0) {

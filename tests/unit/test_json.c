@@ -57,4 +57,31 @@ static void error_positions(void)
 	CHECK(!parse("tru", &e));
 }
 
-UNIT_MAIN(CASE(values), CASE(error_positions))
+/* Numbers keep their text (2^64-1 is not a double); a value written back
+ * reads the same; equality ignores the order of members only. */
+static void write_and_compare(void)
+{
+	struct json_error e;
+	const char *text = "{\"n\":[18446744073709551615,-0,1.5e3],\"s\":\"a\\\"\\n\\u0001\u00e9\","
+			   "\"o\":{\"t\":true,\"f\":false,\"z\":null}}";
+	struct json *j = parse(text, &e);
+	CHECK(j != NULL);
+	if (!j)
+		return;
+	CHECK_STR(json_get(j, "n")->items[0]->raw, "18446744073709551615");
+	struct buf b = {0};
+	json_put_value(&b, j);
+	CHECK_STR(b.data, text);
+	struct json *again = parse(b.data, &e);
+	CHECK(json_equal(j, again));
+	buf_free(&b);
+	CHECK(json_equal(parse("{\"a\":1,\"b\":[2]}", &e), parse("{\"b\":[2],\"a\":1}", &e)));
+	CHECK(!json_equal(parse("[1,2]", &e), parse("[2,1]", &e)));
+	CHECK(!json_equal(parse("{\"a\":1}", &e), parse("{\"a\":1,\"b\":1}", &e)));
+	CHECK(!json_equal(parse("{\"a\":1}", &e), parse("{\"b\":1}", &e)));
+	CHECK(!json_equal(parse("1", &e), parse("2", &e)));
+	CHECK(!json_equal(parse("1", &e), NULL));
+	CHECK(json_equal(NULL, NULL));
+}
+
+UNIT_MAIN(CASE(values), CASE(error_positions), CASE(write_and_compare))

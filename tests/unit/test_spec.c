@@ -91,31 +91,34 @@ static void json_full(void)
 static const struct {
 	const char *text, *want;
 } bad[] = {
-    {"[a]\nargs = /bin/x\nfoo = 1\n", "t.conf:3: unknown key \"foo\""},
-    {"[a]\nargs = /bin/x\nargs = /bin/y\n", "t.conf:3: duplicate key \"args\""},
+    {"[a]\nargs = /bin/x\nfoo = 1\n", "t.conf:3: bundle \"a\": unknown key \"foo\""},
+    {"[a]\nargs = /bin/x\nargs = /bin/y\n",
+     "t.conf:3: bundle \"a\": args: duplicate key (first at line 2)"},
     {"[a]\nargs = /bin/x\n[a]\nargs = /bin/y\n", "t.conf:3: duplicate bundle \"a\""},
     {"[..]\nargs = /bin/x\n", "t.conf:1: \"..\": bad bundle name"},
     {"[a/b]\nargs = /bin/x\n", "t.conf:1: \"a/b\": bad bundle name"},
-    {"[a]\nreadonly = true\n", "t.conf:1: bundle \"a\" has no args"},
-    {"[a]\nargs = \"\" x\n", "t.conf:2: the program (first word of args) is empty"},
-    {"[a]\nargs = []\n", "t.conf:2: args is empty"},
-    {"[a]\nargs =\n", "t.conf:2: args has no value"},
-    {"[a]\nargs = /bin/x \"oops\n", "t.conf:2:15: unterminated double quote"},
-    {"[a]\nargs = [\"x\", 1]\n", "t.conf:2:14: args: expected a string, not number"},
-    {"[a]\nargs = [\"x\"\n", "t.conf:2:12: args: expected ',' or ']'"},
-    {"[a]\nargs = /x\nreadonly = yes\n", "t.conf:3: readonly: expected true or false"},
-    {"[a]\nargs = /x\npaths = /tmp/x\n", "t.conf:3: paths: \"/tmp/x\" is not a store path"},
-    {"[a]\nargs = /x\nmount = data bind /x\n", "t.conf:3: mount destination \"data\" is not "
-					       "an absolute path"},
-    {"[a]\nargs = /x\nmount = /a/../b bind /x\n", "t.conf:3: mount destination \"/a/../b\" "
-						  "is not normalized"},
-    {"[a]\nargs = /x\nmount = /nix/store/x bind /x\n", "t.conf:3: mount destination "
-						       "\"/nix/store/x\" is inside"},
-    {"[a]\nargs = /x\nmount = /nix bind /srv\n", "t.conf:3: mount destination \"/nix\" "
-						 "covers the store directory /nix/store"},
+    {"[a]\nreadonly = true\n", "t.conf:1: bundle \"a\": args: missing"},
+    {"[a]\nargs = \"\" x\n", "t.conf:2: bundle \"a\": args: the program (its first word) is empty"},
+    {"[a]\nargs = []\n", "t.conf:2: bundle \"a\": args: is empty"},
+    {"[a]\nargs =\n", "t.conf:2: bundle \"a\": args: no value"},
+    {"[a]\nargs = /bin/x \"oops\n", "t.conf:2:15: bundle \"a\": args: unterminated double quote"},
+    {"[a]\nargs = [\"x\", 1]\n", "t.conf:2:14: bundle \"a\": args: expected a string, not number"},
+    {"[a]\nargs = [\"x\"\n", "t.conf:2:12: bundle \"a\": args: expected ',' or ']'"},
+    {"[a]\nargs = /x\nreadonly = yes\n",
+     "t.conf:3: bundle \"a\": readonly: expected true or false, not \"yes\""},
+    {"[a]\nargs = /x\npaths = /tmp/x\n",
+     "t.conf:3: bundle \"a\": paths: \"/tmp/x\" is not a store path"},
+    {"[a]\nargs = /x\nmount = data bind /x\n",
+     "t.conf:3: bundle \"a\": mount: destination \"data\" is not an absolute path"},
+    {"[a]\nargs = /x\nmount = /a/../b bind /x\n",
+     "t.conf:3: bundle \"a\": mount: destination \"/a/../b\" is not normalized"},
+    {"[a]\nargs = /x\nmount = /nix/store/x bind /x\n",
+     "t.conf:3: bundle \"a\": mount: destination \"/nix/store/x\" is inside"},
+    {"[a]\nargs = /x\nmount = /nix bind /srv\n",
+     "t.conf:3: bundle \"a\": mount: destination \"/nix\" covers the store directory /nix/store"},
     {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/nix\": {\"type\": \"tmpfs\", \"source\": "
      "\"t\"}}}}",
-     "t.conf:1:35: mount destination \"/nix\" covers"},
+     "t.conf:1:35: bundle \"a\": mounts: destination \"/nix\" covers"},
     {"[a]\nargs = /x\ncwd = x\n", "t.conf:3: bundle \"a\": cwd: \"x\" is not an absolute path"},
     {"[a]\nargs = /x\ncwd = /../..\n", "t.conf:3: bundle \"a\": cwd: \"/../..\" is not "
 				       "normalized"},
@@ -126,33 +129,71 @@ static const struct {
 					       "\"/nix/store/x/y\" is in the store directory"},
     {"{\"a\": {\"args\": [\"/x\"], \"cwd\": \"//\"}}", "t.conf:1:31: bundle \"a\": cwd: "
 						       "\"//\" is not normalized"},
-    {"[a]\nargs = /x\nmount = /d bind\n", "t.conf:3: mount needs DESTINATION TYPE SOURCE"},
-    {"[a]\nargs = /x\nmount = /d bind /x a,,b\n", "t.conf:3: empty mount option"},
-    {"[a]\nargs = /x\nmount = /d bind /x\nmount = /d tmpfs t\n", "t.conf:4: duplicate mount "
-								 "destination \"/d\""},
+    {"[a]\nargs = /x\nmount = /d bind\n",
+     "t.conf:3: bundle \"a\": mount: expected DESTINATION TYPE SOURCE"},
+    {"[a]\nargs = /x\nmount = /d bind /x a,,b\n",
+     "t.conf:3: bundle \"a\": mount: \"/d\": empty option"},
+    {"[a]\nargs = /x\nmount = /d bind /x\nmount = /d tmpfs t\n",
+     "t.conf:4: bundle \"a\": mount: duplicate destination \"/d\" (first at line 3)"},
     {"args = /x\n", "t.conf:1: \"args\" outside of a [bundle] section"},
     {"[a]\r\nargs = /x\r\n", "t.conf:1: CRLF line ending"},
     {"[a]\nargs = /x\xff\n", "t.conf:2:10: invalid UTF-8"},
     {"[a]\njust words\n", "t.conf:2: expected \"key = value\""},
     {"[a\nargs = /x\n", "t.conf:1: section header must look like [name]"},
-    {"[a]\nargs = /x\nclosure = relative\n", "t.conf:3: closure: expected one absolute"},
-    {"[a]\nargs = /x\nos = two words\n", "t.conf:3: os \"two words\" contains whitespace"},
+    {"[a]\nargs = /x\nclosure = relative\n",
+     "t.conf:3: bundle \"a\": closure: expected one absolute"},
+    {"[a]\nargs = /x\nos = two words\n",
+     "t.conf:3: bundle \"a\": os: \"two words\" contains whitespace"},
     {"[.bundlefs]\nargs = /x\n", "t.conf:1: \".bundlefs\": bad bundle name"},
-    {"{\"a\": {\"args\": [\"/x\"], \"bogus\": 1}}", "t.conf:1:24: unknown key \"bogus\""},
-    {"{\"a\": {}}", "t.conf:1:7: bundle \"a\" has no args"},
-    {"{\"a\": {\"args\": \"/x\"}}", "t.conf:1:16: args: expected an array of strings"},
+    {"{\"a\": {\"args\": [\"/x\"], \"bogus\": 1}}",
+     "t.conf:1:24: bundle \"a\": unknown key \"bogus\""},
+    {"{\"a\": {}}", "t.conf:1:7: bundle \"a\": args: missing"},
+    {"{\"a\": {\"args\": \"/x\"}}",
+     "t.conf:1:16: bundle \"a\": args: expected an array of strings"},
     {"{\"a\": {\"args\": [\"/x\"]},\n \"a\": {\"args\": [\"/y\"]}}",
      "t.conf:2:2: duplicate key \"a\""},
     {"{\"a\": {\"args\": [\"/x\"], \"readonly\": \"yes\"}}",
-     "t.conf:1:36: readonly: expected a boolean, not string"},
+     "t.conf:1:36: bundle \"a\": readonly: expected a boolean, not string"},
     {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/d\": {\"type\": \"bind\"}}}}",
-     "t.conf:1:41: mount \"/d\" needs a source"},
+     "t.conf:1:41: bundle \"a\": mounts: \"/d\": needs a source"},
     {"{\"a\": {\"args\": [\"/x\"], \"mounts\": {\"/d\": {\"type\": \"bind\", \"source\": \"/s\", "
      "\"opts\": []}}}}",
-     "t.conf:1:74: unknown mount key \"opts\""},
+     "t.conf:1:74: bundle \"a\": mounts: \"/d\": unknown member \"opts\""},
     {"{\"a\": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]}", "t.conf:1:22: nesting deeper than 16"},
     {"{\"a\": {\"args\": [\"/x\"]}} trailing", "t.conf:1:25: unexpected text after"},
     {"{\"a\x01\": {}}", "t.conf:1:4: control character in string"},
+    {"[a]\nargs = /x\ncapabilities = {\"add\": [\"CAP_NOPE\"]}\n",
+     "t.conf:3:25: bundle \"a\": capabilities: add: \"CAP_NOPE\" is not a Linux capability"},
+    {"[a]\nargs = /x\ncapabilities = {\"drop\": [\"ALL\"], \"add\": [\"ALL\"]}\n",
+     "t.conf:3:42: bundle \"a\": capabilities: \"ALL\" is both added and dropped"},
+    {"[a]\nargs = /x\ncapabilities = [\"CAP_KILL\"]\n",
+     "t.conf:3: bundle \"a\": capabilities: expected an object, not array"},
+    {"[a]\nargs = /x\nrlimits = {\"RLIMIT_NOFILE\": {\"soft\": 2, \"hard\": 1}}\n",
+     "t.conf:3:38: bundle \"a\": rlimits: RLIMIT_NOFILE: soft 2 is above hard 1"},
+    {"[a]\nargs = /x\nrlimits = {\"RLIMIT_NOFILE\": 1e3}\n",
+     "t.conf:3:29: bundle \"a\": rlimits: RLIMIT_NOFILE: expected an integer from 0 to "
+     "18446744073709551615, not 1e3"},
+    {"[a]\nargs = /x\nrlimits = {\"RLIMIT_NOFILE\": {\"soft\": 1, \"hard\": 2, \"x\": 3}}\n",
+     "t.conf:3:52: bundle \"a\": rlimits: RLIMIT_NOFILE: unknown member \"x\""},
+    {"[a]\nargs = /x\nrlimits = {\"nofile\": 1}\n",
+     "t.conf:3:12: bundle \"a\": rlimits: \"nofile\" is not a Linux resource limit"},
+    {"[a]\nargs = /x\nannotations = {\"a\": true}\n",
+     "t.conf:3:21: bundle \"a\": annotations: \"a\": expected a string, not boolean"},
+    {"[a]\nargs = /x\nsysctl = {\"kernel.\": \"1\"}\n",
+     "t.conf:3:11: bundle \"a\": sysctl: \"kernel.\" is not a kernel parameter"},
+    {"[a]\nargs = /x\nsysctl = {\"net.ipv4.ip_forward\": 1}\n",
+     "t.conf:3:34: bundle \"a\": sysctl: \"net.ipv4.ip_forward\": expected a string"},
+    {"[a]\nargs = /x\nmaskedPaths = /proc/kcore proc/keys\n",
+     "t.conf:3: bundle \"a\": maskedPaths: \"proc/keys\" is not an absolute path"},
+    {"{\"a\": {\"args\": [\"/x\"], \"readonlyPaths\": [\"/a/\"]}}",
+     "t.conf:1:42: bundle \"a\": readonlyPaths: \"/a/\" is not normalized"},
+    {"[a]\nargs = /x\nrootless = 1\n", "t.conf:3: bundle \"a\": rootless: expected true or false"},
+    {"{\"a\": {\"args\": [\"/x\"], \"noNewPrivileges\": 1}}",
+     "t.conf:1:43: bundle \"a\": noNewPrivileges: expected a boolean, not number"},
+    {"{\"a\": {\"args\": [\"/x\"], \"oci\": \"{}\"}}",
+     "t.conf:1:31: bundle \"a\": oci: expected an object, not string"},
+    {"[a]\nargs = /x\noci = {\"process\": }\n", "t.conf:3:19: bundle \"a\": oci: unexpected "
+						"character"},
     {"[a]\nargs = /x\x00y\n", NULL /* NUL: checked below with an explicit length */},
 };
 
@@ -256,6 +297,15 @@ static void bundles_equal(void)
 	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nhostname = a\n",
 	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nuser = 0:0\n",
 	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nterminal = true\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\ncapabilities = {}\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nrlimits = {}\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nnoNewPrivileges = false\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nannotations = {}\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nsysctl = {}\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nmaskedPaths = []\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nreadonlyPaths = /a\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\nrootless = false\n",
+	    "[x]\nargs = /bin/a 'b c'\nmount = /d bind /s ro,rbind\noci = {}\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(changed); i++) {
 		struct spec c;
@@ -274,14 +324,21 @@ static void json_round_trip(void)
 	struct spec a;
 	struct diags d;
 	CHECK_INT(
-	    parse("[x]\nargs = /bin/a 'b \"c' \\\\d \xc3\xa9\nreadonly = true\narch = aarch64\n"
-		  "mount = /d bind /s ro,rbind\nmount = /e tmpfs t\n"
-		  "closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n"
-		  "[z]\nargs = /z\ncompat = buildcontainer\nenv = A=1\nenv = B=x y\ncwd = /w\n"
-		  "hostname = h\nuser = 1:2,3,4\nterminal = true\n",
-		  &a, &d),
+	    parse(
+		"[x]\nargs = /bin/a 'b \"c' \\\\d \xc3\xa9\nreadonly = true\narch = aarch64\n"
+		"mount = /d bind /s ro,rbind\nmount = /e tmpfs t\n"
+		"closure = /c/f\npaths = " SP "-p\n[y]\nargs = /y\n"
+		"[z]\nargs = /z\ncompat = buildcontainer\nenv = A=1\nenv = B=x y\ncwd = /w\n"
+		"hostname = h\nuser = 1:2,3,4\nterminal = true\n"
+		"[w]\nargs = /w\ncapabilities = {\"add\": [\"ALL\"], \"drop\": [\"CAP_KILL\"]}\n"
+		"rlimits = {\"RLIMIT_NOFILE\": 18446744073709551615, \"RLIMIT_AS\": {\"hard\": 2, "
+		"\"soft\": 1}}\nnoNewPrivileges = true\nannotations = {\"k\": \"v\\u00e9\"}\n"
+		"sysctl = {\"kernel/msgmax\": \"1\"}\nmaskedPaths = []\nreadonlyPaths = /a /b\n"
+		"rootless = false\noci = {\"a\": [1.5, null, {\"b\": -0}]}\n",
+		&a, &d),
 	    0);
-	CHECK_INT(a.n, 3);
+	diag_print(&d, stderr, "unexpected: ");
+	CHECK_INT(a.n, 4);
 	for (size_t i = 0; i < a.n; i++) {
 		char *json = spec_bundle_json(&a.bundles[i]);
 		struct spec b;
@@ -351,17 +408,72 @@ static void many_env(void)
 	CHECK_INT(parse(b.data, &sp, &d), -1);
 	CHECK_INT(d.n, 1);
 	if (d.n == 1)
-		CHECK_STR(d.msg[0], "t.conf:20003: env: V123 is set twice");
+		CHECK_STR(d.msg[0], "t.conf:20003: bundle \"e\": env: V123 is set twice");
 	diag_clear(&d);
 	/* Few of them: the same, checked one by one. */
 	CHECK_INT(parse("[e]\nargs = /e\nenv = A=1\nenv = B=2\nenv = A=3\n", &sp, &d), -1);
 	CHECK_INT(d.n, 1);
 	if (d.n == 1)
-		CHECK_STR(d.msg[0], "t.conf:5: env: A is set twice");
+		CHECK_STR(d.msg[0], "t.conf:5: bundle \"e\": env: A is set twice");
 	diag_clear(&d);
 	buf_free(&b);
 }
 
-UNIT_MAIN(CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip), CASE(json_full),
-	  CASE(errors), CASE(cwd_accepted), CASE(nul_and_limits), CASE(every_problem_reported),
-	  CASE(many_bundles), CASE(many_env))
+/* The keys beyond buildContainer's and bundlefs's first: each syntax
+ * reads the same, into what config.json needs. */
+static void config_keys(void)
+{
+	struct spec c, j;
+	struct diags d;
+	CHECK_INT(
+	    parse("[a]\nargs = /x\ncapabilities = {\"drop\": [\"ALL\"], \"add\": "
+		  "[\"CAP_NET_ADMIN\", \"CAP_CHOWN\"]}\nrlimits = {\"RLIMIT_NOFILE\": 1}\n"
+		  "noNewPrivileges = true\nmaskedPaths = /a /b\nreadonlyPaths = []\n"
+		  "rootless = false\nannotations = {\"x\": \"y\"}\nsysctl = {\"a.b\": \"c\"}\n"
+		  "oci = {\"hostname\": \"h\"}\n",
+		  &c, &d),
+	    0);
+	diag_print(&d, stderr, "unexpected: ");
+	CHECK_INT(
+	    parse("{\"a\": {\"args\": [\"/x\"], \"capabilities\": {\"drop\": [\"ALL\"], "
+		  "\"add\": [\"CAP_NET_ADMIN\", \"CAP_CHOWN\"]}, \"rlimits\": "
+		  "{\"RLIMIT_NOFILE\": 1}, \"noNewPrivileges\": true, \"maskedPaths\": [\"/a\", "
+		  "\"/b\"], \"readonlyPaths\": [], \"rootless\": false, \"annotations\": "
+		  "{\"x\": \"y\"}, \"sysctl\": {\"a.b\": \"c\"},\n\"oci\": {\"hostname\": \"h\"}}}",
+		  &j, &d),
+	    0);
+	diag_print(&d, stderr, "unexpected: ");
+	if (c.n == 1 && j.n == 1) {
+		const struct bundle *b = &c.bundles[0];
+		const struct spec_extra *x = spec_extra(b);
+		CHECK(spec_bundle_equal(b, &j.bundles[0]));
+		/* drop ALL, then add: CAP_CHOWN (0) and CAP_NET_ADMIN (12) alone */
+		CHECK(x->caps == (UINT64_C(1) | UINT64_C(1) << 12));
+		CHECK_INT(x->no_new_privileges, SPEC_YES);
+		CHECK_INT(x->rootless, SPEC_NO);
+		CHECK_STR(x->masked_paths[1], "/b");
+		CHECK(x->readonly_paths && !x->readonly_paths[0]);
+		CHECK_INT(x->oci_line, 11);
+		CHECK_INT(x->oci_col, 0);
+		CHECK_INT(spec_extra(&j.bundles[0])->oci_line, 2);
+		CHECK_INT(spec_extra(&j.bundles[0])->oci_col, 8);
+	}
+	spec_free(&c);
+	spec_free(&j);
+	/* add ALL less drop; absent: runc's default set */
+	CHECK_INT(parse("[a]\nargs = /x\ncapabilities = {\"add\": [\"ALL\"], \"drop\": "
+			"[\"CAP_SYS_ADMIN\"]}\n[b]\nargs = /x\ncapabilities = {}\n",
+			&c, &d),
+		  0);
+	if (c.n == 2) {
+		CHECK(spec_extra(&c.bundles[0])->caps ==
+		      (((UINT64_C(1) << 41) - 1) & ~(UINT64_C(1) << 21)));
+		CHECK(spec_extra(&c.bundles[1])->caps ==
+		      (UINT64_C(1) << 5 | UINT64_C(1) << 10 | UINT64_C(1) << 29));
+	}
+	spec_free(&c);
+}
+
+UNIT_MAIN(CASE(config_keys), CASE(conf_full), CASE(bundles_equal), CASE(json_round_trip),
+	  CASE(json_full), CASE(errors), CASE(cwd_accepted), CASE(nul_and_limits),
+	  CASE(every_problem_reported), CASE(many_bundles), CASE(many_env))
