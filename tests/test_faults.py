@@ -197,6 +197,7 @@ def test_daemons_with_one_pid_keep_their_own_roots(tmp_path, tiny):
             (tmp_path / name).mkdir()
             procs.append(subprocess.Popen(
                 ["unshare", "--pid", "--fork", BUNDLEFS, "-f", "--gcroots", str(gcroots),
+                 "--state-dir", str(tmp_path / (name + ".state")), "--data", "fuse",
                  str(tmp_path / name), spec], stderr=subprocess.PIPE))
             wait_for(lambda: is_mounted(tmp_path / name), "%s not mounted" % name)
             os.listdir(tmp_path / name / "t" / "rootfs")
