@@ -328,13 +328,17 @@ static int from_file(struct ctx *c, const char **roots, size_t nroots)
 		free(mnt);
 		return -1;
 	}
+	/* Its lines are quoted in messages (which `bundlectl status` shows
+	 * whoever asks) only when anyone may read them anyway. */
+	struct stat fst;
+	bool quote = fd >= 0 && fstat(fd, &fst) == 0 && (fst.st_mode & S_IROTH);
 	if (fd < 0 || read_fd(fd, CLOSURE_FILE_MAX, &text, &len) < 0) {
 		if (errno == ENOENT)
 			fail_for_now(c, b->closure_line, "closure file %s: %s", b->closure,
 				     strerror(errno));
 		else
 			fail(c, b->closure_line, "closure file %s: %s", b->closure,
-			     errno == EFBIG ? "larger than 64 MiB" : strerror(errno));
+			     errno == EFBIG ? "larger than 64 MiB" : read_error(errno));
 		return -1;
 	}
 	unsigned line = 0;
@@ -347,6 +351,14 @@ static int from_file(struct ctx *c, const char **roots, size_t nroots)
 		if (!*s)
 			continue;
 		const char *base = store_path_base(st, s);
+		if (!base && !quote) {
+			diag_add(c->d,
+				 "%s:%u: not a store path (closure file of bundle \"%s\", %s:%u; "
+				 "the line is not shown: the file is not readable by all)",
+				 b->closure, line, b->name, c->sp->file, b->closure_line);
+			c->bad = true;
+			continue;
+		}
 		if (!base) {
 			diag_add(c->d,
 				 "%s:%u: \"%.300s\" is not a store path (closure file of bundle "

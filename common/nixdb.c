@@ -2,8 +2,11 @@
 #include "nixdb.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,8 +75,15 @@ struct nixdb *nixdb_open(const char *path, char **err, bool *busy)
 	*busy = false;
 	int rc = try_open(n, "ro");
 	if ((rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN) {
-		/* No shared-memory index we may create (see nixdb.h). */
+		/* No shared-memory index we may create (see nixdb.h), or no
+		 * database we may read at all. */
 		drop(n);
+		if (faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) < 0) {
+			*err = xasprintf("Nix database %s: %s (uid %d)", path, strerror(errno),
+					 (int)geteuid());
+			nixdb_close(n);
+			return NULL;
+		}
 		if (log_empty(path)) {
 			n->snapshot = true;
 			rc = try_open(n, "ro&immutable=1");

@@ -1653,7 +1653,7 @@ int spec_load(struct spec *sp, const char *file, const struct store *st, struct 
 			diag_add(d, "%s:1: the spec is larger than the %u MiB allowed", file,
 				 SPEC_MAX_SIZE >> 20);
 		else
-			diag_add(d, "%s: %s", file, strerror(errno));
+			diag_add(d, "%s: %s", file, read_error(errno));
 		return -1;
 	}
 	int r = spec_parse(sp, file, text, len, st, d);

@@ -299,6 +299,11 @@ int read_file(const char *path, size_t limit, char **data, size_t *len)
 	return read_fd(fd, limit, data, len);
 }
 
+const char *read_error(int e)
+{
+	return e == EINVAL ? "not a regular file" : strerror(e);
+}
+
 int read_fd(int fd, size_t limit, char **data, size_t *len)
 {
 	struct stat st;

@@ -100,6 +100,10 @@ void diag_clear(struct diags *d);
  * an open descriptor, which it closes. */
 int read_file(const char *path, size_t limit, char **data, size_t *len);
 int read_fd(int fd, size_t limit, char **data, size_t *len);
+/* What their errno `e` means, in a message: strerror's words, but for a
+ * file that is not a regular one (a FIFO, socket or device, which they
+ * refuse with EINVAL) "not a regular file". */
+const char *read_error(int e);
 /* Reads a pipe or socket to its end, keeping its first `limit` bytes in
  * `out` (NUL-terminated). Does not close fd. Returns 0 or -1 (errno). */
 int read_stream(int fd, size_t limit, struct buf *out);

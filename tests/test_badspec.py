@@ -180,3 +180,11 @@ def test_known_keys_are_those_of_keys_json(tmp_path):
         assert p.returncode == 2
         known = re.search(r"\(known: (.*)\)", p.stderr.decode()).group(1).split(", ")
         assert known == [k[field] for k in keys]
+
+
+def test_a_spec_that_is_not_a_regular_file_says_so(tmp_path):
+    fifo = tmp_path / "spec.conf"
+    os.mkfifo(fifo)
+    p = bundlectl("check", str(fifo), check=False, timeout=20)
+    assert p.returncode == 2
+    assert p.stderr.decode() == "%s: not a regular file\n" % fifo

@@ -73,6 +73,15 @@ def test_closure_file_errors_name_its_own_lines(tmp_path, app):
     assert p.returncode == 2
     err = p.stderr.decode()
     assert '%s:2: "not-a-path" is not a store path' % cfile in err
+    # A file not everyone may read: its lines are not shown (the daemon's
+    # messages reach whoever asks for its status), only where they are.
+    os.chmod(cfile, 0o600)
+    p = bundlectl("check", spec, check=False)
+    assert p.returncode == 2
+    err = p.stderr.decode()
+    assert "not-a-path" not in err
+    assert ('%s:2: not a store path (closure file of bundle "b", %s:3; the line is not shown'
+            % (cfile, spec)) in err
     missing_cf = tmp_path / "nope"
     spec2 = write_spec(tmp_path, "[b]\nargs = %s/bin/app\nclosure = %s\n" % (app, missing_cf), "s2.conf")
     p = bundlectl("check", spec2, check=False)

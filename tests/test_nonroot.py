@@ -215,3 +215,18 @@ def test_a_writable_root_the_daemon_cannot_make_is_an_error(fuse_for_all, home, 
     finally:
         if m.proc.poll() is None:
             m.proc.kill()
+
+
+def test_a_database_the_user_cannot_read_is_said_to_be_so(home, app):
+    # Not "its write-ahead log is in use": the file itself is closed to
+    # the user.
+    db = readonly_copy_of_the_database(home)
+    os.chmod(db, 0o600)
+    spec = os.path.join(home, "spec.conf")
+    with open(spec, "w") as f:
+        f.write("[a]\nargs = %s/bin/app\n" % app)
+    p = as_user([BUNDLECTL, "check", "--db", db, spec])
+    assert p.returncode == 2, p
+    err = p.stderr.decode()
+    assert "Nix database %s: Permission denied (uid %d)" % (db, pwd.getpwnam(USER).pw_uid) in err
+    assert "write-ahead log" not in err
