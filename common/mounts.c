@@ -29,6 +29,26 @@ static void unescape(char *s)
 	*o = 0;
 }
 
+/* The user_id of a FUSE mount's superblock options (the third field of
+ * `fs`, "TYPE SOURCE OPTIONS"): the uid of the process that mounted it. */
+static uid_t fuse_owner(const char *fs)
+{
+	if (strncmp(fs, "fuse", 4))
+		return (uid_t)-1;
+	const char *opts = strchr(fs, ' ');
+	opts = opts ? strchr(opts + 1, ' ') : NULL;
+	if (!opts)
+		return (uid_t)-1;
+	for (const char *o = opts + 1; o && *o && *o != ' ' && *o != '\n';) {
+		unsigned uid;
+		if (sscanf(o, "user_id=%u", &uid) == 1)
+			return (uid_t)uid;
+		o = strchr(o, ',');
+		o = o ? o + 1 : NULL;
+	}
+	return (uid_t)-1;
+}
+
 int mounts_each(bool (*fn)(void *ctx, const struct mountent *m), void *ctx)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -47,6 +67,7 @@ int mounts_each(bool (*fn)(void *ctx, const struct mountent *m), void *ctx)
 			continue;
 		m.id = id;
 		m.parent = parent;
+		m.owner = fuse_owner(sep + 3);
 		unescape(m.point);
 		if (!fn(ctx, &m))
 			break;
@@ -112,16 +133,6 @@ int mounts_find(const struct mountid *id, struct mountent *m)
 bool mounts_is_bundlefs(const struct mountent *m)
 {
 	return !strcmp(m->fstype, "fuse.bundlefs");
-}
-
-socklen_t mounts_control_addr(unsigned major, unsigned minor, struct sockaddr_un *sun)
-{
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	/* abstract: sun_path[0] is NUL, the name follows */
-	int n =
-	    snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "bundlefs/%u:%u", major, minor);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
 char *mounts_abspath(const char *path)

@@ -1,6 +1,6 @@
 /* mounts: what /proc/self/mountinfo (and every mount namespace's) says,
  * read without touching the mounts themselves (a bundlefs mount whose daemon is gone must not make
- * its reader wait), and the address of a mount's control socket. */
+ * its reader wait). */
 #ifndef BUNDLEFS_MOUNTS_H
 #define BUNDLEFS_MOUNTS_H
 
@@ -9,14 +9,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/types.h>
 
 struct mountent {
 	uint64_t id, parent;
 	unsigned major, minor;
 	char point[4096]; /* as mountinfo writes it (octal escapes decoded) */
 	char fstype[64];
+	uid_t owner; /* a FUSE mount's user_id (its daemon's uid), else (uid_t)-1 */
 };
 
 /* Calls fn for every mount, in mountinfo order (a mount stacked on the
@@ -92,10 +92,6 @@ bool mounts_overlay_in_use(const char *upper, const char *except);
 /* mounts_all_under, from a fresh look at every namespace; true when
  * /proc cannot be read (cannot tell: in use). */
 bool mounts_any_under(unsigned major, unsigned minor, const char *root, const char *point);
-
-/* The address of the control socket of the bundlefs mount whose FUSE
- * connection is device major:minor (an abstract Unix socket). */
-socklen_t mounts_control_addr(unsigned major, unsigned minor, struct sockaddr_un *sun);
 
 /* `path` made absolute (against the working directory) and normalised
  * (no ".", "..", "//"), without looking at the filesystem. Returns a

@@ -1,5 +1,6 @@
-/* control: status, reload, reset and prune over an abstract Unix socket. */
+/* control: status, reload, reset and prune over the control socket. */
 #include "control.h"
+#include "ctlsock.h"
 #include "daemon.h"
 #include "loop.h"
 #include "service.h"
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -455,11 +455,28 @@ static void hand_over(struct bfs *fs, int c, const char *args, bool trusted)
 		pause();
 }
 
+/* Whether this daemon's FUSE connection has ended (the kernel reports an
+ * error on its descriptor then): its device number may be another
+ * mount's already, whose clients must not take this daemon for theirs. */
+static bool connection_ended(struct bfs *fs)
+{
+	int fd = fs->daemon ? fs->daemon->sfds.fd[SUPER_IX(SUPER_FD_FUSE)] : -1;
+	struct pollfd p = {.fd = fd, .events = 0};
+	return fd >= 0 && poll(&p, 1, 0) >= 0 && (p.revents & (POLLERR | POLLNVAL));
+}
+
 static void serve(struct bfs *fs, int c)
 {
 	char line[320];
 	if (!control_read_line(c, line, sizeof(line)))
 		return;
+	if (connection_ended(fs)) {
+		char *doc = error_doc("this daemon's mount has ended");
+		say(c,
+		    strncmp(line, "takeover ", 9) ? doc : "error: this daemon's mount has ended\n");
+		free(doc);
+		return;
+	}
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
 	bool trusted = getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
@@ -525,27 +542,9 @@ static void *control_thread(void *arg)
 	return NULL;
 }
 
-int control_listen(const struct bfs *fs)
+int control_listen(const struct bfs *fs, char **why)
 {
-	struct sockaddr_un sun;
-	socklen_t len = mounts_control_addr(fs->mnt.major, fs->mnt.minor, &sun);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* The name is the mount's device, which no other live mount has; it
-	 * is taken only by what is left of an ended mount whose device this
-	 * one reuses (its daemon or supervisor still exiting): wait for it to
-	 * go, a few seconds at most. */
-	int r, tries = 0;
-	while ((r = bind(fd, (struct sockaddr *)&sun, len)) < 0 && errno == EADDRINUSE &&
-	       ++tries < 300)
-		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-	if (r < 0 || listen(fd, 64) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
+	return ctlsock_listen(fs->mnt.major, fs->mnt.minor, why);
 }
 
 errint_t control_start(struct bfs *fs, int fd, pthread_t *thread)

@@ -1,17 +1,20 @@
 /* control: the daemon's control socket, which `bundlectl status` and
  * `bundlectl reload` talk to.
  *
- * An abstract Unix socket named after the mount's FUSE device
- * ("bundlefs/MAJOR:MINOR", see mounts.h), so that it needs no directory
- * and disappears with the daemon. A client sends one line, "status" or
- * "reload", and reads one JSON document back. Anyone may ask for the
- * status (the mount's contents are readable by all anyway); a reload is
- * done only for root and for the daemon's own user (SO_PEERCRED), as is
- * "takeover FORMAT", by which a new daemon takes the mount over (a live
- * upgrade, takeover.h): it gets the connection's descriptors, tells this
- * daemon to "stop" (its workers stop at a request boundary, "stopped"),
+ * A Unix socket file in a directory only the daemon's user can add to,
+ * named after the mount's FUSE device (ctlsock.h says where, and how a
+ * client checks it talks to the mount's daemon). A client sends one line,
+ * "status" or "reload", and reads one JSON document back. Anyone who can
+ * reach the socket may ask for the status (the mount's contents are
+ * readable by all anyway); a reload, reset or prune is done only for root
+ * and for the daemon's own user (SO_PEERCRED), as is "takeover FORMAT",
+ * by which a new daemon takes the mount over (a live upgrade,
+ * takeover.h): it gets the connection's descriptors, tells this daemon
+ * to "stop" (its workers stop at a request boundary, "stopped"),
  * restores, and says "serving PID"; this daemon then leaves. If it goes
- * away before that, the workers start again. */
+ * away before that, the workers start again. A daemon whose connection
+ * has ended (its device may be another mount's now) answers nothing but
+ * that. */
 #ifndef BUNDLEFS_CONTROL_H
 #define BUNDLEFS_CONTROL_H
 
@@ -19,8 +22,9 @@
 
 #include <pthread.h>
 
-/* Binds the socket and listens. Returns the descriptor or -errno. */
-int control_listen(const struct bfs *fs);
+/* Binds the socket and listens. Returns the descriptor, or -errno with
+ * *why (malloc'ed) saying what failed. */
+int control_listen(const struct bfs *fs, char **why);
 /* Serves the listening socket `fd` (control_listen's, or one taken over
  * from a predecessor) from a thread of its own, `*thread`, which ends once
  * fs->quit is written (and the request it serves, if any, answered).

@@ -1,6 +1,7 @@
 /* daemon: setting up, serving and ending a mount's daemon. */
 #include "daemon.h"
 #include "control.h"
+#include "ctlsock.h"
 #include "log.h"
 #include "loop.h"
 #include "mounts.h"
@@ -603,6 +604,10 @@ int daemon_serve(struct daemon *d, void (*serving)(struct daemon *d))
 			loop_free(fs->loop);
 			fs->loop = NULL;
 			daemon_leaving(d, true); /* the mount is gone */
+			/* With its connection: nothing is left to control. (After
+			 * a failure the supervisor may start a successor on it.) */
+			if (rc == 0)
+				ctlsock_remove(d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)]);
 			return rc;
 		}
 		/* Stopped for a live upgrade (control.c): the new daemon

@@ -15,6 +15,7 @@
  * successor when it dies (`--successor`), and the new daemon of a live
  * upgrade (`--takeover MOUNTPOINT`): see daemon.h. */
 #include "control.h"
+#include "ctlsock.h"
 #include "daemon.h"
 #include "log.h"
 #include "mounts.h"
@@ -81,21 +82,22 @@ static int check_mountpoint(const char *mnt)
 	struct mountent m;
 	if (mounts_at(mnt, &m) != 1 || !mounts_is_bundlefs(&m))
 		return 0;
-	struct sockaddr_un sun;
-	socklen_t len = mounts_control_addr(m.major, m.minor, &sun);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool live = fd >= 0 && connect(fd, (struct sockaddr *)&sun, len) == 0;
-	if (fd >= 0)
+	char *why;
+	int fd = ctlsock_connect(&m, &why);
+	if (fd >= 0) {
 		close(fd);
-	if (live)
 		log_err("%s: already a bundlefs mount; `bundlectl status %s` shows it, "
 			"`bundlectl reload %s` changes what it serves, `bundlefs --takeover %s` "
 			"upgrades its daemon",
 			mnt, mnt, mnt, mnt);
-	else
+	} else if (fd == -EPERM) {
+		log_err("%s: already a bundlefs mount (%s)", mnt, why);
+	} else {
 		log_err("%s: a bundlefs mount whose daemon is gone is there; remove it with "
 			"`fusermount3 -u -z %s`",
 			mnt, mnt);
+	}
+	free(why);
 	return -1;
 }
 
@@ -246,6 +248,8 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		goto out;
 	}
 	fs->mnt = (struct mountid){me.id, me.major, me.minor};
+	/* (The control socket tells whether the connection still stands.) */
+	d->sfds.fd[SUPER_IX(SUPER_FD_FUSE)] = fuse_session_fd(d->se);
 	log_notice("mounted %s (spec %s, pid %d, bundlefs %s, libfuse %s)", mnt, fs->spec_path,
 		   (int)getpid(), BUNDLEFS_VERSION, fuse_pkgversion());
 	/* No file handles: open_by_handle_at must not reach nodes by id. The
@@ -267,11 +271,13 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 			    strerror(-e));
 	daemon_mark(d, "watchdog");
 	start_gcroots(fs, o->gcroots);
-	int cfd = control_listen(fs);
+	char *why = NULL;
+	int cfd = control_listen(fs, &why);
 	if (cfd < 0)
 		log_warning("no control socket (%s): bundlectl status and reload will not reach "
 			    "this mount",
-			    strerror(-cfd));
+			    why);
+	free(why);
 	d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)] = cfd;
 	daemon_mark(d, "control");
 	start_failover(d, argc, argv, cwd, wfd);

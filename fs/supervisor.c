@@ -1,5 +1,6 @@
 /* supervisor: a process that keeps the connection across daemons. */
 #include "supervisor.h"
+#include "ctlsock.h"
 #include "log.h"
 #include "mounts.h"
 #include "options.h"
@@ -281,6 +282,14 @@ static void want_reopen(int sig)
 	reopen = 1;
 }
 
+/* The mount is over, or given up: no daemon will serve its control
+ * socket again (one that left cleanly removed it already). */
+static _Noreturn void leave(const struct super_fds *fds, int status)
+{
+	ctlsock_remove(fds->fd[SUPER_IX(SUPER_FD_CONTROL)]);
+	_exit(status);
+}
+
 static _Noreturn void supervise(struct super_fds fds)
 {
 	prctl(PR_SET_NAME, "bundlefs-super");
@@ -346,7 +355,7 @@ static _Noreturn void supervise(struct super_fds fds)
 		 * have the same id and device numbers.) */
 		struct mountent m;
 		if (!connected(fds.fd[SUPER_IX(SUPER_FD_FUSE)]) || mounts_find(&id, &m) == 0)
-			_exit(0);
+			leave(&fds, 0);
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		/* One that ends soon after it served, of itself (a clean exit
@@ -369,7 +378,7 @@ static _Noreturn void supervise(struct super_fds fds)
 					"started serving: unmounting",
 					mnt, crashes);
 				unmount_detach(mnt, &id);
-				_exit(1);
+				leave(&fds, 1);
 			}
 		} else {
 			crashes = 0;
@@ -383,7 +392,7 @@ static _Noreturn void supervise(struct super_fds fds)
 			    backoff_ms);
 			if (!pause_ms(fds.fd[SUPER_IX(SUPER_FD_FUSE)], backoff_ms) ||
 			    mounts_find(&id, &m) == 0)
-				_exit(0);
+				leave(&fds, 0);
 		} else {
 			log_warning("the daemon serving %s is gone; starting another", mnt);
 		}
@@ -399,7 +408,7 @@ static _Noreturn void supervise(struct super_fds fds)
 			log_err("%s: %d successors in a row did not start: unmounting", mnt,
 				failed);
 			unmount_detach(mnt, &id);
-			_exit(1);
+			leave(&fds, 1);
 		}
 		sleep(1);
 		/* try again: a link whose peer is gone */

@@ -1,6 +1,7 @@
 /* takeover: a new daemon on a live connection. */
 #include "takeover.h"
 #include "control.h"
+#include "ctlsock.h"
 #include "daemon.h"
 #include "log.h"
 #include "mounts.h"
@@ -23,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,7 +70,8 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 /* Everything up to serving. `stop_old` (a live upgrade) makes the old
  * daemon stop its workers before the nodes are restored from the journal,
  * which it no longer writes then. */
-static int take(struct daemon *d, char ***argv_out, int (*stop_old)(void *ctx), void *ctx)
+static int take(struct daemon *d, char ***argv_out, const struct mountid *expect,
+		int (*stop_old)(void *ctx), void *ctx)
 {
 	struct bfs *fs = &d->fs;
 	struct state *st;
@@ -88,6 +92,13 @@ static int take(struct daemon *d, char ***argv_out, int (*stop_old)(void *ctx), 
 	*argv_out = argv;
 	struct mount_paths paths;
 	state_mount(st, &fs->mnt, &paths);
+	/* (A state for another mount is not this one's, whoever sent it.) */
+	if (expect && (fs->mnt.id != expect->id || fs->mnt.major != expect->major ||
+		       fs->mnt.minor != expect->minor))
+		return fail("the state handed over is of mount %llu (device %u:%u), not of the "
+			    "mount there (%llu, device %u:%u)",
+			    (unsigned long long)fs->mnt.id, fs->mnt.major, fs->mnt.minor,
+			    (unsigned long long)expect->id, expect->major, expect->minor);
 	fs->mountpoint = paths.mountpoint;
 	fs->spec_path = xstrdup(paths.spec);
 	/* Relative to where the first daemon was started (unless that is in
@@ -225,7 +236,7 @@ int takeover_successor(void)
 	d.sfds.fd[SUPER_IX(SUPER_FD_LINK)] = -1;
 	atomic_store(&d.fs.supervisor_pid, (int)getppid());
 	char **argv = NULL;
-	int rc = take(&d, &argv, NULL, NULL);
+	int rc = take(&d, &argv, NULL, NULL, NULL);
 	if (rc == 0) {
 		rc = daemon_serve(&d, successor_serving);
 		unmount_detach(d.fs.mountpoint, &d.fs.mnt);
@@ -242,7 +253,8 @@ int takeover_successor(void)
 /* ---- live upgrade ------------------------------------------------------------------ */
 
 struct old {
-	int c; /* the control connection to the running daemon */
+	int c;		    /* the control connection to the running daemon */
+	struct mountid mnt; /* the mount it serves, as mountinfo says */
 };
 
 static int stop_old(void *ctx)
@@ -253,6 +265,16 @@ static int stop_old(void *ctx)
 	    !control_read_line(o->c, line, sizeof(line)) || strcmp(line, "stopped"))
 		return -1;
 	return 0;
+}
+
+/* Whether `fd` is a /dev/fuse connection that still stands. */
+static bool live_fuse(int fd)
+{
+	struct stat st;
+	struct pollfd p = {.fd = fd, .events = 0};
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) &&
+	       st.st_rdev == makedev(10, 229) && poll(&p, 1, 0) >= 0 &&
+	       !(p.revents & (POLLERR | POLLNVAL));
 }
 
 /* Connects to the daemon serving `mnt` and receives its descriptors. */
@@ -266,13 +288,16 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 		log_err("%s: no bundlefs mount there", mnt);
 		return -1;
 	}
-	struct sockaddr_un sun;
-	socklen_t len = mounts_control_addr(m.major, m.minor, &sun);
-	o->c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (o->c < 0 || connect(o->c, (struct sockaddr *)&sun, len) < 0) {
-		log_err("%s: its daemon does not answer (%s)", mnt, strerror(errno));
+	/* Only the mount's owner's socket is asked: what it sends is trusted
+	 * (the connection, the state a successor restores). */
+	char *why;
+	o->c = ctlsock_connect(&m, &why);
+	if (o->c < 0) {
+		log_err("%s: %s", mnt, why);
+		free(why);
 		return -1;
 	}
+	o->mnt = (struct mountid){m.id, m.major, m.minor};
 	char req[32];
 	int n = snprintf(req, sizeof(req), "takeover %u\n", STATE_FORMAT);
 	send(o->c, req, (size_t)n, MSG_NOSIGNAL);
@@ -303,6 +328,10 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 	for (int i = 0; i < SUPER_NFDS; i++)
 		d->sfds.fd[i] = (mask & (1u << i)) && k < nfds ? fds[k++] : -1;
 	atomic_store(&d->fs.supervisor_pid, super);
+	if (!live_fuse(d->sfds.fd[SUPER_IX(SUPER_FD_FUSE)])) {
+		log_err("%s: the running daemon did not hand over a live FUSE connection", mnt);
+		return -1;
+	}
 	return 0;
 }
 
@@ -356,7 +385,7 @@ int takeover_upgrade(const char *mountpoint)
 	d.link = d.sfds.fd[SUPER_IX(SUPER_FD_LINK)];
 	d.sfds.fd[SUPER_IX(SUPER_FD_LINK)] = -1;
 	d.sfds.fd[SUPER_IX(SUPER_FD_EXE)] = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-	rc = take(&d, &argv, stop_old, &o);
+	rc = take(&d, &argv, &o.mnt, stop_old, &o);
 	if (rc)
 		goto out;
 	char msg[64];

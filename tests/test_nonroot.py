@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -230,3 +231,57 @@ def test_a_database_the_user_cannot_read_is_said_to_be_so(home, app):
     err = p.stderr.decode()
     assert "Nix database %s: Permission denied (uid %d)" % (db, pwd.getpwnam(USER).pw_uid) in err
     assert "write-ahead log" not in err
+
+
+def test_a_socket_directory_another_user_made_is_not_used(fuse_for_all, home, nix, app):
+    # Without a runtime directory (/run/user/UID), the user's daemon keeps
+    # its control socket in /tmp/bundlefs-UID, which another user can make
+    # first: the daemon then goes without a socket rather than put it
+    # where others could replace it, and bundlectl refuses any socket
+    # there that is not the user's.
+    uid = pwd.getpwnam(USER).pw_uid
+    assert not os.path.exists("/run/user/%d" % uid)
+    d = "/tmp/bundlefs-%d" % uid
+    aside = "%s.aside-%d" % (d, os.getpid())
+    if os.path.lexists(d):
+        os.rename(d, aside)
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    try:
+        db = readonly_copy_of_the_database(home)
+        spec = os.path.join(home, "spec.conf")
+        with open(spec, "w") as f:
+            f.write("[a]\nargs = %s/bin/app\nreadonly = true\n" % app)
+        m = UserMount(home, spec, "--db", db, "--gcroots", "none")
+        try:
+            deadline = time.monotonic() + 10
+            while "no control socket" not in m.stderr():
+                assert time.monotonic() < deadline, m.stderr()
+                time.sleep(0.01)
+            assert ("no control socket (%s: owned by uid 0, mode 0777: not this user's own "
+                    "directory)" % d) in m.stderr()
+            assert os.listdir(d) == []
+            p = as_user([BUNDLECTL, "status", m.mnt])
+            assert p.returncode == 1 and b"no control socket" in p.stderr, p.stderr
+            # A socket someone else put there is refused.
+            dev = bfsmount.mount_device(m.mnt)
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(os.path.join(d, dev))
+            os.chmod(os.path.join(d, dev), 0o666)
+            s.listen()
+            try:
+                p = as_user([BUNDLECTL, "status", m.mnt])
+                assert p.returncode == 1, p.stdout
+                assert (b"it is served by uid 0 (pid %d), not by the mount's owner (uid %d)"
+                        % (os.getpid(), uid)) in p.stderr, p.stderr
+            finally:
+                s.close()
+            assert as_user(["ls", os.path.join(m.mnt, "a", "rootfs") + STORE]).returncode == 0
+            m.unmount()
+        finally:
+            if m.proc.poll() is None:
+                m.proc.kill()
+    finally:
+        shutil.rmtree(d)
+        if os.path.lexists(aside):
+            os.rename(aside, d)

@@ -1,6 +1,7 @@
 /* mountctl: status, reload, reset and prune, from the daemon's control
  * socket. */
 #include "mountctl.h"
+#include "ctlsock.h"
 #include "mounts.h"
 #include "statedir.h"
 #include "util.h"
@@ -28,14 +29,13 @@ static cJSON *request(const char *mountpoint, const char *cmd)
 		free(mnt);
 		return NULL;
 	}
-	struct sockaddr_un sun;
-	socklen_t len = mounts_control_addr(m.major, m.minor, &sun);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, len) < 0) {
-		fprintf(stderr, "bundlectl: %s: its daemon does not answer (%s)\n", mnt,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	/* Only to the mount's own daemon: a socket served by another user is
+	 * refused before anything is sent. */
+	char *why;
+	int fd = ctlsock_connect(&m, &why);
+	if (fd < 0) {
+		fprintf(stderr, "bundlectl: %s: %s\n", mnt, why);
+		free(why);
 		free(mnt);
 		return NULL;
 	}

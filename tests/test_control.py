@@ -1,0 +1,249 @@
+# The control socket: only the mount's own daemon can be reached through
+# it. Another user who takes a name first (the abstract names bundlefs
+# once used, or a socket put where the daemon's is) gets no request, and
+# bundlectl and `bundlefs --takeover` refuse a socket served by anyone but
+# the mount's owner; a mount whose FUSE device number an earlier mount's
+# daemon, still alive, also had gets a socket of its own, which clients
+# reach. (docs/security.md, "The control socket")
+import ctypes
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from bfsmount import alive, control_socket, mount_device
+from conftest import BUNDLECTL, BUNDLEFS, bundlectl, run, stop_mount, wait_for, write_spec
+
+USER = "nobody"
+
+# Binds every abstract name `bundlefs/0:N` (mode "abstract"), or a socket
+# at a path, renamed over it (mode "path"); then answers whatever comes as
+# a daemon would ("ok" to a takeover, with no descriptors; a status
+# document to anything else) and prints each request it got.
+SQUATTER = r"""
+import json, os, resource, selectors, socket, sys
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+mode, arg = sys.argv[1:3]
+sel = selectors.DefaultSelector()
+if mode == "abstract":
+    for n in range(1, 4096):
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.bind("\0bundlefs/0:%d" % n)
+        except OSError:
+            s.close()
+            continue
+        s.listen(16)
+        sel.register(s, selectors.EVENT_READ)
+else:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(arg + ".squat")
+    os.chmod(arg + ".squat", 0o666)
+    os.rename(arg + ".squat", arg)
+    s.listen(16)
+    sel.register(s, selectors.EVENT_READ)
+print("ready %d %d" % (len(sel.get_map()), os.getpid()), flush=True)
+fake = json.dumps({"version": 1, "pid": os.getpid(), "supervisor": os.getpid(), "bundles": []})
+while True:
+    for key, _ in sel.select():
+        c, _ = key.fileobj.accept()
+        c.settimeout(2)
+        try:
+            line = c.recv(4096)
+            if line:
+                print("got %r" % line, flush=True)
+                c.sendall(b"ok 0 0\n" if line.startswith(b"takeover") else fake.encode())
+        except OSError:
+            pass
+        c.close()
+"""
+
+
+class Squatter:
+    def __init__(self, mode, arg=""):
+        self.proc = subprocess.Popen(["runuser", "-u", USER, "--", sys.executable, "-c", SQUATTER,
+                                      mode, arg], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        ready = self.proc.stdout.readline()
+        assert ready.startswith("ready "), ready + self.proc.stderr.read()
+        self.bound, self.pid = map(int, ready.split()[1:])
+
+    def requests(self):
+        """What it was asked, once stopped."""
+        os.kill(self.pid, signal.SIGKILL)
+        out, _ = self.proc.communicate(timeout=10)
+        return [l for l in out.splitlines() if l.startswith("got ")]
+
+
+@pytest.fixture
+def private_netns():
+    """The test (and what it starts) in a network namespace of its own: the
+    abstract names squatted there hide nothing from anyone else on the
+    machine. (unshare and setns act on the calling thread, which
+    subprocesses are forked from.)"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newnet = 0x40000000
+    saved = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    assert libc.unshare(clone_newnet) == 0, os.strerror(ctypes.get_errno())
+    yield
+    assert libc.setns(saved, clone_newnet) == 0, os.strerror(ctypes.get_errno())
+    os.close(saved)
+
+
+def spec_of(tmp_path, tiny):
+    return write_spec(tmp_path, "[t]\nargs = %s/bin/sh\nreadonly = true\n" % tiny)
+
+
+def status(m, **kw):
+    return json.loads(bundlectl("status", "--json", m.mountpoint, **kw).stdout)
+
+
+def test_a_squatter_on_the_names_gets_no_request(private_netns, mount, tmp_path, tiny):
+    # A user binds every name of the abstract namespace a mount's control
+    # socket could have had before the mount starts: the mount still gets
+    # its socket, bundlectl reaches its daemon, and the squatter is asked
+    # nothing.
+    sq = Squatter("abstract")
+    assert sq.bound > 1000
+    try:
+        m = mount(spec_of(tmp_path, tiny))
+        st = status(m, timeout=20)
+        assert st["pid"] == m.proc.pid and st["mountpoint"] == m.mountpoint
+        assert bundlectl("reload", m.mountpoint, timeout=20).returncode == 0
+        assert not [p for p in m.problems() if "control socket" in p], m.problems()
+        # Nor can the user put a socket of its own in the daemon's place.
+        ctl = control_socket(m.mountpoint)
+        for code in ("socket.socket(socket.AF_UNIX).bind(sys.argv[1] + '.mine')",
+                     "os.unlink(sys.argv[1])"):
+            p = subprocess.run(["runuser", "-u", USER, "--", sys.executable, "-c",
+                                "import os, socket, sys; " + code, ctl],
+                               stderr=subprocess.PIPE, text=True)
+            assert p.returncode != 0 and "Permission denied" in p.stderr, p.stderr
+    finally:
+        got = sq.requests()
+    assert got == []
+
+
+def test_a_squatter_answering_takeovers_is_not_asked(private_netns, mount, tmp_path, tiny):
+    # The same squatter answers "ok" to a takeover: an upgrade must not
+    # take the mount from it (it would trust the descriptors and state it
+    # sends), but from the mount's daemon.
+    sq = Squatter("abstract")
+    try:
+        m = mount(spec_of(tmp_path, tiny))
+        old = m.proc.pid
+        p = run([BUNDLEFS, "--takeover", m.mountpoint], check=False, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert m.proc.wait(10) == 0  # the old daemon left
+        st = status(m, timeout=20)
+        assert st["upgrades"] == 1 and st["pid"] != old
+        assert os.listdir(m.path("t", "rootfs"))
+        stop_mount(m)
+    finally:
+        got = sq.requests()
+    assert got == []
+
+
+def test_a_socket_served_by_another_user_is_refused(mount, tmp_path, tiny):
+    # Were another user to put its socket under the device's name (here
+    # the directory is opened to it for a moment, as a misconfigured one
+    # would be), bundlectl and --takeover refuse it before they send
+    # anything: it is not served by the mount's owner.
+    m = mount(spec_of(tmp_path, tiny))
+    ctl = control_socket(m.mountpoint)
+    ours = os.readlink(ctl)
+    top = os.path.dirname(ctl)
+    assert stat.S_IMODE(os.stat(top).st_mode) == 0o755
+    os.chmod(top, 0o777)
+    try:
+        sq = Squatter("path", ctl)
+    finally:
+        os.chmod(top, 0o755)
+    try:
+        assert os.stat(ctl).st_uid != 0
+        refusal = ("refusing the control socket %s: it is served by uid %d"
+                   % (ctl, os.stat(ctl).st_uid))
+        for cmd in (["status", m.mountpoint], ["reload", m.mountpoint]):
+            p = bundlectl(*cmd, check=False, timeout=20)
+            assert p.returncode == 1 and refusal in p.stderr.decode(), p.stderr
+            assert "not by the mount's owner (uid 0)" in p.stderr.decode()
+        p = run([BUNDLEFS, "--takeover", m.mountpoint], check=False, timeout=60)
+        assert p.returncode == 1 and refusal in p.stderr.decode(), p.stderr
+        p = run([BUNDLEFS, "-f", m.mountpoint, m.spec], check=False, timeout=20)
+        assert p.returncode == 1 and refusal in p.stderr.decode(), p.stderr
+        # The daemon serves on; given its name back, it answers.
+        assert m.proc.poll() is None and os.listdir(m.path("t", "rootfs"))
+        os.symlink(ours, ctl + ".back")
+        os.rename(ctl + ".back", ctl)
+        assert status(m)["pid"] == m.proc.pid
+    finally:
+        got = sq.requests()
+    assert got == []
+
+
+def test_a_device_reused_while_the_old_daemon_lives(mount, tmp_path, tiny):
+    # The first mount's daemon is stopped (SIGSTOP) and its mount removed:
+    # its device number is free, and the next mount gets it while the old
+    # daemon, and its supervisor, still hold their control socket. The new
+    # mount gets one of its own, bundlectl reaches the new daemon, and the
+    # old one, once it goes on and leaves, takes nothing of the new one's.
+    spec = spec_of(tmp_path, tiny)
+    a = mount(spec, name="a")
+    dev = mount_device(a.mountpoint)
+    daemon, supervisor = a.pids()
+    os.kill(daemon, signal.SIGSTOP)
+    try:
+        # (umount(2) itself: umount(8) would stat the mount point, which
+        # waits for the stopped daemon.)
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.umount2(a.mountpoint.encode(), 0) == 0, os.strerror(ctypes.get_errno())
+        # (Device numbers are shared with every mount on the machine:
+        # another may take this one first, for a while.)
+        for i in range(20):
+            b = mount(spec, name="b%d" % i)
+            if mount_device(b.mountpoint) == dev:
+                break
+            assert b.stop() == 0
+        else:
+            pytest.skip("device %s was taken by other mounts all along" % dev)
+        st = status(b, timeout=20)
+        assert st["pid"] == b.proc.pid and st["mountpoint"] == b.mountpoint
+        assert bundlectl("reload", b.mountpoint, timeout=20).returncode == 0
+        assert not [p for p in b.problems() if "control socket" in p], b.problems()
+    finally:
+        os.kill(daemon, signal.SIGCONT)
+    assert a.proc.wait(10) == 0
+    wait_for(lambda: not alive(supervisor), "the old supervisor stays")
+    assert status(b, timeout=20)["pid"] == b.proc.pid
+    assert os.listdir(b.path("t", "rootfs"))
+
+
+def test_the_socket_lives_and_goes_with_the_mount(mount, tmp_path, tiny):
+    # Root's mount: its socket is in a directory only root can add to;
+    # anyone may connect and read the status, only root (the daemon's
+    # user) may change anything. It serves successors, and goes when the
+    # mount goes.
+    m = mount(spec_of(tmp_path, tiny))
+    ctl = control_socket(m.mountpoint)
+    assert ctl == "/run/bundlefs/@control/" + mount_device(m.mountpoint)
+    top = os.lstat(os.path.dirname(ctl))
+    assert top.st_uid == 0 and stat.S_IMODE(top.st_mode) == 0o755
+    target = os.path.join(os.path.dirname(ctl), os.readlink(ctl))
+    st = os.lstat(target)
+    assert stat.S_ISSOCK(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o666
+    p = subprocess.run(["runuser", "-u", USER, "--", BUNDLECTL, "status",
+                        "--json", m.mountpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.returncode == 0 and json.loads(p.stdout)["pid"] == m.proc.pid, p.stderr
+    p = subprocess.run(["runuser", "-u", USER, "--", BUNDLECTL, "reload",
+                        m.mountpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.returncode == 1 and b"reload: permission denied" in p.stderr, p.stderr
+    new = m.kill_daemon()
+    assert status(m)["pid"] == new and os.readlink(ctl) == os.path.basename(target)
+    stop_mount(m)
+    wait_for(lambda: not os.path.lexists(ctl) and not os.path.lexists(target),
+             "the control socket stays after the mount went")
