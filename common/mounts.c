@@ -6,11 +6,13 @@
 #include <dirent.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
@@ -128,6 +130,25 @@ int mounts_find(const struct mountid *id, struct mountent *m)
 	/* (Ids and devices are both reused once a mount is gone: the type
 	 * tells a bundlefs mount from, say, an EROFS image that got both.) */
 	return x.found && m->major == id->major && m->minor == id->minor && mounts_is_bundlefs(m);
+}
+
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U /* Linux 6.8 */
+#endif
+
+uint64_t mounts_unique_id(const char *point)
+{
+	struct statx sx;
+	if (statx(AT_FDCWD, point, AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT, STATX_MNT_ID_UNIQUE, &sx) <
+		0 ||
+	    !(sx.stx_mask & STATX_MNT_ID_UNIQUE))
+		return 0;
+	return sx.stx_mnt_id;
+}
+
+bool mounts_same(const struct mountid *id, const char *point)
+{
+	return !id->unique || mounts_unique_id(point) == id->unique;
 }
 
 bool mounts_is_bundlefs(const struct mountent *m)

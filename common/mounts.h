@@ -29,11 +29,23 @@ int mounts_each(bool (*fn)(void *ctx, const struct mountent *m), void *ctx);
 int mounts_at(const char *point, struct mountent *m);
 
 /* A mount as a daemon knows its own: its id, and its device (an id alone
- * is reused once the mount is gone). */
+ * is reused once the mount is gone, and so is a device: a new mount made
+ * as the old one goes may get both), and the kernel's unique id for it,
+ * which is never reused (0 where the kernel has none: before 6.8). */
 struct mountid {
 	uint64_t id;
 	unsigned major, minor;
+	uint64_t unique;
 };
+
+/* The unique id (STATX_MNT_ID_UNIQUE) of the topmost mount at `point`, or
+ * 0. Asks no filesystem anything (AT_STATX_DONT_SYNC: a FUSE mount whose
+ * daemon is gone or busy answers from its cache). */
+uint64_t mounts_unique_id(const char *point);
+
+/* Is the mount at `point` (found there by id and device) the very mount
+ * `id`, as far as the kernel can tell? */
+bool mounts_same(const struct mountid *id, const char *point);
 
 /* Is `path` `top` or below it (lexically)? */
 bool mounts_path_under(const char *path, const char *top);

@@ -247,7 +247,7 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		log_err("%s: mounted, but not found in /proc/self/mountinfo", mnt);
 		goto out;
 	}
-	fs->mnt = (struct mountid){me.id, me.major, me.minor};
+	fs->mnt = (struct mountid){me.id, me.major, me.minor, mounts_unique_id(mnt)};
 	/* (The control socket tells whether the connection still stands.) */
 	d->sfds.fd[SUPER_IX(SUPER_FD_FUSE)] = fuse_session_fd(d->se);
 	log_notice("mounted %s (spec %s, pid %d, bundlefs %s, libfuse %s)", mnt, fs->spec_path,

@@ -45,6 +45,8 @@ struct header {
 	_Atomic uint64_t bundles_len[2];
 	_Atomic uint32_t half;
 	_Atomic uint64_t end[2];
+	/* (Last: a region an older daemon wrote has 0 here, "unknown".) */
+	uint64_t mnt_unique;
 };
 
 struct state {
@@ -224,6 +226,7 @@ void state_set_mount(struct state *s, const struct mountid *id, const struct mou
 	h->mnt_id = id->id;
 	h->major = id->major;
 	h->minor = id->minor;
+	h->mnt_unique = id->unique;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	h->mounted = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
@@ -235,7 +238,7 @@ void state_set_mount(struct state *s, const struct mountid *id, const struct mou
 void state_mount(const struct state *s, struct mountid *id, struct mount_paths *p)
 {
 	const struct header *h = s->h;
-	*id = (struct mountid){h->mnt_id, h->major, h->minor};
+	*id = (struct mountid){h->mnt_id, h->major, h->minor, h->mnt_unique};
 	*p = (struct mount_paths){h->mountpoint, h->spec, h->gcroots[0] ? h->gcroots : NULL};
 }
 

@@ -297,7 +297,7 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 		free(why);
 		return -1;
 	}
-	o->mnt = (struct mountid){m.id, m.major, m.minor};
+	o->mnt = (struct mountid){m.id, m.major, m.minor, mounts_unique_id(mnt)};
 	char req[32];
 	int n = snprintf(req, sizeof(req), "takeover %u\n", STATE_FORMAT);
 	send(o->c, req, (size_t)n, MSG_NOSIGNAL);

@@ -17,10 +17,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Is `m`, the topmost mount at its point, the mount `id`? Its id and
+ * device may be a new mount's that got both as ours went: the kernel's
+ * unique id tells. */
 static bool is_ours(const struct mountent *m, const struct mountid *id)
 {
 	return m->id == id->id && m->major == id->major && m->minor == id->minor &&
-	       mounts_is_bundlefs(m);
+	       mounts_is_bundlefs(m) && mounts_same(id, m->point);
 }
 
 /* Where mount `id` is now, on top (in *ours): 0, -EBUSY when another
@@ -39,9 +42,11 @@ static int locate(const char *mnt, const struct mountid *id, struct mountent *ou
 	 * been renamed since it was mounted. */
 	if (mounts_find(id, ours) != 1)
 		return -ENOENT;
-	if (mounts_at(ours->point, &top) != 1 || !is_ours(&top, id))
+	if (mounts_at(ours->point, &top) != 1 || top.id != ours->id)
 		return -EBUSY;
-	return 0;
+	/* (On top at its point: the unique id, which only the top one's
+	 * path reaches, tells whether it is ours.) */
+	return is_ours(&top, id) ? 0 : -ENOENT;
 }
 
 bool unmount_covered(const char *mnt, const struct mountid *id)

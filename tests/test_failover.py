@@ -377,6 +377,66 @@ def test_sigterm_after_the_mount_point_was_moved_unmounts(tmp_path, tiny):
         m.cleanup()
 
 
+def watchdog_of(daemon):
+    """The watchdog the daemon started (its child named bundlefs-watch)."""
+    for stat in os.listdir("/proc"):
+        if not stat.isdigit():
+            continue
+        try:
+            fields = open("/proc/%s/stat" % stat).read().rsplit(")", 1)[1].split()
+            comm = open("/proc/%s/comm" % stat).read().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == daemon and comm == "bundlefs-watch":
+            return int(stat)
+    raise AssertionError("no watchdog of %d" % daemon)
+
+
+def mount_identity(path):
+    for line in open("/proc/self/mountinfo"):
+        f = line.split()
+        if f[4] == str(path):
+            ident = (f[0], f[2])
+    return ident
+
+
+def test_a_watchdog_never_takes_a_new_mount_for_its_own(tmp_path, tiny):
+    # A's daemon and supervisor die while its watchdog is held back; A is
+    # unmounted and B mounted on the same point, where it gets A's mount
+    # id and device number (both are reused). The watchdog, let go, must
+    # leave B alone: the kernel's unique mount id is not B's.
+    spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\nreadonly = true\n" % tiny)
+    a = Mount(tmp_path / "mnt", spec, ("--data", "fuse"))
+    try:
+        watchdog = watchdog_of(a.proc.pid)
+        ident = mount_identity(a.mountpoint)
+        os.kill(watchdog, signal.SIGSTOP)
+        a.kill_all()
+        subprocess.run(["umount", "-l", a.mountpoint], check=True)
+    finally:
+        a.cleanup()
+    b = None
+    try:
+        for _ in range(5):
+            b = Mount(tmp_path / "mnt", spec, ("--data", "fuse"))
+            if mount_identity(b.mountpoint) == ident:
+                break
+            stop_mount(b)
+            b.cleanup()
+            b = None
+        if b is None:
+            os.kill(watchdog, signal.SIGCONT)
+            pytest.skip("no new mount got the old one's id and device here")
+        os.kill(watchdog, signal.SIGCONT)
+        wait_for(lambda: not alive(watchdog), "the watchdog stays")
+        assert is_mounted(b.mountpoint) and os.listdir(b.path("t", "rootfs"))
+        assert b.proc.poll() is None
+        stop_mount(b)
+    finally:
+        if b:
+            b.cleanup()
+
+
 def test_takeover_of_what_is_not_a_bundlefs_mount(tmp_path):
     p = run([BUNDLEFS, "--takeover", str(tmp_path)], check=False, timeout=30)
     assert p.returncode == 1 and b"no bundlefs mount there" in p.stderr
