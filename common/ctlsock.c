@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,23 @@ static void sweep(int dirfd, const char *dev, const char *mine)
 	closedir(d);
 }
 
+/* Takes the directory's lock, waiting at most 2 s: its holder does a
+ * few renames, but may be stopped (SIGSTOP, a debugger) in between, and no
+ * daemon may wait on another for good to serve or to exit. Returns
+ * whether it is held. */
+static bool lock_dir(int dirfd)
+{
+	for (int i = 0; i < 200; i++) {
+		if (flock(dirfd, LOCK_EX | LOCK_NB) == 0)
+			return true;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return false;
+		struct timespec ms10 = {0, 10 * 1000 * 1000};
+		nanosleep(&ms10, NULL);
+	}
+	return false;
+}
+
 int ctlsock_listen(unsigned major, unsigned minor, char **why)
 {
 	*why = NULL;
@@ -166,10 +184,14 @@ int ctlsock_listen(unsigned major, unsigned minor, char **why)
 	 * orders it with the removal of an earlier mount's name, which checks
 	 * where the name points first. */
 	what = "the device's name";
-	flock(dirfd, LOCK_EX);
-	sweep(dirfd, dev, name);
+	/* (Without the lock, after 2 s, the name is still pointed here; what
+	 * earlier mounts left stays for the next mount of the device.) */
+	bool locked = lock_dir(dirfd);
+	if (locked)
+		sweep(dirfd, dev, name);
 	e = symlinkat(name, dirfd, tmp) < 0 || renameat(dirfd, tmp, dirfd, dev) < 0 ? -errno : 0;
-	flock(dirfd, LOCK_UN);
+	if (locked)
+		flock(dirfd, LOCK_UN);
 	if (e < 0)
 		goto fail;
 	close(dirfd);
@@ -207,16 +229,20 @@ void ctlsock_remove(int fd)
 	int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0)
 		return;
-	flock(dirfd, LOCK_EX);
+	/* (Without the lock the device's name is left: it may be pointed at
+	 * a new mount's socket meanwhile. The next mount of the device
+	 * sweeps it.) */
+	bool locked = lock_dir(dirfd);
 	char target[128];
-	ssize_t n = readlinkat(dirfd, dev, target, sizeof(target) - 1);
+	ssize_t n = locked ? readlinkat(dirfd, dev, target, sizeof(target) - 1) : -1;
 	if (n > 0) {
 		target[n] = 0;
 		if (!strcmp(target, name))
 			unlinkat(dirfd, dev, 0);
 	}
 	unlinkat(dirfd, name, 0);
-	flock(dirfd, LOCK_UN);
+	if (locked)
+		flock(dirfd, LOCK_UN);
 	close(dirfd);
 }
 

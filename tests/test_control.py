@@ -247,3 +247,26 @@ def test_the_socket_lives_and_goes_with_the_mount(mount, tmp_path, tiny):
     stop_mount(m)
     wait_for(lambda: not os.path.lexists(ctl) and not os.path.lexists(target),
              "the control socket stays after the mount went")
+
+
+def test_a_daemon_holding_the_directory_lock_holds_up_no_other(tmp_path, tiny):
+    # Another daemon stopped (SIGSTOP, a debugger) while it holds the
+    # lock of the sockets' directory: a mount still gets its socket,
+    # serves, and leaves on SIGTERM, each after at most a short wait.
+    import fcntl
+    from conftest import Mount
+    os.makedirs("/run/bundlefs/@control", exist_ok=True)
+    held = os.open("/run/bundlefs/@control", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        spec = write_spec(tmp_path, "[t]\nargs = %s/bin/sh\nreadonly = true\n" % tiny)
+        m = Mount(tmp_path / "mnt", spec, ("--data", "fuse"))
+        try:
+            assert m.status()["pid"] == m.proc.pid
+            assert os.listdir(m.path("t", "rootfs"))
+            m.proc.send_signal(signal.SIGTERM)
+            assert m.proc.wait(timeout=10) == 0
+        finally:
+            m.cleanup()
+    finally:
+        os.close(held)
