@@ -1,6 +1,7 @@
 /* daemon: setting up, serving and ending a mount's daemon. */
 #include "daemon.h"
 #include "control.h"
+#include "defer.h"
 #include "log.h"
 #include "loop.h"
 #include "mounts.h"
@@ -148,6 +149,7 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 		buf_addf(&extra, "%s%s", i ? " " : "", o->substituters[i]);
 	buf_addc(&extra, 0);
 	realiser_start(f, o->prefetch, extra.data, o->stall_timeout);
+	f->deferrer = defer_new();
 	log_debug("settings: %u threads, passthrough %s, substitution %s%s (prefetch %u, stall "
 		  "timeout %u s), store %s (%s), state dir %s",
 		  o->single ? 1 : o->threads, o->no_passthrough ? "off" : "when offered",
@@ -187,6 +189,10 @@ void daemon_fini(struct daemon *d)
 	if (d->inited) {
 		overlays_stop(f);
 		realiser_stop(f);
+		/* (No worker runs: no interrupt comes any more. Those that
+		 * came are answered before the session goes.) */
+		defer_free(f->deferrer);
+		f->deferrer = NULL;
 		reload_stop(f);
 		if (f->session)
 			fuse_session_destroy(f->session);

@@ -11,7 +11,9 @@
  * Concurrent first uses of one path wait on one realisation. A path that
  * cannot be realised answers EIO, with one log line, and is not tried
  * again for REALISE_RETRY_SECS; the rest of the bundle keeps working.
- * A cache that hangs fails it after --stall-timeout (given to nix-store).
+ * A cache that hangs fails it after --stall-timeout (given to nix-store);
+ * a lookup whose caller gets a signal meanwhile is answered at once
+ * (defer.h), and its realisation goes on.
  *
  * Early: when a bundle is first used (its config.json or rootfs looked
  * up), the store paths its args name (the command) that are not in the
