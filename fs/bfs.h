@@ -17,8 +17,9 @@
  *
  * The node table's lock (nodes.c), the handle caches' locks (hcache.c), the
  * realiser's lock (realise.c), a bundle's root_lock (bundle.c: its root in
- * the runtime directory) and
- * the slots of opened handles (handles.c) are leaves: nothing else is
+ * the runtime directory), the slots of opened handles (handles.c) and the
+ * queue of interrupted requests (defer.c, taken under libfuse's lock of a
+ * request, in its interrupt callback) are leaves: nothing else is
  * locked and no I/O is done while one is held. Kernel notifications are
  * sent with no lock held: the kernel may wait for a request that waits
  * for a lock. */
@@ -103,6 +104,7 @@ struct bfs {
 	struct overlays *overlays; /* overlay.h */
 	struct subst *subst;	   /* the caches absent paths come from, or NULL */
 	struct realiser *realiser; /* realise.h */
+	struct deferrer *deferrer; /* defer.h: interrupts of deferred requests */
 	const char *mountpoint;	   /* absolute */
 	struct mountid mnt;	   /* the mount (its device is the connection's) */
 	/* An eventfd written when the daemon leaves: the service threads

@@ -2,6 +2,7 @@
 #include "daemon.h"
 #include "control.h"
 #include "ctlsock.h"
+#include "defer.h"
 #include "log.h"
 #include "loop.h"
 #include "mounts.h"
@@ -148,12 +149,13 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	for (size_t i = 0; i < o->nsubstituters; i++)
 		buf_addf(&extra, "%s%s", i ? " " : "", o->substituters[i]);
 	buf_addc(&extra, 0);
-	realiser_start(f, o->prefetch, extra.data);
-	log_debug("settings: %u threads, passthrough %s, substitution %s%s (prefetch %u), store "
-		  "%s (%s), state dir %s",
+	realiser_start(f, o->prefetch, extra.data, o->stall_timeout);
+	f->deferrer = defer_new();
+	log_debug("settings: %u threads, passthrough %s, substitution %s%s (prefetch %u, stall "
+		  "timeout %u s), store %s (%s), state dir %s",
 		  o->single ? 1 : o->threads, o->no_passthrough ? "off" : "when offered",
 		  f->subst ? "on" : "off", extra.len > 1 ? " with extra caches" : "", o->prefetch,
-		  f->st.dir, f->st.real, f->state_dir);
+		  o->stall_timeout, f->st.dir, f->st.real, f->state_dir);
 	buf_free(&extra);
 	d->inited = true;
 	return 0;
@@ -188,6 +190,10 @@ void daemon_fini(struct daemon *d)
 	if (d->inited) {
 		overlays_stop(f);
 		realiser_stop(f);
+		/* (No worker runs: no interrupt comes any more. Those that
+		 * came are answered before the session goes.) */
+		defer_free(f->deferrer);
+		f->deferrer = NULL;
 		reload_stop(f);
 		if (f->session)
 			fuse_session_destroy(f->session);

@@ -7,6 +7,7 @@
  * listings are kept across opens, and reads are spliced from the backing
  * file straight into the FUSE device. */
 #include "bfs.h"
+#include "defer.h"
 #include "devio.h"
 #include "handles.h"
 #include "overlay.h"
@@ -100,6 +101,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 *
 	 * Nothing changes under the mount: no need to compare mtimes. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* Interrupts must reach the daemon: a reader killed while its lookup
+	 * waits for a realisation is let go only by an answer (defer.h).
+	 * The kernel stops sending them once one is answered ENOSYS, which
+	 * libfuse does only when told to (no_interrupt). */
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
+	conn->no_interrupt = 0;
+#endif
 #ifdef FUSE_CAP_PASSTHROUGH
 	/* Store files are read by the kernel itself (passthrough.h). Opens
 	 * then reach the daemon, to attach the backing file; directories
@@ -131,39 +139,56 @@ static void account(const struct node *n, uint64_t bytes)
 
 /* A LOOKUP answered from a realiser thread (realise.h): of a store path
  * being realised, or of a rootfs whose closure may be resolved from
- * binary caches. */
+ * binary caches. Its caller may give up meanwhile (defer.h): then it is
+ * answered EINTR, and the completion answers nothing. */
 struct pending_lookup {
-	fuse_req_t req;
+	struct deferral d; /* (first) */
 	struct bfs *fs;
 	struct node *dir; /* the kernel holds it while it waits */
+	char *what;
 	char name[];
 };
+
+static void pending_free(struct deferral *d)
+{
+	struct pending_lookup *pl = (struct pending_lookup *)d;
+	free(pl->what);
+	free(pl);
+}
 
 static void lookup_realised(void *ctx, errint_t e)
 {
 	struct pending_lookup *pl = ctx;
-	struct fuse_entry_param ep;
-	if (e == -ECANCELED) { /* (a successor answers it) */
-		fuse_reply_none(pl->req);
-		free(pl);
+	/* (Answered EINTR already: the kernel may have let dir go.) */
+	if (!defer_claim(&pl->d)) {
+		defer_done(&pl->d);
 		return;
 	}
-	if (e == 0)
-		e = lookup_entry(pl->fs, pl->dir, pl->name, -1, &ep);
-	if (e < 0)
-		reply_err(pl->req, e == TREE_NOT_LOCAL ? -EIO : e);
-	else
-		fuse_reply_entry(pl->req, &ep);
-	free(pl);
+	fuse_req_t req = pl->d.req;
+	struct fuse_entry_param ep;
+	if (e == -ECANCELED) { /* (a successor answers it) */
+		fuse_reply_none(req);
+	} else {
+		if (e == 0)
+			e = lookup_entry(pl->fs, pl->dir, pl->name, -1, &ep);
+		if (e < 0)
+			reply_err(req, e == TREE_NOT_LOCAL ? -EIO : e);
+		else
+			fuse_reply_entry(req, &ep);
+	}
+	defer_done(&pl->d);
 }
 
+/* Before the request is handed on: an interrupt may answer it from now. */
 static struct pending_lookup *pending(fuse_req_t req, struct bfs *fs, struct node *dir,
 				      const char *name)
 {
 	size_t len = strlen(name) + 1;
 	struct pending_lookup *pl = xmalloc(sizeof(*pl) + len);
-	*pl = (struct pending_lookup){req, fs, dir};
+	*pl = (struct pending_lookup){.fs = fs, .dir = dir};
 	memcpy(pl->name, name, len);
+	pl->what = xasprintf("lookup of %s", name);
+	defer_start(fs->deferrer, &pl->d, req, pl->what, pending_free);
 	return pl;
 }
 

@@ -56,7 +56,7 @@ static const char usage_text[] =
     "                      verbose,\n"
     "                      nopassthrough, passthrough-files=N, state-dir=DIR,\n"
     "                      run-dir=DIR, data=native|fuse, substituter=URL,\n"
-    "                      nosubstitute, prefetch=N,\n"
+    "                      nosubstitute, prefetch=N, stall-timeout=S,\n"
     "                      store-dir=DIR, real-store=DIR, db=FILE,\n"
     "                      and FUSE options; rw, dev, suid and the like (which\n"
     "                      mount(8) adds) are ignored: the mount is always\n"
@@ -76,6 +76,11 @@ static const char usage_text[] =
     "  --no-substitute     never: a closure must be in the store\n"
     "  --prefetch N        once a bundle is used, realise its other missing paths\n"
     "                      in the background, N at a time (default 2; 0: never)\n"
+    "  --stall-timeout S   a store path being realised fails (EIO) once its\n"
+    "                      download has received nothing for S seconds, or a\n"
+    "                      cache has not accepted a connection in S seconds (Nix's\n"
+    "                      stalled-download-timeout and connect-timeout; default\n"
+    "                      30; 0: Nix's own settings, 300 s of stall)\n"
     "  --data native|fuse  the data path of bundles whose spec has no `data`:\n"
     "                      native (the default): once the closure's metadata\n"
     "                      image is built, the bundle's root is an overlay the\n"
@@ -162,6 +167,16 @@ static int set_prefetch(struct options *o, const char *v)
 	return -1;
 }
 
+static int set_stall(struct options *o, const char *v)
+{
+	char *end;
+	long n = v ? strtol(v, &end, 10) : 0;
+	if (!v || !*v || *end || n < 0 || n > 3600)
+		return usage_error("stall-timeout needs a number of seconds from 0 to 3600%s", "");
+	o->stall_timeout = (unsigned)n;
+	return -1;
+}
+
 static int set_data(struct options *o, const char *v)
 {
 	if (v && !strcmp(v, "native"))
@@ -236,6 +251,8 @@ static int mount_option(struct options *o, struct store *st, char *opt)
 		o->no_substitute = true;
 	} else if (KEY("prefetch")) {
 		return set_prefetch(o, v);
+	} else if (KEY("stall-timeout")) {
+		return set_stall(o, v);
 	} else if (KEY("data")) {
 		return set_data(o, v);
 	} else if (KEY("store-dir") || KEY("real-store") || KEY("db")) {
@@ -304,6 +321,7 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 	o->threads = 8;
 	o->pt_files = 1024;
 	o->prefetch = 2;
+	o->stall_timeout = 30;
 	o->data = SPEC_DATA_NATIVE;
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i], *v;
@@ -357,6 +375,9 @@ int options_parse(int argc, char **argv, struct options *o, struct store *st)
 				return r;
 		} else if (cli_opt(argc, argv, &i, "--prefetch", &v)) {
 			if ((r = set_prefetch(o, v)) >= 0)
+				return r;
+		} else if (cli_opt(argc, argv, &i, "--stall-timeout", &v)) {
+			if ((r = set_stall(o, v)) >= 0)
 				return r;
 		} else if (cli_opt(argc, argv, &i, "--data", &v)) {
 			if ((r = set_data(o, v)) >= 0)

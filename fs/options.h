@@ -33,14 +33,15 @@ struct options {
 	bool verbose; /* debug lines are logged (log.h); -d implies it */
 	unsigned threads;
 	unsigned pt_files; /* passthrough.h: the table's size */
-	/* realise.h: caches besides Nix's own, none at all, prefetch */
+	/* realise.h: caches besides Nix's own, none at all, prefetch, the
+	 * stall that fails a realisation (seconds; 0: Nix's own) */
 	const char **substituters;
 	size_t nsubstituters, subcap;
 	bool no_substitute;
 	/* --data: the data path of bundles whose spec does not say (spec.h):
 	 * native (the default; the FUSE tree where it cannot be) or fuse. */
 	enum spec_data data;
-	unsigned prefetch;
+	unsigned prefetch, stall_timeout;
 	/* Set by the caller: arguments parsed once already, by a daemon whose
 	 * mount is now up. Nothing is looked at on the file system (stat of
 	 * a mount point nobody serves yet would never return), and which of

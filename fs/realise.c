@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -58,7 +59,8 @@ struct realiser {
 	unsigned running_demand, running_prefetch, waited, prefetch;
 	uint64_t quiet_until; /* no prefetch starts before (ms) */
 	uint64_t realised, failed;
-	char *extra; /* --substituter caches, for nix-store */
+	char *extra;	/* --substituter caches, for nix-store */
+	char stall[16]; /* --stall-timeout, for nix-store, or "" */
 	pthread_t *threads;
 	unsigned nthreads;
 	bool stopping;
@@ -72,10 +74,12 @@ static uint64_t now_ms(void)
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-errint_t realiser_start(struct bfs *fs, unsigned prefetch, const char *extra)
+errint_t realiser_start(struct bfs *fs, unsigned prefetch, const char *extra, unsigned stall)
 {
 	struct realiser *r = xcalloc(1, sizeof(*r));
 	r->extra = extra && *extra ? xstrdup(extra) : NULL;
+	if (stall)
+		snprintf(r->stall, sizeof(r->stall), "%u", stall);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -265,12 +269,32 @@ static int run_nix_store(struct realiser *r, struct rpath *p, char **msg)
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
 	/* Nix's own settings (nix.conf, NIX_CONFIG) apply as they are; the
-	 * caches bundlefs was given are added. */
-	char *argv[] = {"nix-store", "--realise", path,	      "--option",
-			"fallback",  "false",	  "--option", "extra-substituters",
-			r->extra,    NULL};
-	if (!r->extra)
-		argv[6] = NULL;
+	 * caches bundlefs was given are added. A cache that hangs (accepts
+	 * no connection, or stops sending mid-transfer) fails the
+	 * realisation after --stall-timeout instead of Nix's 300 s: a lookup
+	 * waits for it, and its caller with it. */
+	char *argv[16];
+	size_t n = 0;
+	argv[n++] = "nix-store";
+	argv[n++] = "--realise";
+	argv[n++] = path;
+	argv[n++] = "--option";
+	argv[n++] = "fallback";
+	argv[n++] = "false";
+	if (*r->stall) {
+		argv[n++] = "--option";
+		argv[n++] = "stalled-download-timeout";
+		argv[n++] = r->stall;
+		argv[n++] = "--option";
+		argv[n++] = "connect-timeout";
+		argv[n++] = r->stall;
+	}
+	if (r->extra) {
+		argv[n++] = "--option";
+		argv[n++] = "extra-substituters";
+		argv[n++] = r->extra;
+	}
+	argv[n] = NULL;
 	pid_t pid;
 	int e = posix_spawnp(&pid, "nix-store", &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -303,8 +327,15 @@ static int run_nix_store(struct realiser *r, struct rpath *p, char **msg)
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		if (WIFEXITED(status)) {
 			char *why = nix_reason(text ? text : "", len);
-			*msg = xasprintf("nix-store --realise failed: %s",
-					 *why ? why : "(it said nothing)");
+			/* (curl's words for a transfer that went quiet, or a
+			 * connection not accepted: name the setting.) */
+			bool stalled =
+			    *r->stall && text && contains(text, len, "Timeout was reached");
+			*msg = xasprintf("nix-store --realise failed: %s%s%s%s",
+					 *why ? why : "(it said nothing)",
+					 stalled ? "; a cache sent nothing for " : "",
+					 stalled ? r->stall : "",
+					 stalled ? " s (--stall-timeout)" : "");
 			free(why);
 		} else {
 			*msg = xasprintf("nix-store --realise was killed by signal %d",

@@ -11,6 +11,9 @@
  * Concurrent first uses of one path wait on one realisation. A path that
  * cannot be realised answers EIO, with one log line, and is not tried
  * again for REALISE_RETRY_SECS; the rest of the bundle keeps working.
+ * A cache that hangs fails it after --stall-timeout (given to nix-store);
+ * a lookup whose caller gets a signal meanwhile is answered at once
+ * (defer.h), and its realisation goes on.
  *
  * Early: when a bundle is first used (its config.json or rootfs looked
  * up), the store paths its args name (the command) that are not in the
@@ -45,8 +48,10 @@ struct bstate;
  * kernel sends again to a successor. */
 /* `extra` (or NULL) is the caches given on the command line, which
  * nix-store gets as extra-substituters; Nix's own settings apply to it
- * as they are. */
-errint_t realiser_start(struct bfs *fs, unsigned prefetch, const char *extra);
+ * as they are, but for `stall` (--stall-timeout, seconds; 0: Nix's own),
+ * which bounds how long its downloads may receive nothing and its
+ * connections take to be accepted. */
+errint_t realiser_start(struct bfs *fs, unsigned prefetch, const char *extra, unsigned stall);
 void realiser_stop(struct bfs *fs);
 /* The mount is going away (SIGTERM): nothing more is fetched or
  * realised, and lookups waiting for that are answered EIO now. */

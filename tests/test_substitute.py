@@ -103,21 +103,31 @@ def absent(caches):
 
 
 class Server:
-    def __init__(self, root, tmp_path, limit="0", tls=None):
+    def __init__(self, root, tmp_path, limit="0", tls=None, stall=None):
         port_file = str(tmp_path / "port")
         args = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
+        if stall is not None:
+            args += ["--stall-nar", str(stall)]
         self.proc = subprocess.Popen([SERVE, str(root), "--port-file", port_file,
                                       "--limit", limit, *args], stdout=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(port_file), "bincache-serve did not start")
         self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", int(open(port_file).read()))
         self.cafile = tls[0] if tls else None
 
-    def stats(self):
+    def get(self, what):
         import ssl
         import urllib.request
         ctx = ssl.create_default_context(cafile=self.cafile) if self.cafile else None
-        with urllib.request.urlopen(self.url + "/-/stats", context=ctx) as r:
-            return json.load(r)
+        with urllib.request.urlopen(self.url + "/-/" + what, context=ctx) as r:
+            return r.read()
+
+    def stats(self):
+        return json.loads(self.get("stats"))
+
+    def release(self):
+        """Sends the rest of the NARs held (--stall-nar), and every NAR
+        whole from now on."""
+        self.get("release")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -129,8 +139,8 @@ class Server:
 def server(tmp_path):
     servers = []
 
-    def start(root, limit="0", tls=None):
-        s = Server(root, tmp_path, limit, tls)
+    def start(root, limit="0", tls=None, stall=None):
+        s = Server(root, tmp_path, limit, tls, stall)
         servers.append(s)
         return s
 
@@ -343,6 +353,9 @@ def test_concurrent_first_uses_wait_on_one_realisation(absent, mount, tmp_path):
         t.join(60)
     assert len(results) == 16 and all(r == os.stat(c.hello + "/bin/hello").st_size
                                       for r in results), results
+    # (The path can be valid in Nix's database, and the lookups answered,
+    # before nix-store exits and the realisation is counted.)
+    wait_for(lambda: m.status()["substitution"]["realised"] >= 1, "no realisation was counted")
     assert m.status()["substitution"]["realised"] == 1
 
 
@@ -495,6 +508,8 @@ def test_no_substitute_keeps_the_old_behaviour(absent, mount, tmp_path):
     (["--substituter", "file://relative"], "absolute path"),
     (["--prefetch", "x"], "prefetch needs a number"),
     (["-o", "prefetch=65"], "prefetch needs a number"),
+    (["--stall-timeout", "-1"], "stall-timeout needs a number of seconds"),
+    (["-o", "stall-timeout=3601"], "stall-timeout needs a number of seconds"),
 ])
 def test_bad_substitution_options_are_refused(tmp_path, args, message):
     from conftest import BUNDLEFS
@@ -618,3 +633,122 @@ def test_a_cache_that_never_answers_holds_no_fuse_worker(absent, app, mount, tmp
     assert m.stop() == 0
     assert time.monotonic() - t0 < 10
     hole.close()
+
+
+def waiting_in_fuse(pid):
+    """Is process pid waiting for an answer of a FUSE daemon?"""
+    try:
+        with open("/proc/%d/stack" % pid) as f:
+            return "request_wait_answer" in f.read()
+    except OSError:
+        return False
+
+
+def stat_reader(path):
+    """A process that stats path (a reader held in the kernel while the
+    daemon has not answered)."""
+    return subprocess.Popen(["stat", "-c", "%s", path], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("then", ["the cache sends", "the daemon stops"])
+def test_a_reader_killed_while_a_cache_hangs_goes_at_once(absent, mount, server, tmp_path, then):
+    # A cache that stops sending mid-NAR holds the lookups waiting for the
+    # realisation; the kernel cannot take a reader out of a FUSE request
+    # the daemon has not answered, even on SIGKILL: it interrupts it, and
+    # the daemon answers the interrupt at once, while the realisation goes
+    # on for the other reader.
+    c = absent
+    s = server(c.signed, stall=4096)
+    # (Two bundles: two lookups of the path, in two directories. The
+    # kernel has a second lookup of one name in one directory wait for
+    # the first.)
+    spec = "".join("[%s]\nargs = %s/bin/hello\npaths = %s\nreadonly = true\n" % (b, c.hello, c.app)
+                   for b in ("h", "h2"))
+    m = mount(write_spec(tmp_path, spec), "--substituter", s.url, "--prefetch", "0", "-v",
+              env=c.env())
+    targets = [m.path(b, "rootfs") + c.hello + "/bin/hello" for b in ("h", "h2")]
+    # (The closures resolved first, so that what the readers wait for is
+    # the store path, not the closure.)
+    for b in ("h", "h2"):
+        assert os.path.basename(c.hello) in os.listdir(m.path(b, "rootfs") + "/nix/store")
+    readers = [stat_reader(t) for t in targets]
+    try:
+        wait_for(lambda: s.stats()["stalled"] > 0, "no NAR stalled")
+        wait_for(lambda: all(waiting_in_fuse(r.pid) for r in readers),
+                 "the readers are not waiting for the daemon")
+        t0 = time.monotonic()
+        readers[0].kill()
+        readers[0].wait(20)
+        assert time.monotonic() - t0 < 5
+        # (The daemon answered it: interrupts reach it.)
+        assert sum("lookup of %s: interrupted (its caller got a signal): answered EINTR"
+                   % os.path.basename(c.hello) in msg for _, msg in m.lines()) == 1, m.stderr()
+        # The other reader waits on, for the same realisation.
+        time.sleep(0.5)
+        assert readers[1].poll() is None and waiting_in_fuse(readers[1].pid)
+        assert s.stats()["abandoned"] == 0 and not valid(c.hello)
+        if then == "the cache sends":
+            s.release()
+            out, err = readers[1].communicate(timeout=60)
+            assert readers[1].returncode == 0, err
+            assert int(out) == os.path.getsize(c.hello + "/bin/hello")
+            assert valid(c.hello)
+            wait_for(lambda: m.status()["substitution"]["realised"] >= 1, "nothing realised")
+            # The mount serves on, from the same daemon.
+            assert os.path.getsize(targets[0]) == int(out)
+            assert m.proc.poll() is None
+        else:
+            # The realisation ends unanswered: the reader waiting is
+            # answered EIO, the one interrupted not again, and the daemon
+            # exits cleanly.
+            assert m.stop() == 0
+            out, err = readers[1].communicate(timeout=10)
+            assert readers[1].returncode != 0 and b"Input/output error" in err, err
+    finally:
+        for r in readers:
+            if r.poll() is None:
+                r.kill()
+
+
+def test_a_cache_that_hangs_mid_transfer_fails_within_the_stall_timeout(absent, app, mount,
+                                                                       server, tmp_path):
+    c = absent
+    s = server(c.signed, stall=4096)
+    m = mount(local_and_absent_spec(tmp_path, c, app), "--substituter", s.url, "--prefetch", "0",
+              "--stall-timeout", "3", env=c.env())
+    pid = m.pids()[0]
+    target = m.path("h", "rootfs") + c.hello + "/bin/hello"
+    result = []
+
+    def use():
+        t0 = time.monotonic()
+        try:
+            os.stat(target)
+            result.append(("answered", time.monotonic() - t0))
+        except OSError as e:
+            result.append((e.errno, time.monotonic() - t0))
+
+    # (A thread: on a daemon that waits for Nix's 300 s, the test fails
+    # first, and the teardown's stop answers the lookup.)
+    t = threading.Thread(target=use, daemon=True)
+    t.start()
+    t.join(40)
+    assert result, "the lookup waited longer than 40 s"
+    # EIO once the NAR had sent nothing for 3 s (curl measures the speed
+    # over its last seconds: a few more).
+    assert result[0][0] == 5 and 3 <= result[0][1] < 20, result
+    # (Nix gave up and closed the connection; the server sees it soon.)
+    assert s.stats()["stalled"] >= 1
+    wait_for(lambda: s.stats()["abandoned"] >= 1, "Nix did not give up on the NAR")
+    # The log says why, in Nix's words and naming the setting.
+    failed = [(prio, msg) for prio, msg in m.lines() if "cannot be realised" in msg]
+    assert len(failed) == 1 and failed[0][0] == 3, failed
+    assert "nix-store --realise failed: " in failed[0][1]
+    assert re.search(r"unable to download '%s/nar/[^']*'" % re.escape(s.url), failed[0][1])
+    assert "(curl error: Timeout was reached)" in failed[0][1], failed
+    assert failed[0][1].endswith("; a cache sent nothing for 3 s (--stall-timeout)"), failed
+    assert not valid(c.hello)
+    # The mount serves on, from the same daemon.
+    read_app(m, app)
+    assert m.pids()[0] == pid
