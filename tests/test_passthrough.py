@@ -303,5 +303,3 @@ def test_a_store_path_deleted_takes_no_file_from_another(tmp_path, mount):
             assert f.read() == b"one library, two store paths\n"
     finally:
         held.close()
-    with pytest.raises(FileNotFoundError):
-        open(x, "rb")
