@@ -213,6 +213,10 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		return 1;
 	}
 	fs->mountpoint = mnt;
+	if (daemon_plan_fds(d) < 0) {
+		spec_free(&sp);
+		return 1;
+	}
 	errint_t e = daemon_init(d, &sp);
 	if (e < 0) {
 		log_err("store %s: %s", fs->st.real, strerror(-e));

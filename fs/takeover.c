@@ -118,6 +118,8 @@ static int take(struct daemon *d, char ***argv_out, const struct mountid *expect
 	} else if (daemon_plan_logging(d) < 0) {
 		return 1;
 	}
+	if (daemon_plan_fds(d) < 0)
+		return 1;
 	e = daemon_init(d, NULL);
 	if (chdir("/") < 0 || e < 0)
 		return fail("store %s: %s", fs->st.real, strerror(e < 0 ? -e : errno));
