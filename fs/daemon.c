@@ -573,7 +573,8 @@ void daemon_services(struct daemon *d)
 	struct bfs *fs = &d->fs;
 	errint_t e;
 	int cfd = d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)];
-	if ((e = cfd < 0 ? -ENOTCONN : control_start(fs, cfd, &d->threads[d->nthreads])) == 0)
+	if ((e = cfd < 0 ? -ENOTCONN
+			 : control_start(fs, cfd, d->fds.clients, &d->threads[d->nthreads])) == 0)
 		d->nthreads++;
 	else
 		log_warning("no control socket (%s): bundlectl status and reload will not reach "
