@@ -83,7 +83,7 @@ static int check_mountpoint(const char *mnt)
 	if (mounts_at(mnt, &m) != 1 || !mounts_is_bundlefs(&m))
 		return 0;
 	char *why;
-	int fd = ctlsock_connect(&m, &why);
+	int fd = ctlsock_connect(&m, CTLSOCK_TIMEOUT_MS, &why);
 	if (fd >= 0) {
 		close(fd);
 		log_err("%s: already a bundlefs mount; `bundlectl status %s` shows it, "

@@ -4,8 +4,9 @@
 # bundlectl and `bundlefs --takeover` refuse a socket served by anyone but
 # the mount's owner; a mount whose FUSE device number an earlier mount's
 # daemon, still alive, also had gets a socket of its own, which clients
-# reach. No client holds another up, and the socket serves on when the
-# daemon runs out of descriptors. (docs/security.md, "The control socket")
+# reach. No client holds another up, the socket serves on when the daemon
+# runs out of descriptors, and a client of a daemon that does not answer
+# gives up. (docs/security.md, "The control socket")
 import ctypes
 import itertools
 import json
@@ -20,6 +21,7 @@ import time
 
 import pytest
 
+import bfsmount
 from bfsmount import alive, control_socket, mount_device
 from conftest import BUNDLECTL, BUNDLEFS, bundlectl, run, stop_mount, wait_for, write_spec
 
@@ -398,3 +400,50 @@ def test_out_of_descriptors_the_socket_serves_on(mount, tmp_path, tiny):
     assert status(m)["pid"] == pid
     assert os.listdir(m.path("t", "rootfs"))
 
+
+def test_clients_of_a_stopped_daemon_give_up(mount, tmp_path, tiny):
+    # A daemon that answers nothing (stopped): bundlectl fails after its
+    # timeout (10 s unless --timeout says otherwise), with a message that
+    # says so, and so does an upgrade; the daemon, once it goes on, serves
+    # as before.
+    m = mount(spec_of(tmp_path, tiny))
+    pid = m.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        asked = {
+            "status": [BUNDLECTL, "status", m.mountpoint],
+            "reload": [BUNDLECTL, "reload", "--timeout", "1.5", m.mountpoint],
+            "takeover": [BUNDLEFS, "--takeover", m.mountpoint],
+        }
+        procs = {k: subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True) for k, cmd in asked.items()}
+        t1 = time.monotonic()
+        assert bfsmount.status(m.mountpoint, timeout=1) is None
+        assert time.monotonic() - t1 < 1 + 1
+        done = {}
+        while len(done) < len(procs) and time.monotonic() < t0 + 60:
+            for k, p in procs.items():
+                if k not in done and p.poll() is not None:
+                    done[k] = (p.returncode, p.stderr.read(), time.monotonic() - t0)
+            time.sleep(0.01)
+        for k, p in procs.items():
+            if k not in done:
+                p.kill()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    rc, err, took = done["status"]
+    assert rc == 1 and 10 <= took < 10 + 3, done["status"]
+    assert err == ("bundlectl: %s: its daemon did not answer within 10 s: it is stopped or too "
+                   "busy (--timeout SECONDS waits longer)\n" % m.mountpoint), err
+    rc, err, took = done["reload"]
+    assert rc == 1 and 1.5 <= took < 1.5 + 3, done["reload"]
+    assert err.endswith("did not answer within 1.5 s: it is stopped or too busy (--timeout "
+                        "SECONDS waits longer); the reload may still be done\n"), err
+    rc, err, took = done["takeover"]
+    assert rc == 1 and took < 10 + 5, done["takeover"]
+    assert ("%s: the running daemon does not hand over: no answer within 10 s" % m.mountpoint
+            in err), err
+    # (What was asked meanwhile is answered to no one; the daemon serves on.)
+    assert status(m, timeout=20)["pid"] == pid
+    assert os.listdir(m.path("t", "rootfs"))
