@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,7 +249,7 @@ void ctlsock_remove(int fd)
 
 /* ---- a client's side ------------------------------------------------------------- */
 
-int ctlsock_connect(const struct mountent *m, char **why)
+int ctlsock_connect(const struct mountent *m, int timeout_ms, char **why)
 {
 	*why = NULL;
 	if (m->owner == (uid_t)-1) {
@@ -262,6 +263,7 @@ int ctlsock_connect(const struct mountent *m, char **why)
 	 * started: each is tried. What went wrong is said of the first that
 	 * has the name, else of the first.) */
 	errint_t err = 0;
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000};
 	for (int i = 0; i < n; i++) {
 		struct sockaddr_un sun;
 		socklen_t len = address(&sun, dirs[i], dev);
@@ -272,9 +274,21 @@ int ctlsock_connect(const struct mountent *m, char **why)
 			*why = xasprintf("socket: %s", strerror(e));
 			return -e;
 		}
+		/* (A Unix socket's connect waits as long as a send may when the
+		 * listener's queue is full.) */
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		if (connect(fd, (struct sockaddr *)&sun, len) < 0) {
-			int e = errno;
+			int e = errno == EAGAIN ? ETIMEDOUT : errno;
 			close(fd);
+			if (e == ETIMEDOUT) {
+				free(*why);
+				*why = xasprintf(
+				    "its daemon does not answer (%s: nothing accepted the "
+				    "connection within %d s)",
+				    sun.sun_path, (timeout_ms + 999) / 1000);
+				return -e;
+			}
 			bool missing = e == ENOENT || e == ENOTDIR;
 			if (!err || (!missing && (err == -ENOENT || err == -ENOTDIR))) {
 				free(*why);
@@ -308,4 +322,35 @@ int ctlsock_connect(const struct mountent *m, char **why)
 		return fd;
 	}
 	return err;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+errint_t ctlsock_read_answer(int fd, int timeout_ms, struct buf *out)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	char chunk[4096];
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = left > 0 ? poll(&p, 1, (int)left) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			buf_add(out, chunk, (size_t)n);
+	}
 }

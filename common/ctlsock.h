@@ -42,11 +42,24 @@ int ctlsock_listen(unsigned major, unsigned minor, char **why);
  * next mount of the device has taken it). */
 void ctlsock_remove(int fd);
 
+/* How long a client waits for the daemon by default: to connect, and for
+ * each answer. A daemon that does not answer (stopped, wedged) fails the
+ * client, which never hangs. */
+#define CTLSOCK_TIMEOUT_MS 10000
+
 /* Connects to the control socket of the FUSE mount `m`, and checks that
- * the process at the other end runs as the mount's owner. Returns the
- * connected descriptor, or -errno with *why (malloc'ed): -EPERM when the
- * socket is served by another user (refused before anything is sent),
- * -ENOENT when there is none. */
-int ctlsock_connect(const struct mountent *m, char **why);
+ * the process at the other end runs as the mount's owner. Connecting
+ * waits at most `timeout_ms` (for a daemon whose queue is full), and so
+ * does each send and receive on the descriptor returned (SO_SNDTIMEO,
+ * SO_RCVTIMEO: they fail with EAGAIN then). Returns the connected
+ * descriptor, or -errno with *why (malloc'ed): -EPERM when the socket is
+ * served by another user (refused before anything is sent), -ENOENT when
+ * there is none, -ETIMEDOUT when connecting took too long. */
+int ctlsock_connect(const struct mountent *m, int timeout_ms, char **why);
+
+/* Reads the daemon's answer on `fd` (a connection of ctlsock_connect's)
+ * up to the end of the connection, appending it to `out`, for at most
+ * `timeout_ms` in all. Returns 0, -ETIMEDOUT, or -errno. */
+errint_t ctlsock_read_answer(int fd, int timeout_ms, struct buf *out);
 
 #endif

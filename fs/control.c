@@ -465,80 +465,305 @@ static bool connection_ended(struct bfs *fs)
 	return fd >= 0 && poll(&p, 1, 0) >= 0 && (p.revents & (POLLERR | POLLNVAL));
 }
 
-static void serve(struct bfs *fs, int c)
+/* The answer to request `line` from a client (`trusted`: root or the
+ * daemon's user), malloc'ed; NULL when a takeover took the connection
+ * (answered as it went). */
+static char *answer(struct bfs *fs, int c, const char *line, bool trusted)
 {
-	char line[320];
-	if (!control_read_line(c, line, sizeof(line)))
-		return;
-	if (connection_ended(fs)) {
-		char *doc = error_doc("this daemon's mount has ended");
-		say(c,
-		    strncmp(line, "takeover ", 9) ? doc : "error: this daemon's mount has ended\n");
-		free(doc);
-		return;
-	}
-	struct ucred cred;
-	socklen_t cl = sizeof(cred);
-	bool trusted = getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
-		       (cred.uid == 0 || cred.uid == geteuid());
-	char *doc;
-	if (!strncmp(line, "takeover ", 9)) {
-		/* (the client waits for the hand-over: no timeout) */
-		struct timeval none = {0};
-		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	bool takeover = !strncmp(line, "takeover ", 9);
+	if (connection_ended(fs))
+		return takeover ? xstrdup("error: this daemon's mount has ended\n")
+				: error_doc("this daemon's mount has ended");
+	if (takeover) {
+		/* (A conversation: the connection blocks, and waits as long as
+		 * the new daemon takes, which only root or this user can be.) */
+		fcntl(c, F_SETFL, fcntl(c, F_GETFL) & ~O_NONBLOCK);
 		hand_over(fs, c, line + 9, trusted);
-		return;
+		return NULL;
 	}
 	if (!strcmp(line, "status"))
-		doc = control_status(fs);
-	else if (!strcmp(line, "reload"))
-		doc = trusted ? reload_doc(fs) : error_doc("reload: permission denied");
-	else if (!strncmp(line, "reset ", 6))
-		doc = trusted ? reset_doc(fs, line + 6) : error_doc("reset: permission denied");
-	else if (!strncmp(line, "prune", 5) && (!line[5] || line[5] == ' '))
-		doc = trusted ? prune_doc(fs, line + 5) : error_doc("prune: permission denied");
-	else
-		doc = error_doc("unknown command");
-	size_t len = strlen(doc);
-	for (size_t off = 0; off < len;) {
-		ssize_t w = send(c, doc + off, len - off, MSG_NOSIGNAL);
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	free(doc);
+		return control_status(fs);
+	if (!strcmp(line, "reload"))
+		return trusted ? reload_doc(fs) : error_doc("reload: permission denied");
+	if (!strncmp(line, "reset ", 6))
+		return trusted ? reset_doc(fs, line + 6) : error_doc("reset: permission denied");
+	if (!strncmp(line, "prune", 5) && (!line[5] || line[5] == ' '))
+		return trusted ? prune_doc(fs, line + 5) : error_doc("prune: permission denied");
+	return error_doc("unknown command");
 }
 
-struct listener {
-	struct bfs *fs;
+/* ---- serving clients side by side ----------------------------------------------- */
+
+/* Clients are served from one poll loop, none waited for: a client has
+ * REQUEST_MS to send its line and ANSWER_MS to take the answer, and one
+ * that sends or reads nothing holds no one else up meanwhile. At most
+ * `max` are served at once (each holds a descriptor: fdbudget.h); one
+ * more makes room by dropping another, a client that may change nothing
+ * before root or the daemon's user, the oldest first. Requests are
+ * carried out here, one at a time, those of root and the daemon's user
+ * first. Out of descriptors, accepting waits BACKOFF_MS and tries again,
+ * first making room by dropping a client that may change nothing: the
+ * thread never ends before the daemon leaves. */
+#define REQUEST_MS 2000
+#define ANSWER_MS  10000
+#define BACKOFF_MS 100
+
+enum client_state { READING, ANSWERING };
+
+struct client {
 	int fd;
+	bool trusted; /* root or the daemon's user (SO_PEERCRED) */
+	enum client_state state;
+	uint64_t seq;	  /* accepted as the seq-th */
+	int64_t deadline; /* for its request, then its answer (now_ms) */
+	char line[320];
+	size_t n;
+	char *out; /* the answer */
+	size_t len, off;
 };
+
+struct server {
+	struct bfs *fs;
+	int fd; /* listening */
+	unsigned max;
+	struct client *c;
+	unsigned n;
+	uint64_t seq;
+	int64_t retry_at; /* accept no earlier (out of descriptors), or 0 */
+	int short_of;	  /* the errno accepting last failed with, logged once */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void drop(struct server *s, unsigned i)
+{
+	close(s->c[i].fd);
+	free(s->c[i].out);
+	s->c[i] = s->c[--s->n];
+}
+
+/* The client to drop for room: one that may change nothing before root
+ * or the daemon's user, the oldest first; with `untrusted_only`, none
+ * else. -1 when there is none. */
+static int victim(const struct server *s, bool untrusted_only)
+{
+	int v = -1;
+	for (unsigned i = 0; i < s->n; i++) {
+		const struct client *c = &s->c[i];
+		if (untrusted_only && c->trusted)
+			continue;
+		if (v < 0 || (!c->trusted && s->c[v].trusted) ||
+		    (c->trusted == s->c[v].trusted && c->seq < s->c[v].seq))
+			v = (int)i;
+	}
+	return v;
+}
+
+/* A client turned away for room, told why if it listens. */
+static void turn_away(int fd)
+{
+	static const char busy[] = "{\"error\": \"too many clients at once: try again\"}";
+	send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void push_out(struct server *s, unsigned i)
+{
+	turn_away(s->c[i].fd);
+	drop(s, i);
+}
+
+static void admit(struct server *s, int fd)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	bool trusted = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
+		       (cred.uid == 0 || cred.uid == geteuid());
+	if (s->n == s->max) {
+		int v = victim(s, false);
+		/* (The newcomer is the newest: it goes only if everyone in may
+		 * change things and it may not.) */
+		if (!trusted && s->c[v].trusted) {
+			turn_away(fd);
+			close(fd);
+			return;
+		}
+		push_out(s, (unsigned)v);
+	}
+	s->c[s->n++] = (struct client){.fd = fd,
+				       .trusted = trusted,
+				       .state = READING,
+				       .seq = s->seq++,
+				       .deadline = now_ms() + REQUEST_MS};
+}
+
+/* Takes the clients waiting to connect. */
+static void accept_all(struct server *s)
+{
+	for (unsigned k = 0; k < s->max + 64; k++) {
+		/* (The listening socket blocks: it is shared with the
+		 * supervisor and successors, and so are its flags.) */
+		struct pollfd p = {.fd = s->fd, .events = POLLIN};
+		if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+			return;
+		int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0) {
+			if (s->short_of) {
+				log_info("control socket: accepting clients again");
+				s->short_of = 0;
+			}
+			admit(s, fd);
+			continue;
+		}
+		int e = errno;
+		if (e == EAGAIN || e == EWOULDBLOCK)
+			return;
+		if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM)
+			continue;
+		/* Out of descriptors: a client that may change nothing makes
+		 * room (so that a crowd of them does not keep root out). Out
+		 * of memory (ENOBUFS, ENOMEM), or anything else: the clients
+		 * wait in the socket's queue until accepting is tried again. */
+		int v = e == EMFILE || e == ENFILE ? victim(s, true) : -1;
+		if (v >= 0) {
+			push_out(s, (unsigned)v);
+			continue;
+		}
+		if (s->short_of != e)
+			log_warning(
+			    "control socket: cannot accept clients (%s): they wait until it "
+			    "can",
+			    strerror(e));
+		s->short_of = e;
+		s->retry_at = now_ms() + BACKOFF_MS;
+		return;
+	}
+}
+
+/* Reads what client `c` sent of its line (one byte at a time: nothing
+ * after the line is taken, which a takeover reads itself). Returns false
+ * when it went away. */
+static bool read_request(struct client *c)
+{
+	while (c->n < sizeof(c->line) - 1) {
+		ssize_t r = read(c->fd, c->line + c->n, 1);
+		if (r < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+		if (r == 0)
+			return false;
+		if (c->line[c->n] == '\n')
+			break;
+		c->n++;
+	}
+	/* (A line too long is taken as it is: no command is that long.) */
+	c->line[c->n] = 0;
+	c->state = ANSWERING;
+	return true;
+}
+
+/* Sends what it can of client `c`'s answer. Returns false once it is all
+ * sent, or the client went away. */
+static bool send_answer(struct client *c)
+{
+	while (c->off < c->len) {
+		ssize_t w =
+		    send(c->fd, c->out + c->off, c->len - c->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+		c->off += (size_t)w;
+	}
+	return false;
+}
+
+/* Carries out the request of every client that has sent one, root's and
+ * the daemon's user's first; what comes back is sent as the client
+ * takes it. */
+static void carry_out(struct server *s)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < s->n;) {
+			struct client *c = &s->c[i];
+			if (c->state != ANSWERING || c->out || c->trusted != (pass == 0)) {
+				i++;
+				continue;
+			}
+			c->out = answer(s->fs, c->fd, c->line, c->trusted);
+			if (!c->out) {
+				drop(s, i);
+				continue;
+			}
+			c->len = strlen(c->out);
+			c->deadline = now_ms() + ANSWER_MS;
+			if (!send_answer(c)) {
+				drop(s, i);
+				continue;
+			}
+			i++;
+		}
+	}
+}
 
 static void *control_thread(void *arg)
 {
-	struct listener *l = arg;
+	struct server *s = arg;
+	struct pollfd *p = xcalloc(s->max + 2, sizeof(*p));
 	for (;;) {
-		/* (Until the daemon leaves: it frees what a request reads.) */
-		int ev = bfs_wait(l->fs, l->fd, POLLIN, -1);
-		if (ev < 0)
-			break;
-		if (!(ev & POLLIN))
+		int64_t now = now_ms(), wait = -1;
+		bool listening = !s->retry_at || now >= s->retry_at;
+		if (listening)
+			s->retry_at = 0;
+		else
+			wait = s->retry_at - now;
+		p[0] = (struct pollfd){.fd = s->fs->quit, .events = POLLIN};
+		p[1] = (struct pollfd){.fd = listening ? s->fd : -1, .events = POLLIN};
+		for (unsigned i = 0; i < s->n; i++) {
+			struct client *c = &s->c[i];
+			p[i + 2] = (struct pollfd){
+			    .fd = c->fd, .events = c->state == READING ? POLLIN : POLLOUT};
+			int64_t left = c->deadline > now ? c->deadline - now : 0;
+			if (wait < 0 || left < wait)
+				wait = left;
+		}
+		unsigned n = s->n;
+		if (poll(p, n + 2, wait > INT32_MAX ? INT32_MAX : (int)wait) < 0) {
+			if (errno != EINTR && bfs_wait(s->fs, -1, 0, BACKOFF_MS) < 0)
+				break;
 			continue;
-		int c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (c < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
+		}
+		if (p[0].revents) {
+			/* The daemon leaves (it frees what a request reads):
+			 * answers are sent as far as they go at once. */
+			for (unsigned i = 0; i < s->n; i++)
+				if (s->c[i].out)
+					send_answer(&s->c[i]);
 			break;
 		}
-		/* A client that sends nothing must not hold the socket. */
-		fcntl(c, F_SETFL, 0);
-		struct timeval tv = {.tv_sec = 5};
-		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		serve(l->fs, c);
-		close(c);
+		/* (Backwards: a client dropped takes the last one's place.) */
+		for (unsigned i = n; i-- > 0;) {
+			struct client *c = &s->c[i];
+			bool go_on = true;
+			if (p[i + 2].revents)
+				go_on = c->state == READING ? read_request(c) : send_answer(c);
+			/* Late: what it sent has been read (also what came
+			 * while a request was carried out), and nothing more
+			 * is waited for. */
+			bool waiting = c->state == READING || c->out;
+			if (!go_on || (waiting && c->deadline <= now_ms()))
+				drop(s, i);
+		}
+		carry_out(s);
+		if (p[1].revents & POLLIN)
+			accept_all(s);
 	}
-	free(l);
+	while (s->n)
+		drop(s, s->n - 1);
+	free(p);
+	free(s->c);
+	free(s);
 	return NULL;
 }
 
@@ -547,13 +772,15 @@ int control_listen(const struct bfs *fs, char **why)
 	return ctlsock_listen(fs->mnt.major, fs->mnt.minor, why);
 }
 
-errint_t control_start(struct bfs *fs, int fd, pthread_t *thread)
+errint_t control_start(struct bfs *fs, int fd, unsigned clients, pthread_t *thread)
 {
-	struct listener *l = xmalloc(sizeof(*l));
-	*l = (struct listener){fs, fd};
-	int e = pthread_create(thread, NULL, control_thread, l);
+	struct server *s = xmalloc(sizeof(*s));
+	*s = (struct server){.fs = fs, .fd = fd, .max = clients ? clients : 1};
+	s->c = xcalloc(s->max, sizeof(*s->c));
+	int e = pthread_create(thread, NULL, control_thread, s);
 	if (e) {
-		free(l);
+		free(s->c);
+		free(s);
 		return -e;
 	}
 	return 0;

@@ -27,9 +27,12 @@
 int control_listen(const struct bfs *fs, char **why);
 /* Serves the listening socket `fd` (control_listen's, or one taken over
  * from a predecessor) from a thread of its own, `*thread`, which ends once
- * fs->quit is written (and the request it serves, if any, answered).
- * Returns 0 or -errno. */
-errint_t control_start(struct bfs *fs, int fd, pthread_t *thread);
+ * fs->quit is written (and the request it carries out, if any, answered),
+ * and never before. Up to `clients` clients are served side by side, each
+ * with a deadline for its request and for taking its answer, so that one
+ * that sends or reads nothing holds no one else up; see control.c. Returns
+ * 0 or -errno. */
+errint_t control_start(struct bfs *fs, int fd, unsigned clients, pthread_t *thread);
 
 /* The status document (malloc'ed JSON), as bundlectl(1) documents it
  * (STATUS DOCUMENT). */

@@ -3,6 +3,7 @@
 #include "control.h"
 #include "ctlsock.h"
 #include "defer.h"
+#include "fdbudget.h"
 #include "log.h"
 #include "loop.h"
 #include "mounts.h"
@@ -44,23 +45,37 @@ static void reclaim(void *ctx)
 }
 
 /* Raises the soft limit on open descriptors to the hard one, and returns
- * the limit. */
-static unsigned raise_nofile(void)
+ * the limit; *hard says the hard one. */
+static unsigned raise_nofile(unsigned *hard)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return 1024;
+		return *hard = 1024;
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	*hard = rl.rlim_max > 1u << 20 ? 1u << 20 : (unsigned)rl.rlim_max;
 	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (unsigned)rl.rlim_cur;
 }
 
-static unsigned clamp(unsigned x, unsigned lo, unsigned hi)
+int daemon_plan_fds(struct daemon *d)
 {
-	return x < lo ? lo : x > hi ? hi : x;
+	unsigned hard, limit = raise_nofile(&hard);
+	unsigned want = d->o.single ? 1 : d->o.threads;
+	if (fdbudget_plan(limit, want, &d->fds) < 0) {
+		log_err("the descriptor limit is %u (hard limit %u): too few to serve, bundlefs "
+			"needs at least %u (raise it: ulimit -n, or LimitNOFILE= for a service)",
+			limit, hard, fdbudget_min());
+		return -1;
+	}
+	if (d->fds.threads < want)
+		log_notice("the descriptor limit (%u) has room for %u worker thread%s, not %u "
+			   "(%u has room for all)",
+			   limit, d->fds.threads, d->fds.threads == 1 ? "" : "s", want,
+			   fdbudget_min() + (want - 1) * FDBUDGET_PER_WORKER);
+	return 0;
 }
 
 static void hold_bundle(struct bstate *b)
@@ -84,6 +99,8 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 {
 	struct bfs *f = &d->fs;
 	const struct options *o = &d->o;
+	if (!d->fds.limit && daemon_plan_fds(d) < 0)
+		return -EMFILE;
 	errint_t e = store_open(&f->st);
 	if (e < 0)
 		return e;
@@ -115,14 +132,10 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	pthread_mutex_init(&f->handover_lock, NULL);
 	pthread_cond_init(&f->handover_cond, NULL);
 	nodes_init(&f->nodes, &(struct nodes_owner){hold_bundle, bundle_put});
-	/* The handle caches share what descriptors are left once each worker
-	 * thread has a request in flight (a path and the file it reopens),
-	 * and a few for the rest. */
-	unsigned limit = raise_nofile();
-	unsigned reserve = 2 * o->threads + 32;
-	unsigned budget = limit > reserve + 12 ? limit - reserve : 12;
-	tree_init(f, clamp(budget / 4, 2, 64));
-	handles_init(f, clamp(budget / 2, 4, 64), clamp(budget / 4, 2, 64));
+	/* The handle caches get what descriptors the workers and the
+	 * control socket leave (daemon_plan_fds). */
+	tree_init(f, d->fds.tree);
+	handles_init(f, d->fds.files, d->fds.dirs);
 	/* Opens can skip the daemon only while the kernel itself refuses
 	 * writes; with a read-write mount OPEN must stay to answer EROFS. */
 	f->zero_open = f->zero_opendir = !o->mount_rw;
@@ -152,10 +165,12 @@ errint_t daemon_init(struct daemon *d, struct spec *sp)
 	realiser_start(f, o->prefetch, extra.data, o->stall_timeout);
 	f->deferrer = defer_new();
 	log_debug("settings: %u threads, passthrough %s, substitution %s%s (prefetch %u, stall "
-		  "timeout %u s), store %s (%s), state dir %s",
-		  o->single ? 1 : o->threads, o->no_passthrough ? "off" : "when offered",
+		  "timeout %u s), store %s (%s), state dir %s; %u descriptors: %u control clients "
+		  "at once, handle caches %u/%u/%u",
+		  d->fds.threads, o->no_passthrough ? "off" : "when offered",
 		  f->subst ? "on" : "off", extra.len > 1 ? " with extra caches" : "", o->prefetch,
-		  o->stall_timeout, f->st.dir, f->st.real, f->state_dir);
+		  o->stall_timeout, f->st.dir, f->st.real, f->state_dir, d->fds.limit,
+		  d->fds.clients, d->fds.tree, d->fds.files, d->fds.dirs);
 	buf_free(&extra);
 	d->inited = true;
 	return 0;
@@ -564,7 +579,8 @@ void daemon_services(struct daemon *d)
 	struct bfs *fs = &d->fs;
 	errint_t e;
 	int cfd = d->sfds.fd[SUPER_IX(SUPER_FD_CONTROL)];
-	if ((e = cfd < 0 ? -ENOTCONN : control_start(fs, cfd, &d->threads[d->nthreads])) == 0)
+	if ((e = cfd < 0 ? -ENOTCONN
+			 : control_start(fs, cfd, d->fds.clients, &d->threads[d->nthreads])) == 0)
 		d->nthreads++;
 	else
 		log_warning("no control socket (%s): bundlectl status and reload will not reach "
@@ -589,7 +605,7 @@ void daemon_services(struct daemon *d)
 int daemon_serve(struct daemon *d, void (*serving)(struct daemon *d))
 {
 	struct bfs *fs = &d->fs;
-	unsigned threads = d->o.single ? 1 : d->o.threads;
+	unsigned threads = d->fds.threads;
 	for (;;) {
 		errint_t e = loop_start(&fs->loop, d->se, threads);
 		if (e < 0) {

@@ -11,6 +11,7 @@
 #define BUNDLEFS_DAEMON_H
 
 #include "bfs.h"
+#include "fdbudget.h"
 #include "options.h"
 #include "supervisor.h"
 
@@ -26,6 +27,7 @@ struct daemon {
 	struct fuse_session *se;
 	struct buf fuse_opts;
 	struct timespec t0;    /* CLOCK_MONOTONIC, when the process started */
+	struct fdbudget fds;   /* what the descriptors are spent on (daemon_plan_fds) */
 	struct super_fds sfds; /* what a supervisor holds (SUPER_FD_* order) */
 	int link;	       /* our end of the supervisor's link, or -1 */
 	bool self_mounted;     /* daemon_mount made the mount itself */
@@ -57,7 +59,12 @@ void daemon_log_marks(const struct daemon *d);
 /* An empty daemon: no descriptors, no link. */
 void daemon_prepare(struct daemon *d);
 
-/* Sets up everything the handlers use. The bundles come from `sp` (taken
+/* Raises the soft limit on descriptors to the hard one and shares it out
+ * (fdbudget.h): d->fds. A limit too low to serve is refused, with a
+ * message that says what it takes. Returns 0 or -1. */
+int daemon_plan_fds(struct daemon *d);
+
+/* Sets up everything the handlers use (after daemon_plan_fds). The bundles come from `sp` (taken
  * over), or when it is NULL from the state region (a successor). Returns 0
  * or -errno. */
 errint_t daemon_init(struct daemon *d, struct spec *sp);

@@ -83,7 +83,7 @@ static int check_mountpoint(const char *mnt)
 	if (mounts_at(mnt, &m) != 1 || !mounts_is_bundlefs(&m))
 		return 0;
 	char *why;
-	int fd = ctlsock_connect(&m, &why);
+	int fd = ctlsock_connect(&m, CTLSOCK_TIMEOUT_MS, &why);
 	if (fd >= 0) {
 		close(fd);
 		log_err("%s: already a bundlefs mount; `bundlectl status %s` shows it, "
@@ -213,6 +213,10 @@ static int start(struct daemon *d, int argc, char **argv, const char *cwd)
 		return 1;
 	}
 	fs->mountpoint = mnt;
+	if (daemon_plan_fds(d) < 0) {
+		spec_free(&sp);
+		return 1;
+	}
 	errint_t e = daemon_init(d, &sp);
 	if (e < 0) {
 		log_err("store %s: %s", fs->st.real, strerror(-e));

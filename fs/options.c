@@ -36,7 +36,8 @@ static const char usage_text[] =
     "  -v, --verbose       log debug lines too (default: from info up)\n"
     "  -d, --debug         log every FUSE request (implies -f and -v)\n"
     "  -s                  single-threaded\n"
-    "  --threads N         at most N worker threads (default 8)\n"
+    "  --threads N         at most N worker threads (default 8; fewer when the\n"
+    "                      descriptor limit, ulimit -n, has no room for them)\n"
     "  --gcroots DIR|none  register served closures as Nix GC roots below DIR\n"
     "                      (default: the gcroots directory beside Nix's database,\n"
     "                      when it exists); none: register nothing\n"
@@ -123,6 +124,8 @@ static const char usage_tail[] =
     "Unmount with `fusermount3 -u MOUNTPOINT`, `umount MOUNTPOINT`, or SIGTERM:\n"
     "writable roots are mounted outside the mount (--run-dir), and go with it;\n"
     "the daemon exits once the last container running on it has exited.\n"
+    "The soft descriptor limit is raised to the hard one; below 38 bundlefs\n"
+    "refuses to start.\n"
     "Exit status: 0 after a clean unmount, 1 on a failure, 2 for a bad spec\n"
     "or bad usage.\n";
 

@@ -118,6 +118,8 @@ static int take(struct daemon *d, char ***argv_out, const struct mountid *expect
 	} else if (daemon_plan_logging(d) < 0) {
 		return 1;
 	}
+	if (daemon_plan_fds(d) < 0)
+		return 1;
 	e = daemon_init(d, NULL);
 	if (chdir("/") < 0 || e < 0)
 		return fail("store %s: %s", fs->st.real, strerror(e < 0 ? -e : errno));
@@ -257,13 +259,24 @@ struct old {
 	struct mountid mnt; /* the mount it serves, as mountinfo says */
 };
 
+/* How long the old daemon's workers may take to finish the requests they
+ * hold when told to stop (as long as a successor may take to serve). */
+#define STOP_MS 30000
+
 static int stop_old(void *ctx)
 {
 	struct old *o = ctx;
-	char line[32];
+	char line[32] = "";
+	struct timeval tv = {.tv_sec = STOP_MS / 1000};
+	setsockopt(o->c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	errno = 0;
 	if (send(o->c, "stop\n", 5, MSG_NOSIGNAL) < 0 ||
-	    !control_read_line(o->c, line, sizeof(line)) || strcmp(line, "stopped"))
+	    !control_read_line(o->c, line, sizeof(line)) || strcmp(line, "stopped")) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			log_err("takeover: the running daemon did not stop its workers within %d s",
+				STOP_MS / 1000);
 		return -1;
+	}
 	return 0;
 }
 
@@ -291,7 +304,7 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 	/* Only the mount's owner's socket is asked: what it sends is trusted
 	 * (the connection, the state a successor restores). */
 	char *why;
-	o->c = ctlsock_connect(&m, &why);
+	o->c = ctlsock_connect(&m, CTLSOCK_TIMEOUT_MS, &why);
 	if (o->c < 0) {
 		log_err("%s: %s", mnt, why);
 		free(why);
@@ -308,6 +321,7 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 	struct msghdr mh = {
 	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
 	ssize_t r = recvmsg(o->c, &mh, MSG_CMSG_CLOEXEC);
+	bool late = r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 	unsigned mask;
 	int super = 0;
 	if (r > 0)
@@ -316,8 +330,12 @@ static int ask_old(const char *mnt, struct daemon *d, struct old *o)
 		char *nl = strchr(msg, '\n');
 		if (nl)
 			*nl = 0;
+		char when[64];
+		snprintf(when, sizeof(when), "no answer within %d s", CTLSOCK_TIMEOUT_MS / 1000);
 		log_err("%s: the running daemon does not hand over: %s", mnt,
-			r > 0 ? msg : "no answer");
+			r > 0  ? msg
+			: late ? when
+			       : "no answer");
 		return -1;
 	}
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);

@@ -30,6 +30,23 @@ def test_usage_errors(argv):
     assert p.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1e9", "nan", "inf", ""])
+def test_a_timeout_is_some_seconds(value):
+    # --timeout SECONDS, for the commands that talk to a daemon: a number
+    # above 0, at most a day; checked before anything is asked.
+    for cmd in (["status", "--timeout", value, "/nonexistent"],
+                ["prune", "--timeout", value, "--state-dir", "/nonexistent"]):
+        p = bundlectl(*cmd, check=False)
+        assert p.returncode == 2
+        assert p.stderr.decode().startswith(
+            "bundlectl: --timeout needs a number of seconds, above 0 and at most 86400\n")
+    p = bundlectl("status", "--timeout", check=False)
+    assert p.returncode == 2 and b"--timeout needs a number of seconds" in p.stderr
+    # (Commands that ask no daemon have none.)
+    p = bundlectl("check", "--timeout", "5", "x", check=False)
+    assert p.returncode == 2 and p.stderr.startswith(b"bundlectl: unknown option --timeout")
+
+
 def test_unknown_bundle(tmp_path):
     spec = write_spec(tmp_path, "[a]\nargs = /bin/true\n")
     p = bundlectl("config", spec, "b", check=False)

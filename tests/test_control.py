@@ -4,17 +4,24 @@
 # bundlectl and `bundlefs --takeover` refuse a socket served by anyone but
 # the mount's owner; a mount whose FUSE device number an earlier mount's
 # daemon, still alive, also had gets a socket of its own, which clients
-# reach. (docs/security.md, "The control socket")
+# reach. No client holds another up, the socket serves on when the daemon
+# runs out of descriptors, and a client of a daemon that does not answer
+# gives up. (docs/security.md, "The control socket")
 import ctypes
+import itertools
 import json
 import os
+import pwd
+import resource
 import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
+import bfsmount
 from bfsmount import alive, control_socket, mount_device
 from conftest import BUNDLECTL, BUNDLEFS, bundlectl, run, stop_mount, wait_for, write_spec
 
@@ -93,6 +100,73 @@ def private_netns():
     yield
     assert libc.setns(saved, clone_newnet) == 0, os.strerror(ctypes.get_errno())
     os.close(saved)
+
+
+# Connects N times to a control socket as another user and sends nothing
+# (every other one half a request, "sta"); once told (a line on stdin),
+# waits until the daemon has closed every connection, and prints in how
+# long (seconds since they were all made), or "open K" after 10 s.
+HOLDER = r"""
+import socket, sys, time
+held = []
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    if i % 2:
+        s.sendall(b"sta")
+    s.setblocking(False)
+    held.append(s)
+t0 = time.monotonic()
+print("held", flush=True)
+sys.stdin.readline()
+while held and time.monotonic() < t0 + 10:
+    for s in list(held):
+        try:
+            if not s.recv(4096):
+                held.remove(s)
+        except BlockingIOError:
+            pass
+        except OSError:
+            held.remove(s)
+    time.sleep(0.01)
+print("open %d" % len(held) if held else "closed %.2f" % (time.monotonic() - t0), flush=True)
+sys.stdin.readline()
+"""
+
+
+class Holder:
+    """N idle connections to the control socket at `path`, made by USER."""
+
+    def __init__(self, path, n):
+        pw = pwd.getpwnam(USER)
+        self.proc = subprocess.Popen([sys.executable, "-c", HOLDER, path, str(n)],
+                                     user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline() == "held\n"
+
+    def closed_after(self):
+        """Seconds after which the daemon had closed them all (None: not
+        within 10 s)."""
+        self.proc.stdin.write("wait\n")
+        self.proc.stdin.flush()
+        word, n = self.proc.stdout.readline().split()
+        return float(n) if word == "closed" else None
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def timed(cmd, **kw):
+    t0 = time.monotonic()
+    p = run(cmd, check=False, timeout=120, **kw)
+    return p, time.monotonic() - t0
+
+
+def lowest_free_fd(pid):
+    """The descriptor number the process `pid` gets next."""
+    held = {int(f) for f in os.listdir("/proc/%d/fd" % pid)}
+    return next(i for i in itertools.count() if i not in held)
 
 
 def spec_of(tmp_path, tiny):
@@ -270,3 +344,129 @@ def test_a_daemon_holding_the_directory_lock_holds_up_no_other(tmp_path, tiny):
             m.cleanup()
     finally:
         os.close(held)
+
+
+def test_idle_clients_hold_no_one_up(mount, tmp_path, tiny):
+    # Another user's 20 connections that send nothing, or half a request,
+    # delay neither root's reload nor that user's own status, nor an
+    # upgrade: the daemon serves its clients side by side, and closes
+    # those that send no request within 2 s.
+    m = mount(spec_of(tmp_path, tiny))
+    ctl = control_socket(m.mountpoint)
+    reload = [BUNDLECTL, "reload", m.mountpoint]
+    their_status = ["runuser", "-u", USER, "--", BUNDLECTL, "status", m.mountpoint]
+    base = min(timed(reload)[1] for _ in range(3))
+    base_status = min(timed(their_status)[1] for _ in range(3))
+    idle = Holder(ctl, 20)
+    try:
+        p, took = timed(reload)
+        assert p.returncode == 0 and took < base + 1, (took, base, p.stderr)
+        p, took = timed(their_status)
+        assert p.returncode == 0 and took < base_status + 1, (took, base_status, p.stderr)
+        closed = idle.closed_after()
+        assert closed is not None and closed < 2 + 2, closed
+    finally:
+        idle.kill()
+    # An upgrade, with and without them.
+    p, base_up = timed([BUNDLEFS, "--takeover", m.mountpoint])
+    assert p.returncode == 0, p.stderr
+    idle = Holder(ctl, 20)
+    try:
+        p, took = timed([BUNDLEFS, "--takeover", m.mountpoint])
+        assert p.returncode == 0 and took < base_up + 2, (took, base_up, p.stderr)
+    finally:
+        idle.kill()
+    assert m.proc.wait(10) == 0
+    assert status(m, timeout=20)["upgrades"] == 2
+    stop_mount(m)
+
+
+def test_out_of_descriptors_the_socket_serves_on(mount, tmp_path, tiny):
+    # The daemon runs out of descriptors (its limit lowered under it): with
+    # room for two clients, another user's 20 idle connections take it, and
+    # root is served all the same (one of theirs makes room); with none at
+    # all, a client waits in the socket's queue, and is answered once
+    # descriptors are free again. The control socket serves on throughout.
+    m = mount(spec_of(tmp_path, tiny))
+    pid = m.proc.pid
+    ctl = control_socket(m.mountpoint)
+    limit = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    base = lowest_free_fd(pid)
+    waiting = None
+    try:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (base + 2, limit[1]))
+        idle = Holder(ctl, 20)
+        try:
+            p = bundlectl("status", "--json", m.mountpoint, check=False, timeout=60)
+            assert p.returncode == 0 and json.loads(p.stdout)["pid"] == pid, p.stderr
+        finally:
+            idle.kill()
+        wait_for(lambda: lowest_free_fd(pid) == base, "the idle clients' descriptors stay")
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (base, limit[1]))
+        waiting = subprocess.Popen([BUNDLECTL, "status", "--json", m.mountpoint],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: "control socket: cannot accept clients (Too many open files)"
+                 in m.stderr(), "the daemon does not say it cannot accept clients")
+        time.sleep(0.5)
+        assert waiting.poll() is None
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, limit)
+        if waiting:
+            try:
+                out, err = waiting.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                waiting.kill()
+                raise
+    assert waiting.returncode == 0 and json.loads(out)["pid"] == pid, err
+    wait_for(lambda: "control socket: accepting clients again" in m.stderr(),
+             "the daemon does not say it accepts clients again")
+    assert status(m)["pid"] == pid
+    assert os.listdir(m.path("t", "rootfs"))
+
+
+def test_clients_of_a_stopped_daemon_give_up(mount, tmp_path, tiny):
+    # A daemon that answers nothing (stopped): bundlectl fails after its
+    # timeout (10 s unless --timeout says otherwise), with a message that
+    # says so, and so does an upgrade; the daemon, once it goes on, serves
+    # as before.
+    m = mount(spec_of(tmp_path, tiny))
+    pid = m.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        asked = {
+            "status": [BUNDLECTL, "status", m.mountpoint],
+            "reload": [BUNDLECTL, "reload", "--timeout", "1.5", m.mountpoint],
+            "takeover": [BUNDLEFS, "--takeover", m.mountpoint],
+        }
+        procs = {k: subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True) for k, cmd in asked.items()}
+        t1 = time.monotonic()
+        assert bfsmount.status(m.mountpoint, timeout=1) is None
+        assert time.monotonic() - t1 < 1 + 1
+        done = {}
+        while len(done) < len(procs) and time.monotonic() < t0 + 60:
+            for k, p in procs.items():
+                if k not in done and p.poll() is not None:
+                    done[k] = (p.returncode, p.stderr.read(), time.monotonic() - t0)
+            time.sleep(0.01)
+        for k, p in procs.items():
+            if k not in done:
+                p.kill()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    rc, err, took = done["status"]
+    assert rc == 1 and 10 <= took < 10 + 3, done["status"]
+    assert err == ("bundlectl: %s: its daemon did not answer within 10 s: it is stopped or too "
+                   "busy (--timeout SECONDS waits longer)\n" % m.mountpoint), err
+    rc, err, took = done["reload"]
+    assert rc == 1 and 1.5 <= took < 1.5 + 3, done["reload"]
+    assert err.endswith("did not answer within 1.5 s: it is stopped or too busy (--timeout "
+                        "SECONDS waits longer); the reload may still be done\n"), err
+    rc, err, took = done["takeover"]
+    assert rc == 1 and took < 10 + 5, done["takeover"]
+    assert ("%s: the running daemon does not hand over: no answer within 10 s" % m.mountpoint
+            in err), err
+    # (What was asked meanwhile is answered to no one; the daemon serves on.)
+    assert status(m, timeout=20)["pid"] == pid
+    assert os.listdir(m.path("t", "rootfs"))

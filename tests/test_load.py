@@ -3,11 +3,13 @@
 import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 
-from conftest import BUNDLEFS, STORE, bfsmount, write_spec
+from conftest import BUNDLEFS, STORE, bfsmount, is_mounted, write_spec
 
 READER = r"""
 import hashlib, json, os, random, sys, time
@@ -121,8 +123,9 @@ def limited(tmp_path, soft, hard):
 
 
 def test_a_low_descriptor_limit_costs_no_errors(tmp_path, nix):
-    # 64 descriptors in all, 8 threads: the handle caches are sized from
-    # the limit, give descriptors back before taking new ones, and when the
+    # 64 descriptors in all (room for 7 of the 8 worker threads): the
+    # handle caches are sized from what the workers and the control socket
+    # leave, give descriptors back before taking new ones, and when the
     # process runs out anyway they are emptied and the open tried again.
     real = nix.build("realistic")
     reader, efile = expected_files(tmp_path, nix.closure(real))
@@ -134,6 +137,59 @@ def test_a_low_descriptor_limit_costs_no_errors(tmp_path, nix):
         drop_caches()
         assert read_all(reader, efile, rootfs, 1, 50, time.time() + 60) > 3000
         assert m.problems() == []
+
+
+LIMIT_REFUSED = re.compile(r"the descriptor limit is 32 \(hard limit 32\): too few to serve, "
+                           r"bundlefs needs at least (\d+) \(raise it: ulimit -n")
+
+
+def test_a_limit_too_low_to_serve_is_refused(tmp_path, nix):
+    # 32 descriptors are too few for a daemon whose workers each splice
+    # file data through a pipe of their own (libfuse's) besides the files
+    # they open, and which serves its control socket: it refuses to start,
+    # says what it needs, and mounts nothing. With that many, and with 64,
+    # it serves: 8 readers through the FUSE tree with passthrough off
+    # (every read spliced) see no error, and the status answers all along.
+    real = nix.build("realistic")
+    reader, efile = expected_files(tmp_path, nix.closure(real))
+    spec = write_spec(tmp_path, "[r]\nargs = %s/bin/python3\n" % real)
+    mnt = tmp_path / "refused"
+    mnt.mkdir()
+    p = subprocess.Popen([limited(tmp_path, 32, 32), "-f", "--data", "fuse", str(mnt), spec],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)])
+    refused = LIMIT_REFUSED.search(err)
+    assert p.returncode == 1 and refused, err
+    assert not is_mounted(str(mnt))
+    least = int(refused.group(1))
+    assert 32 < least <= 64
+    for n in (least, 64):
+        args = ("--no-passthrough", "--data", "fuse")
+        with bfsmount.Mount(limited(tmp_path, n, n), tmp_path / ("mnt%d" % n), spec, args) as m:
+            rootfs = m.path("r", "rootfs")
+            answers = []
+            done = threading.Event()
+
+            def ask():
+                while not done.is_set():
+                    answers.append(bfsmount.status(m.mountpoint) is not None)
+                    time.sleep(0.1)
+            asker = threading.Thread(target=ask)
+            asker.start()
+            try:
+                drop_caches()
+                assert read_all(reader, efile, rootfs, 8, 0, time.time() + 8) > 100
+            finally:
+                done.set()
+                asker.join()
+            assert answers and all(answers), answers
+            assert m.problems() == []
 
 
 def test_the_soft_descriptor_limit_is_raised(tmp_path, tiny):

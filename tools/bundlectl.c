@@ -3,6 +3,7 @@
  * directory (the way ociTools.buildContainer builds it). */
 #include "cli.h"
 #include "closure.h"
+#include "ctlsock.h"
 #include "layout.h"
 #include "materialize.h"
 #include "mountctl.h"
@@ -10,6 +11,7 @@
 #include "spec.h"
 #include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,8 @@ static const char usage_text[] =
     "                              remove the writable roots' state that no bundle\n"
     "                              of the spec uses and no container runs on\n"
     "\n"
-    "Every command takes --help and --version.\n"
+    "Every command takes --help and --version; those that talk to a mount's\n"
+    "daemon take --timeout SECONDS (default 10): how long to wait for it.\n"
     "Exit status: 0 success, 1 failure, 2 bad spec or bad usage.\n"
     "\n";
 
@@ -58,7 +61,7 @@ static const char *const cmd_usage[] = {
     "usage: bundlectl materialize [STORE OPTIONS] SPEC NAME DIR\n"
     "Writes bundle NAME to DIR (which must not exist) by copying its closure, as\n"
     "buildContainer does. On failure DIR is removed again.\n",
-    "usage: bundlectl status [--json] MOUNTPOINT\n"
+    "usage: bundlectl status [--json] [--timeout SECONDS] MOUNTPOINT\n"
     "Shows the bundlefs mount at MOUNTPOINT: its daemon (pid, spec, when it was\n"
     "loaded, state directory, uptime, nodes in memory, RSS) and each bundle (not\n"
     "yet resolved, resolving, ready, retrying or failed with its problems;\n"
@@ -66,20 +69,25 @@ static const char *const cmd_usage[] = {
     "on it; its root: ro, or a writable root mounted, unmounted or failed; for a\n"
     "closure not all in the store yet, how many paths are here, being realised,\n"
     "not here yet), and what substitution did. --json prints the status\n"
-    "document, version 1, whose every field bundlectl(1) lists (STATUS DOCUMENT).\n",
-    "usage: bundlectl reload MOUNTPOINT\n"
+    "document, version 1, whose every field bundlectl(1) lists (STATUS DOCUMENT).\n"
+    "A daemon that does not answer within --timeout SECONDS (default 10) fails\n"
+    "the command (exit status 1).\n",
+    "usage: bundlectl reload [--timeout SECONDS] MOUNTPOINT\n"
     "Makes the bundlefs mount at MOUNTPOINT read its spec again (as SIGHUP does)\n"
     "and waits for it. A spec with problems changes nothing: they are printed as\n"
-    "FILE:LINE: message and the exit status is 2.\n",
-    "usage: bundlectl reset MOUNTPOINT NAME\n"
+    "FILE:LINE: message and the exit status is 2. A daemon that does not answer\n"
+    "within --timeout SECONDS (default 10) fails the command (exit status 1; the\n"
+    "reload may still be done).\n",
+    "usage: bundlectl reset [--timeout SECONDS] MOUNTPOINT NAME\n"
     "Starts the writable root of bundle NAME (readonly = false) of the mount at\n"
     "MOUNTPOINT afresh: new containers see a clean root. Containers running on\n"
     "it keep what they see, and write on, until they exit; then what they wrote\n"
     "is removed from the mount's --state-dir. Exit status 2 when the spec has no\n"
     "bundle NAME or it is read-only (`bundlectl prune` removes the state of\n"
-    "bundles the spec no longer has).\n",
-    "usage: bundlectl prune [--dry-run] MOUNTPOINT\n"
-    "       bundlectl prune [--dry-run] --state-dir DIR\n"
+    "bundles the spec no longer has). --timeout SECONDS (default 10): how long\n"
+    "to wait for the daemon's answer.\n",
+    "usage: bundlectl prune [--dry-run] [--timeout SECONDS] MOUNTPOINT\n"
+    "       bundlectl prune [--dry-run] [--timeout SECONDS] --state-dir DIR\n"
     "Removes what containers wrote in writable roots that no bundle of the spec\n"
     "uses any more: bundles the spec of the mount at MOUNTPOINT no longer has (or\n"
     "that are read-only now), and the generations `bundlectl reset` left. Never\n"
@@ -87,7 +95,8 @@ static const char *const cmd_usage[] = {
     "a bundle's current one. With --state-dir, every mount point's state in DIR:\n"
     "a live mount's daemon prunes its own, and the state of a mount point no\n"
     "bundlefs serves goes whole, but what a container uses. Prints one line per\n"
-    "generation: removed, kept and why; --dry-run only says what would go.\n",
+    "generation: removed, kept and why; --dry-run only says what would go.\n"
+    "--timeout SECONDS (default 10): how long to wait for each daemon's answer.\n",
 };
 
 static void usage(FILE *f)
@@ -100,9 +109,22 @@ struct opts {
 	struct store st;
 	bool pretty, json, dry_run;
 	const char *state_dir; /* prune --state-dir */
+	int timeout_ms;	       /* status, reload, reset, prune: --timeout */
 	const char *pos[4];
 	int npos;
 };
+
+/* --timeout SECONDS: a decimal number, above 0 and at most a day. */
+static int parse_timeout(const char *s, int *ms)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || v > 86400)
+		return -1;
+	*ms = (int)(v * 1000 + 0.5) > 0 ? (int)(v * 1000 + 0.5) : 1;
+	return 0;
+}
 
 /* Parses the command's arguments. Returns -1 on a usage error, 1 when
  * --help or --version was answered, 0 otherwise. */
@@ -135,6 +157,19 @@ static int parse_args(int argc, char **argv, int cmd, struct opts *o)
 			}
 			if (!strcmp(a, "--dry-run") && cmd == 7) {
 				o->dry_run = true;
+				continue;
+			}
+			if (!strcmp(a, "--timeout") && cmd >= 4) {
+				if (i + 1 == argc ||
+				    parse_timeout(argv[i + 1], &o->timeout_ms) < 0) {
+					fprintf(stderr,
+						"bundlectl: --timeout needs a number of seconds, "
+						"above 0 "
+						"and at most 86400\n%s",
+						cmd_usage[cmd]);
+					return -1;
+				}
+				i++;
 				continue;
 			}
 			if (!strcmp(a, "--state-dir") && cmd == 7) {
@@ -329,7 +364,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	/* Store options may also come before the command. */
-	struct opts o = {0};
+	struct opts o = {.timeout_ms = CTLSOCK_TIMEOUT_MS};
 	store_init(&o.st);
 	int ci = 1;
 	for (; ci < argc && argv[ci][0] == '-'; ci++) {
@@ -370,17 +405,17 @@ int main(int argc, char **argv)
 			rc = cmd_check(&o);
 			break;
 		case 4:
-			rc = mountctl_status(o.pos[0], o.json);
+			rc = mountctl_status(o.pos[0], o.json, o.timeout_ms);
 			break;
 		case 5:
-			rc = mountctl_reload(o.pos[0]);
+			rc = mountctl_reload(o.pos[0], o.timeout_ms);
 			break;
 		case 6:
-			rc = mountctl_reset(o.pos[0], o.pos[1]);
+			rc = mountctl_reset(o.pos[0], o.pos[1], o.timeout_ms);
 			break;
 		case 7:
-			rc = o.state_dir ? mountctl_prune_dir(o.state_dir, o.dry_run)
-					 : mountctl_prune(o.pos[0], o.dry_run);
+			rc = o.state_dir ? mountctl_prune_dir(o.state_dir, o.dry_run, o.timeout_ms)
+					 : mountctl_prune(o.pos[0], o.dry_run, o.timeout_ms);
 			break;
 		default:
 			rc = cmd_bundle(&o, cmd);

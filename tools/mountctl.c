@@ -17,8 +17,9 @@
 #include <unistd.h>
 
 /* Sends `cmd` to the daemon serving `mountpoint`; returns its JSON reply
- * (parsed), or NULL after saying why on stderr. */
-static cJSON *request(const char *mountpoint, const char *cmd)
+ * (parsed), or NULL after saying why on stderr. A daemon that does not
+ * answer within `timeout_ms` fails it. */
+static cJSON *request(const char *mountpoint, const char *cmd, int timeout_ms)
 {
 	char *mnt = mounts_abspath(mountpoint);
 	struct mountent m;
@@ -32,7 +33,7 @@ static cJSON *request(const char *mountpoint, const char *cmd)
 	/* Only to the mount's own daemon: a socket served by another user is
 	 * refused before anything is sent. */
 	char *why;
-	int fd = ctlsock_connect(&m, &why);
+	int fd = ctlsock_connect(&m, timeout_ms, &why);
 	if (fd < 0) {
 		fprintf(stderr, "bundlectl: %s: %s\n", mnt, why);
 		free(why);
@@ -42,20 +43,35 @@ static cJSON *request(const char *mountpoint, const char *cmd)
 	free(mnt);
 	struct buf line = {0};
 	buf_addf(&line, "%s\n", cmd);
-	if (send(fd, line.data, line.len, MSG_NOSIGNAL) < 0) {
-		buf_free(&line);
-		close(fd);
-		perror("bundlectl: control socket");
+	struct buf reply = {0};
+	errint_t e = send(fd, line.data, line.len, MSG_NOSIGNAL) < 0 ? -errno : 0;
+	if (e == -EAGAIN)
+		e = -ETIMEDOUT;
+	if (e == 0)
+		e = ctlsock_read_answer(fd, timeout_ms, &reply);
+	buf_free(&line);
+	close(fd);
+	if (e == -ETIMEDOUT) {
+		/* (A change asked for may still be made: it was sent.) */
+		char verb[16];
+		snprintf(verb, sizeof(verb), "%.*s", (int)strcspn(cmd, " "), cmd);
+		fprintf(stderr,
+			"bundlectl: %s: its daemon did not answer within %g s: it is stopped or "
+			"too busy (--timeout SECONDS waits longer)",
+			mountpoint, timeout_ms / 1000.0);
+		if (strcmp(verb, "status"))
+			fprintf(stderr, "; the %s may still be done", verb);
+		fputc('\n', stderr);
+		buf_free(&reply);
 		return NULL;
 	}
-	buf_free(&line);
-	struct buf reply = {0};
-	char chunk[4096];
-	ssize_t n;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
-		buf_add(&reply, chunk, (size_t)n);
-	close(fd);
-	cJSON *doc = reply.data ? cJSON_Parse(reply.data) : NULL;
+	if (e < 0) {
+		fprintf(stderr, "bundlectl: %s: control socket: %s\n", mountpoint, strerror(-e));
+		buf_free(&reply);
+		return NULL;
+	}
+	buf_addc(&reply, 0);
+	cJSON *doc = reply.len > 1 ? cJSON_Parse(reply.data) : NULL;
 	buf_free(&reply);
 	if (!doc) {
 		fprintf(stderr, "bundlectl: %s: no answer from the daemon\n", mountpoint);
@@ -142,9 +158,9 @@ static const char *yes_no(const cJSON *v)
 	return cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? "yes" : "no") : "?";
 }
 
-int mountctl_status(const char *mountpoint, bool json)
+int mountctl_status(const char *mountpoint, bool json, int timeout_ms)
 {
-	cJSON *doc = request(mountpoint, "status");
+	cJSON *doc = request(mountpoint, "status", timeout_ms);
 	if (!doc)
 		return 1;
 	if (json) {
@@ -224,9 +240,9 @@ int mountctl_status(const char *mountpoint, bool json)
 	return 0;
 }
 
-int mountctl_reload(const char *mountpoint)
+int mountctl_reload(const char *mountpoint, int timeout_ms)
 {
-	cJSON *doc = request(mountpoint, "reload");
+	cJSON *doc = request(mountpoint, "reload", timeout_ms);
 	if (!doc)
 		return 1;
 	int rc = 0;
@@ -243,7 +259,7 @@ int mountctl_reload(const char *mountpoint)
 	return rc;
 }
 
-int mountctl_reset(const char *mountpoint, const char *name)
+int mountctl_reset(const char *mountpoint, const char *name, int timeout_ms)
 {
 	char req[320];
 	if (snprintf(req, sizeof(req), "reset %s", name) >= (int)sizeof(req) ||
@@ -251,7 +267,7 @@ int mountctl_reset(const char *mountpoint, const char *name)
 		fprintf(stderr, "bundlectl: \"%s\" is not a bundle name\n", name);
 		return 2;
 	}
-	cJSON *doc = request(mountpoint, req);
+	cJSON *doc = request(mountpoint, req, timeout_ms);
 	if (!doc)
 		return 1;
 	int rc = 0;
@@ -283,9 +299,9 @@ static void print_generation(const char *upper, double bytes, const char *kept, 
 }
 
 /* Asks the daemon serving `mountpoint` to prune. Returns the exit status. */
-static int prune_mount(const char *mountpoint, bool dry_run)
+static int prune_mount(const char *mountpoint, bool dry_run, int timeout_ms)
 {
-	cJSON *doc = request(mountpoint, dry_run ? "prune dry-run" : "prune");
+	cJSON *doc = request(mountpoint, dry_run ? "prune dry-run" : "prune", timeout_ms);
 	if (!doc)
 		return 1;
 	const cJSON *g;
@@ -304,9 +320,9 @@ static int prune_mount(const char *mountpoint, bool dry_run)
 	return rc;
 }
 
-int mountctl_prune(const char *mountpoint, bool dry_run)
+int mountctl_prune(const char *mountpoint, bool dry_run, int timeout_ms)
 {
-	return prune_mount(mountpoint, dry_run);
+	return prune_mount(mountpoint, dry_run, timeout_ms);
 }
 
 static void report_local(void *ctx, const char *upper, uint64_t bytes, const char *kept)
@@ -314,7 +330,7 @@ static void report_local(void *ctx, const char *upper, uint64_t bytes, const cha
 	print_generation(upper, (double)bytes, kept, *(bool *)ctx);
 }
 
-int mountctl_prune_dir(const char *state_dir, bool dry_run)
+int mountctl_prune_dir(const char *state_dir, bool dry_run, int timeout_ms)
 {
 	DIR *d = opendir(state_dir);
 	if (!d) {
@@ -337,7 +353,7 @@ int mountctl_prune_dir(const char *state_dir, bool dry_run)
 		/* A live mount knows which bundles its spec has: it prunes. */
 		struct mountent m;
 		if (mounts_at(mnt, &m) == 1 && mounts_is_bundlefs(&m)) {
-			int r = prune_mount(mnt, dry_run);
+			int r = prune_mount(mnt, dry_run, timeout_ms);
 			rc = rc ? rc : r;
 			free(mnt);
 			continue;
