@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -257,6 +258,9 @@ struct ctx {
 	bool substitute;      /* a root is not valid: follow the caches */
 	const char **invalid; /* those roots */
 	size_t ninvalid, invalidcap;
+	/* Paths the caches were followed from: not valid when asked, whatever
+	 * was on disk (base -> base, the set's own strings). */
+	struct strmap not_valid;
 };
 
 __attribute__((format(printf, 3, 4))) static void add(struct ctx *c, enum diag_about about,
@@ -613,12 +617,15 @@ static int from_subst(struct ctx *c, const char **roots, size_t nroots)
 			for (size_t i = 0; i < n && !c->bad; i++) {
 				char *err = NULL, *path = xasprintf("%s/%s", st->dir, level[i]);
 				int rc = nixdb_valid(r->db, path, &err);
-				if (rc == 1)
-					set_add(&local, level[i], strlen(level[i]));
-				else if (rc == 0)
+				size_t len = strlen(level[i]);
+				if (rc == 1) {
+					set_add(&local, level[i], len);
+				} else if (rc == 0) {
 					absent[nabsent++] = level[i];
-				else
+					strmap_put(&c->not_valid, level[i], len, (void *)level[i]);
+				} else {
 					fail_for_now(c, c->b->line, "%s", err);
+				}
 				free(err);
 				free(path);
 			}
@@ -688,12 +695,110 @@ static int from_subst(struct ctx *c, const char **roots, size_t nroots)
 
 /* ------------------------------------------------------------------------- */
 
+struct valid_set {
+	struct ctx *c;
+	struct strmap *valid;
+};
+
+static void add_valid(void *ctx, const char *path)
+{
+	struct valid_set *v = ctx;
+	const char *base = store_path_base(v->c->r->st, path);
+	size_t len = base ? strlen(base) : 0;
+	/* (keyed by the set's own copy: the map keeps no copy of its keys) */
+	const char *known = base ? strmap_get(&v->c->set.map, base, len) : NULL;
+	if (known)
+		strmap_put(v->valid, known, len, (void *)known);
+}
+
+/* Nix holds `<path>.lock` while it writes a store path (a substitution, a
+ * build), and a substitution that failed leaves it: a closure file's path
+ * on disk with one beside it may be half written. */
+static bool locked(struct resolver *r, const char *base)
+{
+	char lock[PATH_MAX];
+	struct stat sb;
+	return (size_t)snprintf(lock, sizeof(lock), "%s.lock", base) < sizeof(lock) &&
+	       fstatat(r->storefd, lock, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Which of `n` paths (base names of the set) are valid in Nix's database,
+ * into `valid`; none when it cannot be read. */
+static void valid_in_db(struct ctx *c, const char *const *bases, size_t n, struct strmap *valid)
+{
+	struct resolver *r = c->r;
+	const struct store *st = r->st;
+	if (!st->db || !n)
+		return;
+	char **paths = xreallocarray(NULL, n, sizeof(*paths));
+	for (size_t i = 0; i < n; i++)
+		paths[i] = xasprintf("%s/%s", st->dir, bases[i]);
+	char *err = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (!r->db) {
+		/* (Never one on a bundlefs mount: see use_db.) */
+		char *mnt = NULL;
+		int fd = fsguard_open(st->db, O_PATH, &mnt);
+		free(mnt);
+		if (fd >= 0) {
+			close(fd);
+			bool busy;
+			r->db = nixdb_open(st->db, &err, &busy);
+		}
+	}
+	if (r->db) {
+		struct valid_set v = {c, valid};
+		free(err);
+		err = NULL;
+		nixdb_valid_each(r->db, (const char *const *)paths, n, add_valid, &v, &err);
+		if (nixdb_is_snapshot(r->db)) {
+			nixdb_close(r->db);
+			r->db = NULL;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	free(err);
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
 /* Lists the closure's store entries with their attributes. Entries not in
- * the store may be absent (st_mode 0) when a cache has them. */
+ * the store may be absent (st_mode 0) when a cache has them.
+ *
+ * With substitution, so may entries on disk that are not valid: a path
+ * being substituted (the bundle's command, which its first use started
+ * realising; a path another bundle's prefetch realises) or what a
+ * substitution Nix refused left. Served as found, a half-written path
+ * would answer ENOENT for names not written yet, which the kernel keeps,
+ * and a file would keep the size it had; absent, it is realised before it
+ * is served. The caches' source knows which paths were not valid; of a
+ * closure file's (which needs no database), those with a lock beside them
+ * are asked of the database. */
 static void describe(struct ctx *c, struct closure *out)
 {
 	struct resolver *r = c->r;
 	const struct store *st = r->st;
+	bool subst = r->subst && !strcmp(st->real, st->dir);
+	/* A closure file's paths on disk that Nix may be writing, and which
+	 * of them are valid. */
+	struct strmap suspect = {0}, valid = {0};
+	if (subst && c->b->closure) {
+		const char **v = NULL;
+		size_t n = 0, vcap = 0;
+		for (size_t i = 0; i < c->set.n; i++) {
+			const char *base = c->set.v[i];
+			struct stat sb;
+			if (locked(r, base) &&
+			    fstatat(r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+				GROW(v, n, vcap);
+				v[n++] = base;
+				strmap_put(&suspect, base, strlen(base), (void *)base);
+			}
+		}
+		valid_in_db(c, v, n, &valid);
+		free(v);
+	}
 	if (c->set.n > 1)
 		qsort(c->set.v, c->set.n, sizeof(*c->set.v), cmp_str);
 	out->n = c->set.n;
@@ -701,16 +806,30 @@ static void describe(struct ctx *c, struct closure *out)
 	out->st = arena_alloc(&out->arena, (out->n + 1) * sizeof(*out->st));
 	memset(out->st, 0, (out->n + 1) * sizeof(*out->st));
 	const char **missing = NULL;
-	size_t nmissing = 0, cap = 0;
+	bool *on_disk = NULL; /* of each missing path: there, but not valid */
+	size_t nmissing = 0, cap = 0, ondisk_cap = 0;
 	for (size_t i = 0; i < out->n; i++) {
 		const char *base = c->set.v[i];
+		size_t len = strlen(base);
 		struct stat sb;
 		out->base[i] = base;
-		if (fstatat(r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		bool there = fstatat(r->storefd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+		if (there && subst &&
+		    (strmap_get(&c->not_valid, base, len) ||
+		     (strmap_get(&suspect, base, len) && !strmap_get(&valid, base, len)))) {
+			GROW(missing, nmissing, cap);
+			GROW(on_disk, nmissing, ondisk_cap);
+			on_disk[nmissing] = true;
+			missing[nmissing++] = base;
+			continue;
+		}
+		if (!there) {
 			unsigned line = path_line(st, c->b, base);
 			const char *key = root_key(st, c->b, base, true);
-			if (errno == ENOENT && r->subst && !strcmp(st->real, st->dir)) {
+			if (errno == ENOENT && subst) {
 				GROW(missing, nmissing, cap);
+				GROW(on_disk, nmissing, ondisk_cap);
+				on_disk[nmissing] = false;
 				missing[nmissing++] = base;
 			} else if (errno == ENOENT) {
 				fail_for_now(c, line, "%s: %s/%s: missing from the store", key,
@@ -732,9 +851,10 @@ static void describe(struct ctx *c, struct closure *out)
 	 * the closure came from the caches: they remember). */
 	struct subst *s = nmissing && !c->bad ? caches(c) : NULL;
 	for (size_t i = 0; i < nmissing && !s && !c->bad; i++)
-		fail_for_now(c, path_line(st, c->b, missing[i]),
-			     "%s: %s/%s: missing from the store",
-			     root_key(st, c->b, missing[i], true), st->dir, missing[i]);
+		fail_for_now(c, path_line(st, c->b, missing[i]), "%s: %s/%s: %s",
+			     root_key(st, c->b, missing[i], true), st->dir, missing[i],
+			     on_disk[i] ? "not valid in the Nix database"
+					: "missing from the store");
 	if (s) {
 		const struct narinfo **ni = xreallocarray(NULL, nmissing, sizeof(*ni));
 		char **why = xreallocarray(NULL, nmissing, sizeof(*why));
@@ -744,16 +864,21 @@ static void describe(struct ctx *c, struct closure *out)
 				out->nabsent++;
 			else
 				cache_fail(c, path_line(st, c->b, missing[i]),
-					   "%s: %s/%s: missing from the store, and no substituter "
-					   "has it (%s)",
+					   "%s: %s/%s: %s, and no substituter has it (%s)",
 					   root_key(st, c->b, missing[i], true), st->dir,
-					   missing[i], why[i]);
+					   missing[i],
+					   on_disk[i] ? "not valid in the Nix database"
+						      : "missing from the store",
+					   why[i]);
 			free(why[i]);
 		}
 		free(why);
 		free(ni);
 	}
 	free(missing);
+	free(on_disk);
+	strmap_free(&suspect);
+	strmap_free(&valid);
 }
 
 /* Resolves into `out`; the resolver lock is taken only around what it
@@ -833,6 +958,7 @@ int closure_resolve(struct resolver *r, const struct spec *sp, const struct bund
 	x.set.a = &c->arena;
 	resolve(&x, c);
 	set_free(&x.set);
+	strmap_free(&x.not_valid);
 	free(x.invalid);
 	if (x.bad) {
 		arena_free(&c->arena);

@@ -12,7 +12,9 @@
  * closure is followed through the caches' narinfo (References) from the
  * paths that are not valid, and through the database from those that
  * are; a closure file may list absent paths that a cache has. Such paths
- * are listed with st_mode 0 ("absent"), to be realised on first use. */
+ * are listed with st_mode 0 ("absent"), to be realised on first use; so
+ * is a path on disk that is not valid (being substituted, or left by a
+ * substitution Nix refused), which may be half written. */
 #ifndef BUNDLEFS_CLOSURE_H
 #define BUNDLEFS_CLOSURE_H
 

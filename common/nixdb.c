@@ -132,6 +132,40 @@ int nixdb_valid(struct nixdb *n, const char *path, char **err)
 	return failed(n, rc, err);
 }
 
+int nixdb_valid_each(struct nixdb *n, const char *const *paths, size_t count,
+		     void (*fn)(void *ctx, const char *path), void *ctx, char **err)
+{
+	/* (In chunks well below SQLite's limit of parameters.) */
+	enum { CHUNK = 500 };
+	for (size_t at = 0; at < count; at += CHUNK) {
+		size_t k = count - at < CHUNK ? count - at : CHUNK;
+		struct buf q = {0};
+		buf_adds(&q, "SELECT path FROM ValidPaths WHERE path IN (");
+		for (size_t i = 0; i < k; i++)
+			buf_adds(&q, i ? ",?" : "?");
+		buf_adds(&q, ")");
+		sqlite3_stmt *st = NULL;
+		int rc = sqlite3_prepare_v2(n->db, q.data, -1, &st, NULL);
+		buf_free(&q);
+		if (rc == SQLITE_OK) {
+			for (size_t i = 0; i < k; i++)
+				sqlite3_bind_text(st, (int)i + 1, paths[at + i], -1, SQLITE_STATIC);
+			while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+				const char *p = (const char *)sqlite3_column_text(st, 0);
+				if (p)
+					fn(ctx, p);
+			}
+		}
+		if (rc != SQLITE_DONE) {
+			int r = failed(n, rc, err);
+			sqlite3_finalize(st);
+			return r;
+		}
+		sqlite3_finalize(st);
+	}
+	return 0;
+}
+
 int nixdb_closure(struct nixdb *n, const char *const *paths, size_t count,
 		  void (*fn)(void *ctx, const char *path), void *ctx, char **err)
 {

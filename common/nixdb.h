@@ -28,6 +28,11 @@ bool nixdb_is_snapshot(const struct nixdb *db);
 /* Is `path` a valid path? Returns 1, 0, or a negative value with *err set:
  * -2 when the database was busy (locked by a writer), else -1. */
 int nixdb_valid(struct nixdb *db, const char *path, char **err);
+/* Calls fn for each of the given paths (full paths) that is valid, in
+ * chunks of a few hundred per query. Returns 0, or -2 (busy) or -1 with
+ * *err set. */
+int nixdb_valid_each(struct nixdb *db, const char *const *paths, size_t n,
+		     void (*fn)(void *ctx, const char *path), void *ctx, char **err);
 /* Calls fn for every path in the closure of the given valid paths (full
  * paths), in one recursive query. Returns 0, or -2 (busy) or -1 with *err
  * set. */

@@ -392,6 +392,58 @@ def test_a_corrupt_nar_answers_eio_and_the_rest_serves(absent, mount, tmp_path):
                                                                    len(c.closure) - len(here))
 
 
+@pytest.mark.parametrize("source", ["caches", "closure file"])
+def test_a_path_on_disk_but_not_valid_is_realised_before_it_is_served(absent, mount, tmp_path,
+                                                                      source):
+    # A path being substituted when the closure is resolved (the bundle's
+    # command, which its first use starts realising) is on disk, half
+    # written, and not valid yet. Served as it was then, a name not written
+    # yet would answer ENOENT, which the kernel keeps for good, and a file
+    # would keep the size it had. It is absent, realised before it is
+    # served. Made here the way Nix leaves a substitution it refused (a
+    # corrupt archive): on disk, not valid.
+    c = absent
+    p = subprocess.run(["nix-store", "--realise", c.script, "--option", "substituters",
+                        "file://%s" % c.corrupt], env=c.env(), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    assert p.returncode != 0 and b"hash mismatch" in p.stderr, p.stderr
+    assert os.path.lexists(c.script) and not valid(c.script)
+    extra = ""
+    if source == "closure file":
+        # (Nix's lock beside it, held while it writes a path, and left by
+        # a substitution that failed: what sends a closure file's path to
+        # the database.)
+        assert os.path.exists(c.script + ".lock")
+        cfile = tmp_path / "closure"
+        cfile.write_text("".join(p + "\n" for p in c.closure))
+        extra = "closure = %s\n" % cfile
+    m = mount(hello_spec(tmp_path, c, extra), "--substituter", "file://%s" % c.signed,
+              "--prefetch", "0", env=c.env())
+    with open(m.path("h", "rootfs") + c.script + "/bin/greet", "rb") as f:
+        served = f.read()
+    assert valid(c.script)
+    with open(c.script + "/bin/greet", "rb") as f:
+        assert served == f.read()
+    assert m.status()["substitution"]["realised"] >= 1
+
+
+def test_a_closure_file_of_valid_paths_is_served_without_the_database(app, mount, nix, tmp_path):
+    # A closure file needs no database: none is opened for one whose paths
+    # are here (SQLite would write its shared-memory index), substitution on.
+    cfile = tmp_path / "closure"
+    cfile.write_text("".join(p + "\n" for p in nix.closure(app)))
+    m = mount(write_spec(tmp_path, "[b]\nargs = %s/bin/app\nclosure = %s\nreadonly = true\n"
+                         % (app, cfile)))
+    assert sorted(os.listdir(m.path("b", "rootfs") + "/nix/store")) == \
+        sorted(os.path.basename(p) for p in nix.closure(app))
+    with open(m.path("b", "rootfs") + app + "/bin/app", "rb") as f:
+        assert f.read() == open(app + "/bin/app", "rb").read()
+    assert m.status()["substitution"]["on"] is True
+    pid = m.pids()[0]
+    opened = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
+    assert not [f for f in opened if "db.sqlite" in f], opened
+
+
 def test_a_path_the_cache_lost_is_reported_in_nix_s_words(absent, mount, tmp_path):
     c = absent
     cache = tmp_path / "cache"
