@@ -216,6 +216,24 @@ def ext4(tmp_path):
     subprocess.run(["umount", "-l", str(point)])
 
 
+def two_store_paths(tmp_path, top):
+    """A store of its own under `top`: store paths a and b, and a spec of
+    bundle x (closure: a) and bundle y (closure: b), served by the FUSE
+    tree. Returns (store, a, b, spec)."""
+    store = top / "nix" / "store"
+    a, b = store / ("a" * 32 + "-a"), store / ("b" * 32 + "-b")
+    for d in (a, b):
+        d.mkdir(parents=True)
+    closures = {}
+    for name, path in (("x", a), ("y", b)):
+        closures[name] = tmp_path / (name + ".closure")
+        closures[name].write_text(STORE + "/" + path.name + "\n")
+    spec = write_spec(tmp_path, "".join(
+        "[%s]\nargs = %s/%s/f\nclosure = %s\nreadonly = true\ndata = fuse\n"
+        % (n, STORE, p.name, closures[n]) for n, p in (("x", a), ("y", b))))
+    return store, a, b, spec
+
+
 @pytest.mark.skipif(not BUILT, reason="this build has no passthrough")
 def test_an_inode_number_reused_in_another_bundle_is_never_read_for_it(ext4, tmp_path, mount):
     # Bundle x opens its file A/secret, whose backing id is then let go
@@ -224,19 +242,9 @@ def test_an_inode_number_reused_in_another_bundle_is_never_read_for_it(ext4, tmp
     # kernel still knows x's node, and a new file of bundle y takes its
     # inode number and is opened by y: a backing id under the same
     # (device, inode). x's next open must never be y's file.
-    store = ext4 / "nix" / "store"
-    a, b = store / ("a" * 32 + "-a"), store / ("b" * 32 + "-b")
-    for d in (a, b):
-        d.mkdir(parents=True)
+    store, a, b, spec = two_store_paths(tmp_path, ext4)
     (a / "secret").write_bytes(b"the bytes of bundle x\n")
     (b / "filler").write_bytes(b"filler\n")
-    closures = {}
-    for name, path in (("x", a), ("y", b)):
-        closures[name] = tmp_path / (name + ".closure")
-        closures[name].write_text(STORE + "/" + path.name + "\n")
-    spec = write_spec(tmp_path, "".join(
-        "[%s]\nargs = %s/%s/f\nclosure = %s\nreadonly = true\ndata = fuse\n"
-        % (n, STORE, p.name, closures[n]) for n, p in (("x", a), ("y", b))))
     m = mount(spec, "--real-store", str(store), "--db", "none", "--gcroots", "none",
               "--passthrough-files", "0")
     secret = m.path("x", "rootfs") + STORE + "/" + a.name + "/secret"
@@ -276,19 +284,9 @@ def test_a_store_path_deleted_takes_no_file_from_another(tmp_path, mount):
     # makes), each in the closure of one bundle. Once bundle x has looked
     # its file up, deleting x's store path (nothing roots it: --gcroots
     # none) must leave bundle y its file, open and opened again.
-    store = tmp_path / "nix" / "store"
-    a, b = store / ("a" * 32 + "-a"), store / ("b" * 32 + "-b")
-    a.mkdir(parents=True)
-    b.mkdir()
+    store, a, b, spec = two_store_paths(tmp_path, tmp_path)
     (a / "lib").write_bytes(b"one library, two store paths\n")
     os.link(a / "lib", b / "lib")
-    closures = {}
-    for name, path in (("x", a), ("y", b)):
-        closures[name] = tmp_path / (name + ".closure")
-        closures[name].write_text(STORE + "/" + path.name + "\n")
-    spec = write_spec(tmp_path, "".join(
-        "[%s]\nargs = %s/%s/f\nclosure = %s\nreadonly = true\ndata = fuse\n"
-        % (n, STORE, p.name, closures[n]) for n, p in (("x", a), ("y", b))))
     m = mount(spec, "--real-store", str(store), "--db", "none", "--gcroots", "none")
     x = m.path("x", "rootfs") + STORE + "/" + a.name + "/lib"
     y = m.path("y", "rootfs") + STORE + "/" + b.name + "/lib"
