@@ -132,6 +132,26 @@ int nixdb_valid(struct nixdb *n, const char *path, char **err)
 	return failed(n, rc, err);
 }
 
+/* Prepares `head` "(?,?,...)" `tail` with the k paths bound to its
+ * parameters. Returns SQLite's code (the statement in *st either way). */
+static int prepare_in(struct nixdb *n, const char *head, const char *tail, const char *const *paths,
+		      size_t k, sqlite3_stmt **st)
+{
+	struct buf q = {0};
+	buf_adds(&q, head);
+	buf_addc(&q, '(');
+	for (size_t i = 0; i < k; i++)
+		buf_adds(&q, i ? ",?" : "?");
+	buf_addc(&q, ')');
+	buf_adds(&q, tail);
+	*st = NULL;
+	int rc = sqlite3_prepare_v2(n->db, q.data, -1, st, NULL);
+	buf_free(&q);
+	for (size_t i = 0; rc == SQLITE_OK && i < k; i++)
+		sqlite3_bind_text(*st, (int)i + 1, paths[i], -1, SQLITE_STATIC);
+	return rc;
+}
+
 int nixdb_valid_each(struct nixdb *n, const char *const *paths, size_t count,
 		     void (*fn)(void *ctx, const char *path), void *ctx, char **err)
 {
@@ -139,17 +159,10 @@ int nixdb_valid_each(struct nixdb *n, const char *const *paths, size_t count,
 	enum { CHUNK = 500 };
 	for (size_t at = 0; at < count; at += CHUNK) {
 		size_t k = count - at < CHUNK ? count - at : CHUNK;
-		struct buf q = {0};
-		buf_adds(&q, "SELECT path FROM ValidPaths WHERE path IN (");
-		for (size_t i = 0; i < k; i++)
-			buf_adds(&q, i ? ",?" : "?");
-		buf_adds(&q, ")");
-		sqlite3_stmt *st = NULL;
-		int rc = sqlite3_prepare_v2(n->db, q.data, -1, &st, NULL);
-		buf_free(&q);
+		sqlite3_stmt *st;
+		int rc = prepare_in(n, "SELECT path FROM ValidPaths WHERE path IN ", "", paths + at,
+				    k, &st);
 		if (rc == SQLITE_OK) {
-			for (size_t i = 0; i < k; i++)
-				sqlite3_bind_text(st, (int)i + 1, paths[at + i], -1, SQLITE_STATIC);
 			while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 				const char *p = (const char *)sqlite3_column_text(st, 0);
 				if (p)
@@ -172,19 +185,13 @@ int nixdb_closure(struct nixdb *n, const char *const *paths, size_t count,
 	/* One statement: the roots as parameters, a recursive walk of Refs
 	 * (a spec names a handful of roots, far below SQLite's limit of
 	 * parameters). */
-	struct buf q = {0};
-	buf_adds(&q, "WITH RECURSIVE c(id) AS (SELECT id FROM ValidPaths WHERE path IN (");
-	for (size_t i = 0; i < count; i++)
-		buf_adds(&q, i ? ",?" : "?");
-	buf_adds(&q, ") UNION SELECT r.reference FROM Refs r JOIN c ON r.referrer = c.id) "
-		     "SELECT v.path FROM c JOIN ValidPaths v ON v.id = c.id");
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(n->db, q.data, -1, &st, NULL);
-	buf_free(&q);
+	sqlite3_stmt *st;
+	int rc = prepare_in(n, "WITH RECURSIVE c(id) AS (SELECT id FROM ValidPaths WHERE path IN ",
+			    " UNION SELECT r.reference FROM Refs r JOIN c ON r.referrer = c.id) "
+			    "SELECT v.path FROM c JOIN ValidPaths v ON v.id = c.id",
+			    paths, count, &st);
 	if (rc != SQLITE_OK)
 		goto fail;
-	for (size_t i = 0; i < count; i++)
-		sqlite3_bind_text(st, (int)i + 1, paths[i], -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *p = (const char *)sqlite3_column_text(st, 0);
 		if (p)
@@ -209,20 +216,14 @@ int nixdb_nar_size(struct nixdb *n, const char *const *paths, size_t count, uint
 	*known = 0;
 	for (size_t at = 0; at < count; at += CHUNK) {
 		size_t k = count - at < CHUNK ? count - at : CHUNK;
-		struct buf q = {0};
-		buf_adds(&q, "SELECT coalesce(sum(narSize), 0), count(narSize) FROM ValidPaths "
-			     "WHERE path IN (");
-		for (size_t i = 0; i < k; i++)
-			buf_adds(&q, i ? ",?" : "?");
-		buf_adds(&q, ")");
-		sqlite3_stmt *st = NULL;
-		int rc = sqlite3_prepare_v2(n->db, q.data, -1, &st, NULL);
-		buf_free(&q);
-		if (rc == SQLITE_OK) {
-			for (size_t i = 0; i < k; i++)
-				sqlite3_bind_text(st, (int)i + 1, paths[at + i], -1, SQLITE_STATIC);
+		sqlite3_stmt *st;
+		int rc =
+		    prepare_in(n,
+			       "SELECT coalesce(sum(narSize), 0), count(narSize) FROM ValidPaths "
+			       "WHERE path IN ",
+			       "", paths + at, k, &st);
+		if (rc == SQLITE_OK)
 			rc = sqlite3_step(st);
-		}
 		if (rc != SQLITE_ROW) {
 			int r = failed(n, rc, err);
 			sqlite3_finalize(st);
